@@ -1,0 +1,1 @@
+"""Prefect flows (DAG wiring only) and the ltrr command line."""

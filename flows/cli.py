@@ -1,0 +1,199 @@
+"""The ``ltrr`` command line (Typer). Every command takes ``--config``.
+
+Heavy modules are imported inside commands, after the offline environment is applied, so
+``ltrr --help`` is instant and nothing reaches for the network or $HOME.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ltrr_core.config import DEFAULT_CONFIG, Settings, load_settings
+from ltrr_core.env import apply_offline_env
+
+app = typer.Typer(help="ltrr: learning to rank and retrieve.", no_args_is_help=True, add_completion=False)
+console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml)")
+]
+_state: dict[str, Optional[Path]] = {"config": None}
+
+
+@app.callback()
+def _main(config: ConfigOption = None) -> None:
+    _state["config"] = config
+
+
+def _settings(config: Optional[Path]) -> Settings:
+    path = config or _state["config"] or DEFAULT_CONFIG
+    try:
+        settings = load_settings(path)
+    except Exception as error:  # noqa: BLE001 - shown to the operator as one clear line
+        console.print(f"[red]invalid configuration {path}:[/red] {error}")
+        raise typer.Exit(2) from error
+    apply_offline_env(settings.data_dir)
+    return settings
+
+
+def _config_arg(config: Optional[Path]) -> str:
+    return str(config or _state["config"] or DEFAULT_CONFIG)
+
+
+@app.command("content-understanding")
+def content_understanding_cmd(config: ConfigOption = None) -> None:
+    """Ingest the real sources, apply the catalog contract, add structure, publish a version."""
+    _settings(config)
+    from flows.content_understanding import content_understanding
+
+    manifest = _run_flow(content_understanding, _config_arg(config))
+    console.print(f"catalog {manifest['version']}: {manifest['n_entities']} entities, "
+                  f"diff {manifest['diff']}, quarantined {manifest['n_quarantined']}")
+
+
+@app.command("build-indexes")
+def build_indexes_cmd(config: ConfigOption = None) -> None:
+    """Build BM25 and the Lance vector table (incremental) from the published catalog."""
+    _settings(config)
+    from flows.build_indexes import build_indexes
+
+    manifest = _run_flow(build_indexes, _config_arg(config))
+    vectors = manifest["vectors"]
+    console.print(f"build {manifest['build_id']}: {vectors['n_vectors']} vectors "
+                  f"({vectors['n_encoded']} encoded), ANN {vectors['ann']['kind']} {vectors['ann_recall']}")
+
+
+def _run_flow(flow, config_path: str):
+    from ltrr_core.contracts import ContractViolation
+
+    try:
+        return flow(config_path)
+    except ContractViolation as violation:
+        console.print(f"[red]{violation}[/red]")
+        raise typer.Exit(1) from violation
+
+
+@app.command()
+def search(
+    query: Annotated[str, typer.Argument(help="what a person would type")],
+    k: Annotated[int, typer.Option("-k", help="results to show")] = 10,
+    config: ConfigOption = None,
+) -> None:
+    """Hybrid search: every strategy, fused; shows which strategy found each result."""
+    settings = _settings(config)
+    from ltrr_core.retrieval.searcher import entity_lookup, load_searcher
+
+    searcher = load_searcher(settings)
+    result = searcher.search(query, k=settings.retrieval.k)
+    _print_results(result, entity_lookup(settings), k)
+
+
+def _print_results(result, entities, k: int) -> None:
+    table = Table(title=f"results for {result.query.text!r}")
+    for column in ("#", "type", "title", "artists", "found by (rank, score)", "fused"):
+        table.add_column(column)
+    for position, candidate in enumerate(result.fused[:k], start=1):
+        row = entities.loc[candidate.entity_id]
+        found = ", ".join(f"{s} (#{r}, {sc:.3f})" for s, (r, sc) in candidate.found_by.items())
+        table.add_row(str(position), row["type"], str(row["title"]), ", ".join(row["artists"] or []), found,
+                      f"{candidate.score:.4f}")
+    Console().print(table)
+
+
+@app.command("eval")
+def eval_cmd(
+    queries: Annotated[Path, typer.Option("--queries", help="CPCD-style TSV: search_query, track_id, label")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Evaluate lexical, semantic and hybrid retrieval on labelled queries against the built indexes."""
+    settings = _settings(config)
+    from ltrr_core.eval.datasets import load_cpcd_queries
+    from ltrr_core.eval.offline import evaluate_searcher
+    from ltrr_core.retrieval.searcher import load_searcher
+
+    labelled = load_cpcd_queries(queries)
+    result = evaluate_searcher(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
+    _emit(result, as_json)
+
+
+@app.command("eval-beir")
+def eval_beir_cmd(
+    directory: Annotated[Path, typer.Argument(help="BEIR folder: corpus.jsonl, queries.jsonl, qrels/test.tsv")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    split: Annotated[str, typer.Option(help="qrels split")] = "test",
+    config: ConfigOption = None,
+) -> None:
+    """Index a BEIR corpus in a temporary place and evaluate every strategy on it."""
+    settings = _settings(config)
+    from ltrr_core.eval.beir import evaluate_beir
+
+    _emit(evaluate_beir(settings, directory, split), as_json)
+
+
+def _emit(result: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"{result['n_queries']} queries")
+    metrics = list(next(iter(result["strategies"].values())))
+    table.add_column("strategy")
+    for metric in metrics:
+        table.add_column(metric)
+    for name, values in result["strategies"].items():
+        table.add_row(name, *[f"{values[m]:.4f}" for m in metrics])
+    Console().print(table)
+
+
+DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "chill 80s female vocalists", "christmas songs", "toby keith santa"]
+
+
+@app.command()
+def demo(config: ConfigOption = None) -> None:
+    """Ingest the real data, run both flows, print example searches and the CPCD evaluation."""
+    settings = _settings(config)
+    from flows.build_indexes import build_indexes
+    from flows.content_understanding import content_understanding
+    from ltrr_core.eval.datasets import load_cpcd_queries
+    from ltrr_core.eval.offline import evaluate_searcher
+    from ltrr_core.retrieval.searcher import entity_lookup, load_searcher
+
+    console.rule("content_understanding flow")
+    _run_flow(content_understanding, _config_arg(config))
+    console.rule("build_indexes flow")
+    _run_flow(build_indexes, _config_arg(config))
+    searcher = load_searcher(settings)
+    entities = entity_lookup(settings)
+    for query in DEMO_QUERIES:
+        _print_results(searcher.search(query), entities, 5)
+    console.rule("evaluation on CPCD search queries (label 1 = liked)")
+    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels))
+    _emit(evaluate_searcher(searcher, labelled, settings.eval.metrics, settings.eval.depth), as_json=False)
+
+
+@app.command()
+def bench(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file for the results table")] = Path("bench/RESULTS.md"),
+    config: ConfigOption = None,
+) -> None:
+    """Measure ingest, index builds, embedding throughput and query latency (real and 1M generated)."""
+    settings = _settings(config)
+    from ltrr_core.bench.run import run_benchmarks
+
+    run_benchmarks(settings, out)
+    console.print(f"wrote {out}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

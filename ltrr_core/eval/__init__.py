@@ -1,0 +1,1 @@
+"""Offline evaluation: labelled query sets, BEIR folders, IR metrics via ranx."""

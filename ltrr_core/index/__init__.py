@@ -1,0 +1,1 @@
+"""Index builds: BM25 (bm25s), vectors (Lance), and the build manifest."""

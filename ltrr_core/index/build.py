@@ -1,0 +1,156 @@
+"""Index builds from a published catalog version, and the build manifest.
+
+Layout under ``<data_dir>/indexes``::
+
+    lance/                       the Lance database (the vector table keeps its own versions)
+    builds/<build_id>/bm25/      the bm25s index of this build
+    builds/<build_id>/manifest.json
+    CURRENT                      the build that search reads
+
+A build is staged under ``builds/.staging-<build_id>`` by the (concurrent) BM25 and vector
+steps, then renamed and pointed at by ``publish_build``; a failure before that leaves the
+previous build serving. The manifest pins the Lance table version, so the vector table can
+move on while an older build is still read.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import time
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .. import schema as S
+from ..config import Settings
+from ..durable import checksum_tree, read_json, read_pointer, write_json_atomic, write_pointer
+from .bm25 import BM25Index, BM25Settings, weighted_document
+from .documents import document_fields, embedding_text
+from .vector import build_ann_index, measure_recall, open_db, update_vectors
+
+MANIFEST_VERSION = "1.0"
+
+
+class IndexNotBuilt(FileNotFoundError):
+    pass
+
+
+def indexes_root(settings: Settings) -> Path:
+    return settings.data_dir / "indexes"
+
+
+def new_build_id(now: datetime | None = None) -> str:
+    return (now or datetime.now(timezone.utc)).strftime("b%Y%m%dT%H%M%S%fZ")
+
+
+def staging_dir(settings: Settings, build_id: str) -> Path:
+    return indexes_root(settings) / "builds" / f".staging-{build_id}"
+
+
+def start_build(settings: Settings, build_id: str) -> Path:
+    """Create the staging directory; leftovers of crashed builds are removed first."""
+    builds = indexes_root(settings) / "builds"
+    builds.mkdir(parents=True, exist_ok=True)
+    for stale in builds.glob(".staging-*"):
+        shutil.rmtree(stale, ignore_errors=True)
+    path = staging_dir(settings, build_id)
+    path.mkdir()
+    return path
+
+
+def build_bm25(settings: Settings, entities: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
+    started = time.perf_counter()
+    bm25_settings = BM25Settings.from_config(settings.bm25)
+    rows = entities.to_dict("records")
+    documents = [
+        weighted_document(document_fields(row, settings.embedding.max_tags_in_text), bm25_settings.field_weights)
+        for row in rows
+    ]
+    index = BM25Index.build(entities[S.ID].tolist(), documents, bm25_settings)
+    index.save(out_dir / "bm25")
+    return {
+        "n_documents": len(documents),
+        "vocabulary_size": len(index.retriever.vocab_dict),
+        "settings": bm25_settings.__dict__,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
+    """Incremental embeddings into the Lance table, ANN index, recall against brute force."""
+    from .encoder import Encoder
+
+    started = time.perf_counter()
+    rows = entities.to_dict("records")
+    texts = [embedding_text(row, settings.embedding.max_tags_in_text) for row in rows]
+    encoder = Encoder(settings.embedding)
+    db = open_db(indexes_root(settings) / "lance")
+    update = update_vectors(
+        db, settings.vector.table, entities[S.ID].tolist(), entities[S.TYPE].tolist(), texts,
+        lambda batch: encoder.encode(batch, show_progress=show_progress), encoder.dim,
+    )
+    table = db.open_table(settings.vector.table)
+    changed = update.n_encoded > 0 or update.n_removed > 0
+    ann = build_ann_index(table, settings.vector, force=changed)
+    recall = measure_recall(table, settings.vector) if ann["kind"] != "brute_force" else {}
+    return {
+        "model": encoder.name,
+        "dim": encoder.dim,
+        "table": settings.vector.table,
+        "table_version": int(table.version),
+        "n_vectors": table.count_rows(),
+        "n_encoded": update.n_encoded,
+        "n_removed": update.n_removed,
+        "n_unchanged": update.n_unchanged,
+        "encode_seconds": update.encode_seconds,
+        "texts_per_second": round(update.n_encoded / update.encode_seconds, 1) if update.n_encoded else None,
+        "ann": ann,
+        "ann_recall": recall,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+def _versions(*names: str) -> dict[str, str]:
+    out = {}
+    for name in names:
+        try:
+            out[name] = package_version(name)
+        except Exception:  # noqa: BLE001 - a missing optional package is reported, not fatal
+            out[name] = "not installed"
+    return out
+
+
+def publish_build(
+    settings: Settings, build_id: str, catalog_version: str, reports: dict[str, Any]
+) -> dict[str, Any]:
+    """Write the manifest, rename the staged build into place, switch CURRENT."""
+    staged = staging_dir(settings, build_id)
+    manifest = {
+        "manifest_version": MANIFEST_VERSION,
+        "build_id": build_id,
+        "created_at": datetime.now(timezone.utc).isoformat(),
+        "catalog_version": catalog_version,
+        "entity_schema_version": S.ENTITY_SCHEMA_VERSION,
+        "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
+        "component_versions": _versions("ltrr", "bm25s", "lancedb", "pylance", "sentence-transformers", "torch"),
+        **reports,
+    }
+    manifest["checksums"] = checksum_tree(staged)
+    write_json_atomic(staged / "manifest.json", manifest)
+    final = indexes_root(settings) / "builds" / build_id
+    os.replace(staged, final)
+    write_pointer(indexes_root(settings) / "CURRENT", build_id)
+    return manifest
+
+
+def current_build(settings: Settings) -> tuple[Path, dict[str, Any]]:
+    build_id = read_pointer(indexes_root(settings) / "CURRENT")
+    if not build_id:
+        raise IndexNotBuilt(f"no index build under {indexes_root(settings)}; run `ltrr build-indexes` first")
+    path = indexes_root(settings) / "builds" / build_id
+    return path, read_json(path / "manifest.json")

@@ -1,0 +1,54 @@
+"""The sentence encoder (all-MiniLM-L6-v2 by default), loaded offline from a local path."""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+
+import numpy as np
+
+from ..config import EmbeddingConfig
+
+
+def resolve_model_path(model: str) -> Path:
+    """``package:NAME`` -> the model directory a PyPI package carries; else a filesystem path."""
+    if model.startswith("package:"):
+        package = importlib.import_module(model.split(":", 1)[1])
+        return Path(package.get_model_path())
+    path = Path(model).expanduser()
+    if not path.exists():
+        raise FileNotFoundError(
+            f"embedding model {model!r} is neither 'package:<module>' nor an existing directory; "
+            "models cannot be downloaded here"
+        )
+    return path
+
+
+class Encoder:
+    """Batch and single-query encoding with L2-normalised float32 output, shape (n, dim)."""
+
+    def __init__(self, config: EmbeddingConfig):
+        import torch
+        from sentence_transformers import SentenceTransformer
+
+        torch.set_num_threads(config.torch_threads)
+        self.config = config
+        self.model_path = resolve_model_path(config.model)
+        self._model = SentenceTransformer(str(self.model_path), device="cpu")
+        self.dim = int(self._model.get_embedding_dimension())
+
+    @property
+    def name(self) -> str:
+        return self.model_path.name
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        vectors = self._model.encode(
+            texts,
+            batch_size=self.config.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=show_progress,
+        )
+        return vectors.astype(np.float32, copy=False)

@@ -1,0 +1,60 @@
+"""The one interface every retrieval strategy implements.
+
+``retrieve(query, k) -> Candidates``: a strategy gets the query (raw text, its normalised form
+and the request context) and returns at most k entity ids with scores, best first. Batch
+retrieval is a separate optional capability (``SupportsBatchRetrieve``), used by offline
+evaluation, never required from a strategy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..text import normalize
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.text, str) or not self.text.strip():
+            raise ValueError(f"a query needs non-empty text, got {self.text!r}")
+
+    @property
+    def normalized(self) -> str:
+        return normalize(self.text)
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """One strategy's answer to one query: ids and scores, best first (rank = position)."""
+
+    strategy: str
+    ids: tuple[str, ...]
+    scores: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.ids) != len(self.scores):
+            raise ValueError(f"{self.strategy}: {len(self.ids)} ids but {len(self.scores)} scores")
+
+    @classmethod
+    def from_pairs(cls, strategy: str, pairs: list[tuple[str, float]]) -> "Candidates":
+        return cls(strategy, tuple(p[0] for p in pairs), tuple(float(p[1]) for p in pairs))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+@runtime_checkable
+class RetrievalStrategy(Protocol):
+    name: str
+
+    def retrieve(self, query: Query, k: int) -> Candidates: ...
+
+
+@runtime_checkable
+class SupportsBatchRetrieve(Protocol):
+    def retrieve_batch(self, queries: list[Query], k: int) -> list[Candidates]: ...

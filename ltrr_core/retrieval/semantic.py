@@ -1,0 +1,27 @@
+"""``semantic``: all-MiniLM-L6-v2 query embedding, nearest entities in the Lance table."""
+
+from __future__ import annotations
+
+from ..config import VectorConfig
+from ..index.encoder import Encoder
+from ..index.vector import search_vectors
+from .base import Candidates, Query
+
+
+class SemanticStrategy:
+    name = "semantic"
+
+    def __init__(self, table, encoder: Encoder, config: VectorConfig):
+        self.table = table
+        self.encoder = encoder
+        self.config = config
+
+    def retrieve(self, query: Query, k: int) -> Candidates:
+        return self.retrieve_batch([query], k)[0]
+
+    def retrieve_batch(self, queries: list[Query], k: int) -> list[Candidates]:
+        vectors = self.encoder.encode([q.text for q in queries])
+        return [
+            Candidates.from_pairs(self.name, search_vectors(self.table, vector, k, self.config))
+            for vector in vectors
+        ]
