@@ -152,6 +152,23 @@ def _emit(result: dict, as_json: bool) -> None:
     Console().print(table)
 
 
+@app.command("bm25-sweep")
+def bm25_sweep_cmd(
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Measure BM25 stemming / stopword / field-weight variants on labelled queries."""
+    settings = _settings(config)
+    from ltrr_core.catalog import CatalogStore
+    from ltrr_core.eval.bm25_sweep import sweep_bm25
+    from ltrr_core.eval.datasets import load_cpcd_queries
+
+    labelled = load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels))
+    results = sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), labelled)
+    _emit({"n_queries": len(labelled.queries), "strategies": results}, as_json)
+
+
 DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "chill 80s female vocalists", "christmas songs", "toby keith santa"]
 
 

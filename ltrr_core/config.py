@@ -72,7 +72,7 @@ class GenreClassifierConfig(_Model):
     test_fraction: float = 0.2
     min_confidence: float = 0.55
     max_features: int = 200_000
-    alpha: float = 2.0e-6
+    alpha: float = 1.0e-5
     epochs: int = 10
     seed: int = 13
 

@@ -20,6 +20,8 @@ OFFLINE_QUIET = {
     "LANCEDB_LOG": "error",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "TQDM_DISABLE": "1",
+    # ltrr_core logs (e.g. encoding progress) show up in Prefect run logs.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "ltrr",
 }
 
 

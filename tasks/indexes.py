@@ -39,7 +39,7 @@ def build_bm25(settings: Settings, entities: pd.DataFrame, build_id: str) -> dic
 
 @task(name="build_vectors", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
 def build_vectors(settings: Settings, entities: pd.DataFrame) -> dict[str, Any]:
-    report = build.build_vectors(settings, entities)
+    report = build.build_vectors(settings, entities, show_progress=True)
     get_run_logger().info("vectors: %s", json.dumps(report))
     return report
 

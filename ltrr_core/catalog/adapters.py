@@ -1,8 +1,9 @@
 """Source adapters: each real data set mapped into the entity schema's source fields.
 
 An adapter only reads and maps; linking across sources happens in ``linking``. Files are read
-as strings with quoting off: titles in these sets contain quote characters that a CSV dialect
-would swallow.
+as strings. CPCD, FMA and Wikidata files were written by a CSV writer (fields with tabs or
+quotes are quoted, quotes doubled), so they are parsed with CSV quoting; the original
+GroupLens files of Last.fm are not ("Weird Al" Yankovic is a literal name), so quoting is off.
 """
 
 from __future__ import annotations
@@ -17,16 +18,14 @@ from .. import schema as S
 from ..config import Settings
 from ..text import name_key
 
-_READ_TSV = dict(sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
-
-
-def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8") -> pd.DataFrame:
+def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8", csv_quoted: bool = True) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(
             f"source file {path} is missing; set shared_data_dir (or LTRR_SHARED_DATA_DIR) to the "
             "folder holding the real data sets (see README: Data)"
         )
-    return pd.read_csv(path, nrows=nrows, encoding=encoding, **_READ_TSV)
+    quoting = csv.QUOTE_MINIMAL if csv_quoted else csv.QUOTE_NONE
+    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, nrows=nrows, encoding=encoding, quoting=quoting)
 
 
 def _empty_to_none(series: pd.Series) -> pd.Series:
@@ -98,10 +97,10 @@ def read_lastfm_artists(settings: Settings, nrows: int | None = None) -> pd.Data
     artist among their most played (listener reach; play counts are too skewed to compare).
     """
     paths = settings.catalog.paths
-    artists = _read_tsv(settings.shared_path(paths.lastfm_artists), nrows)
-    tag_names = _read_tsv(settings.shared_path(paths.lastfm_tags), None, encoding="latin-1")
-    tagged = _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None)
-    plays = _read_tsv(settings.shared_path(paths.lastfm_user_artists), None)
+    artists = _read_tsv(settings.shared_path(paths.lastfm_artists), nrows, csv_quoted=False)
+    tag_names = _read_tsv(settings.shared_path(paths.lastfm_tags), None, encoding="latin-1", csv_quoted=False)
+    tagged = _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False)
+    plays = _read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False)
 
     tag_value = dict(zip(tag_names["tagID"], tag_names["tagValue"].str.strip()))
     counts = (

@@ -86,6 +86,11 @@ class GenreClassifier:
             "n_test": int(len(test)),
             "min_confidence": self.config.min_confidence,
             "accuracy": round(float((predicted == truth).mean()), 4),
+            # Baselines a reader needs to judge the numbers: always answering the most frequent
+            # genre, and chance level of balanced accuracy (the model is trained class-balanced).
+            "majority_baseline_accuracy": round(float(support.max() / max(support.sum(), 1)), 4),
+            "balanced_accuracy": round(float(np.mean([r for r, n in zip(r_all, support) if n])), 4),
+            "chance_balanced_accuracy": round(1.0 / max(int((support > 0).sum()), 1), 4),
             "coverage_at_threshold": round(float(confident.mean()), 4),
             "accuracy_at_threshold": round(float((predicted[confident] == truth[confident]).mean()), 4) if confident.any() else None,
             "per_genre": per_genre,

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +27,8 @@ def load_cpcd_queries(path: Path, id_prefix: str = "cpcd:") -> LabelledQueries:
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"labelled query file {path} does not exist")
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, quoting=csv.QUOTE_NONE)
+    # CPCD's file is CSV-quoted: some typed queries contain tabs and quotes.
+    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
     missing = [c for c in REQUIRED_CPCD_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path}: missing column(s) {missing}; a CPCD-style file needs {list(REQUIRED_CPCD_COLUMNS)}")

@@ -23,10 +23,14 @@ def _text(value: Any) -> str:
 
 def descriptor_terms(row: dict[str, Any], max_tags: int) -> list[str]:
     """Tags (strongest first) plus the attributes content understanding derived."""
-    terms = _strings(row.get(S.TAGS))[:max_tags]
-    for column in (S.GENRES, S.MOODS, S.VERSION_TYPES, S.SEASONS):
-        terms += [t.replace("-", " ") for t in _strings(row.get(column)) if t not in terms]
-    terms += [f"{d}s" for d in _strings(row.get(S.DECADES))]
+    terms: list[str] = []
+    seen: set[str] = set()
+    derived = [t.replace("-", " ") for column in (S.GENRES, S.MOODS, S.VERSION_TYPES, S.SEASONS) for t in _strings(row.get(column))]
+    for term in _strings(row.get(S.TAGS))[:max_tags] + derived + [f"{d}s" for d in _strings(row.get(S.DECADES))]:
+        key = term.casefold().replace("-", " ")
+        if key not in seen:  # "Electronic" (tag) and "electronic" (genre) once
+            seen.add(key)
+            terms.append(term)
     return terms
 
 

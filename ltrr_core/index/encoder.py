@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import importlib
+import logging
 from pathlib import Path
 
 import numpy as np
 
 from ..config import EmbeddingConfig
+
+_log = logging.getLogger("ltrr.encoder")
 
 
 def resolve_model_path(model: str) -> Path:
@@ -39,16 +42,28 @@ class Encoder:
 
     @property
     def name(self) -> str:
-        return self.model_path.name
+        return self.config.model
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """Encode in chunks; with ``show_progress`` a rich progress bar (and a log line per chunk)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        vectors = self._model.encode(
-            texts,
-            batch_size=self.config.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=show_progress,
-        )
-        return vectors.astype(np.float32, copy=False)
+        chunk = self.config.batch_size * 16
+        starts = range(0, len(texts), chunk)
+        if show_progress and len(texts) > chunk:
+            from rich.progress import track
+
+            starts = track(starts, description=f"encoding {len(texts)} texts", transient=True)
+        parts = []
+        for start in starts:
+            part = self._model.encode(
+                texts[start:start + chunk],
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+            parts.append(part.astype(np.float32, copy=False))
+            if show_progress:
+                _log.info("encoded %d/%d texts", min(start + chunk, len(texts)), len(texts))
+        return np.concatenate(parts)

@@ -1,0 +1,1 @@
+"""Benchmarks: build and query costs at the real catalog size and at a generated 1M catalog."""

@@ -1,0 +1,63 @@
+"""Shared fixtures: settings pointed at temporary directories, and one built platform.
+
+The real data is read from ../shared/data (override with LTRR_SHARED_DATA_DIR). MLflow,
+Prefect and every data directory point at temporary paths.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TEST_CONFIG = ROOT / "configs" / "test.yaml"
+
+_STATE = Path(tempfile.mkdtemp(prefix="ltrr-tests-"))
+from ltrr_core.env import apply_offline_env  # noqa: E402
+
+apply_offline_env(_STATE)
+os.environ["PREFECT_HOME"] = str(_STATE / "prefect")
+
+from ltrr_core.config import Settings, load_settings  # noqa: E402
+
+
+def make_settings(data_dir: Path, **overrides) -> Settings:
+    return load_settings(TEST_CONFIG, data_dir=str(data_dir), **overrides)
+
+
+@pytest.fixture(scope="session")
+def test_settings(tmp_path_factory) -> Settings:
+    return make_settings(tmp_path_factory.mktemp("platform"))
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def built_platform(test_settings, prefect_harness, tmp_path_factory):
+    """Run both real flows once on the test profile; returns (settings, catalog manifest, build manifest)."""
+    import yaml
+
+    from flows.build_indexes import build_indexes
+    from flows.content_understanding import content_understanding
+
+    config_file = tmp_path_factory.mktemp("config") / "platform.yaml"
+    config_file.write_text(yaml.safe_dump({"extends": str(TEST_CONFIG), "data_dir": str(test_settings.data_dir)}))
+    catalog_manifest = content_understanding(str(config_file))
+    build_manifest = build_indexes(str(config_file))
+    return test_settings, catalog_manifest, build_manifest, config_file
+
+
+@pytest.fixture(scope="session")
+def searcher(built_platform):
+    from ltrr_core.retrieval.searcher import load_searcher
+
+    return load_searcher(built_platform[0])

@@ -1,0 +1,95 @@
+"""Re-ingesting detects new, changed and removed entities; only those are encoded again."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ltrr_core import schema as S
+from ltrr_core.catalog import CatalogStore
+from ltrr_core.catalog.pipeline import ingest_catalog, publish_catalog, understand, validate_catalog
+from ltrr_core.index import build
+from tests.conftest import make_settings
+
+REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
+CAPS = {"cpcd": 400, "fma": 300, "lastfm": 300}
+
+
+def _shared_copy(root: Path, cpcd: pd.DataFrame) -> Path:
+    """A shared-data folder whose CPCD tracks file is ``cpcd``; the other sets link to the real ones."""
+    for name in ("fma", "lastfm-hetrec2011"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        if not (root / name).exists():
+            (root / name).symlink_to(REAL.resolve() / name)
+    (root / "cpcd").mkdir(parents=True, exist_ok=True)
+    cpcd.to_csv(root / "cpcd" / "tracks.tsv", sep="\t", index=False)
+    return root
+
+
+def _run_catalog(settings):
+    entities, ingest = ingest_catalog(settings)
+    kept, quarantined, contract = validate_catalog(settings, entities)
+    enriched, cu = understand(settings, kept)
+    return publish_catalog(settings, enriched, quarantined, {"ingest": ingest, "contract": contract})
+
+
+def _build(settings):
+    store = CatalogStore(settings.data_dir / "catalog")
+    entities = store.load()
+    build_id = build.new_build_id()
+    out = build.start_build(settings, build_id)
+    reports = {"bm25": build.build_bm25(settings, entities, out), "vectors": build.build_vectors(settings, entities)}
+    return build.publish_build(settings, build_id, store.current_version(), reports)
+
+
+@pytest.mark.slow
+def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
+    real = pd.read_csv(REAL / "cpcd" / "tracks.tsv", sep="\t", dtype=str, keep_default_na=False, nrows=CAPS["cpcd"])
+    shared = _shared_copy(tmp_path / "shared", real)
+    settings = make_settings(
+        tmp_path / "state", shared_data_dir=str(shared),
+        **{"catalog.max_rows_per_source": CAPS, "vector.ann_min_rows": 500, "vector.num_partitions": 2,
+           "vector.recall_probe_queries": 50},
+    )
+    version_1, manifest_1 = _run_catalog(settings)
+    assert manifest_1["diff"] == {"new": 1000, "changed": 0, "removed": 0, "unchanged": 0}
+    first = _build(settings)
+    assert first["vectors"]["n_encoded"] == 1000
+    assert first["vectors"]["ann"]["kind"] == "IVF_HNSW_SQ"
+    assert first["vectors"]["ann_recall"]["recall@10"] >= 0.8
+
+    # The feed changes: 3 titles edited, 2 tracks gone, 1 new track (a real one from further down).
+    edited = real.copy()
+    edited.loc[[10, 20, 30], "title"] = edited.loc[[10, 20, 30], "title"] + " (Live)"
+    removed_ids = edited.loc[[40, 41], "track_id"].tolist()
+    edited = edited.drop(index=[40, 41])
+    extra = pd.read_csv(REAL / "cpcd" / "tracks.tsv", sep="\t", dtype=str, keep_default_na=False, skiprows=range(1, 1001), nrows=1)
+    edited = pd.concat([edited, extra], ignore_index=True)
+    _shared_copy(shared, edited)
+    settings = settings.with_overrides(**{"catalog.max_rows_per_source": {**CAPS, "cpcd": len(edited)}})
+
+    version_2, manifest_2 = _run_catalog(settings)
+    assert version_2 != version_1
+    assert manifest_2["diff"] == {"new": 1, "changed": 3, "removed": 2, "unchanged": 995}
+    second = _build(settings)
+    assert second["vectors"]["n_encoded"] == 4  # 3 changed + 1 new, nothing else
+    assert second["vectors"]["n_removed"] == 2
+    assert second["vectors"]["n_vectors"] == 999
+    assert second["vectors"]["ann"]["rebuilt"] is True
+
+    store = CatalogStore(settings.data_dir / "catalog")
+    diff = pd.read_parquet(store.version_dir(version_2) / "diff.parquet")
+    assert sorted(diff.loc[diff["change"] == "removed", "id"]) == sorted("cpcd:" + i for i in removed_ids)
+    # The first version is still there, unchanged, and the first build still points at its Lance version.
+    assert len(store.load(version_1)) == 1000
+    assert second["vectors"]["table_version"] > first["vectors"]["table_version"]
+
+    # Nothing changed: nothing is encoded and the ANN index is kept.
+    version_3, manifest_3 = _run_catalog(settings)
+    assert manifest_3["diff"]["unchanged"] == 999
+    third = _build(settings)
+    assert third["vectors"]["n_encoded"] == 0 and third["vectors"]["ann"]["rebuilt"] is False
+    assert store.load(version_3)[S.ADDED_AT].min() == store.load(version_1)[S.ADDED_AT].min()
