@@ -12,6 +12,7 @@ from ltrr_core import schema as S
 from ltrr_core.catalog import CatalogStore
 from ltrr_core.catalog.pipeline import ingest_catalog, publish_catalog, understand, validate_catalog
 from ltrr_core.index import build
+from ltrr_core.index.documents import embedding_text
 from tests.conftest import make_settings
 
 REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -34,6 +35,10 @@ def _run_catalog(settings):
     kept, quarantined, contract = validate_catalog(settings, entities)
     enriched, cu = understand(settings, kept)
     return publish_catalog(settings, enriched, quarantined, {"ingest": ingest, "contract": contract})
+
+
+def _embedding_texts(entities: pd.DataFrame, settings) -> dict[str, str]:
+    return {r[S.ID]: embedding_text(r, settings.embedding.max_tags_in_text) for r in entities.to_dict("records")}
 
 
 def _build(settings):
@@ -75,12 +80,20 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
     assert version_2 != version_1
     assert manifest_2["diff"] == {"new": 1, "changed": 3, "removed": 2, "unchanged": 995}
     second = _build(settings)
-    assert second["vectors"]["n_encoded"] == 4  # 3 changed + 1 new, nothing else
+    # Encoded = exactly the entities whose embedding text differs: the 3 edited and the new
+    # track, plus any entity whose derived attributes moved (the genre classifier is retrained
+    # on the new catalog and may flip a low-confidence prediction). Nothing else.
+    store = CatalogStore(settings.data_dir / "catalog")
+    texts_1 = _embedding_texts(store.load(version_1), settings)
+    texts_2 = _embedding_texts(store.load(version_2), settings)
+    text_changed = {i for i, t in texts_2.items() if texts_1.get(i) != t}
+    edited_or_new = {"cpcd:" + i for i in edited.loc[[10, 20, 30], "track_id"]} | {"cpcd:" + extra.loc[0, "track_id"]}
+    assert edited_or_new <= text_changed and len(text_changed) <= len(edited_or_new) + 3
+    assert second["vectors"]["n_encoded"] == len(text_changed)
     assert second["vectors"]["n_removed"] == 2
     assert second["vectors"]["n_vectors"] == 999
     assert second["vectors"]["ann"]["rebuilt"] is True
 
-    store = CatalogStore(settings.data_dir / "catalog")
     diff = pd.read_parquet(store.version_dir(version_2) / "diff.parquet")
     assert sorted(diff.loc[diff["change"] == "removed", "id"]) == sorted("cpcd:" + i for i in removed_ids)
     # The first version is still there, unchanged, and the first build still points at its Lance version.
