@@ -140,6 +140,7 @@ class BenchConfig(_Model):
     generated_entities: int = 1_000_000
     n_latency_queries: int = 200
     embed_sample: int = 2_000
+    recall_probes: int = 50
     seed: int = 11
 
 
