@@ -102,7 +102,8 @@ def _print_results(result, entities, k: int) -> None:
     for position, candidate in enumerate(result.fused[:k], start=1):
         row = entities.loc[candidate.entity_id]
         found = ", ".join(f"{s} (#{r}, {sc:.3f})" for s, (r, sc) in candidate.found_by.items())
-        table.add_row(str(position), row["type"], str(row["title"]), ", ".join(row["artists"] or []), found,
+        artists = ", ".join(list(row["artists"])) if row["artists"] is not None else ""
+        table.add_row(str(position), row["type"], str(row["title"]), artists, found,
                       f"{candidate.score:.4f}")
     Console().print(table)
 

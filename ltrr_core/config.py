@@ -114,7 +114,7 @@ class VectorConfig(_Model):
     index_type: Literal["IVF_HNSW_SQ", "IVF_PQ"] = "IVF_HNSW_SQ"
     num_partitions: int | None = None
     nprobes: int = 20
-    refine_factor: int | None = None
+    refine_factor: int | None = 2
     recall_probe_queries: int = 200
     recall_k: int = 10
     seed: int = 7
@@ -141,6 +141,7 @@ class BenchConfig(_Model):
     n_latency_queries: int = 200
     embed_sample: int = 2_000
     recall_probes: int = 50
+    cu_sample: int = 200_000
     seed: int = 11
 
 

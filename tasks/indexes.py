@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,10 @@ from prefect.cache_policies import NO_CACHE
 from ltrr_core.catalog import CatalogStore
 from ltrr_core.config import Settings
 from ltrr_core.index import build
+
+# ltrr_core reports progress (e.g. "encoded 20480/81186 texts") on the "ltrr" logger; Prefect
+# forwards it to the run logs (PREFECT_LOGGING_EXTRA_LOGGERS, set by ltrr_core.env).
+logging.getLogger("ltrr").setLevel(logging.INFO)
 
 
 @task(name="load_catalog", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)

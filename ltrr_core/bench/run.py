@@ -32,7 +32,7 @@ from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_text
 from ..index.encoder import Encoder
 from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
-from ..retrieval.base import Query
+from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
 from .generate import derived_vectors, generate_catalog
 
@@ -131,8 +131,10 @@ def _bench_size(
     recall = measure_recall(table, forced, n_probes=settings.bench.recall_probes)
     index.search(["warm up the numba scorer"], 10)
     strategies = {
-        "lexical": lambda q: index.search([q.text], settings.retrieval.k)[0],
-        "semantic": lambda q: search_vectors(table, encoder.encode([q.text])[0], settings.retrieval.k, settings.vector),
+        "lexical": lambda q: Candidates.from_pairs("lexical", index.search([q.text], settings.retrieval.k)[0]),
+        "semantic": lambda q: Candidates.from_pairs(
+            "semantic", search_vectors(table, encoder.encode([q.text])[0], settings.retrieval.k, settings.vector)
+        ),
     }
     latencies = _latencies(queries, strategies, settings)
     return {
@@ -170,14 +172,21 @@ def run_benchmarks(settings: Settings, out: Path) -> dict[str, Any]:
         generated = generate_catalog(real, settings.bench.generated_entities, settings.bench.seed)
         generated = assign_catalog_fields(generated, None, datetime.now(timezone.utc))
 
+        # Content rules cost ~0.4 ms an entity on one core; on the full 1M they alone would take
+        # most of the 30-minute budget, so they are timed on a sample and scaled (labelled so).
+        cu_rows = min(settings.bench.cu_sample, len(generated))
+
         def contract_and_rules() -> pd.DataFrame:
-            kept, _, _ = validate_catalog(scoped, generated)
+            kept, _, _ = validate_catalog(scoped, generated.iloc[:cu_rows])
             return annotate_rules(kept, settings.content_understanding)
 
-        generated, gen_cu_seconds = _timed("generated: contract + content rules", contract_and_rules)
+        _, gen_cu_seconds = _timed(f"generated: contract + content rules on {cu_rows} rows", contract_and_rules)
         gen_vectors = derived_vectors(real_vectors, len(generated), settings.bench.seed)
         gen_result = _bench_size("generated", settings, generated, gen_vectors, queries, encoder, workdir)
-        gen_result["ingest_cu_s"] = round(gen_cu_seconds, 1)
+        gen_result["ingest_cu_s"] = (
+            f"{gen_cu_seconds * len(generated) / cu_rows:.0f} (scaled from {gen_cu_seconds:.0f} s measured on "
+            f"{cu_rows:,} rows; contract + rules, no classifier)"
+        )
 
     report = {
         "machine": machine(),
@@ -206,7 +215,7 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
         "",
         f"| measure | real catalog ({real['n_entities']:,}) | generated ({gen['n_entities']:,}) |",
         "|---|---|---|",
-        f"| ingest + contract + content understanding (s) | {real['ingest_cu_s']} | {gen['ingest_cu_s']} (contract + rules; no source parsing, no classifier) |",
+        f"| ingest + contract + content understanding (s) | {real['ingest_cu_s']} | {gen['ingest_cu_s']} |",
         f"| BM25 build, bm25s (s) | {real['bm25_build_s']} | {gen['bm25_build_s']} |",
         f"| Lance vector write (s) | {real['lance_write_s']} | {gen['lance_write_s']} |",
         f"| ANN build and recall@10 vs brute force | {real['ann']} | {gen['ann']} |",
