@@ -105,7 +105,7 @@ def _print_results(result, entities, k: int) -> None:
         artists = ", ".join(list(row["artists"])) if row["artists"] is not None else ""
         table.add_row(str(position), row["type"], str(row["title"]), artists, found,
                       f"{candidate.score:.4f}")
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 @app.command("eval")
@@ -150,7 +150,7 @@ def _emit(result: dict, as_json: bool) -> None:
         table.add_column(metric)
     for name, values in result["strategies"].items():
         table.add_row(name, *[f"{values[m]:.4f}" for m in metrics])
-    Console().print(table)
+    Console(width=160).print(table)
 
 
 @app.command("bm25-sweep")

@@ -32,7 +32,12 @@ def evaluate_runs(
     metrics: list[str],
     depth: int,
 ) -> dict[str, Any]:
+    import warnings
+
+    from numba.core.errors import NumbaTypeSafetyWarning
     from ranx import Qrels, Run, evaluate
+
+    warnings.filterwarnings("ignore", category=NumbaTypeSafetyWarning)  # ranx's internal int cast
 
     qids = list(labelled.queries)
     qrels = Qrels.from_dict(labelled.qrels)
