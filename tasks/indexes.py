@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -65,7 +64,3 @@ def publish_build(settings: Settings, build_id: str, catalog_version: str, repor
         ]),
     )
     return manifest
-
-
-def build_path(settings: Settings, build_id: str) -> Path:
-    return build.indexes_root(settings) / "builds" / build_id

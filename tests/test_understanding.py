@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
-
-import pandas as pd
 import pytest
 
 from ltrr_core import schema as S

@@ -16,7 +16,6 @@ import pandas as pd
 
 from .. import schema as S
 from ..config import Settings
-from ..text import name_key
 
 def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8", csv_quoted: bool = True) -> pd.DataFrame:
     if not path.is_file():
@@ -169,8 +168,3 @@ def read_sources(settings: Settings) -> dict[str, pd.DataFrame]:
         name: ADAPTERS[name](settings, caps.get(name))
         for name in settings.catalog.profiles[settings.profile]
     }
-
-
-def artist_keys(frame: pd.DataFrame) -> pd.Series:
-    """Normalised name key of each artist entity (for linking)."""
-    return frame[S.TITLE].map(name_key)

@@ -33,15 +33,11 @@ def assign_catalog_fields(
 
     None of the sources carries a date an entity entered the catalog, so first ingestion is it.
     """
-    hashes = [content_hash_row(row) for row in entities[S.HASHED_COLUMNS].to_dict("records")]
+    hashes = [S.content_hash(row) for row in entities[S.HASHED_COLUMNS].to_dict("records")]
     first_seen = {} if previous is None else dict(zip(previous[S.ID], previous[S.ADDED_AT]))
     stamp = pd.Timestamp(now).tz_convert("UTC") if pd.Timestamp(now).tzinfo else pd.Timestamp(now, tz="UTC")
     added = [first_seen.get(i, stamp) for i in entities[S.ID]]
     return entities.assign(**{S.CONTENT_HASH: hashes, S.ADDED_AT: pd.to_datetime(added, utc=True)})
-
-
-def content_hash_row(row: dict[str, Any]) -> str:
-    return S.content_hash(row)
 
 
 def ingest_catalog(settings: Settings, now: datetime | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
