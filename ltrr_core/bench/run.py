@@ -117,7 +117,7 @@ def _real_vectors(settings: Settings, entities: pd.DataFrame, encoder: Encoder) 
 
 def _bench_size(
     label: str, settings: Settings, entities: pd.DataFrame, vectors: np.ndarray, queries: list[str],
-    encoder: Encoder, workdir: Path,
+    encoder: Encoder, workdir: Path, index_type: str,
 ) -> dict[str, Any]:
     rows = entities.to_dict("records")
     bm25_settings = BM25Settings.from_config(settings.bm25)
@@ -125,7 +125,7 @@ def _bench_size(
     index, bm25_seconds = _timed(f"{label}: BM25 build", lambda: BM25Index.build(entities[S.ID].tolist(), documents, bm25_settings))
     db = open_db(workdir / f"lance-{label}")
     table, write_seconds = _timed(f"{label}: Lance write", lambda: _vector_table(db, "bench", entities[S.ID].tolist(), entities[S.TYPE].tolist(), vectors))
-    forced = settings.vector.model_copy(update={"ann_min_rows": 0})
+    forced = settings.vector.model_copy(update={"ann_min_rows": 0, "index_type": index_type})
     ann, ann_seconds = _timed(f"{label}: ANN build", lambda: build_ann_index(table, forced, force=True))
     # Brute force on 1M vectors costs ~2 s a query, so recall is measured on fewer probes there.
     recall = measure_recall(table, forced, n_probes=settings.bench.recall_probes)
@@ -133,7 +133,7 @@ def _bench_size(
     strategies = {
         "lexical": lambda q: Candidates.from_pairs("lexical", index.search([q.text], settings.retrieval.k)[0]),
         "semantic": lambda q: Candidates.from_pairs(
-            "semantic", search_vectors(table, encoder.encode([q.text])[0], settings.retrieval.k, settings.vector)
+            "semantic", search_vectors(table, encoder.encode([q.text])[0], settings.retrieval.k, forced)
         ),
     }
     latencies = _latencies(queries, strategies, settings)
@@ -166,7 +166,7 @@ def run_benchmarks(settings: Settings, out: Path) -> dict[str, Any]:
         sample = [embedding_text(r, settings.embedding.max_tags_in_text) for r in real.sample(settings.bench.embed_sample, random_state=1).to_dict("records")]
         _, embed_seconds = _timed("real: encode sample", lambda: encoder.encode(sample))
         real_vectors = _real_vectors(settings, real, encoder)
-        real_result = _bench_size("real", settings, real, real_vectors, queries, encoder, workdir)
+        real_result = _bench_size("real", settings, real, real_vectors, queries, encoder, workdir, settings.vector.index_type)
         real_result["ingest_cu_s"] = round(ingest_seconds, 1)
 
         generated = generate_catalog(real, settings.bench.generated_entities, settings.bench.seed)
@@ -182,7 +182,9 @@ def run_benchmarks(settings: Settings, out: Path) -> dict[str, Any]:
 
         _, gen_cu_seconds = _timed(f"generated: contract + content rules on {cu_rows} rows", contract_and_rules)
         gen_vectors = derived_vectors(real_vectors, len(generated), settings.bench.seed)
-        gen_result = _bench_size("generated", settings, generated, gen_vectors, queries, encoder, workdir)
+        gen_result = _bench_size(
+            "generated", settings, generated, gen_vectors, queries, encoder, workdir, settings.bench.generated_index_type
+        )
         gen_result["ingest_cu_s"] = (
             f"{gen_cu_seconds * len(generated) / cu_rows:.0f} (scaled from {gen_cu_seconds:.0f} s measured on "
             f"{cu_rows:,} rows; contract + rules, no classifier)"

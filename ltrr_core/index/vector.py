@@ -111,7 +111,7 @@ def update_vectors(
 
 def build_ann_index(table, config: VectorConfig, force: bool = False) -> dict[str, Any]:
     """Build an ANN index when the table is large enough to need one; otherwise brute force."""
-    from lancedb.index import IvfHnswSq, IvfPq
+    from lancedb.index import IvfFlat, IvfHnswSq, IvfPq
 
     n_rows = table.count_rows()
     if n_rows < config.ann_min_rows:
@@ -122,7 +122,8 @@ def build_ann_index(table, config: VectorConfig, force: bool = False) -> dict[st
     options: dict[str, Any] = {"distance_type": config.metric}
     if config.num_partitions:
         options["num_partitions"] = config.num_partitions
-    index_config = IvfHnswSq(**options) if config.index_type == "IVF_HNSW_SQ" else IvfPq(**options)
+    index_class = {"IVF_HNSW_SQ": IvfHnswSq, "IVF_PQ": IvfPq, "IVF_FLAT": IvfFlat}[config.index_type]
+    index_config = index_class(**options)
     started = time.perf_counter()
     table.create_index(VECTOR, config=index_config, replace=True)
     return {"kind": config.index_type, "rebuilt": True, "seconds": round(time.perf_counter() - started, 2)}
