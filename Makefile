@@ -20,6 +20,7 @@ export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export HF_HOME ?= $(CURDIR)/var/hf
 export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
+export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
 
 .PHONY: venv demo test test-fast bench clean distclean
 

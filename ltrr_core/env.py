@@ -35,6 +35,7 @@ def apply_offline_env(data_dir: Path | str) -> None:
         "HF_HOME": data_dir / "hf",
         "MPLCONFIGDIR": data_dir / "matplotlib",
         "NUMBA_CACHE_DIR": data_dir / "numba",
+        "IR_DATASETS_HOME": data_dir / "ir_datasets",  # ranx imports ir_datasets, which writes ~/.ir_datasets
     }
     for key, path in state_dirs.items():
         os.environ.setdefault(key, str(path))
