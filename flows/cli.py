@@ -170,6 +170,22 @@ def bm25_sweep_cmd(
     _emit({"n_queries": len(labelled.queries), "strategies": results}, as_json)
 
 
+@app.command("fusion-sweep")
+def fusion_sweep_cmd(
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Measure static fusions (RRF, CombSUM x semantic weight) on two halves of labelled queries."""
+    settings = _settings(config)
+    from ltrr_core.eval.datasets import load_cpcd_queries
+    from ltrr_core.eval.fusion_sweep import sweep_fusion
+    from ltrr_core.retrieval.searcher import load_searcher
+
+    labelled = load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels))
+    report = sweep_fusion(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
+    sys.stdout.write(json.dumps(report) + "\n")
+
+
 DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "chill 80s female vocalists", "christmas songs", "toby keith santa"]
 
 

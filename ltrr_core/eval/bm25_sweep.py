@@ -23,6 +23,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "english stemmer + english stopwords, equal fields": {"stemmer": "english", "stopwords": "en", "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1}},
     "english stemmer, title/artists x2": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 2, "artists": 2, "album": 1, "tags": 1}},
     "english stemmer, title/artists x3, no tags": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 0}},
+    "english stemmer, title/artists x3": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 1}},
+    "no stemming, title/artists x3": {"stemmer": None, "stopwords": None, "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 1}},
+    "no stemming, title/artists x2": {"stemmer": None, "stopwords": None, "field_weights": {"title": 2, "artists": 2, "album": 1, "tags": 1}},
 }
 
 

@@ -1,0 +1,42 @@
+"""Choose the static fusion by measurement, on two halves of the labelled queries.
+
+Each query goes to half 0 or 1 by a hash of its text, so a weight picked on one half can be
+checked on the other. Candidates are retrieved once; only the fusion varies.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from ..config import FusionConfig
+from .datasets import LabelledQueries
+from .offline import HYBRID, evaluate_runs
+
+METHODS = ("rrf", "combsum")
+SEMANTIC_WEIGHTS = (1.0, 0.5, 0.3, 0.2, 0.1)
+
+
+def query_half(text: str) -> int:
+    return int(hashlib.md5(text.encode("utf-8")).hexdigest(), 16) % 2
+
+
+def sweep_fusion(searcher, labelled: LabelledQueries, metrics: list[str], depth: int) -> dict[str, Any]:
+    qids = list(labelled.queries)
+    per_strategy = searcher.retrieve_all([labelled.queries[q] for q in qids], depth)
+    report: dict[str, Any] = {}
+    for half in (0, 1):
+        rows = [i for i, q in enumerate(qids) if query_half(labelled.queries[q]) == half]
+        subset = LabelledQueries({qids[i]: labelled.queries[qids[i]] for i in rows}, {qids[i]: labelled.qrels[qids[i]] for i in rows})
+        candidates = {name: [results[i] for i in rows] for name, results in per_strategy.items()}
+        scores: dict[str, Any] = {"n_queries": len(rows)}
+        for method in METHODS:
+            for weight in SEMANTIC_WEIGHTS:
+                fusion = FusionConfig(method=method, rrf_k=searcher.settings.retrieval.fusion.rrf_k,
+                                      weights={"lexical": 1.0, "semantic": weight})
+                result = evaluate_runs(subset, candidates, fusion, metrics, depth)["strategies"]
+                scores[f"{method} semantic={weight}"] = result[HYBRID]
+                scores.setdefault("lexical", result["lexical"])
+                scores.setdefault("semantic", result["semantic"])
+        report[f"half_{half}"] = scores
+    return report
