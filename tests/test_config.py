@@ -16,7 +16,7 @@ def test_default_config_validates_and_resolves_paths():
 def test_profile_file_extends_default():
     settings = load_settings(TEST_CONFIG)
     assert settings.catalog.max_rows_per_source == {"fma": 3000, "lastfm": 3000}
-    assert settings.bm25.stemmer == "english"  # inherited
+    assert settings.bm25.field_weights["title"] == 3  # inherited
 
 
 def test_unknown_key_and_bad_value_are_rejected_with_the_field_name(tmp_path):
