@@ -33,7 +33,6 @@ $(STAMP): requirements.lock pyproject.toml
 	@if [ ! -x $(BIN)/python ] || ! cmp -s requirements.lock $(VENV)/requirements.lock.installed; then \
 		echo ">> creating $(VENV) from scratch"; rm -rf $(VENV); \
 		$(PYTHON) -m venv $(VENV) && \
-		$(BIN)/pip install --quiet --upgrade pip && \
 		$(BIN)/pip install --quiet torch==2.13.0 && \
 		$(BIN)/pip install --quiet -r requirements.lock && \
 		cp requirements.lock $(VENV)/requirements.lock.installed; \
