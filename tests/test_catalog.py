@@ -56,7 +56,7 @@ def test_lastfm_tags_are_weighted_by_users_and_decoded_from_latin1(small_setting
     assert not any("Ã" in t for t in all_tags), "tags.dat must be read as Latin-1"
 
 
-def test_tracks_link_to_lastfm_artists_and_inherit_their_tags(ingested):
+def test_tracks_link_to_lastfm_artists_and_inherit_their_tags(ingested, small_settings):
     entities, report = ingested
     by_id = entities.set_index(S.ID)
     lastfm = by_id[by_id[S.SOURCE] == "lastfm"]
@@ -66,13 +66,9 @@ def test_tracks_link_to_lastfm_artists_and_inherit_their_tags(ingested):
     for _, track in britney_tracks.iterrows():
         assert britney in list(track[S.LINKED_ARTIST_IDS])
         assert "pop" in list(track[S.TAGS])
-        assert max(track[S.TAG_WEIGHTS]) <= small_settings_weight()
+        assert max(track[S.TAG_WEIGHTS]) <= small_settings.catalog.inherited_tag_weight
         assert track[S.POPULARITY] == lastfm.loc[britney, S.POPULARITY]
     assert report["linking"]["n_tracks_linked"] > 1000
-
-
-def small_settings_weight() -> float:
-    return 0.8  # inherited_tag_weight in configs/default.yaml
 
 
 def test_added_at_survives_reingest_and_new_entities_get_the_run_time(ingested):
