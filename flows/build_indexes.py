@@ -1,4 +1,4 @@
-"""Flow: published catalog -> (BM25 build || incremental vectors + ANN) -> publish build."""
+"""Flow: published catalog -> (BM25 || QU resources || incremental vectors + ANN) -> publish build."""
 
 from __future__ import annotations
 
@@ -7,7 +7,14 @@ from typing import Any
 from prefect import flow
 
 from ltrr_core.config import load_settings
-from tasks.indexes import build_bm25, build_vectors, load_catalog, publish_build, start_build
+from tasks.indexes import (
+    build_bm25,
+    build_query_resources,
+    build_vectors,
+    load_catalog,
+    publish_build,
+    start_build,
+)
 
 
 @flow(name="build_indexes", log_prints=True)
@@ -16,8 +23,9 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
     catalog_version, entities = load_catalog(settings)
     build_id = start_build(settings)
     bm25 = build_bm25.submit(settings, entities, build_id)
+    query_resources = build_query_resources.submit(settings, entities, build_id)
     vectors = build_vectors.submit(settings, entities)
-    reports = {"bm25": bm25.result(), "vectors": vectors.result()}
+    reports = {"bm25": bm25.result(), "query_resources": query_resources.result(), "vectors": vectors.result()}
     return publish_build(settings, build_id, catalog_version, reports)
 
 

@@ -70,6 +70,17 @@ def build_indexes_cmd(config: ConfigOption = None) -> None:
                   f"({vectors['n_encoded']} encoded), ANN {vectors['ann']['kind']} {vectors['ann_recall']}")
 
 
+@app.command("generate-q2e")
+def generate_q2e_cmd(config: ConfigOption = None) -> None:
+    """doc2query predictions for new/changed entities, blended with observed engagement -> Q2E table."""
+    _settings(config)
+    from flows.generate_q2e import generate_q2e
+
+    manifest = _run_flow(generate_q2e, _config_arg(config))
+    console.print(f"Q2E {manifest['version']}: {manifest['n_rows']} rows {manifest['rows_by_source']}, "
+                  f"{manifest['n_queries']} queries, scope {manifest['scope']['mode']}")
+
+
 def _run_flow(flow, config_path: str):
     from ltrr_core.contracts import ContractViolation
 
@@ -110,17 +121,17 @@ def _print_results(result, entities, k: int) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    queries: Annotated[Path, typer.Option("--queries", help="CPCD-style TSV: search_query, track_id, label")],
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    split: Annotated[str, typer.Option(help="conversations to evaluate: heldout (not seen by the memory index), train, all")] = "heldout",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Evaluate lexical, semantic and hybrid retrieval on labelled queries against the built indexes."""
+    """Evaluate every retrieval strategy and their fusion on labelled queries against the built indexes."""
     settings = _settings(config)
-    from ltrr_core.eval.datasets import load_cpcd_queries
     from ltrr_core.eval.offline import evaluate_searcher
     from ltrr_core.retrieval.searcher import load_searcher
 
-    labelled = load_cpcd_queries(queries)
+    labelled = _labelled(settings, queries, split)
     result = evaluate_searcher(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
     _emit(result, as_json)
 
@@ -139,6 +150,14 @@ def eval_beir_cmd(
     _emit(evaluate_beir(settings, directory, split), as_json)
 
 
+def _labelled(settings: Settings, queries: Optional[Path], split: str):
+    from ltrr_core.eval.datasets import load_cpcd_queries
+
+    bootstrap = settings.memory.bootstrap
+    return load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels), split=split,
+                             heldout_fraction=bootstrap.heldout_fraction, split_seed=bootstrap.split_seed)
+
+
 def _emit(result: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
@@ -151,6 +170,8 @@ def _emit(result: dict, as_json: bool) -> None:
     for name, values in result["strategies"].items():
         table.add_row(name, *[f"{values[m]:.4f}" for m in metrics])
     Console(width=160).print(table)
+    if "cold_start" in result:
+        Console(width=160).print(f"memory index cold start: {result['cold_start']}")
 
 
 @app.command("bm25-sweep")

@@ -128,7 +128,117 @@ class FusionConfig(_Model):
 
 class RetrievalConfig(_Model):
     k: int = 100
+    # Strategies the searcher loads, by name (ltrr_core.retrieval.searcher.STRATEGY_LOADERS).
+    strategies: list[Literal["lexical", "semantic", "structured", "memory"]] = ["lexical", "semantic"]
     fusion: FusionConfig = FusionConfig()
+
+
+class QueryUnderstandingConfig(_Model):
+    """Limits, vocabulary thresholds and priors of query understanding (ltrr_core.query)."""
+
+    max_query_chars: int = Field(512, gt=0)
+    max_tokens: int = Field(24, gt=0)
+    max_span_tokens: int = Field(5, gt=0)
+    # Catalog names/tags need at least this many entities to enter the vocabulary.
+    min_tag_entities: int = 3
+    # Spelling: a token rarer than this (entity count) also gets close vocabulary tokens.
+    rare_token_count: int = 3
+    max_edits_short: int = 1          # tokens of 4-6 characters
+    max_edits_long: int = 2           # tokens of 7+ characters
+    min_correctable_chars: int = 4
+    max_corrections: int = 3
+    # A partial artist mention ("taylor") may name these many of the most popular artists.
+    max_partial_names: int = 3
+    min_partial_coverage: float = 0.3
+    slot_priors: dict[str, float] = {
+        "artist": 1.0, "title": 0.8, "album": 0.5, "tag": 0.7, "genre": 0.9, "mood": 0.8,
+        "season": 1.0, "version": 1.0, "decade": 1.0,
+    }
+    # Every slot costs this factor, so one long match beats several short ones.
+    slot_factor: float = Field(0.6, gt=0, le=1)
+    # Factor for a token no slot explains, and for a filler word ("songs", "by", ...).
+    unexplained_token_factor: float = 0.25
+    filler_factor: float = 0.95
+    filler_terms: list[str] = []
+    version_terms: dict[str, list[str]] = {}
+    # Extra query words for the seasons of content_understanding.seasonal_patterns (each
+    # season's own name is always a term).
+    season_terms: dict[str, list[str]] = {}
+    n_interpretations: int = 5
+    min_interpretation_probability: float = 0.02
+
+
+class StructuredConfig(_Model):
+    """The ``structured`` strategy: field-constrained search from QU interpretations."""
+
+    min_title_similarity: float = 70.0     # rapidfuzz 0-100 between title slot and entity title
+    relaxed_filter_factor: float = 0.5     # score factor when a filter had to be dropped
+    popularity_weight: float = 0.2         # the more popular of two equal matches first
+    artist_entity_bonus: float = 1.1       # the artist entity itself above its tracks for artist-only queries
+    max_topic_candidates: int = 5000
+
+
+class BootstrapLogsConfig(_Model):
+    """Before the runtime writes logs, CPCD's real searches stand in for them (train split only)."""
+
+    source: Literal["cpcd", "none"] = "cpcd"
+    heldout_fraction: float = Field(0.2, ge=0, lt=1)
+    split_seed: str = "ltrr-cpcd-split-v1"
+
+
+class MemoryConfig(_Model):
+    """The Q2E memory index: predicted prior + observed engagement, blended (ltrr_core.memory)."""
+
+    # Beta prior: the predicted score counts as this many pseudo-impressions of evidence.
+    prior_strength: float = Field(5.0, gt=0)
+    # Prior engagement rate for an observed query/entity pair that no generator predicted.
+    base_rate: float = Field(0.05, gt=0, lt=1)
+    event_weights: dict[str, float] = {"like": 1.0, "stream": 0.8, "click": 0.4, "impression": 0.0,
+                                       "skip": 0.0, "dislike": 0.0}
+    # Examination probability by position (1-based; the last value holds for deeper positions);
+    # impressions without a position (CPCD) count as examined.
+    examination_by_position: list[float] = [1.0, 0.85, 0.72, 0.62, 0.54, 0.48, 0.43, 0.39, 0.36, 0.33]
+    fuzzy_min_similarity: float = 88.0     # rapidfuzz token_sort_ratio for near-duplicate queries
+    fuzzy_max_queries: int = 3
+    bootstrap: BootstrapLogsConfig = BootstrapLogsConfig()
+
+
+class TemplateConfig(_Model):
+    entity_type: str
+    pattern: str                  # str.format fields: title, artist, album, tag
+    score: float = Field(gt=0, le=1)
+
+
+class NeighbourConfig(_Model):
+    queries_per_entity: int = 3
+    min_score: float = 0.45
+    engagement_share: float = 0.5   # weight of "engaged with similar entities" vs query-entity similarity
+    chunk_size: int = 4096
+
+
+class Seq2SeqConfig(_Model):
+    model_path: str | None = None   # a doc2query-T5-style checkpoint directory; None = backend off
+    batch_size: int = 16
+    num_return_sequences: int = 5
+    max_input_tokens: int = 128
+    max_new_tokens: int = 16
+    do_sample: bool = True
+    top_k: int = 10
+    top_p: float = 0.95
+    temperature: float = 1.0
+    seed: int = 17
+
+
+class Doc2QueryConfig(_Model):
+    generators: list[Literal["templates", "log_neighbours", "seq2seq"]] = ["templates", "log_neighbours"]
+    templates: list[TemplateConfig] = []
+    max_tags_per_entity: int = 3
+    neighbours: NeighbourConfig = NeighbourConfig()
+    seq2seq: Seq2SeqConfig = Seq2SeqConfig()
+    # Doc2Query--: drop generated queries whose relevance to their own entity (MiniLM cosine)
+    # is below min_relevance or in the lowest drop_fraction of their generator's output.
+    min_relevance: float = 0.25
+    drop_fraction: float = Field(0.1, ge=0, lt=1)
 
 
 class EvalConfig(_Model):
@@ -161,6 +271,10 @@ class Settings(_Model):
     bm25: BM25Config = BM25Config()
     vector: VectorConfig = VectorConfig()
     retrieval: RetrievalConfig = RetrievalConfig()
+    query_understanding: QueryUnderstandingConfig = QueryUnderstandingConfig()
+    structured: StructuredConfig = StructuredConfig()
+    memory: MemoryConfig = MemoryConfig()
+    doc2query: Doc2QueryConfig = Doc2QueryConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()
 

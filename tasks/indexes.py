@@ -41,6 +41,13 @@ def build_bm25(settings: Settings, entities: pd.DataFrame, build_id: str) -> dic
     return report
 
 
+@task(name="build_query_resources", cache_policy=NO_CACHE)
+def build_query_resources(settings: Settings, entities: pd.DataFrame, build_id: str) -> dict[str, Any]:
+    report = build.build_query_resources(settings, entities, build.staging_dir(settings, build_id))
+    get_run_logger().info("query resources: %s", json.dumps(report))
+    return report
+
+
 @task(name="build_vectors", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
 def build_vectors(settings: Settings, entities: pd.DataFrame) -> dict[str, Any]:
     report = build.build_vectors(settings, entities, show_progress=True)
@@ -61,6 +68,7 @@ def publish_build(settings: Settings, build_id: str, catalog_version: str, repor
             f"| BM25 | {bm25['n_documents']} docs, vocab {bm25['vocabulary_size']}, {bm25['seconds']} s |",
             f"| vectors | {vectors['n_vectors']} rows, encoded {vectors['n_encoded']}, removed {vectors['n_removed']}, Lance v{vectors['table_version']} |",
             f"| ANN | {vectors['ann']} recall {vectors['ann_recall']} |",
+            f"| QU resources | {manifest['query_resources']} |",
         ]),
     )
     return manifest

@@ -19,11 +19,14 @@ class LabelledQueries:
     qrels: dict[str, dict[str, int]]
 
 
-def load_cpcd_queries(path: Path, id_prefix: str = "cpcd:") -> LabelledQueries:
+def load_cpcd_queries(path: Path, id_prefix: str = "cpcd:", split: str = "all",
+                      heldout_fraction: float = 0.2, split_seed: str = "") -> LabelledQueries:
     """Every distinct search query with its relevant (label 1) tracks; queries with none are skipped.
 
     The query text is the id: the same typed query in two conversations is one query whose
-    relevant set is the union of the likes.
+    relevant set is the union of the likes. ``split`` ("train" / "heldout" / "all") keeps the
+    conversations of one side of the stable conversation split (ltrr_core.memory.engagement),
+    so the memory index can learn from train conversations and be evaluated on held-out ones.
     """
     if not Path(path).is_file():
         raise FileNotFoundError(f"labelled query file {path} does not exist")
@@ -36,6 +39,14 @@ def load_cpcd_queries(path: Path, id_prefix: str = "cpcd:") -> LabelledQueries:
     if len(bad):
         row = bad.index[0]
         raise ValueError(f"{path}: row {row + 2} has label {bad.iloc[0]['label']!r}; labels must be -1, 0 or 1")
+    if split not in ("all", "train", "heldout"):
+        raise ValueError(f"split must be all, train or heldout, got {split!r}")
+    if split != "all":
+        from ..memory.engagement import conversation_split
+
+        if "conv_id" not in frame.columns:
+            raise ValueError(f"{path}: a {split!r} split needs the conv_id column")
+        frame = frame[frame["conv_id"].map(lambda c: conversation_split(c, heldout_fraction, split_seed) == split)]
     frame["search_query"] = frame["search_query"].str.strip()
     liked = frame[(frame["label"] == "1") & (frame["search_query"] != "")]
     qrels: dict[str, dict[str, int]] = {}

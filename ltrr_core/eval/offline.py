@@ -31,7 +31,9 @@ def evaluate_runs(
     fusion: FusionConfig,
     metrics: list[str],
     depth: int,
+    diagnostics: dict[str, list[Candidates]] | None = None,
 ) -> dict[str, Any]:
+    """Every strategy, their fusion (``hybrid``), and diagnostic runs that are scored but not fused."""
     import warnings
 
     from numba.core.errors import NumbaTypeSafetyWarning
@@ -49,6 +51,8 @@ def evaluate_runs(
         [(f.entity_id, f.score) for f in fuse([per_strategy[n][i] for n in per_strategy], fusion, depth)]
         for i in range(len(qids))
     ]
+    for name, candidates in (diagnostics or {}).items():
+        ranked[name] = [list(zip(c.ids, c.scores))[:depth] for c in candidates]
     scores: dict[str, dict[str, float]] = {}
     for name, results in ranked.items():
         values = evaluate(qrels, Run.from_dict(_run_dict(qids, results)), metrics, make_comparable=True)
@@ -57,7 +61,35 @@ def evaluate_runs(
     return {"n_queries": len(qids), "strategies": scores}
 
 
+COLD_START = "memory_predicted_only"
+
+
 def evaluate_searcher(searcher, labelled: LabelledQueries, metrics: list[str], depth: int) -> dict[str, Any]:
+    """All strategies and their fusion; with a memory index, also its cold start: the same
+    lookup scored by predicted Q2E alone, as if no engagement had been observed."""
     texts = [labelled.queries[q] for q in labelled.queries]
     per_strategy = searcher.retrieve_all(texts, depth)
-    return evaluate_runs(labelled, per_strategy, searcher.settings.retrieval.fusion, metrics, depth)
+    diagnostics = {}
+    memory = searcher.strategies.get("memory")
+    if memory is not None:
+        from ..retrieval.memory import MemoryStrategy
+
+        cold = MemoryStrategy(memory.index, predicted_only=True, name=COLD_START)
+        diagnostics[COLD_START] = [cold.retrieve(searcher.query(t), depth) for t in texts]
+    result = evaluate_runs(labelled, per_strategy, searcher.settings.retrieval.fusion, metrics, depth, diagnostics)
+    if memory is not None:
+        result["cold_start"] = _cold_start(labelled, diagnostics[COLD_START], per_strategy["memory"], depth)
+    return result
+
+
+def _cold_start(labelled: LabelledQueries, predicted_only: list[Candidates], blended: list[Candidates],
+                depth: int) -> dict[str, Any]:
+    """Share of queries whose relevant entity the memory index reaches (within depth)."""
+    def reached(runs: list[Candidates]) -> float:
+        hits = [bool(set(c.ids[:depth]) & set(labelled.qrels[q])) for q, c in zip(labelled.queries, runs)]
+        return round(sum(hits) / max(len(hits), 1), 4)
+
+    exact = sum(c.meta.get("match") == "exact" for c in blended)
+    fuzzy = sum(c.meta.get("match") == "fuzzy" for c in blended)
+    return {"share_reached_predicted_only": reached(predicted_only), "share_reached_blended": reached(blended),
+            "query_match": {"exact": exact, "fuzzy": fuzzy, "none": len(blended) - exact - fuzzy}}

@@ -81,6 +81,15 @@ def build_bm25(settings: Settings, entities: pd.DataFrame, out_dir: Path) -> dic
     }
 
 
+def build_query_resources(settings: Settings, entities: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
+    """Normalised entity fields and the name vocabulary for QU and structured search."""
+    from ..query.resources import write_resources
+
+    started = time.perf_counter()
+    counts = write_resources(entities, out_dir / "qu", settings.query_understanding.min_tag_entities)
+    return {**counts, "seconds": round(time.perf_counter() - started, 2)}
+
+
 def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
     """Incremental embeddings into the Lance table, ANN index, recall against brute force."""
     from .encoder import Encoder

@@ -9,15 +9,22 @@ evaluation, never required from a strategy.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
 
 from ..text import normalize
+
+if TYPE_CHECKING:
+    from ..query import QueryUnderstanding
 
 
 @dataclass(frozen=True)
 class Query:
     text: str
     context: dict[str, Any] = field(default_factory=dict)
+    # Query understanding, computed once per request by whoever owns the request (searcher,
+    # runtime) and shared by the strategies that read it; a strategy that needs it and finds
+    # None computes it itself.
+    understanding: "QueryUnderstanding | None" = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
@@ -35,14 +42,17 @@ class Candidates:
     strategy: str
     ids: tuple[str, ...]
     scores: tuple[float, ...]
+    # Strategy-level facts worth logging and learning from (e.g. the memory index's match
+    # quality, how many filters structured search had to relax).
+    meta: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if len(self.ids) != len(self.scores):
             raise ValueError(f"{self.strategy}: {len(self.ids)} ids but {len(self.scores)} scores")
 
     @classmethod
-    def from_pairs(cls, strategy: str, pairs: list[tuple[str, float]]) -> "Candidates":
-        return cls(strategy, tuple(p[0] for p in pairs), tuple(float(p[1]) for p in pairs))
+    def from_pairs(cls, strategy: str, pairs: list[tuple[str, float]], meta: Mapping[str, Any] | None = None) -> "Candidates":
+        return cls(strategy, tuple(p[0] for p in pairs), tuple(float(p[1]) for p in pairs), dict(meta or {}))
 
     def __len__(self) -> int:
         return len(self.ids)

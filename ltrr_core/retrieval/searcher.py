@@ -6,6 +6,7 @@ on the same strategies once the bundle exists.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from .fusion import FusedCandidate, fuse
 from .lexical import LexicalStrategy
 from .semantic import SemanticStrategy
 
+_log = logging.getLogger("ltrr.search")
 
 @dataclass
 class SearchResult:
@@ -31,19 +33,25 @@ class SearchResult:
 
 
 class HybridSearcher:
-    def __init__(self, strategies: list[RetrievalStrategy], settings: Settings):
+    def __init__(self, strategies: list[RetrievalStrategy], settings: Settings, understander=None):
         self.strategies = {s.name: s for s in strategies}
         self.settings = settings
+        self.understander = understander
+
+    def query(self, text: str, context: dict[str, Any] | None = None) -> Query:
+        """A Query with its understanding computed once; InvalidQuery for unsearchable input."""
+        understanding = self.understander.understand(text) if self.understander else None
+        return Query(text, context or {}, understanding)
 
     def search(self, text: str, k: int | None = None, context: dict[str, Any] | None = None) -> SearchResult:
         k = k or self.settings.retrieval.k
-        query = Query(text, context or {})
+        query = self.query(text, context)
         per_strategy = {name: s.retrieve(query, k) for name, s in self.strategies.items()}
         return SearchResult(query, per_strategy, fuse(list(per_strategy.values()), self.settings.retrieval.fusion, k))
 
     def retrieve_all(self, texts: list[str], k: int) -> dict[str, list[Candidates]]:
         """Every strategy on every query (batched where a strategy supports it)."""
-        queries = [Query(t) for t in texts]
+        queries = [self.query(t) for t in texts]
         out = {}
         for name, strategy in self.strategies.items():
             if isinstance(strategy, SupportsBatchRetrieve):
@@ -53,20 +61,62 @@ class HybridSearcher:
         return out
 
 
-def load_strategies(settings: Settings, build_dir: Path, manifest: dict[str, Any]) -> list[RetrievalStrategy]:
+def _lexical(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
+    return LexicalStrategy(BM25Index.load(build_dir / "bm25"))
+
+
+def _semantic(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
     from ..index.encoder import Encoder
 
-    lexical = LexicalStrategy(BM25Index.load(build_dir / "bm25"))
     vectors = manifest["vectors"]
     table = open_db(settings.data_dir / "indexes" / "lance").open_table(vectors["table"])
     table.checkout(vectors["table_version"])
-    semantic = SemanticStrategy(table, Encoder(settings.embedding), settings.vector)
-    return [lexical, semantic]
+    return SemanticStrategy(table, Encoder(settings.embedding), settings.vector)
+
+
+def _structured(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
+    from ..query.resources import read_resources
+    from .structured import StructuredIndex, StructuredStrategy
+
+    fields, _ = read_resources(build_dir / "qu")
+    return StructuredStrategy(StructuredIndex(fields), understander, settings.structured)
+
+
+def _memory(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
+    from ..memory import MemoryIndex
+    from ..memory.build import q2e_store
+    from .memory import MemoryStrategy
+
+    return MemoryStrategy(MemoryIndex(q2e_store(settings).load(), settings.memory))
+
+
+# Adding a strategy: write it behind RetrievalStrategy, register its loader here, name it in
+# retrieval.strategies.
+STRATEGY_LOADERS = {"lexical": _lexical, "semantic": _semantic, "structured": _structured, "memory": _memory}
+
+
+def load_strategies(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander=None) -> list[RetrievalStrategy]:
+    from ..memory import Q2ENotBuilt
+
+    strategies = []
+    for name in settings.retrieval.strategies:
+        try:
+            strategies.append(STRATEGY_LOADERS[name](settings, build_dir, manifest, understander))
+        except Q2ENotBuilt as missing:
+            _log.warning("strategy %s not loaded: %s", name, missing)
+    return strategies
+
+
+def load_understander_for(settings: Settings, build_dir: Path):
+    from ..query import load_understander
+
+    return load_understander(build_dir / "qu", settings)
 
 
 def load_searcher(settings: Settings) -> HybridSearcher:
     build_dir, manifest = current_build(settings)
-    return HybridSearcher(load_strategies(settings, build_dir, manifest), settings)
+    understander = load_understander_for(settings, build_dir)
+    return HybridSearcher(load_strategies(settings, build_dir, manifest, understander), settings, understander)
 
 
 def entity_lookup(settings: Settings, version: str | None = None) -> pd.DataFrame:

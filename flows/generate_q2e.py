@@ -1,0 +1,27 @@
+"""Flow: catalog + engagement -> doc2query predictions for new/changed entities -> blend with
+observed statistics -> publish a Q2E version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from ltrr_core.config import load_settings
+from tasks.indexes import load_catalog
+from tasks.q2e import entities_to_predict, generate_predictions, load_engagement, publish_q2e
+
+
+@flow(name="generate_q2e", log_prints=True)
+def generate_q2e(config_path: str | None = None) -> dict[str, Any]:
+    settings = load_settings(config_path)
+    catalog_version, entities = load_catalog(settings)
+    engagement = load_engagement.submit(settings)
+    todo, drop_ids, scope = entities_to_predict(settings, catalog_version, entities)
+    fresh, doc2query = generate_predictions(settings, todo, engagement.result())
+    return publish_q2e(settings, catalog_version, fresh, drop_ids, engagement.result(),
+                       {"scope": scope, "doc2query": doc2query})
+
+
+if __name__ == "__main__":
+    generate_q2e()

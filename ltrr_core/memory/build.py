@@ -1,0 +1,165 @@
+"""Steps of the generate_q2e flow: which entities need predictions, the engagement logs, the
+generators, and the blended table.
+
+Incremental by design: predictions are made only for entities that are new or changed since
+the catalog version the current Q2E table was predicted from (by content hash); predictions
+of unchanged entities are carried over, those of removed or changed entities dropped.
+Observed statistics are recomputed from all engagement every run (aggregation is cheap, and
+it keeps re-runs idempotent). Known limitation: log-neighbour predictions of unchanged
+entities are not refreshed when new logs arrive; their observed statistics are.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import schema as S
+from ..config import Settings
+from ..doc2query import LoggedQueryNeighbourGenerator, RelevanceFilter, TemplateGenerator, predict_q2e
+from ..doc2query.base import empty
+from .blend import blend, observed_statistics
+from .engagement import COLUMNS as ENGAGEMENT_COLUMNS
+from .engagement import cpcd_engagement
+from .store import Q2ENotBuilt, Q2EStore
+
+_log = logging.getLogger("ltrr.q2e")
+
+
+def q2e_store(settings: Settings) -> Q2EStore:
+    return Q2EStore(settings.data_dir / "q2e")
+
+
+def load_engagement(settings: Settings) -> pd.DataFrame:
+    """Everything observed so far: the bootstrap source (CPCD train conversations) for now.
+
+    The runtime's impression/feedback logs reduce to the same frame and are added here when
+    they exist; held-out CPCD conversations never enter (they are the evaluation set).
+    """
+    bootstrap = settings.memory.bootstrap
+    frames = []
+    if bootstrap.source == "cpcd":
+        frames.append(cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), "train",
+                                      bootstrap.heldout_fraction, bootstrap.split_seed))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
+
+
+def entities_to_predict(settings: Settings, catalog_version: str, entities: pd.DataFrame) -> tuple[pd.DataFrame, set[str], dict[str, Any]]:
+    """(entities needing predictions, ids whose old predictions must go, report)."""
+    from ..catalog.store import CatalogStore, diff_catalogs
+
+    store = q2e_store(settings)
+    try:
+        previous = store.manifest()
+    except Q2ENotBuilt:
+        return entities, set(), {"mode": "full", "n_to_predict": len(entities)}
+    if previous.get("q2e_settings") != _prediction_settings(settings):
+        return entities, set(), {"mode": "full (generator settings changed)", "n_to_predict": len(entities)}
+    before = CatalogStore(settings.data_dir / "catalog").load(previous["catalog_version"])
+    diff = diff_catalogs(before, entities)
+    todo = set(diff.new) | set(diff.changed)
+    report = {"mode": "incremental", "from_catalog": previous["catalog_version"], **diff.counts(),
+              "n_to_predict": len(todo)}
+    return entities[entities[S.ID].isin(todo)], set(diff.changed) | set(diff.removed), report
+
+
+def _prediction_settings(settings: Settings) -> dict[str, Any]:
+    """What the predictions depend on besides the entity: changing it re-predicts everything."""
+    return {"doc2query": settings.doc2query.model_dump(mode="json"), "embedding": settings.embedding.model,
+            "bootstrap": settings.memory.bootstrap.model_dump(mode="json")}
+
+
+class EntityVectors:
+    """Unit vectors of catalog entities from the Lance table of the current index build."""
+
+    def __init__(self, settings: Settings):
+        from ..index.build import current_build
+        from ..index.vector import open_db
+
+        _, manifest = current_build(settings)
+        vectors = manifest["vectors"]
+        table = open_db(settings.data_dir / "indexes" / "lance").open_table(vectors["table"])
+        table.checkout(vectors["table_version"])
+        arrow = table.to_arrow().select(["id", "vector"])
+        self.dim = int(vectors["dim"])
+        self._row = {entity: i for i, entity in enumerate(arrow.column("id").to_pylist())}
+        self._matrix = np.asarray(arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
+                                  dtype=np.float32).reshape(-1, self.dim)
+
+    def __call__(self, ids: list[str]) -> np.ndarray:
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        rows = [self._row.get(i, -1) for i in ids]
+        found = np.array([r >= 0 for r in rows], dtype=bool)
+        if found.any():
+            out[found] = self._matrix[[r for r in rows if r >= 0]]
+        return out
+
+
+def make_generators(settings: Settings, observed: pd.DataFrame, vectors: EntityVectors | None, encode) -> list:
+    config = settings.doc2query
+    generators: list = []
+    for name in config.generators:
+        if name == "templates":
+            generators.append(TemplateGenerator(config.templates, config.max_tags_per_entity))
+        elif name == "log_neighbours":
+            engaged = observed[observed["n_engaged"] > 0]
+            if engaged.empty or vectors is None:
+                _log.warning("log_neighbours: no engagement logged yet; generator skipped")
+                continue
+            queries = sorted(engaged["query"].unique())
+            position = {q: i for i, q in enumerate(queries)}
+            centroids = np.zeros((len(queries), vectors.dim), dtype=np.float32)
+            entity_vectors = vectors(engaged["entity_id"].tolist())
+            np.add.at(centroids, engaged["query"].map(position).to_numpy(),
+                      entity_vectors * engaged["n_engaged"].to_numpy(dtype=np.float32)[:, None])
+            totals = engaged.groupby("query")["n_engaged"].sum().reindex(queries).to_numpy(dtype=float)
+            generators.append(LoggedQueryNeighbourGenerator(config.neighbours, queries, encode(queries),
+                                                            centroids, totals, vectors))
+        elif name == "seq2seq":
+            from ..doc2query.seq2seq import Seq2SeqGenerator
+
+            generators.append(Seq2SeqGenerator(config.seq2seq))
+    return generators
+
+
+def generate_predictions(settings: Settings, entities: pd.DataFrame, observed: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """Predicted Q2E rows for these entities with every configured generator, Doc2Query-- filtered."""
+    if entities.empty:
+        return empty(), {"generated": {}, "kept": 0}
+    from ..index.encoder import Encoder
+
+    started = time.perf_counter()
+    encoder = Encoder(settings.embedding)
+    vectors = EntityVectors(settings)
+    generators = make_generators(settings, observed, vectors, encoder.encode)
+    relevance = RelevanceFilter(encoder.encode, vectors, settings.doc2query.min_relevance,
+                                settings.doc2query.drop_fraction)
+    predicted, report = predict_q2e(entities, generators, relevance)
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    return predicted, report
+
+
+def merge_predictions(settings: Settings, fresh: pd.DataFrame, drop_ids: set[str], report: dict) -> pd.DataFrame:
+    """Previous predictions of unchanged entities + fresh ones."""
+    if report.get("mode") != "incremental":
+        return fresh
+    previous = q2e_store(settings).load_predicted()
+    kept = previous[~previous["entity_id"].isin(drop_ids | set(fresh["entity_id"]))]
+    return pd.concat([kept, fresh], ignore_index=True)
+
+
+def publish_q2e(settings: Settings, catalog_version: str, predicted: pd.DataFrame, engagement: pd.DataFrame,
+                reports: dict[str, Any]) -> dict[str, Any]:
+    observed = observed_statistics(engagement, settings.memory)
+    table = blend(predicted, observed, settings.memory, pd.Timestamp.now(tz="UTC"))
+    return q2e_store(settings).publish(table, predicted, {
+        "catalog_version": catalog_version,
+        "q2e_settings": _prediction_settings(settings),
+        "n_engagement_rows": int(len(engagement)),
+        "n_observed_pairs": int(len(observed)),
+        **reports,
+    })

@@ -1,0 +1,147 @@
+"""The versioned Q2E table and its lookup index.
+
+Layout under ``<data_dir>/q2e``::
+
+    versions/<version>/q2e.parquet        the blended table the ``memory`` strategy reads
+    versions/<version>/predicted.parquet  generator output, reused for unchanged entities
+    versions/<version>/manifest.json      counts, sources, the catalog version predicted from
+    CURRENT
+
+Parquet rather than Lance: the table is read whole into the lookup index at load, never
+searched by vector, and Parquet keeps it a plain file the bundle can checksum.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..config import MemoryConfig
+from ..durable import checksum_tree, read_json, read_pointer, staged_directory, write_json_atomic, write_parquet, write_pointer
+
+Q2E_SCHEMA = pa.schema([
+    pa.field("query", pa.string(), nullable=False),
+    pa.field("entity_id", pa.string(), nullable=False),
+    pa.field("score", pa.float64(), nullable=False),
+    pa.field("source", pa.string(), nullable=False),        # predicted | observed
+    pa.field("predicted_score", pa.float64()),
+    pa.field("n_impressions", pa.float64(), nullable=False),  # examination-weighted
+    pa.field("n_engaged", pa.float64(), nullable=False),      # event-weighted
+    pa.field("generator", pa.string(), nullable=False),
+    pa.field("updated_at", pa.timestamp("us", tz="UTC"), nullable=False),
+])
+PREDICTED_SCHEMA = pa.schema([
+    pa.field("query", pa.string(), nullable=False),
+    pa.field("entity_id", pa.string(), nullable=False),
+    pa.field("score", pa.float64(), nullable=False),
+    pa.field("generator", pa.string(), nullable=False),
+])
+
+
+class Q2ENotBuilt(FileNotFoundError):
+    pass
+
+
+class Q2EStore:
+    def __init__(self, root: Path):
+        self.root = root
+
+    def current_version(self) -> str | None:
+        return read_pointer(self.root / "CURRENT")
+
+    def path(self, version: str | None = None) -> Path:
+        version = version or self.current_version()
+        if not version:
+            raise Q2ENotBuilt(f"no Q2E table under {self.root}; run `ltrr generate-q2e` first")
+        return self.root / "versions" / version
+
+    def manifest(self, version: str | None = None) -> dict[str, Any]:
+        return read_json(self.path(version) / "manifest.json")
+
+    def load(self, version: str | None = None) -> pd.DataFrame:
+        return pd.read_parquet(self.path(version) / "q2e.parquet")
+
+    def load_predicted(self, version: str | None = None) -> pd.DataFrame:
+        return pd.read_parquet(self.path(version) / "predicted.parquet")
+
+    def publish(self, q2e: pd.DataFrame, predicted: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
+        version = datetime.now(timezone.utc).strftime("q%Y%m%dT%H%M%S%fZ")
+        final = self.root / "versions" / version
+        with staged_directory(final) as staging:
+            write_parquet(pa.Table.from_pandas(q2e, schema=Q2E_SCHEMA, preserve_index=False), staging / "q2e.parquet")
+            write_parquet(pa.Table.from_pandas(predicted, schema=PREDICTED_SCHEMA, preserve_index=False),
+                          staging / "predicted.parquet")
+            counts = q2e["source"].value_counts().to_dict()
+            manifest = {
+                "version": version,
+                "created_at": datetime.now(timezone.utc).isoformat(),
+                "n_rows": len(q2e),
+                "n_queries": int(q2e["query"].nunique()),
+                "n_entities": int(q2e["entity_id"].nunique()),
+                "rows_by_source": {k: int(v) for k, v in counts.items()},
+                "rows_by_generator": {k: int(v) for k, v in q2e["generator"].value_counts().items()},
+                **report,
+            }
+            manifest["checksums"] = checksum_tree(staging)
+            write_json_atomic(staging / "manifest.json", manifest)
+        write_pointer(self.root / "CURRENT", version)
+        return manifest
+
+
+class MemoryIndex:
+    """Exact lookup by normalised query, then near-duplicate queries (rapidfuzz token_sort_ratio).
+
+    rapidfuzz's extract runs in C++ over the distinct query list with a score cutoff, which
+    keeps fuzzy lookup in milliseconds at hundreds of thousands of queries without a separate
+    ANN structure.
+    """
+
+    def __init__(self, table: pd.DataFrame, config: MemoryConfig):
+        self.config = config
+        table = table.sort_values(["query", "score"], ascending=[True, False], kind="stable").reset_index(drop=True)
+        self.entity_ids = table["entity_id"].to_numpy(dtype=object)
+        self.scores = table["score"].to_numpy(dtype=float)
+        self.predicted = table["predicted_score"].to_numpy(dtype=float)
+        queries = table["query"].to_numpy(dtype=object)
+        starts = np.flatnonzero(np.r_[True, queries[1:] != queries[:-1]]) if len(queries) else np.empty(0, int)
+        ends = np.r_[starts[1:], len(queries)]
+        self.queries = [str(queries[s]) for s in starts]
+        self._slices = {q: (int(s), int(e)) for q, s, e in zip(self.queries, starts, ends)}
+
+    def __len__(self) -> int:
+        return len(self.entity_ids)
+
+    def lookup(self, normalised: str, k: int, predicted_only: bool = False) -> tuple[list[tuple[str, float]], dict[str, Any]]:
+        """Best entities for a query and how the query was matched (exact / fuzzy / none, quality)."""
+        matches = self._matching_queries(normalised)
+        if not matches:
+            return [], {"match": "none", "match_quality": 0.0, "matched_queries": []}
+        best: dict[str, float] = {}
+        for query, quality in matches:
+            start, end = self._slices[query]
+            scores = self.predicted[start:end] if predicted_only else self.scores[start:end]
+            for entity, score in zip(self.entity_ids[start:end], scores):
+                if np.isnan(score):
+                    continue
+                value = float(score) * quality
+                if value > best.get(entity, 0.0):
+                    best[entity] = value
+        ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
+        kind = "exact" if matches[0][1] == 1.0 else "fuzzy"
+        return ranked, {"match": kind, "match_quality": matches[0][1], "matched_queries": [q for q, _ in matches]}
+
+    def _matching_queries(self, normalised: str) -> list[tuple[str, float]]:
+        if normalised in self._slices:
+            return [(normalised, 1.0)]
+        if not normalised or not self.queries:
+            return []
+        from rapidfuzz import fuzz, process
+
+        found = process.extract(normalised, self.queries, scorer=fuzz.token_sort_ratio,
+                                score_cutoff=self.config.fuzzy_min_similarity, limit=self.config.fuzzy_max_queries)
+        return [(query, score / 100.0) for query, score, _ in found]
