@@ -95,15 +95,44 @@ def _run_flow(flow, config_path: str):
 def search(
     query: Annotated[str, typer.Argument(help="what a person would type")],
     k: Annotated[int, typer.Option("-k", help="results to show")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object (QU + results)")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Hybrid search: every strategy, fused; shows which strategy found each result."""
+    """Understand the query, run every strategy, fuse; shows the QU reading and which strategy found each result."""
     settings = _settings(config)
+    from ltrr_core.query import InvalidQuery
     from ltrr_core.retrieval.searcher import entity_lookup, load_searcher
 
     searcher = load_searcher(settings)
-    result = searcher.search(query, k=settings.retrieval.k)
-    _print_results(result, entity_lookup(settings), k)
+    try:
+        result = searcher.search(query, k=settings.retrieval.k)
+    except InvalidQuery as error:
+        console.print(f"[red]invalid query:[/red] {error}")
+        raise typer.Exit(2) from error
+    entities = entity_lookup(settings)
+    if as_json:
+        sys.stdout.write(json.dumps(search_payload(result, entities, k)) + "\n")
+        return
+    _print_understanding(result.query.understanding)
+    _print_results(result, entities, k)
+
+
+def search_payload(result, entities, k: int) -> dict:
+    """The machine-readable search answer: QU and the fused results with their provenance."""
+    understanding = result.query.understanding
+    qu = understanding.to_dict() if understanding else {"normalised": result.query.normalized}
+    results = []
+    for candidate in result.fused[:k]:
+        row = entities.loc[candidate.entity_id]
+        results.append({
+            "entity_id": candidate.entity_id,
+            "type": row["type"],
+            "title": row["title"],
+            "artists": list(row["artists"]) if row["artists"] is not None else [],
+            "strategies": [{"name": s, "rank": r, "score": round(sc, 6)} for s, (r, sc) in candidate.found_by.items()],
+            "score": round(candidate.score, 6),
+        })
+    return {"query": result.query.text, "qu": qu, "results": results}
 
 
 def _print_results(result, entities, k: int) -> None:
@@ -117,6 +146,18 @@ def _print_results(result, entities, k: int) -> None:
         table.add_row(str(position), row["type"], str(row["title"]), artists, found,
                       f"{candidate.score:.4f}")
     Console(width=160).print(table)
+
+
+def _print_understanding(understanding) -> None:
+    if understanding is None:
+        return
+    intent = ", ".join(f"{k} {v:.2f}" for k, v in understanding.intent.items())
+    fixes = f"  spelling: {understanding.corrections}" if understanding.corrections else ""
+    console.print(f"[bold]QU[/bold] {understanding.normalised!r}  intent: {intent}{fixes}")
+    for interpretation in understanding.interpretations:
+        slots = "  ".join(f"{s.kind}={s.display!r} ({s.confidence:.2f})" for s in interpretation.slots) or "(no slots)"
+        rest = f"  + {' '.join(interpretation.unexplained)!r}" if interpretation.unexplained else ""
+        console.print(f"  {interpretation.probability:.3f}  {slots}{rest}")
 
 
 @app.command("eval")
@@ -134,6 +175,36 @@ def eval_cmd(
     labelled = _labelled(settings, queries, split)
     result = evaluate_searcher(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
     _emit(result, as_json)
+
+
+@app.command("eval-qu")
+def eval_qu_cmd(
+    directory: Annotated[Optional[Path], typer.Option("--data", help="MusicRecoNER folder (default: shared data)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Artist / title mention detection of query understanding on MusicRecoNER (real Reddit requests)."""
+    settings = _settings(config)
+    from ltrr_core.eval.qu_mentions import catalog_names, evaluate_mentions
+    from ltrr_core.index.build import current_build
+    from ltrr_core.query import QueryUnderstander
+    from ltrr_core.query.resources import read_resources
+
+    build_dir, _ = current_build(settings)
+    _, vocabulary = read_resources(build_dir / "qu")
+    understander = QueryUnderstander(vocabulary, settings.query_understanding, settings.content_understanding)
+    result = evaluate_mentions(understander, directory or settings.shared_path("musicreco-ner"), catalog_names(vocabulary))
+    if as_json:
+        sys.stdout.write(json.dumps(result) + "\n")
+        return
+    table = Table(title=f"QU mention detection on {result['n_requests']} MusicRecoNER requests")
+    for column in ("type", "precision", "recall", "precision (lenient)", "recall in catalog", "gold", "gold in catalog"):
+        table.add_column(column)
+    for kind in ("artist", "work"):
+        r = result[kind]
+        table.add_row(kind, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['precision_lenient']:.3f}",
+                      f"{r['recall_in_catalog']:.3f}", str(r["n_gold"]), str(r["n_gold_in_catalog"]))
+    Console(width=160).print(table)
 
 
 @app.command("eval-beir")
@@ -207,7 +278,8 @@ def fusion_sweep_cmd(
     sys.stdout.write(json.dumps(report) + "\n")
 
 
-DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "chill 80s female vocalists", "christmas songs", "toby keith santa"]
+DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "live acoustic ed sheeran", "80s female vocalists",
+                "christmas songs", "toby keith santa"]
 
 
 @app.command()

@@ -61,3 +61,35 @@ def searcher(built_platform):
     from ltrr_core.retrieval.searcher import load_searcher
 
     return load_searcher(built_platform[0])
+
+
+@pytest.fixture(scope="session")
+def real_entities(tmp_path_factory):
+    """Real CPCD tracks + every Last.fm artist, linked and annotated (no indexes): ~33k entities."""
+    from ltrr_core.catalog import adapters
+    from ltrr_core.catalog.linking import link_entities
+    from ltrr_core.catalog.understanding import annotate_rules
+
+    settings = make_settings(tmp_path_factory.mktemp("qu-catalog"), **{"catalog.max_rows_per_source": {}})
+    frames = {"cpcd": adapters.read_cpcd_tracks(settings), "lastfm": adapters.read_lastfm_artists(settings)}
+    linked, _ = link_entities(frames, ["lastfm"], settings.catalog.inherited_tag_weight, settings.catalog.max_tags_per_entity)
+    return annotate_rules(linked, settings.content_understanding)
+
+
+@pytest.fixture(scope="session")
+def understander(real_entities, test_settings):
+    from ltrr_core.query import QueryUnderstander
+    from ltrr_core.query.resources import build_vocabulary, entity_fields
+
+    vocabulary = build_vocabulary(entity_fields(real_entities), real_entities,
+                                  test_settings.query_understanding.min_tag_entities)
+    return QueryUnderstander(vocabulary, test_settings.query_understanding, test_settings.content_understanding)
+
+
+@pytest.fixture(scope="session")
+def q2e_platform(built_platform):
+    """The built platform plus one run of the generate_q2e flow."""
+    from flows.generate_q2e import generate_q2e
+
+    settings, _, _, config_file = built_platform
+    return settings, generate_q2e(str(config_file)), config_file

@@ -18,17 +18,17 @@ REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().pare
 METRICS = {"ndcg@10", "recall@10", "recall@100", "mrr@10"}
 
 
-def _check_shape(result: dict, n_queries: int) -> None:
+def _check_shape(result: dict, n_queries: int, strategies: set[str]) -> None:
     assert result["n_queries"] == n_queries
-    assert set(result["strategies"]) == {"lexical", "semantic", "hybrid"}
+    assert set(result["strategies"]) == strategies
     for values in result["strategies"].values():
         assert set(values) == METRICS
         assert all(0.0 <= v <= 1.0 for v in values.values())
         assert values["recall@100"] >= values["recall@10"]
 
 
-def test_eval_json_on_cpcd_queries(built_platform, tmp_path):
-    _, _, _, config_file = built_platform
+def test_eval_json_on_cpcd_queries(q2e_platform, tmp_path):
+    _, _, config_file = q2e_platform
     labels = pd.read_csv(REAL / "cpcd" / "search_results_labeled.train.tsv", sep="\t", dtype=str,
                          keep_default_na=False)
     queries = labels["search_query"].drop_duplicates().iloc[:150]
@@ -37,10 +37,12 @@ def test_eval_json_on_cpcd_queries(built_platform, tmp_path):
     subset.to_csv(path, sep="\t", index=False)
     expected = len(load_cpcd_queries(path).queries)
 
-    out = CliRunner().invoke(app, ["--config", str(config_file), "eval", "--queries", str(path), "--json"])
+    out = CliRunner().invoke(app, ["--config", str(config_file), "eval", "--queries", str(path), "--split", "all",
+                                   "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    _check_shape(result, expected)
+    _check_shape(result, expected, {"lexical", "semantic", "structured", "memory", "hybrid", "memory_predicted_only"})
+    assert set(result["cold_start"]) == {"share_reached_predicted_only", "share_reached_blended", "query_match"}
     strategies = result["strategies"]
     assert strategies["lexical"]["recall@100"] > 0.4 and strategies["semantic"]["recall@100"] > 0.3
     assert strategies["hybrid"]["recall@100"] >= max(s["recall@100"] for s in strategies.values()) - 0.05
@@ -82,7 +84,7 @@ def test_eval_beir_json(tmp_path):
                                    "eval-beir", str(folder), "--json"])
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
-    _check_shape(result, len(labelled.queries))
+    _check_shape(result, len(labelled.queries), {"lexical", "semantic", "hybrid"})
     assert result["n_documents"] == 1500
     assert result["strategies"]["lexical"]["ndcg@10"] > 0.3
     assert result["strategies"]["hybrid"]["ndcg@10"] > 0.3

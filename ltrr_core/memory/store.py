@@ -132,7 +132,7 @@ class MemoryIndex:
                 if value > best.get(entity, 0.0):
                     best[entity] = value
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
-        kind = "exact" if matches[0][1] == 1.0 else "fuzzy"
+        kind = "exact" if matches[0][0] == normalised else "fuzzy"
         return ranked, {"match": kind, "match_quality": matches[0][1], "matched_queries": [q for q, _ in matches]}
 
     def _matching_queries(self, normalised: str) -> list[tuple[str, float]]:

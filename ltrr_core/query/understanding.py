@@ -249,7 +249,11 @@ class QueryUnderstander:
         n_tokens = end - start
         # Single common words are weaker evidence of a title/tag than multi-word names.
         specificity = 1.0 if n_tokens > 1 else 0.75
-        for kind, display, _n, _pop in self._names.get(candidate, []):
+        entries = self._names.get(candidate, [])
+        names_artist = any(kind == "artist" for kind, *_ in entries)
+        for kind, display, _n, _pop in entries:
+            if kind == "tag" and names_artist:
+                continue   # Last.fm tags that name an artist ("taylor swift") echo the artist reading
             slots.append(Slot(kind, candidate, display, span_text, start, end, similarity * specificity, corrected))
         for kind, value in self._terms.get(candidate, []):
             slots.append(Slot(kind, value, value, span_text, start, end, similarity, corrected))
@@ -276,6 +280,8 @@ class QueryUnderstander:
         names = {p[0]: p for p in pools[0]}
         for pool in pools[1:]:
             names = {p[0]: p for p in pool if p[0] in names}
+        if kind == "tag":   # as for exact tags: a tag naming an artist echoes the artist reading
+            names = {n: p for n, p in names.items() if not any(e[0] == "artist" for e in self._names.get(n, []))}
         ranked = sorted(names.values(), key=lambda p: -p[2])[: self.config.max_partial_names]
         if not ranked:
             return []
@@ -306,7 +312,8 @@ class QueryUnderstander:
                 expanded.append(_State(state.score * factor, state.position + 1, state.slots,
                                        state.unexplained + (token,), state.single_kinds))
                 for slot in by_start.get(state.position, []):
-                    if slot.kind in state.single_kinds:
+                    if slot.kind in state.single_kinds or any(
+                            (s.kind, s.value) == (slot.kind, slot.value) for s in state.slots):
                         continue
                     singles = state.single_kinds | ({slot.kind} if slot.kind in SINGLE_SLOTS else set())
                     gain = slot.confidence * priors.get(slot.kind, 0.5) * config.slot_factor

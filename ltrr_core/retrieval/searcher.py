@@ -115,7 +115,8 @@ def load_understander_for(settings: Settings, build_dir: Path):
 
 def load_searcher(settings: Settings) -> HybridSearcher:
     build_dir, manifest = current_build(settings)
-    understander = load_understander_for(settings, build_dir)
+    # A build without QU resources (a BEIR corpus, an older build) serves without QU.
+    understander = load_understander_for(settings, build_dir) if (build_dir / "qu").is_dir() else None
     return HybridSearcher(load_strategies(settings, build_dir, manifest, understander), settings, understander)
 
 
