@@ -233,7 +233,15 @@ def _emit(result: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
-    table = Table(title=f"{result['n_queries']} queries")
+    _metrics_table(result, f"{result['n_queries']} queries")
+    for intent, part in result.get("by_intent", {}).items():
+        _metrics_table(part, f"{part['n_queries']} queries that QU reads as {intent}")
+    if "cold_start" in result:
+        Console(width=160).print(f"memory index cold start: {result['cold_start']}")
+
+
+def _metrics_table(result: dict, title: str) -> None:
+    table = Table(title=title)
     metrics = list(next(iter(result["strategies"].values())))
     table.add_column("strategy")
     for metric in metrics:
@@ -241,8 +249,6 @@ def _emit(result: dict, as_json: bool) -> None:
     for name, values in result["strategies"].items():
         table.add_row(name, *[f"{values[m]:.4f}" for m in metrics])
     Console(width=160).print(table)
-    if "cold_start" in result:
-        Console(width=160).print(f"memory index cold start: {result['cold_start']}")
 
 
 @app.command("bm25-sweep")
@@ -284,11 +290,12 @@ DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "live acoustic ed sheeran", "8
 
 @app.command()
 def demo(config: ConfigOption = None) -> None:
-    """Ingest the real data, run both flows, print example searches and the CPCD evaluation."""
+    """Ingest the real data, run the three flows, show example searches with their QU reading and
+    the held-out CPCD evaluation of every strategy."""
     settings = _settings(config)
     from flows.build_indexes import build_indexes
     from flows.content_understanding import content_understanding
-    from ltrr_core.eval.datasets import load_cpcd_queries
+    from flows.generate_q2e import generate_q2e
     from ltrr_core.eval.offline import evaluate_searcher
     from ltrr_core.retrieval.searcher import entity_lookup, load_searcher
 
@@ -296,12 +303,16 @@ def demo(config: ConfigOption = None) -> None:
     _run_flow(content_understanding, _config_arg(config))
     console.rule("build_indexes flow")
     _run_flow(build_indexes, _config_arg(config))
+    console.rule("generate_q2e flow")
+    _run_flow(generate_q2e, _config_arg(config))
     searcher = load_searcher(settings)
     entities = entity_lookup(settings)
     for query in DEMO_QUERIES:
-        _print_results(searcher.search(query), entities, 5)
-    console.rule("evaluation on CPCD search queries (label 1 = liked)")
-    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels))
+        result = searcher.search(query)
+        _print_understanding(result.query.understanding)
+        _print_results(result, entities, 5)
+    console.rule("evaluation on held-out CPCD conversations (label 1 = liked)")
+    labelled = _labelled(settings, None, "heldout")
     _emit(evaluate_searcher(searcher, labelled, settings.eval.metrics, settings.eval.depth), as_json=False)
 
 

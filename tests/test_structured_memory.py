@@ -26,14 +26,25 @@ def _rows(entities, candidates, n):
     return entities.loc[list(candidates.ids[:n])]
 
 
+def _best_reading_rows(searcher, text):
+    query = searcher.query(text)
+    best = query.understanding.best
+    match = searcher.strategies["structured"].match(best)
+    return best, match, searcher.strategies["structured"].index.ids[match.rows]
+
+
 def test_structured_version_filter_filters(full_searcher):
     searcher, entities = full_searcher
-    structured = searcher.strategies["structured"]
-    live = structured.retrieve(searcher.query("coldplay live"), 20)
-    assert len(live) > 0 and live.meta["n_relaxed_filters"] == 0
-    top = _rows(entities, live, 5)
-    assert top["version_types"].map(lambda v: "live" in list(v)).all()
-    assert top["artists"].map(lambda a: "Coldplay" in list(a)).iloc[0]
+    best, match, ids = _best_reading_rows(searcher, "coldplay live")
+    assert {("artist", "coldplay"), ("version", "live")} <= {(s.kind, s.value) for s in best.slots}
+    assert len(ids) > 0 and not match.relaxed
+    rows = entities.loc[list(ids)]
+    assert rows["version_types"].map(lambda v: "live" in list(v)).all()
+    assert rows["artists"].map(lambda a: "Coldplay" in list(a)).all()
+    unfiltered = searcher.strategies["structured"].index.postings("artist", "coldplay")
+    assert len(unfiltered) > len(ids)          # the filter removed Coldplay's studio tracks
+    result = searcher.strategies["structured"].retrieve(searcher.query("coldplay live"), 20)
+    assert result.ids[0] in set(ids)           # and the filtered reading ranks first
 
 
 def test_structured_decade_and_tag_filters_filter(full_searcher, q2e_platform):
@@ -41,11 +52,14 @@ def test_structured_decade_and_tag_filters_filter(full_searcher, q2e_platform):
 
     searcher, _ = full_searcher
     catalog = CatalogStore(q2e_platform[0].data_dir / "catalog").load().set_index("id")
-    result = searcher.strategies["structured"].retrieve(searcher.query("80s female vocalists"), 30)
-    assert len(result) >= 10
-    top = catalog.loc[list(result.ids[:10])]
-    assert top["decades"].map(lambda d: 1980 in list(d)).all()
-    assert top["tags"].map(lambda t: "female vocalists" in [x.lower() for x in t]).all()
+    best, match, ids = _best_reading_rows(searcher, "80s female vocalists")
+    assert {("decade", "1980"), ("tag", "female vocalists")} <= {(s.kind, s.value) for s in best.slots}
+    assert len(ids) >= 10 and not match.relaxed
+    rows = catalog.loc[list(ids)]
+    assert rows["decades"].map(lambda d: 1980 in list(d)).all()
+    assert rows["tags"].map(lambda t: "female vocalists" in [x.lower() for x in t]).all()
+    tagged = searcher.strategies["structured"].index.postings("tag", "female vocalists")
+    assert len(tagged) > len(ids)
 
 
 def test_structured_relaxes_an_impossible_filter_instead_of_returning_nothing(full_searcher):

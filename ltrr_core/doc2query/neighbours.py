@@ -5,7 +5,8 @@ For each entity e and each logged query q (with the entities people engaged with
     score(q, e) = (1 - s) * cos(q, e) + s * cos(centroid of q's engaged entities, e)
 
 in the MiniLM space the vector index already holds (s = ``engagement_share``), times a
-frequency weight log1p(n_engaged(q)) / log1p(max). The first term proposes queries that
+frequency weight 0.5 + 0.5 * log1p(n_engaged(q)) / log1p(max): a query engaged with once
+keeps half its similarity, the most engaged query all of it. The first term proposes queries that
 describe e; the second, queries whose engaged entities resemble e ("what they engaged
 with"). The top ``queries_per_entity`` above ``min_score`` are kept. Entities are processed in
 chunks so memory stays at chunk x n_queries floats.
@@ -31,7 +32,7 @@ class LoggedQueryNeighbourGenerator:
         self.queries = np.asarray(queries, dtype=object)
         self.query_vectors = _unit(query_vectors)
         self.centroids = _unit(engaged_centroids)
-        self.frequency = np.log1p(engagement) / max(np.log1p(engagement.max(initial=0.0)), 1e-9)
+        self.frequency = 0.5 + 0.5 * np.log1p(engagement) / max(np.log1p(engagement.max(initial=0.0)), 1e-9)
         self.entity_vectors = entity_vectors
 
     def generate(self, entities: pd.DataFrame) -> pd.DataFrame:

@@ -76,10 +76,30 @@ def evaluate_searcher(searcher, labelled: LabelledQueries, metrics: list[str], d
 
         cold = MemoryStrategy(memory.index, predicted_only=True, name=COLD_START)
         diagnostics[COLD_START] = [cold.retrieve(searcher.query(t), depth) for t in texts]
-    result = evaluate_runs(labelled, per_strategy, searcher.settings.retrieval.fusion, metrics, depth, diagnostics)
+    fusion = searcher.settings.retrieval.fusion
+    result = evaluate_runs(labelled, per_strategy, fusion, metrics, depth, diagnostics)
+    if searcher.understander is not None:
+        intents = [_main_intent(searcher.query(t).understanding) for t in texts]
+        result["by_intent"] = {
+            intent: evaluate_runs(*_subset(labelled, per_strategy, intents, intent), fusion, metrics, depth)
+            for intent in sorted(set(intents))
+        }
     if memory is not None:
         result["cold_start"] = _cold_start(labelled, diagnostics[COLD_START], per_strategy["memory"], depth)
     return result
+
+
+def _main_intent(understanding) -> str:
+    return max(understanding.intent, key=understanding.intent.get)
+
+
+def _subset(labelled: LabelledQueries, per_strategy: dict[str, list[Candidates]], intents: list[str], intent: str):
+    """The queries QU reads as ``intent`` (most likely intent), for a per-intent breakdown."""
+    qids = list(labelled.queries)
+    keep = [i for i, value in enumerate(intents) if value == intent]
+    part = LabelledQueries({qids[i]: labelled.queries[qids[i]] for i in keep},
+                           {qids[i]: labelled.qrels[qids[i]] for i in keep})
+    return part, {n: [c[i] for i in keep] for n, c in per_strategy.items()}
 
 
 def _cold_start(labelled: LabelledQueries, predicted_only: list[Candidates], blended: list[Candidates],

@@ -29,6 +29,9 @@ from .store import Q2ENotBuilt, Q2EStore
 
 _log = logging.getLogger("ltrr.q2e")
 
+# Bump when generator code changes what it predicts: the next run then re-predicts everything.
+GENERATORS_VERSION = 2
+
 
 def q2e_store(settings: Settings) -> Q2EStore:
     return Q2EStore(settings.data_dir / "q2e")
@@ -69,7 +72,8 @@ def entities_to_predict(settings: Settings, catalog_version: str, entities: pd.D
 
 def _prediction_settings(settings: Settings) -> dict[str, Any]:
     """What the predictions depend on besides the entity: changing it re-predicts everything."""
-    return {"doc2query": settings.doc2query.model_dump(mode="json"), "embedding": settings.embedding.model,
+    return {"generators_version": GENERATORS_VERSION,
+            "doc2query": settings.doc2query.model_dump(mode="json"), "embedding": settings.embedding.model,
             "bootstrap": settings.memory.bootstrap.model_dump(mode="json")}
 
 

@@ -43,6 +43,9 @@ PREDICTED_SCHEMA = pa.schema([
 ])
 
 
+_BLOCKING_TOKENS = 2
+
+
 class Q2ENotBuilt(FileNotFoundError):
     pass
 
@@ -96,9 +99,11 @@ class Q2EStore:
 class MemoryIndex:
     """Exact lookup by normalised query, then near-duplicate queries (rapidfuzz token_sort_ratio).
 
-    rapidfuzz's extract runs in C++ over the distinct query list with a score cutoff, which
-    keeps fuzzy lookup in milliseconds at hundreds of thousands of queries without a separate
-    ANN structure.
+    Near-duplicate candidates are blocked by token: only stored queries sharing one of the
+    query's ``_BLOCKING_TOKENS`` rarest tokens are compared (a query within the similarity
+    cutoff shares most tokens, so it shares a rare one unless the typo hit exactly those).
+    rapidfuzz then scores the few hundred candidates in C++; scanning all 230k stored
+    queries instead took ~90 ms per miss.
     """
 
     def __init__(self, table: pd.DataFrame, config: MemoryConfig):
@@ -112,6 +117,10 @@ class MemoryIndex:
         ends = np.r_[starts[1:], len(queries)]
         self.queries = [str(queries[s]) for s in starts]
         self._slices = {q: (int(s), int(e)) for q, s, e in zip(self.queries, starts, ends)}
+        self._by_token: dict[str, list[int]] = {}
+        for position, query in enumerate(self.queries):
+            for token in set(query.split()):
+                self._by_token.setdefault(token, []).append(position)
 
     def __len__(self) -> int:
         return len(self.entity_ids)
@@ -142,6 +151,11 @@ class MemoryIndex:
             return []
         from rapidfuzz import fuzz, process
 
-        found = process.extract(normalised, self.queries, scorer=fuzz.token_sort_ratio,
+        known = sorted((t for t in set(normalised.split()) if t in self._by_token), key=lambda t: len(self._by_token[t]))
+        positions = sorted({p for t in known[:_BLOCKING_TOKENS] for p in self._by_token[t]})
+        if not positions:
+            return []
+        candidates = [self.queries[p] for p in positions]
+        found = process.extract(normalised, candidates, scorer=fuzz.token_sort_ratio,
                                 score_cutoff=self.config.fuzzy_min_similarity, limit=self.config.fuzzy_max_queries)
         return [(query, score / 100.0) for query, score, _ in found]

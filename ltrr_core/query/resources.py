@@ -53,6 +53,10 @@ def entity_fields(entities: pd.DataFrame) -> pd.DataFrame:
     ]
 
     def as_list(column: str) -> list[list]:
+        # A catalog without content understanding (e.g. the generated bench catalog) has no
+        # attribute columns: structured search then matches names and tags only.
+        if column not in entities.columns:
+            return [[] for _ in range(len(entities))]
         return [list(v) if v is not None else [] for v in entities[column]]
 
     return pd.DataFrame({

@@ -78,7 +78,7 @@ class StructuredStrategy:
         best: dict[int, float] = {}
         n_relaxed = 0
         for interpretation in understanding.interpretations:
-            match = self._match(interpretation)
+            match = self.match(interpretation)
             if match is None or not len(match.rows):
                 continue
             n_relaxed += match.relaxed
@@ -91,7 +91,7 @@ class StructuredStrategy:
                           tuple(float(s) for _, s in ranked), {"n_relaxed_filters": n_relaxed})
 
     # ------------------------------------------------------------------ one interpretation
-    def _match(self, interpretation: Interpretation) -> _Match | None:
+    def match(self, interpretation: Interpretation) -> _Match | None:
         match = self._entity_match(interpretation)
         topics = [s for s in interpretation.slots if s.kind in _TOPIC_SLOTS]
         if match is None:
