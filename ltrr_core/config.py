@@ -164,7 +164,7 @@ class QueryUnderstandingConfig(_Model):
     # Extra query words for the seasons of content_understanding.seasonal_patterns (each
     # season's own name is always a term).
     season_terms: dict[str, list[str]] = {}
-    n_interpretations: int = 5
+    n_interpretations: int = 10
     min_interpretation_probability: float = 0.02
 
 
