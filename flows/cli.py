@@ -153,11 +153,11 @@ def _print_understanding(understanding) -> None:
         return
     intent = ", ".join(f"{k} {v:.2f}" for k, v in understanding.intent.items())
     fixes = f"  spelling: {understanding.corrections}" if understanding.corrections else ""
-    console.print(f"[bold]QU[/bold] {understanding.normalised!r}  intent: {intent}{fixes}")
+    console.print(f"[bold]QU[/bold] {understanding.normalised!r}  intent: {intent}{fixes}", soft_wrap=True)
     for interpretation in understanding.interpretations:
         slots = "  ".join(f"{s.kind}={s.display!r} ({s.confidence:.2f})" for s in interpretation.slots) or "(no slots)"
         rest = f"  + {' '.join(interpretation.unexplained)!r}" if interpretation.unexplained else ""
-        console.print(f"  {interpretation.probability:.3f}  {slots}{rest}")
+        console.print(f"  {interpretation.probability:.3f}  {slots}{rest}", soft_wrap=True)
 
 
 @app.command("eval")
