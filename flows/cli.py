@@ -81,6 +81,38 @@ def generate_q2e_cmd(config: ConfigOption = None) -> None:
                   f"{manifest['n_queries']} queries, scope {manifest['scope']['mode']}")
 
 
+bundle_app = typer.Typer(help="Serving bundles: build one from the latest builds, verify one.", no_args_is_help=True)
+app.add_typer(bundle_app, name="bundle")
+
+
+@bundle_app.command("build")
+def bundle_build_cmd(config: ConfigOption = None) -> None:
+    """Assemble an immutable bundle (BM25, QU resources, Q2E table, retrieval config, Lance reference)."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import build_bundle
+
+    manifest = build_bundle(settings)
+    console.print(f"bundle {manifest['bundle_id']}: {len(manifest['files'])} files, components {manifest['components']}")
+
+
+@bundle_app.command("verify")
+def bundle_verify_cmd(
+    path: Annotated[Optional[Path], typer.Argument(help="bundle directory (default: the latest built)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Check a bundle's manifest, every checksum and that no path leaves the bundle."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import BundleError, latest_bundle, verify_bundle
+
+    try:
+        target = path or latest_bundle(settings)
+        manifest = verify_bundle(target)
+    except BundleError as error:
+        console.print(f"[red]bundle refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"bundle {manifest['bundle_id']} verifies: {len(manifest['files'])} files")
+
+
 def _run_flow(flow, config_path: str):
     from ltrr_core.contracts import ContractViolation
 

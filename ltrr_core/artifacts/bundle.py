@@ -1,0 +1,156 @@
+"""The bundle (seam 3): a versioned, immutable directory with everything serving needs.
+
+Layout under ``<data_dir>/bundles``::
+
+    <bundle_id>/manifest.json    schema version, created_at, components and their source
+                                 versions, package versions, sha256 of every other file
+    <bundle_id>/bm25/            the BM25 index of the index build
+    <bundle_id>/qu/              QU resources (entity fields, name vocabulary)
+    <bundle_id>/q2e/q2e.parquet  the Q2E memory table
+    <bundle_id>/retrieval.json   strategies, depth and fusion the runtime serves with
+    LATEST                       the newest bundle built (promotion has its own pointer)
+
+The Lance vector table is referenced, not copied (hundreds of MB, and Lance keeps every
+version): the manifest pins its location, relative to ``data_dir``, and version.
+
+``verify_bundle`` is the only way in: it refuses a bundle whose manifest is missing or of
+another schema version, whose files do not match their checksums, that holds a file the
+manifest does not list, or any path (in the manifest or on disk, symlinks included) that
+leaves the bundle directory. Later issues add the retrieval policy, the ranking model and the
+feature spec as further listed files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from importlib.metadata import version as package_version
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from ..config import Settings
+from ..durable import read_pointer, sha256_file, staged_directory, write_json_atomic, write_pointer
+
+BUNDLE_SCHEMA_VERSION = "1.0"
+MANIFEST = "manifest.json"
+PACKAGES = ("bm25s", "lancedb", "pylance", "sentence-transformers", "rapidfuzz", "pyarrow")
+
+
+class BundleError(ValueError):
+    """A bundle that must not be served; the message names the file and the rule."""
+
+
+def bundles_root(settings: Settings) -> Path:
+    return settings.data_dir / "bundles"
+
+
+def _package_versions() -> dict[str, str]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = package_version(name)
+        except Exception:  # noqa: BLE001 - reported, not fatal
+            out[name] = "not installed"
+    return out
+
+
+def build_bundle(settings: Settings) -> dict[str, Any]:
+    """Assemble a bundle from the current index build and Q2E version; returns its manifest."""
+    from ..index.build import current_build
+    from ..memory.build import q2e_store
+
+    build_dir, build_manifest = current_build(settings)
+    store = q2e_store(settings)
+    q2e_manifest = store.manifest()
+    created = datetime.now(timezone.utc)
+    bundle_id = created.strftime("B%Y%m%dT%H%M%S%fZ")
+    final = bundles_root(settings) / bundle_id
+    with staged_directory(final) as staging:
+        shutil.copytree(build_dir / "bm25", staging / "bm25")
+        shutil.copytree(build_dir / "qu", staging / "qu")
+        (staging / "q2e").mkdir()
+        shutil.copy2(store.path() / "q2e.parquet", staging / "q2e" / "q2e.parquet")
+        write_json_atomic(staging / "retrieval.json", settings.retrieval.model_dump(mode="json"))
+        vectors = build_manifest["vectors"]
+        lance_dir = (settings.data_dir / "indexes" / "lance").resolve()
+        manifest = {
+            "schema_version": BUNDLE_SCHEMA_VERSION,
+            "bundle_id": bundle_id,
+            "created_at": created.isoformat(),
+            "components": {
+                "catalog_version": build_manifest["catalog_version"],
+                "index_build": build_manifest["build_id"],
+                "q2e_version": q2e_manifest["version"],
+                "lance": {"path": os.path.relpath(lance_dir, settings.data_dir.resolve()),
+                          "table": vectors["table"], "version": int(vectors["table_version"]),
+                          "model": vectors["model"], "dim": int(vectors["dim"])},
+            },
+            "source_runs": {"index_build": build_manifest["build_id"], "q2e": q2e_manifest["version"]},
+            "component_versions": _package_versions(),
+            "files": _checksums(staging),
+        }
+        write_json_atomic(staging / MANIFEST, manifest)
+    write_pointer(bundles_root(settings) / "LATEST", bundle_id)
+    return manifest
+
+
+def _checksums(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): sha256_file(p) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def latest_bundle(settings: Settings) -> Path:
+    bundle_id = read_pointer(bundles_root(settings) / "LATEST")
+    if not bundle_id:
+        raise BundleError(f"no bundle under {bundles_root(settings)}; run `ltrr bundle build` first")
+    return bundles_root(settings) / bundle_id
+
+
+def _inside(root: Path, relative: str) -> Path:
+    """The file a manifest path names, or BundleError if that path leaves the bundle."""
+    pure = PurePosixPath(relative)
+    if pure.is_absolute() or ".." in pure.parts or not pure.parts or relative != pure.as_posix():
+        raise BundleError(f"{root}: manifest path {relative!r} is not a plain relative path inside the bundle")
+    path = root / pure
+    if not path.resolve().is_relative_to(root.resolve()):
+        raise BundleError(f"{root}: {relative!r} resolves to {path.resolve()}, outside the bundle")
+    return path
+
+
+def verify_bundle(path: Path) -> dict[str, Any]:
+    """The manifest of a bundle that verifies completely; BundleError naming what does not."""
+    root = Path(path)
+    if not root.is_dir():
+        raise BundleError(f"bundle {root} is not a directory")
+    manifest_path = root / MANIFEST
+    if not manifest_path.is_file():
+        raise BundleError(f"bundle {root} has no {MANIFEST}")
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise BundleError(f"{manifest_path}: not valid JSON ({error})") from error
+    if manifest.get("schema_version") != BUNDLE_SCHEMA_VERSION:
+        raise BundleError(f"{manifest_path}: schema_version {manifest.get('schema_version')!r}, "
+                          f"this runtime reads {BUNDLE_SCHEMA_VERSION!r}")
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not files:
+        raise BundleError(f"{manifest_path}: no 'files' checksums")
+    for relative, expected in files.items():
+        file = _inside(root, relative)
+        if not file.is_file():
+            raise BundleError(f"{root}: {relative} is listed in the manifest but missing")
+        actual = sha256_file(file)
+        if actual != expected:
+            raise BundleError(f"{root}: {relative} does not match its checksum "
+                              f"(manifest {expected[:12]}…, file {actual[:12]}…)")
+    for entry in sorted(root.rglob("*")):
+        relative = entry.relative_to(root).as_posix()
+        if entry.is_symlink() and not entry.resolve().is_relative_to(root.resolve()):
+            raise BundleError(f"{root}: {relative} is a link to {entry.resolve()}, outside the bundle")
+        if entry.is_file() and relative != MANIFEST and relative not in files:
+            raise BundleError(f"{root}: {relative} is not listed in the manifest")
+    lance = manifest.get("components", {}).get("lance", {})
+    if lance and (PurePosixPath(lance.get("path", "")).is_absolute() or ".." in PurePosixPath(lance.get("path", "")).parts):
+        raise BundleError(f"{manifest_path}: the Lance table path {lance.get('path')!r} must be relative to data_dir")
+    return manifest
