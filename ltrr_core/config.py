@@ -241,6 +241,29 @@ class Doc2QueryConfig(_Model):
     drop_fraction: float = Field(0.1, ge=0, lt=1)
 
 
+class PolicyConfig(_Model):
+    """The exploration policy over a library of retrieval plans (strategy -> depth)."""
+
+    plans: dict[str, dict[str, int]] = {"all": {"lexical": 100, "semantic": 100, "structured": 100, "memory": 100}}
+    default_plan: str = "all"
+    epsilon: float = Field(0.2, ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _default_is_a_plan(self) -> "PolicyConfig":
+        if self.default_plan not in self.plans:
+            raise ValueError(f"runtime.policy.default_plan {self.default_plan!r} is not one of {sorted(self.plans)}")
+        for name, depths in self.plans.items():
+            if any(d < 0 for d in depths.values()) or not any(d > 0 for d in depths.values()):
+                raise ValueError(f"plan {name!r} needs at least one strategy with a positive depth, none negative")
+        return self
+
+
+class RuntimeConfig(_Model):
+    max_results: int = Field(10, gt=0, le=100)
+    policy: PolicyConfig = PolicyConfig()
+    seed: int | None = None      # None: fresh randomness per process (serving); an int for tests
+
+
 class EvalConfig(_Model):
     metrics: list[str] = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
     depth: int = 100
@@ -275,6 +298,7 @@ class Settings(_Model):
     structured: StructuredConfig = StructuredConfig()
     memory: MemoryConfig = MemoryConfig()
     doc2query: Doc2QueryConfig = Doc2QueryConfig()
+    runtime: RuntimeConfig = RuntimeConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()
 

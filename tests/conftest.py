@@ -93,3 +93,12 @@ def q2e_platform(built_platform):
 
     settings, _, _, config_file = built_platform
     return settings, generate_q2e(str(config_file)), config_file
+
+
+@pytest.fixture(scope="session")
+def bundle_dir(q2e_platform):
+    """A bundle built from the test platform."""
+    from ltrr_core.artifacts import build_bundle
+
+    settings = q2e_platform[0]
+    return settings.data_dir / "bundles" / build_bundle(settings)["bundle_id"]

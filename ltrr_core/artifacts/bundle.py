@@ -8,6 +8,7 @@ Layout under ``<data_dir>/bundles``::
     <bundle_id>/qu/              QU resources (entity fields, name vocabulary)
     <bundle_id>/q2e/q2e.parquet  the Q2E memory table
     <bundle_id>/retrieval.json   strategies, depth and fusion the runtime serves with
+    <bundle_id>/display.parquet  id, type, title, artists: what results show
     LATEST                       the newest bundle built (promotion has its own pointer)
 
 The Lance vector table is referenced, not copied (hundreds of MB, and Lance keeps every
@@ -73,6 +74,7 @@ def build_bundle(settings: Settings) -> dict[str, Any]:
         (staging / "q2e").mkdir()
         shutil.copy2(store.path() / "q2e.parquet", staging / "q2e" / "q2e.parquet")
         write_json_atomic(staging / "retrieval.json", settings.retrieval.model_dump(mode="json"))
+        _write_display(settings, build_manifest["catalog_version"], staging / "display.parquet")
         vectors = build_manifest["vectors"]
         lance_dir = (settings.data_dir / "indexes" / "lance").resolve()
         manifest = {
@@ -94,6 +96,17 @@ def build_bundle(settings: Settings) -> dict[str, Any]:
         write_json_atomic(staging / MANIFEST, manifest)
     write_pointer(bundles_root(settings) / "LATEST", bundle_id)
     return manifest
+
+
+def _write_display(settings: Settings, catalog_version: str, path: Path) -> None:
+    """What results show (type, title, artists), from the catalog version the indexes were built from."""
+    import pyarrow.parquet as pq
+
+    from .. import schema as S
+    from ..catalog.store import CatalogStore
+
+    table = CatalogStore(settings.data_dir / "catalog").load_table(catalog_version).select([S.ID, S.TYPE, S.TITLE, S.ARTISTS])
+    pq.write_table(table, path, compression="zstd")
 
 
 def _checksums(root: Path) -> dict[str, str]:

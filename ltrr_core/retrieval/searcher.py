@@ -61,33 +61,60 @@ class HybridSearcher:
         return out
 
 
-def _lexical(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
-    return LexicalStrategy(BM25Index.load(build_dir / "bm25"))
+@dataclass(frozen=True)
+class ServingPaths:
+    """Where each strategy's index lives: an index build + Q2E version, or a bundle."""
+
+    bm25: Path
+    qu: Path
+    q2e: Path | None          # None: no Q2E table yet (memory is not loaded)
+    lance_dir: Path
+    lance_table: str
+    lance_version: int
+
+    @classmethod
+    def of_current_build(cls, settings: Settings) -> "ServingPaths":
+        from ..memory import Q2ENotBuilt
+        from ..memory.build import q2e_store
+
+        build_dir, manifest = current_build(settings)
+        try:
+            q2e = q2e_store(settings).path() / "q2e.parquet"
+        except Q2ENotBuilt as missing:
+            _log.warning("no memory index: %s", missing)
+            q2e = None
+        vectors = manifest["vectors"]
+        return cls(build_dir / "bm25", build_dir / "qu", q2e, settings.data_dir / "indexes" / "lance",
+                   vectors["table"], int(vectors["table_version"]))
 
 
-def _semantic(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
+def _lexical(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
+    return LexicalStrategy(BM25Index.load(paths.bm25))
+
+
+def _semantic(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
     from ..index.encoder import Encoder
 
-    vectors = manifest["vectors"]
-    table = open_db(settings.data_dir / "indexes" / "lance").open_table(vectors["table"])
-    table.checkout(vectors["table_version"])
+    table = open_db(paths.lance_dir).open_table(paths.lance_table)
+    table.checkout(paths.lance_version)
     return SemanticStrategy(table, Encoder(settings.embedding), settings.vector)
 
 
-def _structured(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
+def _structured(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
     from ..query.resources import read_resources
     from .structured import StructuredIndex, StructuredStrategy
 
-    fields, _ = read_resources(build_dir / "qu")
+    fields, _ = read_resources(paths.qu)
     return StructuredStrategy(StructuredIndex(fields), understander, settings.structured)
 
 
-def _memory(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander) -> RetrievalStrategy:
+def _memory(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy | None:
     from ..memory import MemoryIndex
-    from ..memory.build import q2e_store
     from .memory import MemoryStrategy
 
-    return MemoryStrategy(MemoryIndex(q2e_store(settings).load(), settings.memory))
+    if paths.q2e is None:
+        return None
+    return MemoryStrategy(MemoryIndex(pd.read_parquet(paths.q2e), settings.memory))
 
 
 # Adding a strategy: write it behind RetrievalStrategy, register its loader here, name it in
@@ -95,29 +122,22 @@ def _memory(settings: Settings, build_dir: Path, manifest: dict[str, Any], under
 STRATEGY_LOADERS = {"lexical": _lexical, "semantic": _semantic, "structured": _structured, "memory": _memory}
 
 
-def load_strategies(settings: Settings, build_dir: Path, manifest: dict[str, Any], understander=None) -> list[RetrievalStrategy]:
-    from ..memory import Q2ENotBuilt
-
-    strategies = []
-    for name in settings.retrieval.strategies:
-        try:
-            strategies.append(STRATEGY_LOADERS[name](settings, build_dir, manifest, understander))
-        except Q2ENotBuilt as missing:
-            _log.warning("strategy %s not loaded: %s", name, missing)
-    return strategies
+def load_strategies(settings: Settings, paths: ServingPaths, understander=None) -> list[RetrievalStrategy]:
+    loaded = [STRATEGY_LOADERS[name](settings, paths, understander) for name in settings.retrieval.strategies]
+    return [strategy for strategy in loaded if strategy is not None]
 
 
-def load_understander_for(settings: Settings, build_dir: Path):
+def load_understander_for(settings: Settings, qu_dir: Path):
     from ..query import load_understander
 
-    return load_understander(build_dir / "qu", settings)
+    return load_understander(qu_dir, settings)
 
 
 def load_searcher(settings: Settings) -> HybridSearcher:
-    build_dir, manifest = current_build(settings)
+    paths = ServingPaths.of_current_build(settings)
     # A build without QU resources (a BEIR corpus, an older build) serves without QU.
-    understander = load_understander_for(settings, build_dir) if (build_dir / "qu").is_dir() else None
-    return HybridSearcher(load_strategies(settings, build_dir, manifest, understander), settings, understander)
+    understander = load_understander_for(settings, paths.qu) if paths.qu.is_dir() else None
+    return HybridSearcher(load_strategies(settings, paths, understander), settings, understander)
 
 
 def entity_lookup(settings: Settings, version: str | None = None) -> pd.DataFrame:
