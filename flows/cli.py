@@ -113,6 +113,33 @@ def bundle_verify_cmd(
     console.print(f"bundle {manifest['bundle_id']} verifies: {len(manifest['files'])} files")
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option(help="port (default: runtime.port)")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the latest built)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Serve search, feedback, health and admin reload over HTTP (OpenAPI docs at /docs)."""
+    settings = _settings(config)
+    import uvicorn
+
+    from ltrr_core.artifacts import BundleError, latest_bundle
+    from ltrr_core.runtime import load_service
+    from ltrr_core.runtime.http import admin_token_from_env, create_app
+
+    try:
+        service = load_service(settings, bundle or latest_bundle(settings))
+    except BundleError as error:
+        console.print(f"[red]bundle refused:[/red] {error}")
+        raise typer.Exit(1) from error
+    console.print(f"serving bundle {service.bundle_id} (cold start {service.startup})")
+    app_ = create_app(service, settings.data_dir / settings.runtime.log_dir,
+                      lambda: load_service(settings, latest_bundle(settings)),
+                      admin_token_from_env(settings.runtime.admin_token_env))
+    uvicorn.run(app_, host=host or settings.runtime.host, port=port or settings.runtime.port, log_level="info")
+
+
 def _run_flow(flow, config_path: str):
     from ltrr_core.contracts import ContractViolation
 

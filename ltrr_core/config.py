@@ -262,6 +262,13 @@ class RuntimeConfig(_Model):
     max_results: int = Field(10, gt=0, le=100)
     policy: PolicyConfig = PolicyConfig()
     seed: int | None = None      # None: fresh randomness per process (serving); an int for tests
+    host: str = "127.0.0.1"
+    port: int = Field(8700, gt=0, lt=65536)
+    # The admin token is read from this environment variable; unset = /admin/reload always 401.
+    admin_token_env: str = "LTRR_ADMIN_TOKEN"
+    log_dir: str = "logs"        # under data_dir
+    flush_rows: int = Field(1000, gt=0)
+    flush_seconds: float = Field(5.0, gt=0)
 
 
 class EvalConfig(_Model):

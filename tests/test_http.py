@@ -1,0 +1,86 @@
+"""The HTTP API over the real test bundle: search, feedback, health, reload, input validation, logs."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from ltrr_core.runtime.logs import read_logs
+
+pytestmark = pytest.mark.slow
+TOKEN = "test-admin-token"
+
+
+@pytest.fixture(scope="module")
+def api(bundle_dir, q2e_platform, tmp_path_factory):
+    from ltrr_core.runtime import load_service
+    from ltrr_core.runtime.http import create_app
+
+    settings = q2e_platform[0]
+    service = load_service(settings, bundle_dir)
+    log_root = tmp_path_factory.mktemp("logs")
+    app = create_app(service, log_root, lambda: load_service(settings, bundle_dir), TOKEN)
+    return app, log_root
+
+
+def test_search_feedback_and_logs(api):
+    app, log_root = api
+    with TestClient(app) as client:
+        answered = []
+        for query in ["tayler love", "ghosts deadmau5", "80s female vocalists", "Party Rock Anthem"]:
+            response = client.post("/search", json={"query": query, "user_id": "u1", "context": {"hour": 20}})
+            assert response.status_code == 200, response.text
+            answered.append(response.json())
+        body = answered[0]
+        assert body["results"] and "trace" not in body
+        first = body["results"][0]
+        ok = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": first["entity_id"],
+                                            "event": "stream", "position": 1, "seconds": 31.5})
+        assert ok.status_code == 200 and ok.json() == {"status": "recorded"}
+        traced = client.post("/search", json={"query": "coldplay live", "trace": True}).json()
+        assert traced["trace"]["action"]["probability"] > 0 and traced["trace"]["qu"]["normalised"] == "coldplay live"
+        answered.append(traced)
+    impressions = read_logs(log_root, "impressions")   # flushed at shutdown
+    assert len(impressions) == len(answered)
+    assert set(impressions["request_id"]) == {a["request_id"] for a in answered}
+    feedback = read_logs(log_root, "feedback")
+    assert len(feedback) == 1 and feedback.iloc[0]["event"] == "stream"
+
+
+@pytest.mark.parametrize(("payload", "status", "message"), [
+    ({"query": ""}, 422, "query is empty"),
+    ({"query": "x" * 10_000}, 422, "limit is 512"),
+    ({"query": "?!..."}, 422, "no letters or digits"),
+    ({"query": "halo", "k": 0}, 422, "greater than 0"),
+    ({"qeury": "halo"}, 422, "query"),
+])
+def test_search_input_validation(api, payload, status, message):
+    with TestClient(api[0]) as client:
+        response = client.post("/search", json=payload)
+    assert response.status_code == status and message in response.text
+
+
+def test_feedback_validation(api):
+    with TestClient(api[0]) as client:
+        unknown = client.post("/feedback", json={"request_id": "nope", "entity_id": "x", "event": "click", "position": 1})
+        assert unknown.status_code == 404 and "unknown request id 'nope'" in unknown.text
+        body = client.post("/search", json={"query": "halo beyonce"}).json()
+        not_shown = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": "cpcd:never",
+                                                   "event": "click", "position": 1})
+        assert not_shown.status_code == 422 and "was not shown" in not_shown.text
+        bad_event = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": "x",
+                                                   "event": "purchase", "position": 1})
+        assert bad_event.status_code == 422 and "click" in bad_event.text
+        malformed = client.post("/feedback", content=b"{not json", headers={"content-type": "application/json"})
+        assert malformed.status_code == 422 and "JSON decode error" in malformed.text
+
+
+def test_health_and_reload_needs_the_token(api):
+    with TestClient(api[0]) as client:
+        health = client.get("/healthz").json()
+        assert health["status"] == "ok" and health["bundle_id"]
+        assert client.post("/admin/reload").status_code == 401
+        assert client.post("/admin/reload", headers={"X-Admin-Token": "wrong"}).status_code == 401
+        reloaded = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
+        assert reloaded.status_code == 200 and reloaded.json()["bundle_id"] == health["bundle_id"]
+        assert client.get("/openapi.json").json()["paths"].keys() >= {"/search", "/feedback", "/healthz", "/admin/reload"}
