@@ -78,11 +78,12 @@ class ServingPaths:
         from ..memory.build import q2e_store
 
         build_dir, manifest = current_build(settings)
-        try:
-            q2e = q2e_store(settings).path() / "q2e.parquet"
-        except Q2ENotBuilt as missing:
-            _log.warning("no memory index: %s", missing)
-            q2e = None
+        q2e = None
+        if "memory" in settings.retrieval.strategies:
+            try:
+                q2e = q2e_store(settings).path() / "q2e.parquet"
+            except Q2ENotBuilt as missing:
+                _log.warning("no memory index: %s", missing)
         vectors = manifest["vectors"]
         return cls(build_dir / "bm25", build_dir / "qu", q2e, settings.data_dir / "indexes" / "lance",
                    vectors["table"], int(vectors["table_version"]))
