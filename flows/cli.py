@@ -113,6 +113,30 @@ def bundle_verify_cmd(
     console.print(f"bundle {manifest['bundle_id']} verifies: {len(manifest['files'])} files")
 
 
+logs_app = typer.Typer(help="Interaction logs.", no_args_is_help=True)
+app.add_typer(logs_app, name="logs")
+
+
+@logs_app.command("validate")
+def logs_validate_cmd(
+    date: Annotated[str, typer.Option("--date", help="day partition, YYYY-MM-DD")],
+    config: ConfigOption = None,
+) -> None:
+    """Run the impression and feedback contracts on one day; quarantine bad rows with their reason."""
+    settings = _settings(config)
+    from ltrr_core.contracts import ContractViolation
+    from ltrr_core.contracts.logs import validate_log_day
+    from ltrr_core.runtime.logs import read_logs
+
+    root = settings.data_dir / settings.runtime.log_dir
+    try:
+        _, _, report = validate_log_day(root, date, read_logs(root, "impressions", date), read_logs(root, "feedback", date))
+    except ContractViolation as violation:
+        console.print(f"[red]{violation}[/red]")
+        raise typer.Exit(1) from violation
+    sys.stdout.write(json.dumps(report, default=str) + "\n")
+
+
 @app.command()
 def serve(
     host: Annotated[Optional[str], typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
