@@ -204,17 +204,9 @@ def search_payload(result, entities, k: int) -> dict:
     """The machine-readable search answer: QU and the fused results with their provenance."""
     understanding = result.query.understanding
     qu = understanding.to_dict() if understanding else {"normalised": result.query.normalized}
-    results = []
-    for candidate in result.fused[:k]:
-        row = entities.loc[candidate.entity_id]
-        results.append({
-            "entity_id": candidate.entity_id,
-            "type": row["type"],
-            "title": row["title"],
-            "artists": list(row["artists"]) if row["artists"] is not None else [],
-            "strategies": [{"name": s, "rank": r, "score": round(sc, 6)} for s, (r, sc) in candidate.found_by.items()],
-            "score": round(candidate.score, 6),
-        })
+    from ltrr_core.retrieval.searcher import describe_result
+
+    results = [describe_result(c, entities.loc[c.entity_id]) for c in result.fused[:k]]
     return {"query": result.query.text, "qu": qu, "results": results}
 
 

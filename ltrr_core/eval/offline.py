@@ -67,19 +67,19 @@ COLD_START = "memory_predicted_only"
 def evaluate_searcher(searcher, labelled: LabelledQueries, metrics: list[str], depth: int) -> dict[str, Any]:
     """All strategies and their fusion; with a memory index, also its cold start: the same
     lookup scored by predicted Q2E alone, as if no engagement had been observed."""
-    texts = [labelled.queries[q] for q in labelled.queries]
-    per_strategy = searcher.retrieve_all(texts, depth)
+    queries = [searcher.query(labelled.queries[q]) for q in labelled.queries]
+    per_strategy = searcher.retrieve_queries(queries, depth)
     diagnostics = {}
     memory = searcher.strategies.get("memory")
     if memory is not None:
         from ..retrieval.memory import MemoryStrategy
 
         cold = MemoryStrategy(memory.index, predicted_only=True, name=COLD_START)
-        diagnostics[COLD_START] = [cold.retrieve(searcher.query(t), depth) for t in texts]
+        diagnostics[COLD_START] = [cold.retrieve(q, depth) for q in queries]
     fusion = searcher.settings.retrieval.fusion
     result = evaluate_runs(labelled, per_strategy, fusion, metrics, depth, diagnostics)
     if searcher.understander is not None:
-        intents = [_main_intent(searcher.query(t).understanding) for t in texts]
+        intents = [_main_intent(q.understanding) for q in queries]
         result["by_intent"] = {
             intent: evaluate_runs(*_subset(labelled, per_strategy, intents, intent), fusion, metrics, depth)
             for intent in sorted(set(intents))

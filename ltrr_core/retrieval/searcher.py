@@ -51,7 +51,10 @@ class HybridSearcher:
 
     def retrieve_all(self, texts: list[str], k: int) -> dict[str, list[Candidates]]:
         """Every strategy on every query (batched where a strategy supports it)."""
-        queries = [self.query(t) for t in texts]
+        return self.retrieve_queries([self.query(t) for t in texts], k)
+
+    def retrieve_queries(self, queries: list[Query], k: int) -> dict[str, list[Candidates]]:
+        """As retrieve_all, for queries already understood (evaluation reuses their QU)."""
         out = {}
         for name, strategy in self.strategies.items():
             if isinstance(strategy, SupportsBatchRetrieve):
@@ -128,17 +131,25 @@ def load_strategies(settings: Settings, paths: ServingPaths, understander=None) 
     return [strategy for strategy in loaded if strategy is not None]
 
 
-def load_understander_for(settings: Settings, qu_dir: Path):
-    from ..query import load_understander
-
-    return load_understander(qu_dir, settings)
-
-
 def load_searcher(settings: Settings) -> HybridSearcher:
     paths = ServingPaths.of_current_build(settings)
     # A build without QU resources (a BEIR corpus, an older build) serves without QU.
-    understander = load_understander_for(settings, paths.qu) if paths.qu.is_dir() else None
+    from ..query import load_understander
+
+    understander = load_understander(paths.qu, settings) if paths.qu.is_dir() else None
     return HybridSearcher(load_strategies(settings, paths, understander), settings, understander)
+
+
+def describe_result(candidate: FusedCandidate, row: Any) -> dict[str, Any]:
+    """A fused result as shown to callers (CLI JSON, HTTP): the entity and who found it."""
+    return {
+        "entity_id": candidate.entity_id,
+        "type": None if row is None else row["type"],
+        "title": None if row is None else row["title"],
+        "artists": [] if row is None or row["artists"] is None else list(row["artists"]),
+        "strategies": [{"name": s, "rank": r, "score": round(sc, 6)} for s, (r, sc) in candidate.found_by.items()],
+        "score": round(candidate.score, 6),
+    }
 
 
 def entity_lookup(settings: Settings, version: str | None = None) -> pd.DataFrame:

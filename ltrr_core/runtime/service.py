@@ -23,7 +23,8 @@ from ..artifacts import BundleError, verify_bundle
 from ..config import RetrievalConfig, Settings
 from ..retrieval.base import Query, RetrievalStrategy
 from ..retrieval.fusion import fuse
-from ..retrieval.searcher import ServingPaths, load_strategies, load_understander_for
+from ..query import load_understander
+from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
 from .policy import Decision, EpsilonDefaultPolicy, RetrievalPolicy
 
 TRACE_CANDIDATES = 20
@@ -92,15 +93,7 @@ class SearchService:
 
     def _result(self, position: int, candidate) -> dict[str, Any]:
         row = self.display.loc[candidate.entity_id] if candidate.entity_id in self.display.index else None
-        return {
-            "position": position,
-            "entity_id": candidate.entity_id,
-            "type": None if row is None else row["type"],
-            "title": None if row is None else row["title"],
-            "artists": [] if row is None or row["artists"] is None else list(row["artists"]),
-            "strategies": [{"name": s, "rank": r, "score": round(sc, 6)} for s, (r, sc) in candidate.found_by.items()],
-            "score": round(candidate.score, 6),
-        }
+        return {"position": position, **describe_result(candidate, row)}
 
 
 def load_service(settings: Settings, bundle_path: Path) -> SearchService:
@@ -118,7 +111,7 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     settings = settings.with_overrides(retrieval=retrieval.model_dump(mode="python"))
     paths = ServingPaths(root / "bm25", root / "qu", root / "q2e" / "q2e.parquet",
                          settings.data_dir / lance["path"], lance["table"], int(lance["version"]))
-    understander = load_understander_for(settings, paths.qu)
+    understander = load_understander(paths.qu, settings)
     strategies = load_strategies(settings, paths, understander)
     display = pd.read_parquet(root / "display.parquet").set_index("id")
     warm = Query("warm up", {}, understander.understand("warm up"))   # numba JIT, encoder, lookups
