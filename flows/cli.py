@@ -164,6 +164,66 @@ def serve(
     uvicorn.run(app_, host=host or settings.runtime.host, port=port or settings.runtime.port, log_level="info")
 
 
+@app.command()
+def simulate(
+    days: Annotated[int, typer.Option("--days", min=1, help="simulated days")] = 1,
+    queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=1,
+                                                           help="default: simulate.queries_per_day")] = None,
+    start_date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD (default: day after the last logged day)")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the latest built)")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the day summaries as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Simulated people (GENERATED behaviour on real users and intents) search the real runtime; logs are written."""
+    settings = _settings(config)
+    from datetime import date
+
+    from rich.progress import Progress
+
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.contracts import ContractViolation
+    from ltrr_core.contracts.logs import validate_log_day
+    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.simulate import DayAlreadyLogged
+    from ltrr_core.simulate.run import simulate as run_simulation
+
+    try:
+        start = date.fromisoformat(start_date) if start_date else None
+    except ValueError as error:
+        raise typer.BadParameter(f"--start-date {start_date!r} is not YYYY-MM-DD") from error
+    with Progress(console=console, transient=True) as bar:
+        def progress(n: int):
+            task = bar.add_task("simulating a day", total=n)
+            return lambda: bar.advance(task)
+
+        try:
+            summaries = run_simulation(settings, days, queries_per_day, start, bundle, progress)
+        except (BundleError, DayAlreadyLogged) as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from error
+    root = settings.data_dir / settings.runtime.log_dir
+    out = []
+    for summary in summaries:
+        try:
+            _, _, report = validate_log_day(root, summary.day, read_logs(root, "impressions", summary.day),
+                                            read_logs(root, "feedback", summary.day))
+        except ContractViolation as violation:
+            console.print(f"[red]{violation}[/red]")
+            raise typer.Exit(1) from violation
+        out.append({**summary.to_dict(), "contracts": report})
+    if as_json:
+        sys.stdout.write(json.dumps(out) + "\n")
+        return
+    table = Table(title=f"simulated days (logs under {root})")
+    for column in ("day", "requests", "clicks", "streams", "likes", "success@10", "mrr@10", "quarantined"):
+        table.add_column(column)
+    for row in out:
+        quarantined = row["contracts"]["impressions"]["quarantined"] + row["contracts"]["feedback"]["quarantined"]
+        table.add_row(row["day"], str(row["requests"]), str(row["clicks"]), str(row["streams"]), str(row["likes"]),
+                      f"{row['success_at_10']:.3f}", f"{row['mrr_at_10']:.3f}", str(quarantined))
+    Console().print(table)
+
+
 def _run_flow(flow, config_path: str):
     from ltrr_core.contracts import ContractViolation
 
@@ -396,11 +456,11 @@ def bench(
     out: Annotated[Path, typer.Option("--out", help="Markdown file for the results table")] = Path("bench/RESULTS.md"),
     config: ConfigOption = None,
 ) -> None:
-    """Measure ingest, index builds, embedding throughput and query latency (real and 1M generated)."""
+    """Measure ingest, index builds, embedding throughput, query latency and the runtime over HTTP (real and 1M)."""
     settings = _settings(config)
     from ltrr_core.bench.run import run_benchmarks
 
-    run_benchmarks(settings, out)
+    run_benchmarks(settings, out, Path(_config_arg(config)))
     console.print(f"wrote {out}")
 
 

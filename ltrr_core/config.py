@@ -201,6 +201,8 @@ class MemoryConfig(_Model):
     fuzzy_min_similarity: float = 88.0     # rapidfuzz token_sort_ratio for near-duplicate queries
     fuzzy_max_queries: int = 3
     bootstrap: BootstrapLogsConfig = BootstrapLogsConfig()
+    # Add the runtime's own logs (every contract-checked day under runtime.log_dir).
+    use_runtime_logs: bool = True
 
 
 class TemplateConfig(_Model):
@@ -271,6 +273,73 @@ class RuntimeConfig(_Model):
     flush_seconds: float = Field(5.0, gt=0)
 
 
+class ClickModelConfig(_Model):
+    """How simulated people react to a ranking (generated behaviour, see ltrr_core.simulate)."""
+
+    model: Literal["pbm", "cascade"] = "pbm"
+    # Examination P(look at position k) = (1/k) ** eta (position-based model). eta = 1 is the
+    # value used by Joachims et al. (2017) for simulated position bias; OBD's 3-slot carousel
+    # shows no measurable slope to calibrate on (see README).
+    eta: float = Field(1.0, ge=0)
+    # P(click | examined) by relevance grade (0 = not relevant, 1 = related, 2 = intended).
+    attraction: dict[int, float] = {0: 0.03, 1: 0.3, 2: 0.85}
+    stream_given_click: dict[int, float] = {0: 0.1, 1: 0.5, 2: 0.9}
+    like_given_stream: dict[int, float] = {0: 0.0, 1: 0.05, 2: 0.35}
+    # Cascade only: P(keep scanning) after a click that did not satisfy (satisfied = stream of grade 2).
+    continue_after_click: float = Field(0.5, ge=0, le=1)
+    stream_seconds_median: float = Field(150.0, gt=0)
+    skip_seconds_max: float = Field(20.0, gt=0)
+
+    @field_validator("attraction", "stream_given_click", "like_given_stream")
+    @classmethod
+    def _probabilities_by_grade(cls, value: dict[int, float]) -> dict[int, float]:
+        if set(value) != {0, 1, 2} or any(not 0 <= p <= 1 for p in value.values()):
+            raise ValueError(f"needs a probability in [0, 1] for each grade 0, 1, 2; got {value}")
+        return value
+
+
+class SimulateConfig(_Model):
+    """The user simulator: intents and people from real data, behaviour generated."""
+
+    queries_per_day: int = Field(500, gt=0)
+    start_date: str = "2026-01-01"      # first simulated day when no logs exist yet
+    seed: int = 7
+    out_dir: str = "simulation"        # ground truth under data_dir/simulation (never in the logs)
+    # Share of each intent kind: a real CPCD search (train conversations only), one of the
+    # user's own top Last.fm artists, a Last.fm tag with its most-tagged artists, or
+    # "songs like" one of the user's artists (relevant: artists its listeners also play).
+    intent_mix: dict[str, float] = {"cpcd_query": 0.5, "artist": 0.25, "tag": 0.1, "similar": 0.15}
+    # Query variants a person types, by intent kind (probabilities; the rest is the plain query).
+    misspelling_rate: float = Field(0.15, ge=0, le=1)
+    partial_rate: float = Field(0.1, ge=0, le=1)
+    tag_phrasings: list[str] = ["{tag}", "{tag} music", "best {tag} songs", "{tag} playlist"]
+    similar_phrasings: list[str] = ["songs like {artist}", "artists like {artist}", "similar to {artist}"]
+    tag_min_artists: int = 20           # tags tagged on fewer artists are not intents
+    relevant_per_tag: int = 20          # top-tagged artists: first half intended, rest related
+    similar_min_listeners: int = 3      # co-listeners needed before an artist counts as similar
+    relevant_per_similar: int = 10
+    # Relative traffic by local hour 0..23, from the Open Bandit Dataset random log's real
+    # timestamps (UTC shifted to Japan time, where ZOZO's shoppers are); see README.
+    hourly_traffic: list[float] = [725, 301, 181, 89, 77, 116, 216, 299, 341, 357, 420, 417,
+                                   570, 416, 399, 433, 403, 437, 458, 537, 654, 698, 755, 701]
+    click_model: ClickModelConfig = ClickModelConfig()
+
+    @field_validator("intent_mix")
+    @classmethod
+    def _known_intents(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {"cpcd_query", "artist", "tag", "similar"}
+        if unknown or not value or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
+            raise ValueError(f"intent_mix needs non-negative weights over cpcd_query, artist, tag, similar; got {value}")
+        return value
+
+    @field_validator("hourly_traffic")
+    @classmethod
+    def _24_hours(cls, value: list[float]) -> list[float]:
+        if len(value) != 24 or any(w < 0 for w in value) or sum(value) <= 0:
+            raise ValueError("hourly_traffic needs 24 non-negative weights, one per hour")
+        return value
+
+
 class EvalConfig(_Model):
     metrics: list[str] = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
     depth: int = 100
@@ -278,6 +347,8 @@ class EvalConfig(_Model):
 
 class BenchConfig(_Model):
     generated_entities: int = 1_000_000
+    http_concurrency: list[int] = [1, 4, 16]   # client threads per runtime load level
+    http_requests: int = Field(300, gt=0)      # searches per load level
     n_latency_queries: int = 200
     embed_sample: int = 2_000
     recall_probes: int = 50
@@ -306,6 +377,7 @@ class Settings(_Model):
     memory: MemoryConfig = MemoryConfig()
     doc2query: Doc2QueryConfig = Doc2QueryConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+    simulate: SimulateConfig = SimulateConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()
 

@@ -34,6 +34,7 @@ from ..index.encoder import Encoder
 from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
+from . import runtime as runtime_bench
 from .generate import derived_vectors, generate_catalog
 
 console = Console(stderr=True)
@@ -122,8 +123,9 @@ def _real_vectors(settings: Settings, entities: pd.DataFrame, encoder: Encoder) 
 
 def _bench_size(
     label: str, settings: Settings, entities: pd.DataFrame, vectors: np.ndarray, queries: list[str],
-    encoder: Encoder, workdir: Path, index_type: str,
+    encoder: Encoder, workdir: Path, index_type: str, serve_in_process: bool = False,
 ) -> dict[str, Any]:
+    rss_before = _rss_mb()
     rows = entities.to_dict("records")
     bm25_settings = BM25Settings.from_config(settings.bm25)
     documents = [weighted_document(document_fields(r, settings.embedding.max_tags_in_text), bm25_settings.field_weights) for r in rows]
@@ -145,7 +147,12 @@ def _bench_size(
     strategies.update({"structured": lambda q: structured.retrieve(q, settings.retrieval.k),
                        "memory": lambda q: memory.retrieve(q, settings.retrieval.k)})
     latencies = _latencies(queries, strategies, settings, understander)
+    runtime = None
+    if serve_in_process:
+        runtime = _runtime_in_process(label, settings, entities, index, table, forced, encoder, understander,
+                                      structured, memory, queries, workdir, rss_before)
     return {
+        "runtime": runtime,
         "n_entities": len(entities),
         **qu_timings,
         "bm25_build_s": round(bm25_seconds, 1),
@@ -153,6 +160,42 @@ def _bench_size(
         "ann": f"{ann['kind']} in {ann_seconds:.0f} s, recall@10 {recall.get('recall@10', float('nan')):.3f}",
         "latency_ms": latencies,
     }
+
+
+def _rss_mb() -> float:
+    import psutil
+
+    return psutil.Process().memory_info().rss / 2**20
+
+
+def _runtime_in_process(label, settings, entities, index, table, vector_config, encoder, understander, structured,
+                        memory, queries, workdir, rss_before) -> dict[str, Any]:
+    """The SearchService over this size's components, served over HTTP from a thread."""
+    from ..retrieval.lexical import LexicalStrategy
+    from ..retrieval.semantic import SemanticStrategy
+    from ..runtime.policy import EpsilonDefaultPolicy
+    from ..runtime.service import SearchService
+
+    strategies = [LexicalStrategy(index), SemanticStrategy(table, encoder, vector_config), structured, memory]
+    display = entities[[S.ID, S.TYPE, S.TITLE, S.ARTISTS]].set_index(S.ID)
+    service = SearchService(settings, f"bench-{label}", strategies, understander,
+                            EpsilonDefaultPolicy(settings.runtime.policy), display, {})
+    result, _ = _timed(f"{label}: runtime over HTTP", lambda: runtime_bench.bench_in_process(
+        service, queries, settings, workdir / f"runtime-{label}", _rss_mb() - rss_before))
+    return result
+
+
+def _runtime_real(settings: Settings, config_path: Path | None, queries: list[str], workdir: Path) -> dict[str, Any] | str:
+    """``ltrr serve`` on the platform's latest bundle, or why not."""
+    from ..artifacts import BundleError, latest_bundle
+
+    try:
+        bundle = latest_bundle(settings)
+    except BundleError as error:
+        return f"not measured: {error}"
+    result, _ = _timed("real: ltrr serve over HTTP", lambda: runtime_bench.bench_serve_process(
+        settings, config_path, bundle, queries, workdir / "runtime-real"))
+    return {**result, "bundle": bundle.name}
 
 
 def _qu_strategies(label: str, settings: Settings, entities: pd.DataFrame, workdir: Path):
@@ -186,7 +229,7 @@ def _qu_strategies(label: str, settings: Settings, entities: pd.DataFrame, workd
     return understander, structured, MemoryStrategy(index), timings
 
 
-def run_benchmarks(settings: Settings, out: Path) -> dict[str, Any]:
+def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     encoder = Encoder(settings.embedding)
     labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels))
@@ -208,6 +251,7 @@ def run_benchmarks(settings: Settings, out: Path) -> dict[str, Any]:
         real_vectors = _real_vectors(settings, real, encoder)
         real_result = _bench_size("real", settings, real, real_vectors, queries, encoder, workdir, settings.vector.index_type)
         real_result["ingest_cu_s"] = round(ingest_seconds, 1)
+        real_result["runtime"] = _runtime_real(settings, config_path, queries, workdir)
 
         generated = generate_catalog(real, settings.bench.generated_entities, settings.bench.seed)
         generated = assign_catalog_fields(generated, None, datetime.now(timezone.utc))
@@ -223,7 +267,8 @@ def run_benchmarks(settings: Settings, out: Path) -> dict[str, Any]:
         _, gen_cu_seconds = _timed(f"generated: contract + content rules on {cu_rows} rows", contract_and_rules)
         gen_vectors = derived_vectors(real_vectors, len(generated), settings.bench.seed)
         gen_result = _bench_size(
-            "generated", settings, generated, gen_vectors, queries, encoder, workdir, settings.bench.generated_index_type
+            "generated", settings, generated, gen_vectors, queries, encoder, workdir, settings.bench.generated_index_type,
+            serve_in_process=True,
         )
         gen_result["ingest_cu_s"] = (
             f"{gen_cu_seconds * len(generated) / cu_rows:.0f} (scaled from {gen_cu_seconds:.0f} s measured on "
@@ -269,4 +314,30 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
     ]
     for name in real["latency_ms"]:
         lines.append(f"| query latency p50 / p99 (ms): {name} | {real['latency_ms'][name]} | {gen['latency_ms'][name]} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + _runtime_markdown(real["runtime"], gen["runtime"])) + "\n"
+
+
+def _runtime_markdown(real: dict[str, Any] | str, gen: dict[str, Any] | str) -> list[str]:
+    lines = ["", "## Query runtime over HTTP (127.0.0.1)", "",
+             "Real catalog: a separate `ltrr serve` process on the platform's latest bundle. Generated 1M: the "
+             "SearchService assembled in the bench process and served from a thread, clients in the same process "
+             "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries with "
+             "`trace: true`; stage latencies are the server's own timings, end to end is measured by the client; "
+             "the policy samples plans as in production, so a strategy's stage latency counts the requests whose plan ran it.", ""]
+    sizes = {"real catalog": real, "generated 1M": gen}
+    for label, result in sizes.items():
+        if not isinstance(result, dict):
+            lines.append(f"- {label}: {result}")
+            continue
+        lines.append(f"- {label}: cold start {result['cold_start_s']} s, resident memory {result['rss_mb']} MiB"
+                     + (f", bundle {result['bundle']}" if result.get("bundle") else ""))
+    lines += ["", "| catalog | clients | throughput (req/s) | end to end p50 / p99 (ms) | server stages p50 / p99 (ms) |",
+              "|---|---|---|---|---|"]
+    for label, result in sizes.items():
+        if not isinstance(result, dict):
+            continue
+        for level in result["levels"]:
+            stages = "; ".join(f"{k} {v}" for k, v in level["stages_ms"].items())
+            lines.append(f"| {label} | {level['concurrency']} | {level['throughput_rps']} | {level['end_to_end_ms']} | "
+                         f"{stages} |")
+    return lines

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ from ..doc2query import LoggedQueryNeighbourGenerator, RelevanceFilter, Template
 from ..doc2query.base import empty
 from .blend import blend, observed_statistics
 from .engagement import COLUMNS as ENGAGEMENT_COLUMNS
-from .engagement import cpcd_engagement
+from .engagement import cpcd_engagement, log_engagement
 from .store import Q2ENotBuilt, Q2EStore
 
 _log = logging.getLogger("ltrr.q2e")
@@ -38,16 +39,30 @@ def q2e_store(settings: Settings) -> Q2EStore:
 
 
 def load_engagement(settings: Settings) -> pd.DataFrame:
-    """Everything observed so far: the bootstrap source (CPCD train conversations) for now.
-
-    The runtime's impression/feedback logs reduce to the same frame and are added here when
-    they exist; held-out CPCD conversations never enter (they are the evaluation set).
-    """
+    """Everything observed so far: the bootstrap source (CPCD train conversations) plus every
+    day of the runtime's logs, each day checked against its contracts first (bad rows are
+    quarantined, not used). Held-out CPCD conversations never enter: they are the evaluation set."""
     bootstrap = settings.memory.bootstrap
     frames = []
     if bootstrap.source == "cpcd":
         frames.append(cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), "train",
                                       bootstrap.heldout_fraction, bootstrap.split_seed))
+    if settings.memory.use_runtime_logs:
+        frames.append(runtime_log_engagement(settings.data_dir / settings.runtime.log_dir))
+    frames = [f for f in frames if not f.empty]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
+
+
+def runtime_log_engagement(log_root: Path) -> pd.DataFrame:
+    from ..contracts.logs import validate_log_day
+    from ..runtime.logs import logged_days, read_logs
+
+    frames = []
+    for day in logged_days(log_root):
+        impressions, feedback, report = validate_log_day(log_root, day, read_logs(log_root, "impressions", day),
+                                                         read_logs(log_root, "feedback", day))
+        _log.info("runtime logs %s: %s", day, report)
+        frames.append(log_engagement(impressions, feedback))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
 
 

@@ -62,3 +62,23 @@ def cpcd_engagement(path: Path, split: str, heldout_fraction: float, seed: str, 
 
 def normalised_queries(engagement: pd.DataFrame) -> pd.Series:
     return engagement["query"].map(normalize)
+
+
+def log_engagement(impressions: pd.DataFrame, feedback: pd.DataFrame) -> pd.DataFrame:
+    """The runtime's logs as engagement rows: one ``impression`` row per shown result (with its
+    position) plus one row per feedback event; ``observed_statistics`` keeps the strongest per
+    impression. Pass contract-checked frames (``validate_log_day``): quarantined rows stay out."""
+    if impressions.empty:
+        return pd.DataFrame(columns=COLUMNS)
+    shown = impressions[["request_id", "raw_query", "shown_ids", "timestamp"]].explode("shown_ids").dropna(subset=["shown_ids"])
+    shown["position"] = shown.groupby("request_id").cumcount() + 1
+    rows = pd.DataFrame({"request_id": shown["request_id"], "query": shown["raw_query"], "entity_id": shown["shown_ids"],
+                         "position": shown["position"], "event": "impression", "timestamp": shown["timestamp"]})
+    queries = dict(zip(impressions["request_id"], impressions["raw_query"]))
+    events = feedback[feedback["request_id"].isin(queries)]
+    events = pd.DataFrame({"request_id": events["request_id"], "query": events["request_id"].map(queries),
+                           "entity_id": events["entity_id"], "position": events["position"], "event": events["event"],
+                           "timestamp": events["timestamp"]})
+    out = pd.concat([rows, events], ignore_index=True)
+    out["position"] = out["position"].astype("Int64")
+    return out[COLUMNS]

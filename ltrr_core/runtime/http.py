@@ -10,8 +10,6 @@ that cannot be searched, 404 for unknown request ids.
 from __future__ import annotations
 
 import os
-import threading
-from collections import OrderedDict
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,11 +19,9 @@ from fastapi import FastAPI, Header, HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..query import InvalidQuery
-from .logs import LOG_SCHEMA_VERSION, LogWriter, impression_record
+from .logs import LOG_SCHEMA_VERSION
+from .recorder import InteractionRecorder, NotShown, UnknownRequest
 from .service import SearchService
-
-MAX_REMEMBERED_REQUESTS = 200_000
-
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -45,42 +41,18 @@ class FeedbackRequest(BaseModel):
     seconds: float | None = Field(None, ge=0)
 
 
-class _Shown:
-    """request id -> entity ids shown, for the most recent requests (bounded)."""
-
-    def __init__(self, capacity: int):
-        self.capacity = capacity
-        self._items: OrderedDict[str, tuple[str, ...]] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def add(self, request_id: str, ids: tuple[str, ...]) -> None:
-        with self._lock:
-            self._items[request_id] = ids
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-
-    def get(self, request_id: str) -> tuple[str, ...] | None:
-        with self._lock:
-            return self._items.get(request_id)
-
-
 def create_app(service: SearchService, log_root: Path, reload_service: Callable[[], SearchService],
                admin_token: str | None) -> FastAPI:
     state = {"service": service}
-    impressions = LogWriter(log_root, "impressions", service.settings.runtime.flush_rows,
-                            service.settings.runtime.flush_seconds)
-    feedback = LogWriter(log_root, "feedback", service.settings.runtime.flush_rows,
-                         service.settings.runtime.flush_seconds)
-    shown = _Shown(MAX_REMEMBERED_REQUESTS)
+    recorder = InteractionRecorder(log_root, service.settings.runtime)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
         yield
-        impressions.close()
-        feedback.close()
+        recorder.close()
 
     app = FastAPI(title="ltrr query runtime", version=LOG_SCHEMA_VERSION, lifespan=lifespan)
-    app.state.writers = (impressions, feedback)
+    app.state.recorder = recorder
 
     @app.post("/search")
     def search(request: SearchRequest) -> dict[str, Any]:
@@ -89,8 +61,7 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
             response = current.search(request.query, request.user_id, request.context, request.k)
         except InvalidQuery as error:
             raise HTTPException(status_code=422, detail=f"invalid query: {error}") from error
-        impressions.append(impression_record(response, request.user_id, request.context, datetime.now(timezone.utc)))
-        shown.add(response.request_id, tuple(r["entity_id"] for r in response.results))
+        recorder.record_search(response, request.user_id, request.context, datetime.now(timezone.utc))
         body = {"request_id": response.request_id, "bundle_id": response.bundle_id, "results": response.results}
         if request.trace:
             body["trace"] = {**response.trace(), "qu": response.understanding}
@@ -98,14 +69,13 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
 
     @app.post("/feedback")
     def post_feedback(event: FeedbackRequest) -> dict[str, Any]:
-        ids = shown.get(event.request_id)
-        if ids is None:
-            raise HTTPException(status_code=404, detail=f"unknown request id {event.request_id!r}")
-        if event.entity_id not in ids:
-            raise HTTPException(status_code=422, detail=f"entity {event.entity_id!r} was not shown in request "
-                                                        f"{event.request_id!r}")
-        feedback.append({**event.model_dump(), "timestamp": datetime.now(timezone.utc),
-                         "log_schema_version": LOG_SCHEMA_VERSION})
+        try:
+            recorder.record_feedback(event.request_id, event.entity_id, event.event, event.position, event.seconds,
+                                     datetime.now(timezone.utc))
+        except UnknownRequest as error:
+            raise HTTPException(status_code=404, detail=str(error)) from error
+        except NotShown as error:
+            raise HTTPException(status_code=422, detail=str(error)) from error
         return {"status": "recorded"}
 
     @app.get("/healthz")

@@ -141,3 +141,8 @@ def read_logs(root: Path, kind: str, day: str | None = None) -> pd.DataFrame:
         return SCHEMAS[kind].empty_table().to_pandas()
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     return frame.drop_duplicates(KEYS[kind], keep="first").reset_index(drop=True)
+
+
+def logged_days(root: Path, kind: str = "impressions") -> list[str]:
+    """Days (YYYY-MM-DD) with at least one finalised file of this kind, oldest first."""
+    return sorted(p.name.split("=", 1)[1] for p in (Path(root) / kind).glob("date=*") if any(p.glob("*.parquet")))

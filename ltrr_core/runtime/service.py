@@ -64,7 +64,7 @@ class SearchService:
         self.rng = np.random.default_rng(settings.runtime.seed)
 
     def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
-               k: int | None = None) -> SearchResponse:
+               k: int | None = None, request_id: str | None = None) -> SearchResponse:
         """InvalidQuery (a ValueError naming the rule) for input that cannot be searched."""
         started = time.perf_counter()
         k = k or self.settings.runtime.max_results
@@ -88,7 +88,7 @@ class SearchService:
         results = [self._result(position, c) for position, c in enumerate(fused[:k], start=1)]
         timings["rank"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResponse(uuid.uuid4().hex, self.bundle_id, text, understanding.to_dict(), decision, results,
+        return SearchResponse(request_id or uuid.uuid4().hex, self.bundle_id, text, understanding.to_dict(), decision, results,
                               per_strategy, {n: round(v, 3) for n, v in timings.items()})
 
     def _result(self, position: int, candidate) -> dict[str, Any]:
