@@ -136,12 +136,14 @@ def test_simulated_days_are_valid_log_partitions(simulated):
     from ltrr_core.runtime.logs import read_logs
     from ltrr_core.simulate import read_truth
 
-    settings, out, summaries, _ = simulated
+    settings, out, summaries, simulator = simulated
     log_root = out / "logs"
+    policy = simulator.service.policy.probabilities()
     for summary in summaries:
         impressions = read_logs(log_root, "impressions", summary.day)
         feedback = read_logs(log_root, "feedback", summary.day)
         assert len(impressions) == summary.requests == 120 - summary.invalid_queries
+        assert all(impressions["propensity"] == impressions["plan"].map(policy))   # the exact probability logged
         assert len(feedback) == summary.clicks + summary.streams + summary.likes + summary.skips > 0
         _, _, report = validate_log_day(log_root, summary.day, impressions, feedback)
         assert report["impressions"]["quarantined"] == 0 and report["feedback"]["quarantined"] == 0

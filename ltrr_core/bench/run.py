@@ -329,7 +329,8 @@ def _runtime_markdown(real: dict[str, Any] | str, gen: dict[str, Any] | str) -> 
         if not isinstance(result, dict):
             lines.append(f"- {label}: {result}")
             continue
-        lines.append(f"- {label}: cold start {result['cold_start_s']} s, resident memory {result['rss_mb']} MiB"
+        cold = "n/a (assembled in the bench process)" if result["cold_start_s"] is None else f"{result['cold_start_s']} s"
+        lines.append(f"- {label}: cold start {cold}, resident memory {result['rss_mb']} MiB"
                      + (f", bundle {result['bundle']}" if result.get("bundle") else ""))
     lines += ["", "| catalog | clients | throughput (req/s) | end to end p50 / p99 (ms) | server stages p50 / p99 (ms) |",
               "|---|---|---|---|---|"]

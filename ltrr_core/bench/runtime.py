@@ -137,5 +137,5 @@ def bench_in_process(service, queries: list[str], settings: Settings, log_dir: P
     finally:
         server.should_exit = True
         thread.join(timeout=60)
-    return {"cold_start_s": "n/a (assembled in process)", "rss_mb": f"+{rss_growth_mb:.0f} (bench process growth)",
+    return {"cold_start_s": None, "rss_mb": f"+{rss_growth_mb:.0f} (bench process growth)",
             "levels": levels}

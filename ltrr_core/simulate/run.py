@@ -54,6 +54,7 @@ class DaySummary:
     ctr_by_position: list[float] = field(default_factory=list)
     expected_ctr_by_position: list[float] = field(default_factory=list)   # from the click model
     by_intent: dict[str, int] = field(default_factory=dict)
+    success_by_intent: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,7 +97,7 @@ class Simulator:
         self.service.rng = np.random.default_rng([self.config.seed, day.toordinal(), 1])   # the policy's draws
         end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc) - timedelta(microseconds=1)
         summary, truth = DaySummary(day.isoformat()), []
-        clicks, expected, ranks = np.zeros(POSITIONS), np.zeros(POSITIONS), []
+        clicks, expected, ranks, kinds = np.zeros(POSITIONS), np.zeros(POSITIONS), [], []
         for when in self.request_times(day, n_requests, rng):
             user = self.world.users[int(rng.integers(len(self.world.users)))]
             intent = self.world.draw(user, rng)
@@ -120,6 +121,7 @@ class Simulator:
             n = min(len(grades), POSITIONS)
             expected[:n] += self.click_model.click_probabilities(grades)[:n]
             ranks.append(next((i + 1 for i, g in enumerate(grades[:POSITIONS]) if g == 2), None))
+            kinds.append(intent.kind)
             truth.append({"request_id": request_id, "timestamp": when, "user_id": user.user_id,
                           "intent_kind": intent.kind, "intent_key": intent.key, "variant": variant, "query": text,
                           "relevant_ids": list(intent.relevant), "relevant_grades": list(intent.relevant.values())})
@@ -134,6 +136,8 @@ class Simulator:
             summary.mrr_at_10 = round(sum(1 / r for r in ranks if r) / len(ranks), 4)
             summary.ctr_by_position = [round(c / len(truth), 4) for c in clicks]
             summary.expected_ctr_by_position = [round(e / len(truth), 4) for e in expected]
+            found = pd.Series([r is not None for r in ranks]).groupby(pd.Series(kinds)).mean()
+            summary.success_by_intent = {k: round(float(v), 4) for k, v in found.items()}
         return summary
 
     def _write_truth(self, day: date, rows: list[dict[str, Any]]) -> None:
