@@ -224,6 +224,43 @@ def simulate(
     Console().print(table)
 
 
+bandit_app = typer.Typer(help="Off-policy evaluation (and, with issue 5, the retrieval bandit).", no_args_is_help=True)
+app.add_typer(bandit_app, name="bandit")
+
+
+@bandit_app.command("ope-obd")
+def bandit_ope_obd_cmd(
+    as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
+    plot: Annotated[Optional[Path], typer.Option(help="also draw the intervals to this PNG")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Estimate the uniform policy's click rate from OBD's Thompson-sampling log; compare with its own log."""
+    settings = _settings(config)
+    from ltrr_core.bandit.obd import ope_obd
+    from ltrr_core.bandit.plots import plot_intervals
+
+    try:
+        report = ope_obd(settings)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    if plot:
+        plot_intervals(report, plot, "OBD: uniform policy CTR from Thompson-sampling logs")
+        console.print(f"wrote {plot}")
+    if as_json:
+        sys.stdout.write(json.dumps(report) + "\n")
+        return
+    on = report["on_policy"]
+    table = Table(title=f"OBD uniform policy: on-policy click rate {on['value']:.4f} "
+                        f"[{on['ci'][0]:.4f}, {on['ci'][1]:.4f}]")
+    for column in ("estimator", "estimate", f"{report['confidence']:.0%} interval", "ESS", "covers on-policy"):
+        table.add_column(column)
+    for name, r in report["estimators"].items():
+        table.add_row(name, f"{r['estimate']:.4f}", f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", f"{r['ess']:.0f}",
+                      "yes" if r["covers_on_policy"] else "no")
+    Console().print(table)
+
+
 def _run_flow(flow, config_path: str):
     from ltrr_core.contracts import ContractViolation
 

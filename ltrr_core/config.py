@@ -340,6 +340,30 @@ class SimulateConfig(_Model):
         return value
 
 
+class OPEConfig(_Model):
+    """Off-policy evaluation (ltrr_core.bandit.ope)."""
+
+    estimators: list[Literal["ips", "snips", "dm", "dr", "switch_dr"]] = ["ips", "snips", "dm", "dr", "switch_dr"]
+    n_bootstrap: int = Field(1000, ge=100)
+    confidence: float = Field(0.95, gt=0, lt=1)
+    max_weight: float = Field(10.0, gt=1)      # switch-DR: beyond this weight, the reward model alone
+    reward_model_prior: float = Field(10.0, gt=0)
+    cross_fit_folds: int = Field(2, ge=2)
+    seed: int = 0
+
+
+class OBDConfig(_Model):
+    """The Open Bandit Dataset check: estimate target_log's policy from logging_log's rounds."""
+
+    logging_log: str = "obd/bts/all/all.csv"
+    target_log: str = "obd/random/all/all.csv"
+
+
+class BanditConfig(_Model):
+    ope: OPEConfig = OPEConfig()
+    obd: OBDConfig = OBDConfig()
+
+
 class EvalConfig(_Model):
     metrics: list[str] = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
     depth: int = 100
@@ -378,6 +402,7 @@ class Settings(_Model):
     doc2query: Doc2QueryConfig = Doc2QueryConfig()
     runtime: RuntimeConfig = RuntimeConfig()
     simulate: SimulateConfig = SimulateConfig()
+    bandit: BanditConfig = BanditConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()
 
