@@ -86,12 +86,17 @@ app.add_typer(bundle_app, name="bundle")
 
 
 @bundle_app.command("build")
-def bundle_build_cmd(config: ConfigOption = None) -> None:
-    """Assemble an immutable bundle (BM25, QU resources, Q2E table, retrieval config, Lance reference)."""
+def bundle_build_cmd(
+    policy: Annotated[str, typer.Option(help="'latest' (the newest trained policy, if any), 'none', or a directory")] = "latest",
+    config: ConfigOption = None,
+) -> None:
+    """Assemble an immutable bundle (BM25, QU resources, Q2E table, retrieval config, Lance reference, policy)."""
     settings = _settings(config)
     from ltrr_core.artifacts import build_bundle
+    from ltrr_core.bandit.learner import latest_policy
 
-    manifest = build_bundle(settings)
+    chosen = latest_policy(settings) if policy == "latest" else None if policy == "none" else Path(policy)
+    manifest = build_bundle(settings, chosen)
     console.print(f"bundle {manifest['bundle_id']}: {len(manifest['files'])} files, components {manifest['components']}")
 
 
@@ -226,6 +231,33 @@ def simulate(
 
 bandit_app = typer.Typer(help="Off-policy evaluation (and, with issue 5, the retrieval bandit).", no_args_is_help=True)
 app.add_typer(bandit_app, name="bandit")
+
+
+@bandit_app.command("train")
+def bandit_train_cmd(
+    day: Annotated[str, typer.Option("--date", help="last day of the window, YYYY-MM-DD")],
+    window_days: Annotated[Optional[int], typer.Option(help="default: bandit.learner.window_days")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the training report as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Flow train_bandit: logs -> replay -> policy -> off-policy estimates -> MLflow (alias challenger)."""
+    _settings(config)
+    from flows.train_bandit import train_bandit
+    from ltrr_core.bandit.learner import NotEnoughData
+
+    try:
+        report = train_bandit(day, window_days, _config_arg(config))
+    except NotEnoughData as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    if as_json:
+        sys.stdout.write(json.dumps(report, default=str) + "\n")
+        return
+    ope = report["ope"]
+    console.print(f"policy {report['version']} -> {report['policy_dir']}; logging policy value "
+                  f"{ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}")
+    for name, e in ope["learned_policy"].items():
+        console.print(f"  learned, {name}: {e['estimate']:.4f} [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}] ESS {e['ess']:.0f}")
 
 
 @bandit_app.command("ope-obd")

@@ -243,12 +243,41 @@ class Doc2QueryConfig(_Model):
     drop_fraction: float = Field(0.1, ge=0, lt=1)
 
 
+class PlanGrid(_Model):
+    """Every combination of per-strategy depths whose total stays within the candidate budget."""
+
+    strategies: list[str] = ["lexical", "semantic", "structured", "memory"]
+    depths: list[int] = [0, 25, 50, 100]
+    budget: int = Field(150, gt=0)
+
+    def plans(self) -> dict[str, dict[str, int]]:
+        import itertools
+
+        out = {}
+        for combo in itertools.product(sorted(set(self.depths)), repeat=len(self.strategies)):
+            if 0 < sum(combo) <= self.budget:
+                depths = {s: d for s, d in zip(self.strategies, combo) if d > 0}
+                out["+".join(f"{s}{d}" for s, d in depths.items())] = depths
+        return out
+
+
 class PolicyConfig(_Model):
-    """The exploration policy over a library of retrieval plans (strategy -> depth)."""
+    """The retrieval action space: a library of plans (strategy -> depth), named plans plus an
+    optional grid, and the exploration policy used until a learned policy is promoted."""
 
     plans: dict[str, dict[str, int]] = {"all": {"lexical": 100, "semantic": 100, "structured": 100, "memory": 100}}
+    grid: PlanGrid | None = None
     default_plan: str = "all"
     epsilon: float = Field(0.2, ge=0, le=1)
+
+    def library(self) -> dict[str, dict[str, int]]:
+        """Named plans first, then the grid's (a grid plan equal to a named one is not repeated)."""
+        out = dict(self.plans)
+        named = {tuple(sorted(d.items())) for d in self.plans.values()}
+        for name, depths in (self.grid.plans() if self.grid else {}).items():
+            if tuple(sorted(depths.items())) not in named:
+                out[name] = depths
+        return out
 
     @model_validator(mode="after")
     def _default_is_a_plan(self) -> "PolicyConfig":
@@ -359,9 +388,37 @@ class OBDConfig(_Model):
     target_log: str = "obd/random/all/all.csv"
 
 
+class LearnerConfig(_Model):
+    """The off-policy learner of the retrieval policy (ltrr_core.bandit.learner)."""
+
+    window_days: int = Field(7, gt=0)
+    # Reward of a request: its strongest engagement (weights) minus cost_penalty * candidates / budget.
+    event_weights: dict[str, float] = {"like": 1.0, "stream": 1.0, "click": 0.5, "skip": 0.0}
+    cost_penalty: float = Field(0.05, ge=0)
+    epsilon: float = Field(0.1, ge=0, le=1)     # exploration of the learned policy; floor epsilon / n_plans
+    iterations: int = Field(300, gt=0)
+    depth: int = Field(6, gt=0, le=10)
+    learning_rate: float = Field(0.1, gt=0)
+    threads: int = Field(2, gt=0)
+    seed: int = 0
+    min_engaged_requests: int = Field(50, gt=0)  # fewer: refuse to train rather than learn noise
+    replay_depth: int = Field(100, gt=0)         # counterfactual replay runs every strategy this deep
+
+
 class BanditConfig(_Model):
     ope: OPEConfig = OPEConfig()
     obd: OBDConfig = OBDConfig()
+    learner: LearnerConfig = LearnerConfig()
+    out_dir: str = "policies"                    # learned policy versions under data_dir
+
+
+class MlflowConfig(_Model):
+    """Experiment tracking. Without a URI, a SQLite store under data_dir/mlflow (STACK.md: set it
+    explicitly, or MLflow writes mlflow.db into whatever directory the command runs in)."""
+
+    tracking_uri: str | None = None
+    bandit_experiment: str = "ltrr-bandit"
+    policy_model_name: str = "ltrr-retrieval-policy"
 
 
 class EvalConfig(_Model):
@@ -403,6 +460,7 @@ class Settings(_Model):
     runtime: RuntimeConfig = RuntimeConfig()
     simulate: SimulateConfig = SimulateConfig()
     bandit: BanditConfig = BanditConfig()
+    mlflow: MlflowConfig = MlflowConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()
 

@@ -9,6 +9,8 @@ Layout under ``<data_dir>/bundles``::
     <bundle_id>/q2e/q2e.parquet  the Q2E memory table
     <bundle_id>/retrieval.json   strategies, depth and fusion the runtime serves with
     <bundle_id>/display.parquet  id, type, title, artists: what results show
+    <bundle_id>/policy/          the learned retrieval policy (policy.json + model.cbm), if any;
+                                 without one the runtime explores around the configured default
     LATEST                       the newest bundle built (promotion has its own pointer)
 
 The Lance vector table is referenced, not copied (hundreds of MB, and Lance keeps every
@@ -57,8 +59,9 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def build_bundle(settings: Settings) -> dict[str, Any]:
-    """Assemble a bundle from the current index build and Q2E version; returns its manifest."""
+def build_bundle(settings: Settings, policy: Path | None = None) -> dict[str, Any]:
+    """Assemble a bundle from the current index build and Q2E version, plus ``policy`` (a learned
+    policy version directory) when given; returns its manifest."""
     from ..index.build import current_build
     from ..memory.build import q2e_store
 
@@ -75,6 +78,10 @@ def build_bundle(settings: Settings) -> dict[str, Any]:
         shutil.copy2(store.path() / "q2e.parquet", staging / "q2e" / "q2e.parquet")
         write_json_atomic(staging / "retrieval.json", settings.retrieval.model_dump(mode="json"))
         _write_display(settings, build_manifest["catalog_version"], staging / "display.parquet")
+        policy_spec = None
+        if policy is not None:
+            shutil.copytree(policy, staging / "policy")
+            policy_spec = json.loads((staging / "policy" / "policy.json").read_text(encoding="utf-8"))["version"]
         vectors = build_manifest["vectors"]
         lance_dir = (settings.data_dir / "indexes" / "lance").resolve()
         manifest = {
@@ -85,6 +92,7 @@ def build_bundle(settings: Settings) -> dict[str, Any]:
                 "catalog_version": build_manifest["catalog_version"],
                 "index_build": build_manifest["build_id"],
                 "q2e_version": q2e_manifest["version"],
+                "policy_version": policy_spec,
                 "lance": {"path": os.path.relpath(lance_dir, settings.data_dir.resolve()),
                           "table": vectors["table"], "version": int(vectors["table_version"]),
                           "model": vectors["model"], "dim": int(vectors["dim"])},

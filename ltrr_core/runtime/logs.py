@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..durable import write_parquet
 
-LOG_SCHEMA_VERSION = "1.0"
+LOG_SCHEMA_VERSION = "1.1"   # 1.1: policy and policy_features
 _TS = pa.timestamp("us", tz="UTC")
 
 IMPRESSION_SCHEMA = pa.schema([
@@ -37,6 +37,8 @@ IMPRESSION_SCHEMA = pa.schema([
     pa.field("raw_query", pa.string(), nullable=False),
     pa.field("normalised_query", pa.string(), nullable=False),
     pa.field("qu", pa.string()),                 # JSON: QueryUnderstanding.to_dict()
+    pa.field("policy", pa.string()),                                   # which policy decided (name:version)
+    pa.field("policy_features", pa.string()),                          # JSON: the features it decided on
     pa.field("plan", pa.string(), nullable=False),
     pa.field("depths", pa.string(), nullable=False),                   # JSON: strategy -> depth
     pa.field("propensity", pa.float64(), nullable=False),              # joint probability of the plan
@@ -74,6 +76,8 @@ def impression_record(response, user_id: str | None, context: dict[str, Any], ti
         "raw_query": response.query,
         "normalised_query": response.understanding["normalised"],
         "qu": json.dumps(response.understanding),
+        "policy": response.policy,
+        "policy_features": json.dumps(response.policy_features, sort_keys=True),
         "plan": decision.plan,
         "depths": json.dumps(decision.depths, sort_keys=True),
         "propensity": float(decision.probability),

@@ -25,7 +25,8 @@ from ..retrieval.base import Query, RetrievalStrategy
 from ..retrieval.fusion import fuse
 from ..query import load_understander
 from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
-from .policy import Decision, EpsilonDefaultPolicy, RetrievalPolicy
+from ..bandit.features import policy_features
+from .policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy
 
 TRACE_CANDIDATES = 20
 
@@ -40,10 +41,12 @@ class SearchResponse:
     results: list[dict[str, Any]]
     per_strategy: dict[str, dict[str, Any]]
     timings_ms: dict[str, float] = field(default_factory=dict)
+    policy: str = ""                                   # which policy decided (name and version)
+    policy_features: dict[str, float] = field(default_factory=dict)
 
     def trace(self) -> dict[str, Any]:
         return {
-            "action": {"plan": self.decision.plan, "depths": self.decision.depths,
+            "action": {"policy": self.policy, "plan": self.decision.plan, "depths": self.decision.depths,
                        "probability": self.decision.probability,
                        "strategy_probabilities": self.decision.strategy_probabilities},
             "strategies": self.per_strategy,
@@ -71,7 +74,11 @@ class SearchService:
         understanding = self.understander.understand(text)
         query = Query(text, dict(context or {}, user_id=user_id), understanding)
         timings = {"qu": (time.perf_counter() - started) * 1000}
-        decision = self.policy.decide(query.context, self.rng)
+        tick = time.perf_counter()
+        probe = self.strategies["memory"].retrieve(query, 1) if "memory" in self.strategies else None
+        features = policy_features(understanding, query.context, probe)
+        decision = self.policy.decide(features, self.rng)
+        timings["policy"] = (time.perf_counter() - tick) * 1000
         candidates, per_strategy = [], {}
         for name, depth in decision.depths.items():
             if depth <= 0 or name not in self.strategies:
@@ -89,7 +96,12 @@ class SearchService:
         timings["rank"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(request_id or uuid.uuid4().hex, self.bundle_id, text, understanding.to_dict(), decision, results,
-                              per_strategy, {n: round(v, 3) for n, v in timings.items()})
+                              per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features)
+
+    @property
+    def policy_label(self) -> str:
+        version = getattr(self.policy, "version", None)
+        return f"{self.policy.name}:{version}" if version else self.policy.name
 
     def _result(self, position: int, candidate) -> dict[str, Any]:
         row = self.display.loc[candidate.entity_id] if candidate.entity_id in self.display.index else None
@@ -114,10 +126,12 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     understander = load_understander(paths.qu, settings)
     strategies = load_strategies(settings, paths, understander)
     display = pd.read_parquet(root / "display.parquet").set_index("id")
-    warm = Query("warm up", {}, understander.understand("warm up"))   # numba JIT, encoder, lookups
+    policy = LearnedPolicy(root / "policy") if (root / "policy" / "policy.json").is_file() \
+        else EpsilonDefaultPolicy(settings.runtime.policy)
+    warm = Query("warm up", {}, understander.understand("warm up"))   # numba JIT, encoder, lookups, model
     for strategy in strategies:
         strategy.retrieve(warm, 10)
+    policy.probabilities(policy_features(warm.understanding, {}, None))
     startup = {"seconds": round(time.perf_counter() - started, 2),
                "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
-    return SearchService(settings, manifest["bundle_id"], strategies, understander,
-                         EpsilonDefaultPolicy(settings.runtime.policy), display, startup)
+    return SearchService(settings, manifest["bundle_id"], strategies, understander, policy, display, startup)

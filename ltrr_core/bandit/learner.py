@@ -1,0 +1,190 @@
+"""The nightly off-policy learner of the retrieval policy.
+
+Model: one CatBoost classifier of P(hit | request features, plan depths), trained on the
+replay-expanded engaged requests (``training``): every plan of the library is a labelled row
+for every engaged request, so learning is full-information on that subset and generalises
+across plans through the per-strategy depth columns -- a new strategy is a new column, not
+new code. The policy serves argmax_plan P(hit) - cost_penalty * candidates / budget with
+epsilon-greedy exploration (exact propensities, floor epsilon / n_plans).
+
+Chosen over Vowpal Wabbit ``cb_explore_adf``: VW learns from the one logged action's reward,
+while replay gives every plan's label for engaged requests; a classifier on those labels uses
+all of it, and CatBoost's native ``.cbm`` loads in the runtime with no training stack.
+
+Protocol: the window's last day is held out -- early stopping and the off-policy estimate are
+computed on it -- and the model is trained on the days before it. With a one-day window the
+estimate is in-sample and flagged so.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings
+from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from ..runtime.policy import LearnedPolicy
+from . import training
+from .features import FEATURE_VERSION
+from .ope import LoggedFeedback, make_estimators
+
+_log = logging.getLogger("ltrr.bandit")
+
+
+class NotEnoughData(ValueError):
+    """Too few engaged requests in the window to learn a policy from."""
+
+
+def policies_root(settings: Settings) -> Path:
+    return settings.data_dir / settings.bandit.out_dir
+
+
+def latest_policy(settings: Settings) -> Path | None:
+    version = read_pointer(policies_root(settings) / "LATEST")
+    return policies_root(settings) / version if version else None
+
+
+@dataclass
+class WindowData:
+    days: list[str]
+    outcomes: pd.DataFrame          # one row per clean impression of the window
+    validation: dict[str, Any]      # per day: the contracts' report
+
+
+def window_days(log_root: Path, end: date, window: int) -> list[str]:
+    from ..runtime.logs import logged_days
+
+    first = end - timedelta(days=window - 1)
+    return [d for d in logged_days(log_root) if first.isoformat() <= d <= end.isoformat()]
+
+
+def load_window(settings: Settings, end: date, window: int) -> WindowData:
+    """Every logged day of the window, checked by the log contracts (bad rows quarantined, not used)."""
+    from ..contracts.logs import validate_log_day
+    from ..runtime.logs import read_logs
+
+    root = settings.data_dir / settings.runtime.log_dir
+    days = window_days(root, end, window)
+    frames, reports = [], {}
+    for day in days:
+        impressions, feedback, report = validate_log_day(root, day, read_logs(root, "impressions", day),
+                                                         read_logs(root, "feedback", day))
+        reports[day] = report
+        frames.append(training.request_outcomes(impressions, feedback, settings.bandit.learner).assign(day=day))
+    outcomes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return WindowData(days, outcomes, reports)
+
+
+def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[str]) -> np.ndarray:
+    """Ranks of each engaged request's entity per strategy, replayed on the bundle that served it."""
+    from ..artifacts import BundleError, bundles_root
+    from ..runtime.service import load_service
+
+    engaged = outcomes["engaged_entity"].notna().to_numpy()
+    ranks = np.full((len(outcomes), len(strategies)), training.MISSED)
+    for bundle_id, rows in outcomes[engaged].groupby("bundle_id"):
+        try:
+            service = load_service(settings, bundles_root(settings) / bundle_id)
+        except (BundleError, FileNotFoundError) as error:
+            _log.warning("bundle %s cannot be replayed (%s); its %d requests are left out", bundle_id, error, len(rows))
+            continue
+        ranks[rows.index] = training.replay_ranks(service, rows["raw_query"].tolist(), rows["engaged_entity"].tolist(),
+                                                  strategies, settings.bandit.learner.replay_depth)
+    return ranks
+
+
+def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, dict[str, Any]]:
+    """Train on the window (last day held out), estimate off-policy, publish a policy version."""
+    from catboost import CatBoostClassifier
+
+    config = settings.bandit.learner
+    plans = settings.runtime.policy.library()
+    grid = settings.runtime.policy.grid
+    strategies = grid.strategies if grid else sorted({s for p in plans.values() for s in p})
+    outcomes = data.outcomes
+    replayable = outcomes["engaged_entity"].notna().to_numpy() & np.isfinite(ranks).any(axis=1)
+    if replayable.sum() < config.min_engaged_requests:
+        raise NotEnoughData(f"{int(replayable.sum())} engaged, replayable requests in {data.days}; "
+                            f"bandit.learner.min_engaged_requests is {config.min_engaged_requests}")
+    held_out_day = data.days[-1] if len(data.days) > 1 else None
+    is_eval = (outcomes["day"] == held_out_day).to_numpy() if held_out_day else np.ones(len(outcomes), bool)
+    is_train = ~is_eval if held_out_day else np.ones(len(outcomes), bool)
+    features = training.features_frame(outcomes)
+    hits = training.plan_hits(ranks, plans, strategies)
+    x_train, y_train = training.expand(features[is_train & replayable], hits[is_train & replayable], plans, strategies)
+    x_eval, y_eval = training.expand(features[is_eval & replayable], hits[is_eval & replayable], plans, strategies)
+    model = CatBoostClassifier(iterations=config.iterations, depth=config.depth, learning_rate=config.learning_rate,
+                               thread_count=config.threads, random_seed=config.seed, loss_function="Logloss",
+                               allow_writing_files=False, verbose=False)
+    model.fit(x_train, y_train, eval_set=(x_eval, y_eval), early_stopping_rounds=30 if held_out_day else None)
+    version = datetime.now(timezone.utc).strftime("P%Y%m%dT%H%M%S%fZ")
+    final = policies_root(settings) / version
+    with staged_directory(final) as staging:
+        model.save_model(str(staging / "model.cbm"))
+        spec = {"version": version, "feature_version": FEATURE_VERSION, "feature_names": list(features.columns),
+                "strategies": strategies, "plans": plans, "cost_penalty": config.cost_penalty,
+                "budget": grid.budget if grid else max(sum(p.values()) for p in plans.values()),
+                "epsilon": config.epsilon, "trained_on": [d for d in data.days if d != held_out_day] or data.days,
+                "held_out_day": held_out_day, "created_at": datetime.now(timezone.utc).isoformat()}
+        write_json_atomic(staging / "policy.json", spec)
+        policy = LearnedPolicy(staging)
+        report = {"version": version, "window": data.days, "held_out_day": held_out_day,
+                  "in_sample_estimate": held_out_day is None,
+                  "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
+                  "best_iteration": int(model.get_best_iteration() or config.iterations),
+                  "ope": off_policy_report(settings, policy, outcomes[is_eval].reset_index(drop=True),
+                                           features[is_eval].reset_index(drop=True))}
+        write_json_atomic(staging / "report.json", report)
+    write_pointer(policies_root(settings) / "LATEST", version)
+    return final, report
+
+
+def rewards(outcomes: pd.DataFrame, settings: Settings, budget: float) -> np.ndarray:
+    return (outcomes["engagement"].to_numpy(float)
+            - settings.bandit.learner.cost_penalty * outcomes["candidates"].to_numpy(float) / budget)
+
+
+def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.DataFrame,
+                      features: pd.DataFrame) -> dict[str, Any]:
+    """The learned policy's value on logged requests (IPS, SNIPS, DR, switch-DR) beside the
+    logging policy's own (on-policy) value, both with bootstrap intervals."""
+    ope = settings.bandit.ope
+    reward = rewards(outcomes, settings, policy.budget)
+    names = policy.plan_names
+    index = {n: i for i, n in enumerate(names)}
+    logged = outcomes["plan"].map(index)
+    if logged.isna().any():
+        unknown = sorted(set(outcomes.loc[logged.isna(), "plan"]))
+        raise ValueError(f"logged plan(s) {unknown} are not in the policy's library; off-policy estimates need "
+                         f"the logged action inside the target policy's action space")
+    logged = logged.to_numpy(int)
+    contexts = features.reindex(columns=policy.feature_names, fill_value=0.0).to_numpy(float)
+    hit = policy.hit_matrix(contexts)                                            # (n, plans)
+    values = hit - policy.cost_penalty * policy.plan_costs
+    best = values.argmax(axis=1)
+    n, k = hit.shape
+    target = np.full((n, k), policy.epsilon / k)
+    target[np.arange(n), best] += 1 - policy.epsilon
+    rows = np.arange(n)
+    scale = float((outcomes["engagement"].to_numpy() * hit[rows, logged]).sum() / max((hit[rows, logged] ** 2).sum(), 1e-9))
+    q = scale * hit - policy.cost_penalty * policy.plan_costs                     # reward model for DM / DR
+    data = LoggedFeedback(reward, outcomes["propensity"].to_numpy(float), target[rows, logged], q[rows, logged],
+                          (target * q).sum(axis=1))
+    estimators = make_estimators([e for e in ope.estimators], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)
+    logging_value = make_estimators(["ips"], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)[0].estimate(
+        LoggedFeedback(reward, np.ones(n), np.ones(n)))
+    return {"n": n, "logging_policy": logging_value.to_dict(),
+            "learned_policy": {e.name: e.estimate(data).to_dict() for e in estimators},
+            "reward_model_scale": round(scale, 4),
+            "learned_greedy_candidates": round(float((policy.plan_costs[best] * policy.budget).mean()), 1)}
+
+
+def load_report(policy_dir: Path) -> dict[str, Any]:
+    return json.loads((Path(policy_dir) / "report.json").read_text(encoding="utf-8"))
