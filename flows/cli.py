@@ -260,6 +260,36 @@ def bandit_train_cmd(
         console.print(f"  learned, {name}: {e['estimate']:.4f} [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}] ESS {e['ess']:.0f}")
 
 
+@bandit_app.command("evaluate")
+def bandit_evaluate_cmd(
+    nights: Annotated[int, typer.Option("--nights", min=1, help="simulated days, each followed by training")] = 7,
+    queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one object per night")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Nights of simulate -> measure candidate hit rates (learned, best static, single strategies, oracle) -> train."""
+    settings = _settings(config)
+    from ltrr_core.bandit.evaluate import evaluate_nights
+
+    results = evaluate_nights(settings, nights, queries_per_day, lambda message: console.log(message))
+    if as_json:
+        for night in results:
+            sys.stdout.write(json.dumps(night, default=str) + "\n")
+        return
+    table = Table(title="retrieval policy by night: share of requests whose candidates hold an intended entity")
+    for column in ("day", "policy", "served", "best static (plan)", "oracle", "candidates", "measured value",
+                   "previous night's DR estimate"):
+        table.add_column(column)
+    for night in results:
+        m = night["candidate_hit_rate"]
+        estimate = night.get("previous_estimate")
+        table.add_row(night["day"], night["policy"], f"{m['served']:.3f}",
+                      f"{m['best_static']['hit_rate']:.3f} ({m['best_static']['plan']})", f"{m['oracle']:.3f}",
+                      f"{m['avg_candidates']:.0f}", f"{night['measured_value']:.3f}",
+                      f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
+    Console().print(table)
+
+
 @bandit_app.command("ope-obd")
 def bandit_ope_obd_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,

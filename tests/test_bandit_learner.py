@@ -82,3 +82,27 @@ def test_too_little_engagement_is_refused(tmp_path):
     data, ranks = _window(50, ["2026-02-01"], seed=1)
     with pytest.raises(learner.NotEnoughData, match="min_engaged_requests is 10000"):
         learner.fit(settings, data, ranks)
+
+
+@pytest.mark.parametrize("bad", [0.0, 1.7, float("nan"), None])
+def test_impressions_with_broken_propensities_are_quarantined_and_never_trained_on(tmp_path, bad):
+    import pyarrow as pa
+
+    from ltrr_core.durable import write_parquet
+    from ltrr_core.runtime.logs import IMPRESSION_SCHEMA
+    from tests.test_log_contracts import DAY, _impression
+
+    settings = _settings(tmp_path)
+    rows = [_impression(f"ok-{i}", policy=None, policy_features="{}") for i in range(5)]
+    rows.append(_impression("broken", propensity=bad, policy=None, policy_features="{}"))
+    frame = pd.DataFrame(rows)
+    # a writer that bypassed the runtime's checks: propensity nullable, anything goes
+    schema = IMPRESSION_SCHEMA.set(IMPRESSION_SCHEMA.get_field_index("propensity"), pa.field("propensity", pa.float64()))
+    write_parquet(pa.Table.from_pandas(frame, preserve_index=False, schema=schema),
+        settings.data_dir / settings.runtime.log_dir / "impressions" / f"date={DAY}" / "part-0.parquet")
+    from datetime import date
+
+    data = learner.load_window(settings, date.fromisoformat(DAY), 1)
+    assert "broken" not in set(data.outcomes["request_id"]) and len(data.outcomes) == 5
+    report = data.validation[DAY]["impressions"]
+    assert report["quarantined"] == 1 and any("propensity" in reason for reason in report["reasons"])

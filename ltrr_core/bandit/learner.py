@@ -83,20 +83,43 @@ def load_window(settings: Settings, end: date, window: int) -> WindowData:
 
 
 def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[str]) -> np.ndarray:
-    """Ranks of each engaged request's entity per strategy, replayed on the bundle that served it."""
+    """Ranks of each engaged request's entity per strategy, replayed on the bundle that served it.
+
+    Replays are cached per day beside the logs they come from (``<log_dir>/replay/``: a logged
+    request, its bundle and its engaged entity never change), so a window replays only new days."""
+    import pyarrow as pa
+
     from ..artifacts import BundleError, bundles_root
+    from ..durable import write_parquet
     from ..runtime.service import load_service
 
-    engaged = outcomes["engaged_entity"].notna().to_numpy()
+    depth = settings.bandit.learner.replay_depth
+    cache = settings.data_dir / settings.runtime.log_dir / "replay" / f"depth={depth}"
     ranks = np.full((len(outcomes), len(strategies)), training.MISSED)
-    for bundle_id, rows in outcomes[engaged].groupby("bundle_id"):
+    engaged = outcomes["engaged_entity"].notna().to_numpy()
+    done = np.zeros(len(outcomes), bool)
+    for day in outcomes["day"].unique():
+        path = cache / f"date={day}.parquet"
+        if path.is_file():
+            cached = pd.read_parquet(path).set_index("request_id")
+            if set(strategies) <= set(cached.columns):
+                hit = outcomes["request_id"].isin(cached.index).to_numpy() & (outcomes["day"] == day).to_numpy()
+                ranks[hit] = cached.loc[outcomes.loc[hit, "request_id"], strategies].to_numpy(float)
+                done |= hit
+    todo = outcomes[engaged & ~done]
+    for bundle_id, rows in todo.groupby("bundle_id"):
         try:
             service = load_service(settings, bundles_root(settings) / bundle_id)
         except (BundleError, FileNotFoundError) as error:
             _log.warning("bundle %s cannot be replayed (%s); its %d requests are left out", bundle_id, error, len(rows))
             continue
         ranks[rows.index] = training.replay_ranks(service, rows["raw_query"].tolist(), rows["engaged_entity"].tolist(),
-                                                  strategies, settings.bandit.learner.replay_depth)
+                                                  strategies, depth)
+        done[rows.index] = True
+    for day in todo["day"].unique():
+        keep = done & engaged & (outcomes["day"] == day).to_numpy()
+        frame = pd.DataFrame(ranks[keep], columns=strategies).assign(request_id=outcomes.loc[keep, "request_id"].to_numpy())
+        write_parquet(pa.Table.from_pandas(frame, preserve_index=False), cache / f"date={day}.parquet")
     return ranks
 
 

@@ -144,6 +144,9 @@ def read_logs(root: Path, kind: str, day: str | None = None) -> pd.DataFrame:
     if not files:
         return SCHEMAS[kind].empty_table().to_pandas()
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    for field in SCHEMAS[kind]:          # files of an older schema version lack the newer (nullable) columns
+        if field.name not in frame.columns:
+            frame[field.name] = None
     return frame.drop_duplicates(KEYS[kind], keep="first").reset_index(drop=True)
 
 

@@ -1,0 +1,159 @@
+"""Evaluation that matters: nights of simulate -> measure -> train -> serve the new policy.
+
+Each night: the simulator (GENERATED behaviour on real users and intents) searches the runtime
+for a day; that day's requests are replayed against the serving bundle with the simulator's
+ground truth (the intended entities) to measure, for every plan of the library, whether its
+candidates contain an intended entity. From that one table come:
+
+* ``served``: the plans the runtime actually drew (the learned policy with its exploration);
+* each single strategy alone at the grid's largest depth;
+* ``best_static``: the library plan with the best hit rate on that same day, in hindsight,
+  among plans drawing no more candidates than the served policy did on average (same budget);
+* ``oracle``: per request, whether any plan of the library finds an intended entity (the
+  regret reference; its cost is not bounded).
+
+The previous night's off-policy estimate is set against the value measured today, on
+policy, from the logs. Then the window is trained and the new policy bundled for tomorrow.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings
+from . import training
+
+_log = logging.getLogger("ltrr.bandit")
+
+
+def truth_ranks(service, texts: list[str], targets: list[set[str]], strategies: list[str], depth: int) -> np.ndarray:
+    """(n, n_strategies): best rank of any target entity in each strategy's answer (inf if none)."""
+    from ..retrieval.base import Query
+
+    ranks = np.full((len(texts), len(strategies)), training.MISSED)
+    for i, (text, wanted) in enumerate(zip(texts, targets)):
+        query = Query(text, {}, service.understander.understand(text))
+        for j, name in enumerate(strategies):
+            if name not in service.strategies:
+                continue
+            ids = service.strategies[name].retrieve(query, depth).ids
+            hits = [r for r, e in enumerate(ids, start=1) if e in wanted]
+            if hits:
+                ranks[i, j] = hits[0]
+    return ranks
+
+
+def _bootstrap_difference(a: np.ndarray, b: np.ndarray, confidence: float, seed: int, n: int = 1000) -> list[float]:
+    rng = np.random.default_rng(seed)
+    index = rng.integers(0, len(a), size=(n, len(a)))
+    diffs = a[index].mean(axis=1) - b[index].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return [round(float(x), 4) for x in np.quantile(diffs, [alpha, 1 - alpha])]
+
+
+def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[str, int]], served: list[str],
+                  kinds: pd.Series) -> dict[str, Any]:
+    names = list(plans)
+    index = {n: i for i, n in enumerate(names)}
+    cost = np.array([sum(plans[n].values()) for n in names], dtype=float)
+    rows = np.arange(len(served))
+    served_idx = np.array([index[p] for p in served])
+    served_hits = hits[rows, served_idx].astype(float)
+    budget = float(cost[served_idx].mean())
+    affordable = cost <= budget + 1e-9
+    static_rates = np.where(affordable, hits.mean(axis=0), -1.0)
+    best = int(np.argmax(static_rates))
+    grid = settings.runtime.policy.grid
+    oracle = hits.max(axis=1).astype(float)      # some plan of the library finds an intended entity
+    top = max(grid.depths) if grid else 100
+    singles = {}
+    for strategy in (grid.strategies if grid else []):
+        name = next((n for n in names if plans[n] == {strategy: top}), None)
+        if name is not None:
+            singles[strategy] = round(float(hits[:, index[name]].mean()), 4)
+    by_kind = {}
+    for kind, mask in kinds.groupby(kinds).groups.items():
+        m = kinds.index.isin(mask)
+        by_kind[str(kind)] = {"n": int(m.sum()), "served": round(float(served_hits[m].mean()), 4),
+                              "best_static": round(float(hits[m, best].mean()), 4),
+                              "oracle": round(float(oracle[m].mean()), 4)}
+    confidence = settings.bandit.ope.confidence
+    return {
+        "served": round(float(served_hits.mean()), 4),
+        "best_static": {"plan": names[best], "hit_rate": round(float(static_rates[best]), 4)},
+        "served_minus_best_static_ci": _bootstrap_difference(served_hits, hits[:, best].astype(float), confidence, 0),
+        "single_strategies": singles,
+        "oracle": round(float(oracle.mean()), 4),
+        "regret": round(float(oracle.mean() - served_hits.mean()), 4),
+        "avg_candidates": round(budget, 1),
+        "by_query_type": by_kind,
+    }
+
+
+def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None = None,
+                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
+    """Run the loop for ``nights`` nights from the day after the last logged day."""
+    from ..artifacts import build_bundle, bundles_root, latest_bundle
+    from ..catalog.store import CatalogStore
+    from ..runtime import load_service
+    from ..runtime.logs import read_logs
+    from ..runtime.recorder import InteractionRecorder
+    from ..simulate import Simulator, World, days_to_simulate, read_truth, truth_root
+    from . import learner
+    from .tracking import log_training_run
+
+    say = progress or (lambda message: _log.info(message))
+    log_root = settings.data_dir / settings.runtime.log_dir
+    plans = settings.runtime.policy.library()
+    grid = settings.runtime.policy.grid
+    strategies = grid.strategies if grid else settings.retrieval.strategies
+    world = World(settings, CatalogStore(settings.data_dir / "catalog").load())
+    bundle = latest_bundle(settings)
+    previous_ope: dict[str, Any] | None = None
+    results = []
+    for day in days_to_simulate(settings, log_root, nights):
+        service = load_service(settings, bundle)
+        say(f"{day}: simulating with {service.policy_label} (bundle {service.bundle_id})")
+        recorder = InteractionRecorder(log_root, settings.runtime)
+        summary = Simulator(settings, world, service, recorder).run_day(day, queries_per_day or settings.simulate.queries_per_day)
+        recorder.close()
+        impressions = read_logs(log_root, "impressions", day.isoformat())
+        truth = read_truth(truth_root(settings), day.isoformat()).set_index("request_id").loc[impressions["request_id"]]
+        intended = [{e for e, g in zip(ids, grades) if g == 2} for ids, grades in
+                    zip(truth["relevant_ids"], truth["relevant_grades"])]
+        say(f"{day}: replaying {len(impressions)} requests against the ground truth")
+        ranks = truth_ranks(service, impressions["raw_query"].tolist(), intended, strategies,
+                            settings.bandit.learner.replay_depth)
+        kinds = truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").reset_index(drop=True)
+        metrics = night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans,
+                                impressions["plan"].tolist(), kinds)
+        feedback = read_logs(log_root, "feedback", day.isoformat())
+        outcomes = training.request_outcomes(impressions, feedback, settings.bandit.learner)
+        measured = learner.rewards(outcomes, settings, grid.budget if grid else 1.0)
+        night = {"day": day.isoformat(), "policy": service.policy_label, "candidate_hit_rate": metrics,
+                 "measured_value": round(float(measured.mean()), 4), "simulation": summary.to_dict()}
+        if previous_ope:
+            dr = previous_ope["learned_policy"].get("dr") or next(iter(previous_ope["learned_policy"].values()))
+            night["previous_estimate"] = {**dr, "covers_measured": bool(dr["ci"][0] <= night["measured_value"] <= dr["ci"][1])}
+        say(f"{day}: training the retrieval policy")
+        data = learner.load_window(settings, day, settings.bandit.learner.window_days)
+        try:
+            policy_dir, report = learner.fit(settings, data, learner.replay_window(settings, data.outcomes, strategies))
+        except learner.NotEnoughData as error:
+            night["training"] = f"skipped: {error}"
+            results.append(night)
+            continue
+        tracked = log_training_run(settings, policy_dir, report, data.outcomes, f"evaluate {day}")
+        night["training"] = {"policy": report["version"], "mlflow_run": tracked["run_id"],
+                             "ope": report["ope"]}
+        previous_ope = report["ope"]
+        bundle = bundles_root(settings) / build_bundle(settings, policy_dir)["bundle_id"]
+        results.append(night)
+        say(f"{day}: served {metrics['served']:.3f} vs best static {metrics['best_static']['hit_rate']:.3f} "
+            f"({metrics['best_static']['plan']}), oracle {metrics['oracle']:.3f}; {json.dumps(report['ope']['learned_policy'].get('dr'))}")
+    return results

@@ -1,0 +1,66 @@
+"""Two nights of the closed loop on the test platform: simulate with the apprentice, train,
+serve the learned policy, measure, and find everything in the logs and MLflow."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def loop(q2e_platform, bundle_dir, tmp_path_factory):
+    from ltrr_core.bandit.evaluate import evaluate_nights
+
+    out = tmp_path_factory.mktemp("loop")
+    settings = q2e_platform[0].with_overrides(**{
+        "runtime.log_dir": str(out / "logs"), "simulate.out_dir": str(out / "sim"), "bandit.out_dir": str(out / "policies"),
+        "bandit.learner.min_engaged_requests": 20, "bandit.learner.iterations": 60, "bandit.ope.n_bootstrap": 200,
+        "mlflow.tracking_uri": f"sqlite:///{out / 'mlflow.db'}"})
+    return settings, evaluate_nights(settings, 2, 80)
+
+
+def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
+    settings, nights = loop
+    assert [n["policy"].split(":")[0] for n in nights] == ["epsilon_default", "learned"]
+    for night in nights:
+        m = night["candidate_hit_rate"]
+        assert 0 <= m["served"] <= m["oracle"] <= 1 and m["best_static"]["hit_rate"] <= m["oracle"]
+        assert set(m["single_strategies"]) == set(settings.runtime.policy.grid.strategies)
+        assert night["training"]["ope"]["learned_policy"]["dr"]["ess"] > 0
+    second = nights[1]
+    assert "covers_measured" in second["previous_estimate"]
+    assert second["previous_estimate"]["ci"][0] <= second["previous_estimate"]["estimate"] <= second["previous_estimate"]["ci"][1]
+
+
+def test_the_learned_policy_logs_its_exact_propensities(loop):
+    from ltrr_core.bandit.learner import policies_root
+    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.runtime.policy import LearnedPolicy
+
+    settings, nights = loop
+    day = nights[1]["day"]
+    impressions = read_logs(settings.data_dir / settings.runtime.log_dir, "impressions", day)
+    version = nights[1]["policy"].split(":", 1)[1]
+    policy = LearnedPolicy(policies_root(settings) / version)
+    for row in impressions.head(30).itertuples():
+        features = json.loads(row.policy_features)
+        assert row.propensity == pytest.approx(policy.probabilities(features)[row.plan])
+        assert row.propensity >= policy.epsilon / len(policy.plans)
+
+
+def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
+    import mlflow
+    from mlflow import MlflowClient
+
+    settings, nights = loop
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    client = MlflowClient()
+    challenger = client.get_model_version_by_alias(settings.mlflow.policy_model_name, "challenger")
+    assert challenger.run_id == nights[-1]["training"]["mlflow_run"]
+    run = client.get_run(challenger.run_id)
+    assert "learned.dr.estimate" in run.data.metrics and run.inputs.dataset_inputs
+    artifacts = {a.path for a in client.list_artifacts(challenger.run_id)}
+    assert {"ope_intervals.png", "report.json"} <= artifacts
