@@ -264,6 +264,7 @@ def bandit_train_cmd(
 def bandit_evaluate_cmd(
     nights: Annotated[int, typer.Option("--nights", min=1, help="simulated days, each followed by training")] = 7,
     queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=1)] = None,
+    cpcd_heldout: Annotated[bool, typer.Option(help="also measure the final policy on the real CPCD held-out queries")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one object per night")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -272,9 +273,18 @@ def bandit_evaluate_cmd(
     from ltrr_core.bandit.evaluate import evaluate_nights
 
     results = evaluate_nights(settings, nights, queries_per_day, lambda message: console.log(message))
+    cpcd = None
+    if cpcd_heldout:
+        from ltrr_core.artifacts import latest_bundle
+        from ltrr_core.bandit.evaluate import evaluate_cpcd
+        from ltrr_core.runtime import load_service
+
+        cpcd = evaluate_cpcd(settings, load_service(settings, latest_bundle(settings)))
     if as_json:
         for night in results:
             sys.stdout.write(json.dumps(night, default=str) + "\n")
+        if cpcd:
+            sys.stdout.write(json.dumps({"cpcd_heldout": cpcd}) + "\n")
         return
     table = Table(title="retrieval policy by night: share of requests whose candidates hold an intended entity")
     for column in ("day", "policy", "served", "best static (plan)", "oracle", "candidates", "measured value",
@@ -287,6 +297,10 @@ def bandit_evaluate_cmd(
                       f"{m['best_static']['hit_rate']:.3f} ({m['best_static']['plan']})", f"{m['oracle']:.3f}",
                       f"{m['avg_candidates']:.0f}", f"{night['measured_value']:.3f}",
                       f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
+    if cpcd:
+        table.add_row("CPCD held-out", cpcd["policy"], f"{cpcd['served']:.3f}",
+                      f"{cpcd['best_static']['hit_rate']:.3f} ({cpcd['best_static']['plan']})", f"{cpcd['oracle']:.3f}",
+                      f"{cpcd['avg_candidates']:.0f}", "-", "-")
     Console().print(table)
 
 

@@ -64,3 +64,17 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
     assert "learned.dr.estimate" in run.data.metrics and run.inputs.dataset_inputs
     artifacts = {a.path for a in client.list_artifacts(challenger.run_id)}
     assert {"ope_intervals.png", "report.json"} <= artifacts
+
+
+def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):
+    from ltrr_core.artifacts import latest_bundle
+    from ltrr_core.bandit.evaluate import evaluate_cpcd
+    from ltrr_core.runtime import load_service
+
+    settings, _ = loop
+    service = load_service(settings, latest_bundle(settings))
+    assert service.policy_label.startswith("learned:")
+    result = evaluate_cpcd(settings, service)
+    assert result["n_queries"] > 500
+    assert 0 < result["served"] <= result["oracle"] <= 1
+    assert result["avg_candidates"] <= settings.runtime.policy.grid.budget   # greedy plans stay within the budget

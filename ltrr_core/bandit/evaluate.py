@@ -143,7 +143,8 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         say(f"{day}: training the retrieval policy")
         data = learner.load_window(settings, day, settings.bandit.learner.window_days)
         try:
-            policy_dir, report = learner.fit(settings, data, learner.replay_window(settings, data.outcomes, strategies))
+            ranks = learner.replay_window(settings, data.outcomes, strategies, {service.bundle_id: service})
+            policy_dir, report = learner.fit(settings, data, ranks)
         except learner.NotEnoughData as error:
             night["training"] = f"skipped: {error}"
             results.append(night)
@@ -157,3 +158,32 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         say(f"{day}: served {metrics['served']:.3f} vs best static {metrics['best_static']['hit_rate']:.3f} "
             f"({metrics['best_static']['plan']}), oracle {metrics['oracle']:.3f}; {json.dumps(report['ope']['learned_policy'].get('dr'))}")
     return results
+
+
+def evaluate_cpcd(settings: Settings, service) -> dict[str, Any]:
+    """The served policy's greedy plans on the real CPCD held-out queries (liked tracks as the
+    intended entities; features through the same ``policy_features``), against the best static
+    plan at the same budget, each single strategy and the oracle."""
+    from ..eval.datasets import load_cpcd_queries
+    from ..retrieval.base import Query
+    from .features import policy_features
+
+    boot = settings.memory.bootstrap
+    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), split="heldout",
+                                 heldout_fraction=boot.heldout_fraction, split_seed=boot.split_seed)
+    plans = settings.runtime.policy.library()
+    grid = settings.runtime.policy.grid
+    strategies = grid.strategies if grid else settings.retrieval.strategies
+    ids = list(labelled.queries)
+    texts = [labelled.queries[i] for i in ids]
+    ranks = truth_ranks(service, texts, [set(labelled.qrels[i]) for i in ids], strategies,
+                        settings.bandit.learner.replay_depth)
+    chosen = []
+    for text in texts:
+        query = Query(text, {}, service.understander.understand(text))
+        probe = service.strategies["memory"].retrieve(query, 1) if "memory" in service.strategies else None
+        probabilities = service.policy.probabilities(policy_features(query.understanding, {}, probe))
+        chosen.append(max(probabilities, key=probabilities.get))          # the greedy plan
+    kinds = pd.Series(["cpcd_heldout"] * len(ids))
+    return {"n_queries": len(ids), "policy": service.policy_label,
+            **night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans, chosen, kinds)}

@@ -82,11 +82,13 @@ def load_window(settings: Settings, end: date, window: int) -> WindowData:
     return WindowData(days, outcomes, reports)
 
 
-def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[str]) -> np.ndarray:
+def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[str],
+                  services: dict[str, Any] | None = None) -> np.ndarray:
     """Ranks of each engaged request's entity per strategy, replayed on the bundle that served it.
 
     Replays are cached per day beside the logs they come from (``<log_dir>/replay/``: a logged
-    request, its bundle and its engaged entity never change), so a window replays only new days."""
+    request, its bundle and its engaged entity never change), so a window replays only new days.
+    ``services`` (bundle id -> loaded SearchService) spares reloading a bundle already in memory."""
     import pyarrow as pa
 
     from ..artifacts import BundleError, bundles_root
@@ -109,7 +111,7 @@ def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[s
     todo = outcomes[engaged & ~done]
     for bundle_id, rows in todo.groupby("bundle_id"):
         try:
-            service = load_service(settings, bundles_root(settings) / bundle_id)
+            service = (services or {}).get(bundle_id) or load_service(settings, bundles_root(settings) / bundle_id)
         except (BundleError, FileNotFoundError) as error:
             _log.warning("bundle %s cannot be replayed (%s); its %d requests are left out", bundle_id, error, len(rows))
             continue
@@ -128,8 +130,11 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
     from catboost import CatBoostClassifier
 
     config = settings.bandit.learner
-    plans = settings.runtime.policy.library()
     grid = settings.runtime.policy.grid
+    budget = grid.budget if grid else max(sum(p.values()) for p in settings.runtime.policy.plans.values())
+    # The learned policy chooses within the candidate budget; wider named plans (the apprentice's
+    # default) stay in the logs and are evaluated as actions it never takes.
+    plans = {n: d for n, d in settings.runtime.policy.library().items() if sum(d.values()) <= budget}
     strategies = grid.strategies if grid else sorted({s for p in plans.values() for s in p})
     outcomes = data.outcomes
     replayable = outcomes["engaged_entity"].notna().to_numpy() & np.isfinite(ranks).any(axis=1)
@@ -153,7 +158,7 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
         model.save_model(str(staging / "model.cbm"))
         spec = {"version": version, "feature_version": FEATURE_VERSION, "feature_names": list(features.columns),
                 "strategies": strategies, "plans": plans, "cost_penalty": config.cost_penalty,
-                "budget": grid.budget if grid else max(sum(p.values()) for p in plans.values()),
+                "budget": budget,
                 "epsilon": config.epsilon, "trained_on": [d for d in data.days if d != held_out_day] or data.days,
                 "held_out_day": held_out_day, "created_at": datetime.now(timezone.utc).isoformat()}
         write_json_atomic(staging / "policy.json", spec)
@@ -182,12 +187,10 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     reward = rewards(outcomes, settings, policy.budget)
     names = policy.plan_names
     index = {n: i for i, n in enumerate(names)}
-    logged = outcomes["plan"].map(index)
-    if logged.isna().any():
-        unknown = sorted(set(outcomes.loc[logged.isna(), "plan"]))
-        raise ValueError(f"logged plan(s) {unknown} are not in the policy's library; off-policy estimates need "
-                         f"the logged action inside the target policy's action space")
-    logged = logged.to_numpy(int)
+    # A logged plan outside the learned policy's library (wider than its budget) has target
+    # probability 0: such rounds count as misses of the learned policy in IPS, not as errors.
+    logged = outcomes["plan"].map(index).fillna(-1).to_numpy(int)
+    inside = logged >= 0
     contexts = features.reindex(columns=policy.feature_names, fill_value=0.0).to_numpy(float)
     hit = policy.hit_matrix(contexts)                                            # (n, plans)
     values = hit - policy.cost_penalty * policy.plan_costs
@@ -196,14 +199,16 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     target = np.full((n, k), policy.epsilon / k)
     target[np.arange(n), best] += 1 - policy.epsilon
     rows = np.arange(n)
-    scale = float((outcomes["engagement"].to_numpy() * hit[rows, logged]).sum() / max((hit[rows, logged] ** 2).sum(), 1e-9))
+    at = np.where(inside, logged, 0)
+    hit_logged = np.where(inside, hit[rows, at], 0.0)
+    scale = float((outcomes["engagement"].to_numpy() * hit_logged).sum() / max((hit_logged ** 2).sum(), 1e-9))
     q = scale * hit - policy.cost_penalty * policy.plan_costs                     # reward model for DM / DR
-    data = LoggedFeedback(reward, outcomes["propensity"].to_numpy(float), target[rows, logged], q[rows, logged],
-                          (target * q).sum(axis=1))
+    data = LoggedFeedback(reward, outcomes["propensity"].to_numpy(float), np.where(inside, target[rows, at], 0.0),
+                          np.where(inside, q[rows, at], 0.0), (target * q).sum(axis=1))
     estimators = make_estimators([e for e in ope.estimators], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)
     logging_value = make_estimators(["ips"], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)[0].estimate(
         LoggedFeedback(reward, np.ones(n), np.ones(n)))
-    return {"n": n, "logging_policy": logging_value.to_dict(),
+    return {"n": n, "logged_outside_library": int((~inside).sum()), "logging_policy": logging_value.to_dict(),
             "learned_policy": {e.name: e.estimate(data).to_dict() for e in estimators},
             "reward_model_scale": round(scale, 4),
             "learned_greedy_candidates": round(float((policy.plan_costs[best] * policy.budget).mean()), 1)}
