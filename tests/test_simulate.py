@@ -222,3 +222,33 @@ def test_simulated_logs_feed_the_memory_index_engagement(simulated, q2e_platform
     with_logs = load_engagement(settings.with_overrides(**{"runtime.log_dir": str(out / "logs")}))
     without = load_engagement(settings.with_overrides(**{"memory.use_runtime_logs": False}))
     assert len(with_logs) == len(without) + len(rows)
+
+
+@pytest.mark.slow
+def test_simulate_command_writes_two_valid_day_partitions(q2e_platform, bundle_dir, tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import yaml
+
+    _, _, config_file = q2e_platform
+    config = tmp_path / "simulate.yaml"
+    config.write_text(yaml.safe_dump({"extends": str(config_file), "runtime": {"log_dir": str(tmp_path / "logs")},
+                                      "simulate": {"out_dir": str(tmp_path / "sim")}}))
+    ltrr = Path(sys.executable).with_name("ltrr")
+    out = subprocess.run([str(ltrr), "--config", str(config), "simulate", "--days", "2", "--queries-per-day", "30",
+                          "--start-date", "2026-05-01", "--bundle", str(bundle_dir), "--json"],
+                         capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stderr[-3000:]
+    days = json.loads(out.stdout)
+    assert [d["day"] for d in days] == ["2026-05-01", "2026-05-02"]
+    for day in days:
+        assert day["requests"] + day["invalid_queries"] == 30
+        assert day["contracts"]["impressions"] == {"rows": day["requests"], "kept": day["requests"], "quarantined": 0,
+                                                   "reasons": {}}
+        assert day["contracts"]["feedback"]["quarantined"] == 0
+        assert (tmp_path / "logs" / "impressions" / f"date={day['day']}").is_dir()
+    again = subprocess.run([str(ltrr), "--config", str(config), "simulate", "--days", "1", "--start-date", "2026-05-02",
+                            "--bundle", str(bundle_dir)], capture_output=True, text=True, timeout=900)
+    assert again.returncode == 1 and "already have impressions" in again.stderr
