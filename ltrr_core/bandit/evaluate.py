@@ -138,8 +138,12 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         night = {"day": day.isoformat(), "policy": service.policy_label, "candidate_hit_rate": metrics,
                  "measured_value": round(float(measured.mean()), 4), "simulation": summary.to_dict()}
         if previous_ope:
-            dr = previous_ope["learned_policy"].get("dr") or next(iter(previous_ope["learned_policy"].values()))
-            night["previous_estimate"] = {**dr, "covers_measured": bool(dr["ci"][0] <= night["measured_value"] <= dr["ci"][1])}
+            # switch-DR: bounded weights; plain DR blew up (ESS ~1) on a night when the greedy plan moved
+            estimates = previous_ope["learned_policy"]
+            name = next((n for n in ("switch_dr", "dr") if n in estimates), next(iter(estimates)))
+            chosen = estimates[name]
+            night["previous_estimate"] = {**chosen, "estimator": name,
+                                          "covers_measured": bool(chosen["ci"][0] <= night["measured_value"] <= chosen["ci"][1])}
         say(f"{day}: training the retrieval policy")
         data = learner.load_window(settings, day, settings.bandit.learner.window_days)
         try:
@@ -156,7 +160,7 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         bundle = bundles_root(settings) / build_bundle(settings, policy_dir)["bundle_id"]
         results.append(night)
         say(f"{day}: served {metrics['served']:.3f} vs best static {metrics['best_static']['hit_rate']:.3f} "
-            f"({metrics['best_static']['plan']}), oracle {metrics['oracle']:.3f}; {json.dumps(report['ope']['learned_policy'].get('dr'))}")
+            f"({metrics['best_static']['plan']}), oracle {metrics['oracle']:.3f}; {json.dumps(report['ope']['learned_policy'])}")
     return results
 
 
