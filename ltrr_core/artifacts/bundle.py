@@ -19,8 +19,8 @@ version): the manifest pins its location, relative to ``data_dir``, and version.
 ``verify_bundle`` is the only way in: it refuses a bundle whose manifest is missing or of
 another schema version, whose files do not match their checksums, that holds a file the
 manifest does not list, or any path (in the manifest or on disk, symlinks included) that
-leaves the bundle directory. Later issues add the retrieval policy, the ranking model and the
-feature spec as further listed files.
+leaves the bundle directory. The ranking model and its feature spec (the ranker issue) will be
+further listed files.
 """
 
 from __future__ import annotations
