@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -24,14 +23,14 @@ def validate_window_logs(settings: Settings, end: date, window_days: int) -> lea
 
 
 @task(name="replay_window", cache_policy=NO_CACHE)
-def replay_window(settings: Settings, data: learner.WindowData) -> np.ndarray:
+def replay_window(settings: Settings, data: learner.WindowData) -> Any:
     grid = settings.runtime.policy.grid
     strategies = grid.strategies if grid else settings.retrieval.strategies
     return learner.replay_window(settings, data.outcomes, strategies)
 
 
 @task(name="train_policy", cache_policy=NO_CACHE)
-def train_policy(settings: Settings, data: learner.WindowData, ranks: np.ndarray) -> tuple[Path, dict[str, Any]]:
+def train_policy(settings: Settings, data: learner.WindowData, ranks: Any) -> tuple[Path, dict[str, Any]]:
     policy_dir, report = learner.fit(settings, data, ranks)
     get_run_logger().info("policy %s: %s", report["version"], json.dumps(report["ope"]))
     return policy_dir, report

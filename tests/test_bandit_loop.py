@@ -14,16 +14,23 @@ pytestmark = pytest.mark.slow
 def loop(q2e_platform, bundle_dir, tmp_path_factory):
     from ltrr_core.bandit.evaluate import evaluate_nights
 
+    import yaml
+
     out = tmp_path_factory.mktemp("loop")
-    settings = q2e_platform[0].with_overrides(**{
-        "runtime.log_dir": str(out / "logs"), "simulate.out_dir": str(out / "sim"), "bandit.out_dir": str(out / "policies"),
-        "bandit.learner.min_engaged_requests": 20, "bandit.learner.iterations": 60, "bandit.ope.n_bootstrap": 200,
-        "mlflow.tracking_uri": f"sqlite:///{out / 'mlflow.db'}"})
-    return settings, evaluate_nights(settings, 2, 80)
+    overrides = {"runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
+                 "bandit": {"out_dir": str(out / "policies"), "learner": {"min_engaged_requests": 20, "iterations": 60},
+                            "ope": {"n_bootstrap": 200}},
+                 "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}
+    config = out / "loop.yaml"
+    config.write_text(yaml.safe_dump({"extends": str(q2e_platform[2]), **overrides}))
+    from ltrr_core.config import load_settings
+
+    settings = load_settings(config)
+    return settings, evaluate_nights(settings, 2, 80), config
 
 
 def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
-    settings, nights = loop
+    settings, nights, _ = loop
     assert [n["policy"].split(":")[0] for n in nights] == ["epsilon_default", "learned"]
     for night in nights:
         m = night["candidate_hit_rate"]
@@ -40,7 +47,7 @@ def test_the_learned_policy_logs_its_exact_propensities(loop):
     from ltrr_core.runtime.logs import read_logs
     from ltrr_core.runtime.policy import LearnedPolicy
 
-    settings, nights = loop
+    settings, nights, _ = loop
     day = nights[1]["day"]
     impressions = read_logs(settings.data_dir / settings.runtime.log_dir, "impressions", day)
     version = nights[1]["policy"].split(":", 1)[1]
@@ -55,7 +62,7 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
     import mlflow
     from mlflow import MlflowClient
 
-    settings, nights = loop
+    settings, nights, _ = loop
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     client = MlflowClient()
     challenger = client.get_model_version_by_alias(settings.mlflow.policy_model_name, "challenger")
@@ -71,10 +78,25 @@ def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):
     from ltrr_core.bandit.evaluate import evaluate_cpcd
     from ltrr_core.runtime import load_service
 
-    settings, _ = loop
+    settings, _, _ = loop
     service = load_service(settings, latest_bundle(settings))
     assert service.policy_label.startswith("learned:")
     result = evaluate_cpcd(settings, service)
     assert result["n_queries"] > 500
     assert 0 < result["served"] <= result["oracle"] <= 1
     assert result["avg_candidates"] <= settings.runtime.policy.grid.budget   # greedy plans stay within the budget
+
+
+def test_the_train_bandit_flow_runs_in_prefect_and_registers_a_challenger(loop, prefect_harness):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from flows.train_bandit import train_bandit
+
+    settings, nights, config = loop
+    report = train_bandit(nights[-1]["day"], 2, str(config))
+    assert report["window"] == [n["day"] for n in nights] and report["held_out_day"] == nights[-1]["day"]
+    assert set(report["ope"]["learned_policy"]) == set(settings.bandit.ope.estimators)
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    challenger = MlflowClient().get_model_version_by_alias(settings.mlflow.policy_model_name, "challenger")
+    assert challenger.run_id == report["mlflow"]["run_id"]
