@@ -98,7 +98,9 @@ def world(built_platform):
 
 
 @pytest.mark.slow
-def test_world_is_built_from_the_real_data(world):
+def test_world_is_built_from_the_real_data(world, test_settings):
+    from ltrr_core.memory.engagement import conversation_split
+
     assert len(world.users) > 1000                       # Last.fm HetRec users with artists in the catalog
     assert all(u.user_id.startswith("lastfm-user:") for u in world.users)
     intent = world.cpcd_intents[0]
@@ -109,8 +111,9 @@ def test_world_is_built_from_the_real_data(world):
     fan = max(world.users, key=lambda u: len(u.artists))
     similar = world.similar_intent(fan.artists[0])
     assert similar is not None and fan.artists[0] not in similar.relevant
-    held_out_requests = {i.key.split(":", 1)[1] for i in world.cpcd_intents}
-    assert held_out_requests and all(":" in r for r in held_out_requests)
+    boot = test_settings.memory.bootstrap         # held-out conversations evaluate memory: never intents
+    conversations = {i.key.split(":")[1] for i in world.cpcd_intents}
+    assert all(conversation_split(c, boot.heldout_fraction, boot.split_seed) == "train" for c in conversations)
 
 
 @pytest.fixture(scope="module")
