@@ -130,12 +130,11 @@ def logs_validate_cmd(
     """Run the impression and feedback contracts on one day; quarantine bad rows with their reason."""
     settings = _settings(config)
     from ltrr_core.contracts import ContractViolation
-    from ltrr_core.contracts.logs import validate_log_day
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.contracts.logs import check_logged_day
 
     root = settings.data_dir / settings.runtime.log_dir
     try:
-        _, _, report = validate_log_day(root, date, read_logs(root, "impressions", date), read_logs(root, "feedback", date))
+        _, _, report = check_logged_day(root, date)
     except ContractViolation as violation:
         console.print(f"[red]{violation}[/red]")
         raise typer.Exit(1) from violation
@@ -187,8 +186,7 @@ def simulate(
 
     from ltrr_core.artifacts import BundleError
     from ltrr_core.contracts import ContractViolation
-    from ltrr_core.contracts.logs import validate_log_day
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.contracts.logs import check_logged_day
     from ltrr_core.simulate import DayAlreadyLogged
     from ltrr_core.simulate.run import simulate as run_simulation
 
@@ -210,8 +208,7 @@ def simulate(
     out = []
     for summary in summaries:
         try:
-            _, _, report = validate_log_day(root, summary.day, read_logs(root, "impressions", summary.day),
-                                            read_logs(root, "feedback", summary.day))
+            _, _, report = check_logged_day(root, summary.day)
         except ContractViolation as violation:
             console.print(f"[red]{violation}[/red]")
             raise typer.Exit(1) from violation

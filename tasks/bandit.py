@@ -11,7 +11,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from ltrr_core.bandit import learner
+from ltrr_core.bandit import learner, training
 from ltrr_core.config import Settings
 
 
@@ -24,9 +24,7 @@ def validate_window_logs(settings: Settings, end: date, window_days: int) -> lea
 
 @task(name="replay_window", cache_policy=NO_CACHE)
 def replay_window(settings: Settings, data: learner.WindowData) -> Any:
-    grid = settings.runtime.policy.grid
-    strategies = grid.strategies if grid else settings.retrieval.strategies
-    return learner.replay_window(settings, data.outcomes, strategies)
+    return learner.replay_window(settings, data.outcomes, training.action_strategies(settings))
 
 
 @task(name="train_policy", cache_policy=NO_CACHE)

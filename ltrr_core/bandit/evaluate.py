@@ -31,23 +31,6 @@ from . import training
 _log = logging.getLogger("ltrr.bandit")
 
 
-def truth_ranks(service, texts: list[str], targets: list[set[str]], strategies: list[str], depth: int) -> np.ndarray:
-    """(n, n_strategies): best rank of any target entity in each strategy's answer (inf if none)."""
-    from ..retrieval.base import Query
-
-    ranks = np.full((len(texts), len(strategies)), training.MISSED)
-    for i, (text, wanted) in enumerate(zip(texts, targets)):
-        query = Query(text, {}, service.understander.understand(text))
-        for j, name in enumerate(strategies):
-            if name not in service.strategies:
-                continue
-            ids = service.strategies[name].retrieve(query, depth).ids
-            hits = [r for r, e in enumerate(ids, start=1) if e in wanted]
-            if hits:
-                ranks[i, j] = hits[0]
-    return ranks
-
-
 def _bootstrap_difference(a: np.ndarray, b: np.ndarray, confidence: float, seed: int, n: int = 1000) -> list[float]:
     rng = np.random.default_rng(seed)
     index = rng.integers(0, len(a), size=(n, len(a)))
@@ -72,7 +55,7 @@ def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[st
     oracle = hits.max(axis=1).astype(float)      # some plan of the library finds an intended entity
     top = max(grid.depths) if grid else 100
     singles = {}
-    for strategy in (grid.strategies if grid else []):
+    for strategy in training.action_strategies(settings):
         name = next((n for n in names if plans[n] == {strategy: top}), None)
         if name is not None:
             singles[strategy] = round(float(hits[:, index[name]].mean()), 4)
@@ -110,8 +93,7 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
     say = progress or (lambda message: _log.info(message))
     log_root = settings.data_dir / settings.runtime.log_dir
     plans = settings.runtime.policy.library()
-    grid = settings.runtime.policy.grid
-    strategies = grid.strategies if grid else settings.retrieval.strategies
+    strategies = training.action_strategies(settings)
     world = World(settings, CatalogStore(settings.data_dir / "catalog").load())
     bundle = latest_bundle(settings)
     previous_ope: dict[str, Any] | None = None
@@ -127,14 +109,14 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         intended = [{e for e, g in zip(ids, grades) if g == 2} for ids, grades in
                     zip(truth["relevant_ids"], truth["relevant_grades"])]
         say(f"{day}: replaying {len(impressions)} requests against the ground truth")
-        ranks = truth_ranks(service, impressions["raw_query"].tolist(), intended, strategies,
-                            settings.bandit.learner.replay_depth)
+        ranks = training.replay_ranks(service, impressions["raw_query"].tolist(), intended, strategies,
+                                      settings.bandit.learner.replay_depth)
         kinds = truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").reset_index(drop=True)
         metrics = night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans,
                                 impressions["plan"].tolist(), kinds)
         feedback = read_logs(log_root, "feedback", day.isoformat())
         outcomes = training.request_outcomes(impressions, feedback, settings.bandit.learner)
-        measured = learner.rewards(outcomes, settings, grid.budget if grid else 1.0)
+        measured = learner.rewards(outcomes, settings, training.candidate_budget(settings))
         night = {"day": day.isoformat(), "policy": service.policy_label, "candidate_hit_rate": metrics,
                  "measured_value": round(float(measured.mean()), 4), "simulation": summary.to_dict()}
         if previous_ope:
@@ -176,12 +158,11 @@ def evaluate_cpcd(settings: Settings, service) -> dict[str, Any]:
     labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), split="heldout",
                                  heldout_fraction=boot.heldout_fraction, split_seed=boot.split_seed)
     plans = settings.runtime.policy.library()
-    grid = settings.runtime.policy.grid
-    strategies = grid.strategies if grid else settings.retrieval.strategies
+    strategies = training.action_strategies(settings)
     ids = list(labelled.queries)
     texts = [labelled.queries[i] for i in ids]
-    ranks = truth_ranks(service, texts, [set(labelled.qrels[i]) for i in ids], strategies,
-                        settings.bandit.learner.replay_depth)
+    ranks = training.replay_ranks(service, texts, [set(labelled.qrels[i]) for i in ids], strategies,
+                                  settings.bandit.learner.replay_depth)
     chosen = []
     for text in texts:
         query = Query(text, {}, service.understander.understand(text))

@@ -67,15 +67,13 @@ def window_days(log_root: Path, end: date, window: int) -> list[str]:
 
 def load_window(settings: Settings, end: date, window: int) -> WindowData:
     """Every logged day of the window, checked by the log contracts (bad rows quarantined, not used)."""
-    from ..contracts.logs import validate_log_day
-    from ..runtime.logs import read_logs
+    from ..contracts.logs import check_logged_day
 
     root = settings.data_dir / settings.runtime.log_dir
     days = window_days(root, end, window)
     frames, reports = [], {}
     for day in days:
-        impressions, feedback, report = validate_log_day(root, day, read_logs(root, "impressions", day),
-                                                         read_logs(root, "feedback", day))
+        impressions, feedback, report = check_logged_day(root, day)
         reports[day] = report
         frames.append(training.request_outcomes(impressions, feedback, settings.bandit.learner).assign(day=day))
     outcomes = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
@@ -115,8 +113,8 @@ def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[s
         except (BundleError, FileNotFoundError) as error:
             _log.warning("bundle %s cannot be replayed (%s); its %d requests are left out", bundle_id, error, len(rows))
             continue
-        ranks[rows.index] = training.replay_ranks(service, rows["raw_query"].tolist(), rows["engaged_entity"].tolist(),
-                                                  strategies, depth)
+        ranks[rows.index] = training.replay_ranks(service, rows["raw_query"].tolist(),
+                                                  [{e} for e in rows["engaged_entity"]], strategies, depth)
         done[rows.index] = True
     for day in todo["day"].unique():
         keep = done & engaged & (outcomes["day"] == day).to_numpy()
@@ -130,12 +128,11 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
     from catboost import CatBoostClassifier
 
     config = settings.bandit.learner
-    grid = settings.runtime.policy.grid
-    budget = grid.budget if grid else max(sum(p.values()) for p in settings.runtime.policy.plans.values())
+    budget = training.candidate_budget(settings)
     # The learned policy chooses within the candidate budget; wider named plans (the apprentice's
     # default) stay in the logs and are evaluated as actions it never takes.
     plans = {n: d for n, d in settings.runtime.policy.library().items() if sum(d.values()) <= budget}
-    strategies = grid.strategies if grid else sorted({s for p in plans.values() for s in p})
+    strategies = training.action_strategies(settings)
     outcomes = data.outcomes
     replayable = outcomes["engaged_entity"].notna().to_numpy() & np.isfinite(ranks).any(axis=1)
     if replayable.sum() < config.min_engaged_requests:

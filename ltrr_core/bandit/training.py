@@ -24,10 +24,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..config import LearnerConfig
+from ..config import LearnerConfig, Settings
 from ..retrieval.base import Query
 
 MISSED = np.inf
+
+
+def action_strategies(settings: Settings) -> list[str]:
+    """The strategies an action sets depths for: the plan grid's, else every served strategy."""
+    grid = settings.runtime.policy.grid
+    return list(grid.strategies) if grid else list(settings.retrieval.strategies)
+
+
+def candidate_budget(settings: Settings) -> int:
+    """Most candidates a learned plan may draw: the grid's budget, else the largest named plan."""
+    grid = settings.runtime.policy.grid
+    return grid.budget if grid else max(sum(p.values()) for p in settings.runtime.policy.plans.values())
 
 
 def request_outcomes(impressions: pd.DataFrame, feedback: pd.DataFrame, config: LearnerConfig) -> pd.DataFrame:
@@ -51,18 +63,19 @@ def features_frame(outcomes: pd.DataFrame, feature_names: list[str] | None = Non
     return pd.DataFrame([[row.get(n, 0.0) for n in names] for row in parsed], columns=names, dtype=float)
 
 
-def replay_ranks(service, queries: list[str], entities: list[str], strategies: list[str], depth: int) -> np.ndarray:
-    """(n, n_strategies) rank (1-based) of each engaged entity in each strategy's answer, inf if absent."""
+def replay_ranks(service, queries: list[str], targets: list[set[str]], strategies: list[str], depth: int) -> np.ndarray:
+    """(n, n_strategies): the best rank (1-based) of any target entity in each strategy's answer,
+    inf if none -- the engaged entity in training, the intended ones in evaluation."""
     ranks = np.full((len(queries), len(strategies)), MISSED)
-    for i, (text, entity) in enumerate(zip(queries, entities)):
+    for i, (text, wanted) in enumerate(zip(queries, targets)):
         query = Query(text, {}, service.understander.understand(text))
         for j, name in enumerate(strategies):
-            strategy = service.strategies.get(name)
-            if strategy is None:
+            if name not in service.strategies:
                 continue
-            ids = strategy.retrieve(query, depth).ids
-            if entity in ids:
-                ranks[i, j] = ids.index(entity) + 1
+            ids = service.strategies[name].retrieve(query, depth).ids
+            found = next((rank for rank, e in enumerate(ids, start=1) if e in wanted), None)
+            if found is not None:
+                ranks[i, j] = found
     return ranks
 
 

@@ -54,13 +54,12 @@ def load_engagement(settings: Settings) -> pd.DataFrame:
 
 
 def runtime_log_engagement(log_root: Path) -> pd.DataFrame:
-    from ..contracts.logs import validate_log_day
-    from ..runtime.logs import logged_days, read_logs
+    from ..contracts.logs import check_logged_day
+    from ..runtime.logs import logged_days
 
     frames = []
     for day in logged_days(log_root):
-        impressions, feedback, report = validate_log_day(log_root, day, read_logs(log_root, "impressions", day),
-                                                         read_logs(log_root, "feedback", day))
+        impressions, feedback, report = check_logged_day(log_root, day)
         _log.info("runtime logs %s: %s", day, report)
         frames.append(log_engagement(impressions, feedback))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)

@@ -66,14 +66,14 @@ def truth_root(settings: Settings) -> Path:
 
 def days_to_simulate(settings: Settings, log_root: Path, n_days: int, start: date | None = None) -> list[date]:
     """``n_days`` from ``start``, or from the day after the last logged day, or from the config."""
+    done = logged_days(log_root)
     if start is None:
-        done = logged_days(log_root)
         start = (date.fromisoformat(done[-1]) + timedelta(days=1)) if done else date.fromisoformat(settings.simulate.start_date)
     days = [start + timedelta(days=i) for i in range(n_days)]
-    clash = sorted(set(d.isoformat() for d in days) & set(logged_days(log_root)))
+    clash = sorted(set(d.isoformat() for d in days) & set(done))
     if clash:
         raise DayAlreadyLogged(f"day(s) {clash} already have impressions under {log_root}; logs are append-only, "
-                               f"so pick a start date after {logged_days(log_root)[-1]} (or omit --start-date)")
+                               f"so pick a start date after {done[-1]} (or omit --start-date)")
     return days
 
 
