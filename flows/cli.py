@@ -284,20 +284,20 @@ def bandit_evaluate_cmd(
             sys.stdout.write(json.dumps({"cpcd_heldout": cpcd}) + "\n")
         return
     table = Table(title="retrieval policy by night: share of requests whose candidates hold an intended entity")
-    for column in ("day", "policy", "served", "best static (plan)", "oracle", "candidates", "measured value",
-                   "previous night's DR estimate"):
+    for column in ("day", "policy", "served", "learned (greedy)", "candidates", "best static, same budget (plan)",
+                   "learned − best static", "oracle", "measured value", "previous night's DR estimate"):
         table.add_column(column)
-    for night in results:
+    for night in [*results, {"day": "CPCD held-out", "policy": cpcd["policy"], "candidate_hit_rate": cpcd}] if cpcd else results:
         m = night["candidate_hit_rate"]
+        learned = m.get("learned") or {"hit_rate": m["served"], "avg_candidates": m["avg_candidates"],
+                                       "best_static": m["best_static"], "minus_best_static_ci": m["served_minus_best_static_ci"]}
         estimate = night.get("previous_estimate")
-        table.add_row(night["day"], night["policy"], f"{m['served']:.3f}",
-                      f"{m['best_static']['hit_rate']:.3f} ({m['best_static']['plan']})", f"{m['oracle']:.3f}",
-                      f"{m['avg_candidates']:.0f}", f"{night['measured_value']:.3f}",
+        table.add_row(night["day"], night["policy"], f"{m['served']:.3f}", f"{learned['hit_rate']:.3f}",
+                      f"{learned['avg_candidates']:.0f}",
+                      f"{learned['best_static']['hit_rate']:.3f} ({learned['best_static']['plan']})",
+                      "[{:+.3f}, {:+.3f}]".format(*learned["minus_best_static_ci"]), f"{m['oracle']:.3f}",
+                      f"{night['measured_value']:.3f}" if "measured_value" in night else "-",
                       f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
-    if cpcd:
-        table.add_row("CPCD held-out", cpcd["policy"], f"{cpcd['served']:.3f}",
-                      f"{cpcd['best_static']['hit_rate']:.3f} ({cpcd['best_static']['plan']})", f"{cpcd['oracle']:.3f}",
-                      f"{cpcd['avg_candidates']:.0f}", "-", "-")
     Console().print(table)
 
 

@@ -6,9 +6,12 @@ ground truth (the intended entities) to measure, for every plan of the library, 
 candidates contain an intended entity. From that one table come:
 
 * ``served``: the plans the runtime actually drew (the learned policy with its exploration);
+* ``learned``: the plans the policy exploits for the same requests (its greedy choice from the
+  logged features) -- exactly measurable because replay knows every plan's hits;
 * each single strategy alone at the grid's largest depth;
 * ``best_static``: the library plan with the best hit rate on that same day, in hindsight,
-  among plans drawing no more candidates than the served policy did on average (same budget);
+  among plans drawing no more candidates than the served (resp. greedy) plans did on average
+  (same budget);
 * ``oracle``: per request, whether any plan of the library finds an intended entity (the
   regret reference; its cost is not bounded).
 
@@ -39,18 +42,33 @@ def _bootstrap_difference(a: np.ndarray, b: np.ndarray, confidence: float, seed:
     return [round(float(x), 4) for x in np.quantile(diffs, [alpha, 1 - alpha])]
 
 
+def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray, names: list[str],
+                         confidence: float) -> dict[str, Any]:
+    """The chosen plans' hit rate against the best single plan, in hindsight, among plans drawing
+    no more candidates than the chosen ones did on average (same budget), with a paired interval."""
+    chosen_hits = hits[np.arange(len(chosen)), chosen].astype(float)
+    budget = float(cost[chosen].mean())
+    static_rates = np.where(cost <= budget + 1e-9, hits.mean(axis=0), -1.0)
+    best = int(np.argmax(static_rates))
+    return {"hit_rate": round(float(chosen_hits.mean()), 4), "avg_candidates": round(budget, 1),
+            "best_static": {"plan": names[best], "hit_rate": round(float(static_rates[best]), 4)},
+            "minus_best_static_ci": _bootstrap_difference(chosen_hits, hits[:, best].astype(float), confidence, 0),
+            "_hits": chosen_hits, "_best": best}
+
+
 def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[str, int]], served: list[str],
-                  kinds: pd.Series) -> dict[str, Any]:
+                  kinds: pd.Series, greedy: list[str] | None = None) -> dict[str, Any]:
+    """``served``: the plans drawn (exploration included); ``greedy``: the plans the policy
+    exploits for the same requests -- the learned policy itself, exploration being the price of
+    tomorrow's data -- each compared with the best static plan at its own budget."""
     names = list(plans)
     index = {n: i for i, n in enumerate(names)}
     cost = np.array([sum(plans[n].values()) for n in names], dtype=float)
-    rows = np.arange(len(served))
-    served_idx = np.array([index[p] for p in served])
-    served_hits = hits[rows, served_idx].astype(float)
-    budget = float(cost[served_idx].mean())
-    affordable = cost <= budget + 1e-9
-    static_rates = np.where(affordable, hits.mean(axis=0), -1.0)
-    best = int(np.argmax(static_rates))
+    confidence = settings.bandit.ope.confidence
+    drawn = _against_best_static(hits, cost, np.array([index[p] for p in served]), names, confidence)
+    exploit = (_against_best_static(hits, cost, np.array([index[p] for p in greedy]), names, confidence)
+               if greedy is not None else None)
+    served_hits, best = drawn.pop("_hits"), drawn.pop("_best")
     grid = settings.runtime.policy.grid
     oracle = hits.max(axis=1).astype(float)      # some plan of the library finds an intended entity
     top = max(grid.depths) if grid else 100
@@ -62,20 +80,27 @@ def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[st
     by_kind = {}
     for kind, mask in kinds.groupby(kinds).groups.items():
         m = kinds.index.isin(mask)
-        by_kind[str(kind)] = {"n": int(m.sum()), "served": round(float(served_hits[m].mean()), 4),
-                              "best_static": round(float(hits[m, best].mean()), 4),
-                              "oracle": round(float(oracle[m].mean()), 4)}
-    confidence = settings.bandit.ope.confidence
-    return {
-        "served": round(float(served_hits.mean()), 4),
-        "best_static": {"plan": names[best], "hit_rate": round(float(static_rates[best]), 4)},
-        "served_minus_best_static_ci": _bootstrap_difference(served_hits, hits[:, best].astype(float), confidence, 0),
+        row = {"n": int(m.sum()), "served": round(float(served_hits[m].mean()), 4)}
+        if exploit is not None:
+            row["learned"] = round(float(exploit["_hits"][m].mean()), 4)
+            row["best_static"] = round(float(hits[m, exploit["_best"]].mean()), 4)
+        else:
+            row["best_static"] = round(float(hits[m, best].mean()), 4)
+        by_kind[str(kind)] = {**row, "oracle": round(float(oracle[m].mean()), 4)}
+    out = {
+        "served": drawn["hit_rate"],
+        "best_static": drawn["best_static"],
+        "served_minus_best_static_ci": drawn["minus_best_static_ci"],
         "single_strategies": singles,
         "oracle": round(float(oracle.mean()), 4),
         "regret": round(float(oracle.mean() - served_hits.mean()), 4),
-        "avg_candidates": round(budget, 1),
+        "avg_candidates": drawn["avg_candidates"],
         "by_query_type": by_kind,
     }
+    if exploit is not None:
+        exploit.pop("_hits"), exploit.pop("_best")
+        out["learned"] = exploit
+    return out
 
 
 def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None = None,
@@ -112,8 +137,9 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         ranks = training.replay_ranks(service, impressions["raw_query"].tolist(), intended, strategies,
                                       settings.bandit.learner.replay_depth)
         kinds = truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").reset_index(drop=True)
+        greedy = [service.policy.greedy(json.loads(f)) for f in impressions["policy_features"]]
         metrics = night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans,
-                                impressions["plan"].tolist(), kinds)
+                                impressions["plan"].tolist(), kinds, greedy)
         feedback = read_logs(log_root, "feedback", day.isoformat())
         outcomes = training.request_outcomes(impressions, feedback, settings.bandit.learner)
         measured = learner.rewards(outcomes, settings, training.candidate_budget(settings))
@@ -167,8 +193,7 @@ def evaluate_cpcd(settings: Settings, service) -> dict[str, Any]:
     for text in texts:
         query = Query(text, {}, service.understander.understand(text))
         probe = service.strategies["memory"].retrieve(query, 1) if "memory" in service.strategies else None
-        probabilities = service.policy.probabilities(policy_features(query.understanding, {}, probe))
-        chosen.append(max(probabilities, key=probabilities.get))          # the greedy plan
+        chosen.append(service.policy.greedy(policy_features(query.understanding, {}, probe)))
     kinds = pd.Series(["cpcd_heldout"] * len(ids))
     return {"n_queries": len(ids), "policy": service.policy_label,
             **night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans, chosen, kinds)}

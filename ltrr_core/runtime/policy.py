@@ -45,6 +45,8 @@ class RetrievalPolicy(Protocol):
 
     def decide(self, features: dict[str, float], rng: np.random.Generator) -> Decision: ...
 
+    def greedy(self, features: dict[str, float]) -> str: ...
+
 
 def epsilon_greedy(names: list[str], best: str, epsilon: float) -> dict[str, float]:
     base = epsilon / len(names)
@@ -76,6 +78,9 @@ class EpsilonDefaultPolicy:
 
     def decide(self, features: dict[str, float], rng: np.random.Generator) -> Decision:
         return draw(self.plans, self._probabilities, rng)
+
+    def greedy(self, features: dict[str, float]) -> str:
+        return self.config.default_plan
 
 
 class LearnedPolicy:
@@ -119,9 +124,12 @@ class LearnedPolicy:
         context = np.array([[features.get(f, 0.0) for f in self.feature_names]], dtype=float)
         return self.hit_matrix(context)[0] - self.cost_penalty * self._cost
 
+    def greedy(self, features: dict[str, float]) -> str:
+        """The plan the policy exploits: what it would serve without exploration."""
+        return self._names[int(np.argmax(self.values(features)))]
+
     def probabilities(self, features: dict[str, float] | None = None) -> dict[str, float]:
-        best = self._names[int(np.argmax(self.values(features or {})))]
-        return epsilon_greedy(self._names, best, self.epsilon)
+        return epsilon_greedy(self._names, self.greedy(features or {}), self.epsilon)
 
     def decide(self, features: dict[str, float], rng: np.random.Generator) -> Decision:
         return draw(self.plans, self.probabilities(features), rng)
