@@ -88,15 +88,18 @@ app.add_typer(bundle_app, name="bundle")
 @bundle_app.command("build")
 def bundle_build_cmd(
     policy: Annotated[str, typer.Option(help="'latest' (the newest trained policy, if any), 'none', or a directory")] = "latest",
+    ranker: Annotated[str, typer.Option(help="'latest' (the newest trained ranker, if any), 'none', or a directory")] = "latest",
     config: ConfigOption = None,
 ) -> None:
-    """Assemble an immutable bundle (BM25, QU resources, Q2E table, retrieval config, Lance reference, policy)."""
+    """Assemble an immutable bundle (BM25, QU resources, Q2E table, retrieval config, Lance reference, policy, ranker)."""
     settings = _settings(config)
     from ltrr_core.artifacts import build_bundle
     from ltrr_core.bandit.learner import latest_policy
+    from ltrr_core.ranking.train import latest_ranker
 
     chosen = latest_policy(settings) if policy == "latest" else None if policy == "none" else Path(policy)
-    manifest = build_bundle(settings, chosen)
+    chosen_ranker = latest_ranker(settings) if ranker == "latest" else None if ranker == "none" else Path(ranker)
+    manifest = build_bundle(settings, chosen, chosen_ranker)
     console.print(f"bundle {manifest['bundle_id']}: {len(manifest['files'])} files, components {manifest['components']}")
 
 
@@ -299,6 +302,78 @@ def bandit_evaluate_cmd(
                       f"{night['measured_value']:.3f}" if "measured_value" in night else "-",
                       f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
     Console().print(table)
+
+
+ranker_app = typer.Typer(help="The learned ranker: train (flow train_ranker), evaluate.", no_args_is_help=True)
+app.add_typer(ranker_app, name="ranker")
+
+
+@ranker_app.command("train")
+def ranker_train_cmd(
+    day: Annotated[str, typer.Option("--date", help="evaluation day D: train on the days before it, validate on D-1")],
+    window_days: Annotated[Optional[int], typer.Option(help="default: ranker.window_days")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the training report as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Flow train_ranker: logs -> training set (contract) -> CatBoost -> evaluation on D -> MLflow (alias challenger)."""
+    _settings(config)
+    from flows.train_ranker import train_ranker_flow
+    from ltrr_core.ranking.train import NotEnoughRankingData
+
+    try:
+        report = train_ranker_flow(day, window_days, _config_arg(config))
+    except NotEnoughRankingData as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    if as_json:
+        sys.stdout.write(json.dumps(report, default=str) + "\n")
+        return
+    console.print(f"ranker {report['version']} ({report['loss']}) -> {report['ranker_dir']}; "
+                  f"examination {report['position_bias']['examination']}")
+    _print_ranker_scores(f"evaluation day {report['evaluation_day']}", report["evaluation"])
+
+
+def _print_ranker_scores(title: str, scores: dict) -> None:
+    table = Table(title=title)
+    for column in ("ranking", "nDCG@10", "MRR@10", "nDCG@10 − fusion, 95%"):
+        table.add_column(column)
+    for name, s in scores.items():
+        if isinstance(s, dict) and "ndcg@10" in s:
+            table.add_row(name, str(s["ndcg@10"]), str(s["mrr@10"]), str(s.get("ndcg@10_minus_fusion_ci", "-")))
+    Console().print(table)
+
+
+@ranker_app.command("evaluate")
+def ranker_evaluate_cmd(
+    ranker: Annotated[Optional[Path], typer.Option(help="a trained ranker directory (default: the latest)")] = None,
+    cpcd_heldout: Annotated[bool, typer.Option(help="also on the real CPCD held-out queries")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print {simulated: {...}, cpcd: {...}}")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The ranker on its evaluation day and on real CPCD held-out queries, against the fusion and the champion."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import latest_bundle
+    from ltrr_core.ranking.evaluate import evaluate_ranker
+    from ltrr_core.runtime import load_service
+
+    directory = ranker or _latest_ranker_or_exit(settings)
+    result = evaluate_ranker(settings, directory, load_service(settings, latest_bundle(settings)) if cpcd_heldout else None)
+    if as_json:
+        sys.stdout.write(json.dumps(result, default=str) + "\n")
+        return
+    _print_ranker_scores(f"simulated day {result['evaluation_day']} (ranker {result['ranker']})", result["simulated"])
+    if result.get("cpcd"):
+        _print_ranker_scores("real CPCD held-out queries", result["cpcd"])
+
+
+def _latest_ranker_or_exit(settings) -> Path:
+    from ltrr_core.ranking.train import latest_ranker
+
+    directory = latest_ranker(settings)
+    if directory is None:
+        console.print("[red]no trained ranker; run `ltrr ranker train --date D` first[/red]")
+        raise typer.Exit(1)
+    return directory
 
 
 @bandit_app.command("ope-obd")

@@ -412,6 +412,34 @@ class BanditConfig(_Model):
     out_dir: str = "policies"                    # learned policy versions under data_dir
 
 
+class PositionBiasConfig(_Model):
+    """Examination by position, estimated from the logs with a position-based click model (EM)."""
+
+    method: Literal["em", "none"] = "em"
+    positions: int = Field(10, gt=1)
+    iterations: int = Field(100, gt=0)
+    floor: float = Field(0.1, gt=0, le=1)   # IPS weights at most 1/floor: bounded variance
+
+
+class RankerConfig(_Model):
+    """The learned ranker (``ltrr_core.ranking``): graded labels, position-bias correction, CatBoost."""
+
+    # Graded labels from the strongest event on a shown result; shown and not clicked = 0.
+    labels: dict[str, float] = {"like": 3.0, "stream": 2.0, "click": 1.0, "skip": 0.0}
+    position_bias: PositionBiasConfig = PositionBiasConfig()
+    losses: list[Literal["YetiRank", "QueryRMSE", "PairLogit", "YetiRankPairwise"]] = ["YetiRank", "QueryRMSE"]
+    window_days: int = Field(7, gt=1)      # days before the evaluation day; the last is the validation day
+    rerank_depth: int = Field(50, gt=0)    # fused candidates the ranker re-orders at serving
+    iterations: int = Field(400, gt=0)
+    depth: int = Field(6, gt=0, le=10)
+    learning_rate: float = Field(0.08, gt=0)
+    threads: int = Field(2, gt=0)
+    seed: int = 0
+    min_requests: int = Field(50, gt=0)    # requests with a positive label needed to train
+    explain_top_features: int = Field(3, ge=0)   # per result in the decision trace (SHAP)
+    out_dir: str = "rankers"
+
+
 class MlflowConfig(_Model):
     """Experiment tracking. Without a URI, a SQLite store under data_dir/mlflow (STACK.md: set it
     explicitly, or MLflow writes mlflow.db into whatever directory the command runs in)."""
@@ -419,6 +447,8 @@ class MlflowConfig(_Model):
     tracking_uri: str | None = None
     bandit_experiment: str = "ltrr-bandit"
     policy_model_name: str = "ltrr-retrieval-policy"
+    ranker_experiment: str = "ltrr-ranker"
+    ranker_model_name: str = "ltrr-ranker"
 
 
 class EvalConfig(_Model):
@@ -460,6 +490,7 @@ class Settings(_Model):
     runtime: RuntimeConfig = RuntimeConfig()
     simulate: SimulateConfig = SimulateConfig()
     bandit: BanditConfig = BanditConfig()
+    ranker: RankerConfig = RankerConfig()
     mlflow: MlflowConfig = MlflowConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()

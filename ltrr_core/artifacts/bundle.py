@@ -11,6 +11,10 @@ Layout under ``<data_dir>/bundles``::
     <bundle_id>/display.parquet  id, type, title, artists: what results show
     <bundle_id>/policy/          the learned retrieval policy (policy.json + model.cbm), if any;
                                  without one the runtime explores around the configured default
+    <bundle_id>/ranker/          feature_spec.json (version, strategies, names) and entities.parquet
+                                 (the catalog attributes ranking features read), always; the
+                                 CatBoost ranker (ranker.json + model.cbm) when one is given --
+                                 without it the fusion ranks
     LATEST                       the newest bundle built (promotion has its own pointer)
 
 The Lance vector table is referenced, not copied (hundreds of MB, and Lance keeps every
@@ -19,8 +23,7 @@ version): the manifest pins its location, relative to ``data_dir``, and version.
 ``verify_bundle`` is the only way in: it refuses a bundle whose manifest is missing or of
 another schema version, whose files do not match their checksums, that holds a file the
 manifest does not list, or any path (in the manifest or on disk, symlinks included) that
-leaves the bundle directory. The ranking model and its feature spec (the ranker issue) will be
-further listed files.
+leaves the bundle directory.
 """
 
 from __future__ import annotations
@@ -59,9 +62,10 @@ def _package_versions() -> dict[str, str]:
     return out
 
 
-def build_bundle(settings: Settings, policy: Path | None = None) -> dict[str, Any]:
+def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | None = None) -> dict[str, Any]:
     """Assemble a bundle from the current index build and Q2E version, plus ``policy`` (a learned
-    policy version directory) when given; returns its manifest."""
+    policy version directory) and ``ranker`` (a trained ranker directory) when given; returns
+    its manifest."""
     from ..index.build import current_build
     from ..memory.build import q2e_store
 
@@ -78,6 +82,7 @@ def build_bundle(settings: Settings, policy: Path | None = None) -> dict[str, An
         shutil.copy2(store.path() / "q2e.parquet", staging / "q2e" / "q2e.parquet")
         write_json_atomic(staging / "retrieval.json", settings.retrieval.model_dump(mode="json"))
         _write_display(settings, build_manifest["catalog_version"], staging / "display.parquet")
+        ranker_version = _write_ranker(settings, build_manifest["catalog_version"], staging / "ranker", ranker)
         policy_spec = None
         if policy is not None:
             shutil.copytree(policy, staging / "policy")
@@ -93,6 +98,7 @@ def build_bundle(settings: Settings, policy: Path | None = None) -> dict[str, An
                 "index_build": build_manifest["build_id"],
                 "q2e_version": q2e_manifest["version"],
                 "policy_version": policy_spec,
+                "ranker_version": ranker_version,
                 "lance": {"path": os.path.relpath(lance_dir, settings.data_dir.resolve()),
                           "table": vectors["table"], "version": int(vectors["table_version"]),
                           "model": vectors["model"], "dim": int(vectors["dim"])},
@@ -115,6 +121,27 @@ def _write_display(settings: Settings, catalog_version: str, path: Path) -> None
 
     table = CatalogStore(settings.data_dir / "catalog").load_table(catalog_version).select([S.ID, S.TYPE, S.TITLE, S.ARTISTS])
     pq.write_table(table, path, compression="zstd")
+
+
+def _write_ranker(settings: Settings, catalog_version: str, target: Path, ranker: Path | None) -> str | None:
+    """The feature spec and entity attributes every bundle carries, plus the model when given."""
+    import pyarrow.parquet as pq
+
+    from ..catalog.store import CatalogStore
+    from ..ranking.features import ENTITY_COLUMNS, FEATURE_SPEC_VERSION, feature_names
+    from ..ranking.model import MODEL_FILE, SPEC_FILE
+
+    target.mkdir()
+    table = CatalogStore(settings.data_dir / "catalog").load_table(catalog_version).select(ENTITY_COLUMNS)
+    pq.write_table(table, target / "entities.parquet", compression="zstd")
+    strategies = sorted(settings.retrieval.strategies)
+    write_json_atomic(target / "feature_spec.json", {"version": FEATURE_SPEC_VERSION, "strategies": strategies,
+                                                     "names": feature_names(strategies)})
+    if ranker is None:
+        return None
+    for name in (SPEC_FILE, MODEL_FILE):
+        shutil.copy2(Path(ranker) / name, target / name)
+    return json.loads((target / SPEC_FILE).read_text(encoding="utf-8"))["version"]
 
 
 def _checksums(root: Path) -> dict[str, str]:

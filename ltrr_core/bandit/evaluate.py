@@ -11,7 +11,8 @@ candidates contain an intended entity. From that one table come:
 * each single strategy alone at the grid's largest depth;
 * ``best_static``: the library plan with the best hit rate on that same day, in hindsight,
   among plans drawing no more candidates than the served (resp. greedy) plans did on average
-  (same budget);
+  (same budget); ``best_static_mixture``: the best context-free coin flip between two plans
+  whose expected cost equals that budget exactly (the grid's depths are coarse);
 * ``oracle``: per request, whether any plan of the library finds an intended entity (the
   regret reference; its cost is not bounded).
 
@@ -50,10 +51,34 @@ def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray,
     budget = float(cost[chosen].mean())
     static_rates = np.where(cost <= budget + 1e-9, hits.mean(axis=0), -1.0)
     best = int(np.argmax(static_rates))
+    mixture, mixture_hits = _best_static_mixture(hits, cost, budget, names)
     return {"hit_rate": round(float(chosen_hits.mean()), 4), "avg_candidates": round(budget, 1),
             "best_static": {"plan": names[best], "hit_rate": round(float(static_rates[best]), 4)},
             "minus_best_static_ci": _bootstrap_difference(chosen_hits, hits[:, best].astype(float), confidence, 0),
+            "best_static_mixture": mixture,
+            "minus_best_static_mixture_ci": _bootstrap_difference(chosen_hits, mixture_hits, confidence, 0),
             "_hits": chosen_hits, "_best": best}
+
+
+def _best_static_mixture(hits: np.ndarray, cost: np.ndarray, budget: float,
+                         names: list[str]) -> tuple[dict[str, Any], np.ndarray]:
+    """The best context-free randomisation of two library plans whose expected cost is exactly
+    ``budget`` (the upper concave hull of cost vs hit rate at the budget): the grid's depths are
+    coarse, so a policy averaging 42 candidates would otherwise only face 25-candidate plans."""
+    rates = hits.mean(axis=0)
+    below, above = np.flatnonzero(cost <= budget + 1e-9), np.flatnonzero(cost >= budget - 1e-9)
+    best = (-1.0, 0, 0, 1.0)
+    for a in below:
+        span = cost[above] - cost[a]
+        share_a = np.where(span > 0, (cost[above] - budget) / np.where(span > 0, span, 1.0), 1.0)
+        values = share_a * rates[a] + (1 - share_a) * rates[above]
+        j = int(np.argmax(values))
+        if values[j] > best[0]:
+            best = (float(values[j]), int(a), int(above[j]), float(share_a[j]))
+    value, a, b, share = best
+    expected = share * hits[:, a] + (1 - share) * hits[:, b]
+    return ({"plans": {names[a]: round(share, 4), names[b]: round(1 - share, 4)}, "hit_rate": round(value, 4)},
+            expected.astype(float))
 
 
 def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[str, int]], served: list[str],
@@ -103,6 +128,21 @@ def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[st
     return out
 
 
+def _agreement(estimate: dict[str, Any], measured: np.ndarray, confidence: float) -> dict[str, Any]:
+    """Does yesterday's off-policy estimate agree with today's measured value? The estimate's
+    interval is about yesterday's requests; today's measured value has its own sampling noise
+    (other people, other queries), so the test is on the difference, with both errors."""
+    from scipy.stats import norm
+
+    z = float(norm.ppf(0.5 + confidence / 2))
+    se_estimate = (estimate["ci"][1] - estimate["ci"][0]) / (2 * z)
+    se_measured = float(measured.std(ddof=1) / np.sqrt(len(measured)))
+    margin = z * float(np.hypot(se_estimate, se_measured))
+    difference = float(measured.mean()) - estimate["estimate"]
+    return {"measured_minus_estimate": round(difference, 4), "agreement_margin": round(margin, 4),
+            "agrees": bool(abs(difference) <= margin)}
+
+
 def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None = None,
                     progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
     """Run the loop for ``nights`` nights from the day after the last logged day."""
@@ -111,7 +151,7 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
     from ..runtime import load_service
     from ..runtime.logs import read_logs
     from ..runtime.recorder import InteractionRecorder
-    from ..simulate import Simulator, World, days_to_simulate, read_truth, truth_root
+    from ..simulate import Simulator, World, days_to_simulate, query_kinds, read_truth, truth_root
     from . import learner
     from .tracking import log_training_run
 
@@ -136,7 +176,7 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         say(f"{day}: replaying {len(impressions)} requests against the ground truth")
         ranks = training.replay_ranks(service, impressions["raw_query"].tolist(), intended, strategies,
                                       settings.bandit.learner.replay_depth)
-        kinds = truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").reset_index(drop=True)
+        kinds = pd.Series(query_kinds(truth))
         greedy = [service.policy.greedy(json.loads(f)) for f in impressions["policy_features"]]
         metrics = night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans,
                                 impressions["plan"].tolist(), kinds, greedy)
@@ -151,7 +191,8 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
             name = next((n for n in ("switch_dr", "dr") if n in estimates), next(iter(estimates)))
             chosen = estimates[name]
             night["previous_estimate"] = {**chosen, "estimator": name,
-                                          "covers_measured": bool(chosen["ci"][0] <= night["measured_value"] <= chosen["ci"][1])}
+                                          "covers_measured": bool(chosen["ci"][0] <= night["measured_value"] <= chosen["ci"][1]),
+                                          **_agreement(chosen, measured, settings.bandit.ope.confidence)}
         say(f"{day}: training the retrieval policy")
         data = learner.load_window(settings, day, settings.bandit.learner.window_days)
         try:

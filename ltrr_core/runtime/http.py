@@ -58,7 +58,7 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
     def search(request: SearchRequest) -> dict[str, Any]:
         current: SearchService = state["service"]
         try:
-            response = current.search(request.query, request.user_id, request.context, request.k)
+            response = current.search(request.query, request.user_id, request.context, request.k, explain=request.trace)
         except InvalidQuery as error:
             raise HTTPException(status_code=422, detail=f"invalid query: {error}") from error
         recorder.record_search(response, request.user_id, request.context, datetime.now(timezone.utc))

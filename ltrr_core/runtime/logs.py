@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..durable import write_parquet
 
-LOG_SCHEMA_VERSION = "1.1"   # 1.1: policy and policy_features
+LOG_SCHEMA_VERSION = "1.2"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features
 _TS = pa.timestamp("us", tz="UTC")
 
 IMPRESSION_SCHEMA = pa.schema([
@@ -85,10 +85,10 @@ def impression_record(response, user_id: str | None, context: dict[str, Any], ti
         "candidates": json.dumps(response.per_strategy),
         "shown_ids": [r["entity_id"] for r in response.results],
         "shown_scores": [float(r["score"]) for r in response.results],
-        # Until the ranker issue defines the feature spec: each shown result's per-strategy
-        # ranks and scores, the inputs the transparent fusion ranked on.
-        "shown_features": json.dumps([{s["name"]: [s["rank"], s["score"]] for s in r["strategies"]}
-                                      for r in response.results]),
+        # Per shown result, in order: its ranking inputs (per-strategy rank and score) and its
+        # feature values (ltrr_core.ranking.features, spec and strategies named) -- what the
+        # ranker saw, and what training reads.
+        "shown_features": json.dumps({k: v for k, v in response.ranking.items() if k != "top_features"}),
         "bundle_id": response.bundle_id,
         "log_schema_version": LOG_SCHEMA_VERSION,
     }

@@ -1,9 +1,11 @@
 """SearchService: query -> QU -> policy picks a plan -> retrieval -> union with provenance ->
 ranking -> results, with a decision trace.
 
-Serves only from a bundle that verifies (``ltrr_core.artifacts.verify_bundle``). Ranking is
-the transparent score fusion of the bundle's retrieval config until the ranker issue lands;
-the policy is the exploration policy of ``runtime.policy`` until the bandit issue lands.
+Serves only from a bundle that verifies (``ltrr_core.artifacts.verify_bundle``). The policy is
+the bundle's learned one, else the exploration policy of ``runtime.policy``. Ranking: the
+bundle's CatBoost ranker re-orders the top ``ranker.rerank_depth`` fused candidates; without
+one, the transparent score fusion decides. Either way each shown result's ranking features
+(``ltrr_core.ranking.features``) are computed and logged, so the fusion days are training data.
 Imports neither prefect, mlflow nor great_expectations (tests check it).
 """
 
@@ -26,6 +28,8 @@ from ..retrieval.fusion import fuse
 from ..query import load_understander
 from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
 from ..bandit.features import policy_features
+from ..ranking.features import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
+from ..ranking.model import Ranker
 from .policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy
 
 TRACE_CANDIDATES = 20
@@ -43,9 +47,11 @@ class SearchResponse:
     timings_ms: dict[str, float] = field(default_factory=dict)
     policy: str = ""                                   # which policy decided (name and version)
     policy_features: dict[str, float] = field(default_factory=dict)
+    ranking: dict[str, Any] = field(default_factory=dict)   # ranker, and per shown result its inputs and features
 
     def trace(self) -> dict[str, Any]:
         return {
+            "ranking": {k: v for k, v in self.ranking.items() if k != "rows"},
             "action": {"policy": self.policy, "plan": self.decision.plan, "depths": self.decision.depths,
                        "probability": self.decision.probability,
                        "strategy_probabilities": self.decision.strategy_probabilities},
@@ -56,7 +62,8 @@ class SearchResponse:
 
 class SearchService:
     def __init__(self, settings: Settings, bundle_id: str, strategies: list[RetrievalStrategy], understander,
-                 policy: RetrievalPolicy, display: pd.DataFrame, startup: dict[str, float]):
+                 policy: RetrievalPolicy, display: pd.DataFrame, startup: dict[str, float],
+                 entities: EntityAttributes | None = None, ranker: Ranker | None = None):
         self.settings = settings
         self.bundle_id = bundle_id
         self.strategies = {s.name: s for s in strategies}
@@ -64,10 +71,15 @@ class SearchService:
         self.policy = policy
         self.display = display
         self.startup = startup
+        self.entities = entities or EntityAttributes.from_frame(display.reset_index())
+        self.ranker = ranker
+        self.feature_strategies = sorted(settings.retrieval.strategies)
+        if ranker is not None:
+            ranker.check_features(feature_names(self.feature_strategies))
         self.rng = np.random.default_rng(settings.runtime.seed)
 
     def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
-               k: int | None = None, request_id: str | None = None) -> SearchResponse:
+               k: int | None = None, request_id: str | None = None, explain: bool = False) -> SearchResponse:
         """InvalidQuery (a ValueError naming the rule) for input that cannot be searched."""
         started = time.perf_counter()
         k = k or self.settings.runtime.max_results
@@ -92,20 +104,50 @@ class SearchService:
                                   "meta": dict(found.meta)}
         tick = time.perf_counter()
         fused = fuse(candidates, self.settings.retrieval.fusion, max(decision.depths.values()))
-        results = [self._result(position, c) for position, c in enumerate(fused[:k], start=1)]
+        qu = understanding.to_dict()
+        shown, ranking = self._rank(fused, qu, query.context, per_strategy, k, explain)
+        results = [self._result(position, c, score) for position, (c, score) in enumerate(shown, start=1)]
         timings["rank"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResponse(request_id or uuid.uuid4().hex, self.bundle_id, text, understanding.to_dict(), decision, results,
-                              per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features)
+        return SearchResponse(request_id or uuid.uuid4().hex, self.bundle_id, text, qu, decision, results,
+                              per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features,
+                              ranking)
+
+    def ranking_features(self, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
+                         pool: list) -> np.ndarray:
+        """The one feature path of serving, evaluation and training (``candidate_features``)."""
+        return candidate_features(qu, context, {n: p["meta"] for n, p in per_strategy.items()},
+                                  [(c.entity_id, c.found_by) for c in pool], self.entities, self.feature_strategies,
+                                  self.settings.retrieval.fusion)
+
+    def _rank(self, fused: list, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
+              k: int, explain: bool) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
+        """The top k as (candidate, score), and what ranked them: the ranker over the top
+        ``rerank_depth`` fused candidates, else the fusion order."""
+        pool = fused[:self.settings.ranker.rerank_depth] if self.ranker else fused[:k]
+        values = self.ranking_features(qu, context, per_strategy, pool)
+        if self.ranker is not None:
+            scores = self.ranker.score(values)
+            order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]   # ties keep the fusion order
+        else:
+            scores = np.array([c.score for c in pool])
+            order = list(range(min(k, len(pool))))
+        ranking = {"ranker": f"catboost:{self.ranker.version}" if self.ranker else "fusion",
+                   "feature_spec": FEATURE_SPEC_VERSION, "strategies": self.feature_strategies,
+                   "rows": [{"found_by": {s: [r, round(float(sc), 6)] for s, (r, sc) in pool[i].found_by.items()},
+                             "values": [None if np.isnan(v) else round(float(v), 6) for v in values[i]]} for i in order]}
+        if explain and self.ranker is not None:
+            ranking["top_features"] = self.ranker.explain(values[order], self.settings.ranker.explain_top_features)
+        return [(pool[i], float(scores[i])) for i in order], ranking
 
     @property
     def policy_label(self) -> str:
         version = getattr(self.policy, "version", None)
         return f"{self.policy.name}:{version}" if version else self.policy.name
 
-    def _result(self, position: int, candidate) -> dict[str, Any]:
+    def _result(self, position: int, candidate, score: float) -> dict[str, Any]:
         row = self.display.loc[candidate.entity_id] if candidate.entity_id in self.display.index else None
-        return {"position": position, **describe_result(candidate, row)}
+        return {"position": position, **describe_result(candidate, row), "score": round(score, 6)}
 
 
 def load_service(settings: Settings, bundle_path: Path) -> SearchService:
@@ -128,10 +170,16 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     display = pd.read_parquet(root / "display.parquet").set_index("id")
     policy = LearnedPolicy(root / "policy") if (root / "policy" / "policy.json").is_file() \
         else EpsilonDefaultPolicy(settings.runtime.policy)
+    entities_path = root / "ranker" / "entities.parquet"
+    entities = EntityAttributes.load(entities_path) if entities_path.is_file() else None
+    ranker = Ranker(root / "ranker") if (root / "ranker" / "ranker.json").is_file() else None
     warm = Query("warm up", {}, understander.understand("warm up"))   # numba JIT, encoder, lookups, model
     for strategy in strategies:
         strategy.retrieve(warm, 10)
     policy.probabilities(policy_features(warm.understanding, {}, None))
+    if ranker is not None:
+        ranker.score(np.zeros((1, len(ranker.feature_names))))
     startup = {"seconds": round(time.perf_counter() - started, 2),
                "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
-    return SearchService(settings, manifest["bundle_id"], strategies, understander, policy, display, startup)
+    return SearchService(settings, manifest["bundle_id"], strategies, understander, policy, display, startup,
+                         entities, ranker)

@@ -153,6 +153,12 @@ def read_truth(root: Path, day: str | None = None) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(f) for f in files], ignore_index=True) if files else pd.DataFrame()
 
 
+def query_kinds(truth: pd.DataFrame) -> list[str]:
+    """The query type an evaluation breaks results down by: the intent kind, or ``misspelled``
+    when the typed query carries a misspelling (whatever the intent)."""
+    return truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").tolist()
+
+
 def simulate(settings: Settings, n_days: int, queries_per_day: int | None = None, start: date | None = None,
              bundle: Path | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> list[DaySummary]:
     """Simulate ``n_days`` against a runtime loaded from ``bundle`` (default: the latest built),

@@ -1,0 +1,179 @@
+"""Ranker evaluation: the same candidate pools ranked by the fusion, a ranker, and the champion.
+
+For each logged request of the evaluation day the plan it was served with is replayed on the
+bundle that served it (retrieval is deterministic given the bundle), the top
+``ranker.rerank_depth`` fused candidates get their features through the serving feature path
+(``SearchService.ranking_features``), and every contender orders that same pool. Metrics
+(ranx): nDCG@10 against the simulator's graded ground truth (2 intended, 1 related; GENERATED
+data, read for evaluation only, never for training) and MRR@10 of the entity the person
+engaged with. The engaged-entity MRR is biased towards whichever ranking served the day (people
+engage with what they were shown); nDCG on ground truth is not, and is the headline number.
+Real CPCD held-out queries: the configured default plan, liked tracks as relevant.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings
+from ..retrieval.base import Query
+from ..retrieval.fusion import fuse
+from .model import Ranker
+
+METRICS = ["ndcg@10", "mrr@10"]
+FUSION = "fusion_baseline"
+
+
+def _pool(service, text: str, context: dict[str, Any], depths: dict[str, int]) -> tuple[list, np.ndarray]:
+    """The fused candidate pool of a replayed plan and its features."""
+    understanding = service.understander.understand(text)
+    query = Query(text, context, understanding)
+    found, meta = [], {}
+    for name, depth in depths.items():
+        if depth > 0 and name in service.strategies:
+            result = service.strategies[name].retrieve(query, depth)
+            found.append(result)
+            meta[name] = {"meta": dict(result.meta)}
+    fused = fuse(found, service.settings.retrieval.fusion, max(depths.values()))[:service.settings.ranker.rerank_depth]
+    return fused, service.ranking_features(understanding.to_dict(), context, meta, fused)
+
+
+def rankings(pool: list, features: np.ndarray, contenders: dict[str, Ranker | None], k: int) -> dict[str, list[str]]:
+    """Top-k entity ids per contender; None = the fusion order."""
+    out = {}
+    for name, ranker in contenders.items():
+        if ranker is None or not len(pool):
+            out[name] = [c.entity_id for c in pool[:k]]
+        else:
+            scores = ranker.score(features)
+            out[name] = [pool[i].entity_id for i in sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]]
+    return out
+
+
+def _per_query(qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]], metric: str) -> dict[str, float]:
+    import warnings
+
+    from numba.core.errors import NumbaTypeSafetyWarning
+    from ranx import Qrels, Run, evaluate
+
+    warnings.filterwarnings("ignore", category=NumbaTypeSafetyWarning)
+    qrels = {q: r for q, r in qrels.items() if r}
+    if not qrels:
+        return {}
+    run = Run.from_dict({q: {e: float(len(ranked[q]) - i) for i, e in enumerate(ranked[q])} or {"__none__": 0.0}
+                         for q in qrels})
+    evaluate(Qrels.from_dict(qrels), run, [metric], make_comparable=True)
+    return {q: float(v) for q, v in run.scores[metric].items()}
+
+
+def _bootstrap_ci(diffs: np.ndarray, confidence: float, seed: int = 0, n: int = 1000) -> list[float]:
+    if not len(diffs):
+        return [0.0, 0.0]
+    rng = np.random.default_rng(seed)
+    means = diffs[rng.integers(0, len(diffs), size=(n, len(diffs)))].mean(axis=1)
+    alpha = (1 - confidence) / 2
+    return [round(float(x), 4) for x in np.quantile(means, [alpha, 1 - alpha])]
+
+
+def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, dict[str, int]],
+                     engaged: dict[str, dict[str, int]], kinds: dict[str, str], confidence: float) -> dict[str, Any]:
+    """Per contender nDCG@10 (graded truth) and MRR@10 (engaged entity), overall and by query
+    type, and each contender minus the fusion with a paired bootstrap interval."""
+    out: dict[str, Any] = {}
+    per: dict[str, dict[str, dict[str, float]]] = {}
+    for name, lists in ranked.items():
+        per[name] = {"ndcg@10": _per_query(graded, lists, "ndcg@10"), "mrr@10": _per_query(engaged, lists, "mrr@10")}
+        out[name] = {m: round(float(np.mean(list(v.values()))), 4) if v else None for m, v in per[name].items()}
+        out[name]["n"] = {m: len(v) for m, v in per[name].items()}
+        by_kind: dict[str, dict[str, float]] = {}
+        for kind in sorted(set(kinds.values())):
+            values = [v for q, v in per[name]["ndcg@10"].items() if kinds.get(q) == kind]
+            if values:
+                by_kind[kind] = {"ndcg@10": round(float(np.mean(values)), 4), "n": len(values)}
+        out[name]["by_query_type"] = by_kind
+    for name in ranked:
+        if name == FUSION:
+            continue
+        for metric in METRICS:
+            base = per[FUSION][metric]
+            diffs = np.array([per[name][metric][q] - base[q] for q in base])
+            out[name][f"{metric}_minus_fusion_ci"] = _bootstrap_ci(diffs, confidence)
+    return out
+
+
+def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Ranker | None],
+                        services: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Contenders ranked on the replayed pools of ``day``'s logged requests."""
+    from ..artifacts import bundles_root
+    from ..contracts.logs import check_logged_day
+    from ..runtime.service import load_service
+    from ..simulate import query_kinds, read_truth, truth_root
+
+    impressions, feedback, _ = check_logged_day(settings.data_dir / settings.runtime.log_dir, day)
+    truth = read_truth(truth_root(settings), day)
+    truth = truth.set_index("request_id") if len(truth) else None
+    k = settings.runtime.max_results
+    ranked: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
+    services = dict(services or {})
+    for bundle_id, rows in impressions.groupby("bundle_id"):
+        service = services.get(bundle_id) or services.setdefault(bundle_id, load_service(settings, bundles_root(settings) / bundle_id))
+        for imp in rows.itertuples(index=False):
+            pool, features = _pool(service, imp.raw_query, json.loads(imp.context or "{}"), json.loads(imp.depths))
+            for name, ids in rankings(pool, features, contenders, k).items():
+                ranked[name][imp.request_id] = ids
+    grades = feedback.assign(grade=feedback["event"].map(settings.ranker.labels).fillna(0.0))
+    strongest = grades[grades["grade"] > 0].sort_values("grade", ascending=False).drop_duplicates("request_id")
+    engaged = {r: {e: 1} for r, e in zip(strongest["request_id"], strongest["entity_id"])}
+    graded, kinds = {}, {}
+    if truth is not None:
+        known = truth.loc[truth.index.intersection(impressions["request_id"])]
+        graded = {r: {e: int(g) for e, g in zip(ids, gs) if g > 0}
+                  for r, ids, gs in zip(known.index, known["relevant_ids"], known["relevant_grades"])}
+        kinds = dict(zip(known.index, query_kinds(known.reset_index())))
+    result = score_contenders(ranked, graded, engaged, kinds, settings.bandit.ope.confidence)
+    return {"day": day, "n_requests": len(impressions), "ground_truth": truth is not None, **result}
+
+
+def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | None]) -> dict[str, Any]:
+    """Real CPCD held-out queries (liked tracks relevant), the default plan, the same feature path."""
+    from ..eval.datasets import load_cpcd_queries
+
+    boot = settings.memory.bootstrap
+    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), split="heldout",
+                                 heldout_fraction=boot.heldout_fraction, split_seed=boot.split_seed)
+    plan = settings.runtime.policy.plans[settings.runtime.policy.default_plan]
+    ranked: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
+    for qid, text in labelled.queries.items():
+        pool, features = _pool(service, text, {}, plan)
+        for name, ids in rankings(pool, features, contenders, settings.runtime.max_results).items():
+            ranked[name][qid] = ids
+    qrels = {q: {e: 1 for e in rel} for q, rel in labelled.qrels.items()}
+    result = score_contenders(ranked, qrels, qrels, {q: "cpcd_heldout" for q in qrels}, settings.bandit.ope.confidence)
+    return {"n_queries": len(labelled.queries), "plan": settings.runtime.policy.default_plan, **result}
+
+
+def evaluate_ranker(settings: Settings, ranker_dir, service=None) -> dict[str, Any]:
+    """A trained ranker on its evaluation day (simulated) and, given the serving ``service``, on
+    the real CPCD held-out queries; each against the fusion and the champion (the serving ranker)."""
+    from pathlib import Path
+
+    from .train import serving_ranker
+
+    ranker = Ranker(Path(ranker_dir))
+    report = json.loads((Path(ranker_dir) / "report.json").read_text(encoding="utf-8"))
+    contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": ranker}
+    champion = serving_ranker(settings)
+    contenders["champion"] = champion
+    simulated = evaluate_logged_day(settings, report["evaluation_day"], contenders,
+                                    {service.bundle_id: service} if service is not None else None)
+    out = {"ranker": ranker.version, "evaluation_day": report["evaluation_day"],
+           "champion_version": champion.version if champion else None,
+           "simulated": {name: simulated[name] for name in contenders}}
+    if service is not None:
+        cpcd = evaluate_cpcd(settings, service, contenders)
+        out["cpcd"] = {"n_queries": cpcd["n_queries"], **{name: cpcd[name] for name in contenders}}
+    return out

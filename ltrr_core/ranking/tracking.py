@@ -1,0 +1,89 @@
+"""One MLflow run per ranker training: parameters, metrics (validation per loss, evaluation-day
+nDCG@10 / MRR@10 overall and by query type for the ranker, the fusion baseline and the
+champion -- logged side by side so runs compare in the MLflow UI), the feature-importance and
+examination plots, the training days' dataset digest, and the model as a registered version
+with alias ``challenger``."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..config import Settings
+from ..tracking import use_experiment
+
+
+def _flat_metrics(report: dict[str, Any]) -> dict[str, float]:
+    metrics: dict[str, float] = {}
+    for loss, values in report["losses"].items():
+        metrics[f"validation.{loss}.ndcg_at_10"] = values["validation_ndcg@10"]
+    for position, value in enumerate(report["position_bias"]["examination"], start=1):
+        metrics[f"examination.position_{position}"] = value
+    for name, scores in report["evaluation"].items():
+        if not isinstance(scores, dict) or "ndcg@10" not in scores:
+            continue
+        for metric in ("ndcg@10", "mrr@10"):
+            if scores.get(metric) is not None:
+                metrics[f"{name}.{metric.replace('@', '_at_')}"] = scores[metric]
+        for kind, values in scores.get("by_query_type", {}).items():
+            metrics[f"{name}.{kind}.ndcg_at_10"] = values["ndcg@10"]
+    return metrics
+
+
+def _plots(report: dict[str, Any], directory: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    importance = pd.Series(report["feature_importance"]).sort_values().tail(20)
+    fig, ax = plt.subplots(figsize=(7, 6))
+    importance.plot.barh(ax=ax)
+    ax.set_title(f"feature importance (PredictionValuesChange), {report['loss']}")
+    fig.tight_layout()
+    fig.savefig(directory / "feature_importance.png", dpi=110)
+    plt.close(fig)
+    examination = report["position_bias"]["examination"]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.plot(range(1, len(examination) + 1), examination, marker="o", label="estimated (EM, PBM)")
+    ax.set_xlabel("position")
+    ax.set_ylabel("examination relative to position 1")
+    ax.set_ylim(0, 1.05)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(directory / "examination.png", dpi=110)
+    plt.close(fig)
+    return [directory / "feature_importance.png", directory / "examination.png"]
+
+
+def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any], training_rows: pd.DataFrame,
+                   run_name: str) -> dict[str, Any]:
+    import mlflow
+    from catboost import CatBoostRanker
+    from mlflow import MlflowClient
+
+    use_experiment(settings, settings.mlflow.ranker_experiment)
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params({"train_days": ",".join(report["train_days"]), "validation_day": report["validation_day"],
+                           "evaluation_day": report["evaluation_day"], "loss": report["loss"],
+                           "ranker_version": report["version"], "champion": report["champion"] or "none",
+                           **{f"ranker.{k}": v for k, v in settings.ranker.model_dump().items()
+                              if not isinstance(v, (dict, list))},
+                           "ranker.position_bias.method": settings.ranker.position_bias.method})
+        mlflow.log_metrics(_flat_metrics(report))
+        mlflow.log_input(mlflow.data.from_pandas(training_rows.astype(str), name=f"ranking rows {report['train_days'][0]}.."
+                                                 f"{report['train_days'][-1]}"), context="training")
+        with tempfile.TemporaryDirectory() as tmp:
+            for plot in _plots(report, Path(tmp)):
+                mlflow.log_artifact(str(plot))
+        mlflow.log_dict(report, "report.json")
+        model = CatBoostRanker()
+        model.load_model(str(ranker_dir / "model.cbm"))
+        info = mlflow.catboost.log_model(model, name="ranker", registered_model_name=settings.mlflow.ranker_model_name,
+                                         extra_files=[str(ranker_dir / "ranker.json")])
+        version = info.registered_model_version
+        MlflowClient().set_registered_model_alias(settings.mlflow.ranker_model_name, "challenger", version)
+    return {"run_id": run.info.run_id, "model_version": version, "experiment": settings.mlflow.ranker_experiment}

@@ -1,0 +1,160 @@
+"""Nightly ranker training, split by time.
+
+For an evaluation day D: the model trains on the logged days before D in the window except the
+last, which is the validation day (early stopping, and the choice between the configured
+losses); D itself is held out and evaluated (``evaluate.evaluate_logged_day``). Position bias
+is estimated on the training days only. Every configured loss is trained (YetiRank, the
+default, against QueryRMSE, a pointwise-within-group baseline); the one with the best
+validation nDCG@10 is kept. A model without the position-bias correction is trained too, with
+the kept loss, so the correction's effect is measured, not assumed.
+
+Requests whose shown results got no positive label carry no ranking signal and are left out
+of training and validation (they stay in the evaluation, which uses ground truth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..config import Settings
+from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from .dataset import RankingSet, build_ranking_set, check_ranking_set
+from .features import FEATURE_SPEC_VERSION
+from .model import MODEL_FILE, SPEC_FILE, Ranker
+
+
+class NotEnoughRankingData(ValueError):
+    """Too few logged days or labelled requests to train and validate a ranker."""
+
+
+def rankers_root(settings: Settings) -> Path:
+    return settings.data_dir / settings.ranker.out_dir
+
+
+def latest_ranker(settings: Settings) -> Path | None:
+    version = read_pointer(rankers_root(settings) / "LATEST")
+    return rankers_root(settings) / version if version else None
+
+
+@dataclass
+class Split:
+    train_days: list[str]
+    validation_day: str
+    evaluation_day: str
+
+
+def split_days(settings: Settings, day: date, window: int | None = None) -> Split:
+    from ..runtime.logs import logged_days
+
+    window = window or settings.ranker.window_days
+    logged = logged_days(settings.data_dir / settings.runtime.log_dir)
+    before = [d for d in logged if (day - timedelta(days=window)).isoformat() <= d < day.isoformat()]
+    if day.isoformat() not in logged:
+        raise NotEnoughRankingData(f"evaluation day {day} has no logs")
+    if len(before) < 2:
+        raise NotEnoughRankingData(f"{len(before)} logged day(s) in the {window} days before {day}: "
+                                   "need at least one training day and one validation day")
+    return Split(before[:-1], before[-1], day.isoformat())
+
+
+def _labelled_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    positive = frame.groupby("request_id")["label"].transform("max") > 0
+    return frame[positive].sort_values(["request_id", "position"]).reset_index(drop=True)
+
+
+def _pool(frame: pd.DataFrame, features: list[str]):
+    from catboost import Pool
+
+    return Pool(frame[features].to_numpy(float), label=frame["label"].to_numpy(float),
+                group_id=pd.factorize(frame["request_id"])[0])
+
+
+def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.DataFrame, features: list[str]):
+    from catboost import CatBoostRanker
+
+    config = settings.ranker
+    model = CatBoostRanker(loss_function=loss, eval_metric="NDCG:top=10", iterations=config.iterations,
+                           depth=config.depth, learning_rate=config.learning_rate, thread_count=config.threads,
+                           random_seed=config.seed, allow_writing_files=False, verbose=False)
+    valid = _pool(validation, features)
+    model.fit(_pool(train, features), eval_set=valid, early_stopping_rounds=50)
+    # get_best_score() is empty for YetiRank; the shrunk model's own NDCG on the validation day is not.
+    curve = model.eval_metrics(valid, ["NDCG:top=10"])
+    return model, float(next(iter(curve.values()))[-1])
+
+
+def serving_ranker(settings: Settings) -> Ranker | None:
+    """The champion: the ranker of the bundle being served (the latest built), if it has one."""
+    from ..artifacts import BundleError, latest_bundle
+
+    try:
+        directory = latest_bundle(settings) / "ranker"
+    except BundleError:
+        return None
+    return Ranker(directory) if (directory / SPEC_FILE).is_file() else None
+
+
+def fit(settings: Settings, day: date, window: int | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+    """Train on the days before ``day`` (contract-checked), evaluate on ``day`` against the fusion
+    and the champion, publish a ranker version; returns it with a report (split, position bias,
+    losses compared, training-set contract, evaluation)."""
+    from .evaluate import FUSION, evaluate_logged_day
+
+    split = split_days(settings, day, window)
+    training = build_ranking_set(settings, split.train_days)
+    validation = build_ranking_set(settings, [split.validation_day], correct_position_bias=False)
+    # Validation labels use the training days' examination estimate: one correction, fitted once.
+    floor = settings.ranker.position_bias.floor
+    validation.frame["label"] = validation.frame["grade"] * training.bias.weights(validation.frame["position"].to_numpy(), floor)
+    contract = {"training": check_ranking_set(settings, training), "validation": check_ranking_set(settings, validation)}
+    train, valid = _labelled_groups(training.frame), _labelled_groups(validation.frame)
+    if train["request_id"].nunique() < settings.ranker.min_requests or valid.empty:
+        raise NotEnoughRankingData(f"{train['request_id'].nunique()} labelled requests on {split.train_days} "
+                                   f"(ranker.min_requests is {settings.ranker.min_requests}), "
+                                   f"{valid['request_id'].nunique()} on the validation day {split.validation_day}")
+    features = training.features
+    losses = {loss: _fit_one(settings, loss, train, valid, features) for loss in settings.ranker.losses}
+    chosen = max(losses, key=lambda name: losses[name][1])
+    model = losses[chosen][0]
+    uncorrected = _uncorrected(settings, training, valid, features, chosen)
+    version = datetime.now(timezone.utc).strftime("R%Y%m%dT%H%M%S%fZ")
+    final = rankers_root(settings) / version
+    report = {"version": version, "train_days": split.train_days, "validation_day": split.validation_day,
+              "evaluation_day": split.evaluation_day, "loss": chosen,
+              "losses": {name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
+                         for name, (m, score) in losses.items()},
+              "position_bias": training.bias.to_dict(),
+              "training_set": {"rows": len(training.frame), "requests": int(training.frame["request_id"].nunique()),
+                               "labelled_requests": int(train["request_id"].nunique()),
+                               "skipped_impressions": training.skipped_impressions},
+              "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in contract.items()},
+              "feature_importance": dict(zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist()))}
+    with staged_directory(final) as staging:
+        model.save_model(str(staging / MODEL_FILE))
+        uncorrected.save_model(str(staging / "uncorrected.cbm"))
+        write_json_atomic(staging / SPEC_FILE, {"version": version, "feature_spec_version": FEATURE_SPEC_VERSION,
+                                                "feature_names": features, "loss": chosen,
+                                                "position_bias": settings.ranker.position_bias.method,
+                                                "trained_on": split.train_days, "validation_day": split.validation_day,
+                                                "created_at": datetime.now(timezone.utc).isoformat()})
+        contenders = {FUSION: None, "ranker": Ranker(staging), "ranker_without_position_bias": Ranker(staging, "uncorrected.cbm")}
+        champion = serving_ranker(settings)
+        if champion is not None:
+            contenders["champion"] = champion
+        report["champion"] = champion.version if champion else None
+        report["evaluation"] = evaluate_logged_day(settings, split.evaluation_day, contenders)
+        write_json_atomic(staging / "report.json", report)
+    write_pointer(rankers_root(settings) / "LATEST", version)
+    return final, report, train
+
+
+def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, features: list[str], loss: str):
+    """The kept loss trained on raw grades: what the position-bias correction is measured against."""
+    raw = training.frame.assign(label=training.frame["grade"])
+    return _fit_one(settings, loss, _labelled_groups(raw), valid, features)[0]

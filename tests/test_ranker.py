@@ -1,0 +1,266 @@
+"""The learned ranker: labels, position bias, the training-set contract, serving/training
+feature parity on simulated days through the real runtime, training, MLflow and serving."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltrr_core.config import PositionBiasConfig, RankerConfig
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_graded_labels_take_the_strongest_event_of_each_shown_result():
+    from ltrr_core.ranking.labels import clicked, graded_labels
+
+    shown = pd.DataFrame({"request_id": ["r1"] * 4 + ["r2"], "entity_id": ["a", "b", "c", "d", "a"],
+                          "position": [1, 2, 3, 4, 1]})
+    feedback = pd.DataFrame({"request_id": ["r1", "r1", "r1", "r1", "r1", "r1", "r3"],
+                             "entity_id": ["a", "a", "a", "b", "b", "c", "a"],
+                             "event": ["click", "stream", "like", "click", "skip", "click", "like"]})
+    labels = graded_labels(shown, feedback, RankerConfig())
+    assert labels.tolist() == [3.0, 1.0, 1.0, 0.0, 0.0]     # r2's "a" is not r3's like
+    assert clicked(shown, feedback).tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
+
+
+def _pbm_log(eta: float, seed: int, n_queries: int = 300, shows: int = 20):
+    """Clicks drawn by the simulator's own position-based model on rankings whose order varies
+    between impressions (as the policy's exploration makes it vary)."""
+    from ltrr_core.config import ClickModelConfig
+    from ltrr_core.simulate import PositionBasedModel
+
+    model = PositionBasedModel(ClickModelConfig(eta=eta))
+    rng = np.random.default_rng(seed)
+    queries, entities, positions, clicks = [], [], [], []
+    for q in range(n_queries):
+        grades = rng.choice([0, 1, 2], size=10, p=[0.6, 0.25, 0.15])
+        for _ in range(shows):
+            order = rng.permutation(10)
+            probabilities = model.click_probabilities([int(grades[i]) for i in order])
+            clicked = rng.random(10) < probabilities
+            queries += [f"q{q}"] * 10
+            entities += [f"e{i}" for i in order]
+            positions += list(range(1, 11))
+            clicks += clicked.astype(float).tolist()
+    return np.array(queries), np.array(entities), np.array(positions), np.array(clicks), model
+
+
+@pytest.mark.parametrize("eta", [0.5, 1.0, 1.5])
+def test_position_bias_estimate_recovers_the_simulators_examination_curve(eta):
+    from ltrr_core.ranking.labels import fit_position_bias
+
+    queries, entities, positions, clicks, model = _pbm_log(eta, seed=int(eta * 10))
+    bias = fit_position_bias(queries, entities, positions, clicks, PositionBiasConfig(iterations=200))
+    np.testing.assert_allclose(bias.examination, model.examination(10), atol=0.04)
+
+
+def test_ips_weights_are_inverse_examination_with_a_floor():
+    from ltrr_core.ranking.labels import PositionBias
+
+    bias = PositionBias(np.array([1.0, 0.5, 0.25, 0.05]), 1, 1)
+    assert bias.weights(np.array([1, 2, 3, 4]), floor=0.1).tolist() == [1.0, 2.0, 4.0, 10.0]
+
+
+def test_features_keep_their_shape_for_an_entity_the_table_does_not_know():
+    from ltrr_core.config import FusionConfig
+    from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
+
+    entities = EntityAttributes.from_frame(pd.DataFrame([{
+        "id": "t1", "type": "track", "title": "Shake It Off", "artists": ["Taylor Swift"], "tags": ["pop"],
+        "genres": ["pop"], "moods": [], "seasons": [], "version_types": [], "decades": [2010], "year": 2014,
+        "popularity": 10.0}]))
+    qu = {"normalised": "taylor swift shake it off", "tokens": ["taylor", "swift", "shake", "it", "off"],
+          "intent": {"lookup": 1.0}, "corrections": {},
+          "interpretations": [{"probability": 0.9, "slots": [{"kind": "artist", "value": "taylor swift", "confidence": 1.0},
+                                                              {"kind": "title", "value": "shake it off", "confidence": 0.8}]}]}
+    strategies = ["lexical", "semantic"]
+    names = feature_names(strategies)
+    values = candidate_features(qu, {"profile_top_tags": ["pop", "rock"]}, {},
+                                [("t1", {"lexical": (1, 9.0)}), ("unknown", {"semantic": (3, 0.5)})],
+                                entities, strategies, FusionConfig())
+    assert values.shape == (2, len(names))
+    row = dict(zip(names, values[0]))
+    assert row["slot_match_artist"] == pytest.approx(0.9) and row["slot_match_title"] == pytest.approx(0.72)
+    assert row["lexical_reciprocal_rank"] == 1.0 and row["semantic_found"] == 0.0 and np.isnan(row["semantic_score"])
+    assert row["profile_tag_overlap"] == 0.5 and row["title_similarity"] == 1.0
+    assert np.isnan(dict(zip(names, values[1]))["popularity"])
+    assert candidate_features(qu, {}, {}, [], entities, strategies, FusionConfig()).shape == (0, len(names))
+
+
+def _synthetic_set(settings, n_requests: int = 30):
+    from ltrr_core.ranking.dataset import KEYS, RankingSet
+    from ltrr_core.ranking.features import feature_names
+    from ltrr_core.ranking.labels import no_position_bias
+
+    names = feature_names(sorted(settings.retrieval.strategies))
+    rng = np.random.default_rng(0)
+    rows = []
+    for r in range(n_requests):
+        for position in range(1, 6):
+            grade = float(rng.choice([0, 1, 2, 3], p=[0.7, 0.1, 0.1, 0.1]))
+            rows.append([f"r{r}", "2026-03-01", position, f"e{r}-{position}", f"q{r}",
+                         *rng.uniform(0, 1, len(names)), grade, float(grade > 0), grade])
+    frame = pd.DataFrame(rows, columns=[*KEYS, *names, "grade", "clicked", "label"])
+    return RankingSet(frame, names, 0, no_position_bias(10))
+
+
+@pytest.mark.parametrize("plant, rule", [
+    (lambda f: f.assign(relevant_grades=1), "expect_table_columns_to_match_set"),
+    (lambda f: f.assign(label=np.where(f.index == 3, 99.0, f["label"])), "column 'label'"),
+    (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True), "expect_compound_columns_to_be_unique"),
+    (lambda f: f.assign(position=np.where(f.index == 0, 0, f["position"])), "column 'position'"),
+])
+def test_the_training_set_contract_refuses_a_bad_set_naming_the_rule(test_settings, plant, rule):
+    from ltrr_core.contracts.validate import ContractViolation
+    from ltrr_core.ranking.dataset import check_ranking_set
+
+    data = _synthetic_set(test_settings)
+    assert check_ranking_set(test_settings, data)["passed"]
+    data.frame = plant(data.frame)
+    with pytest.raises(ContractViolation, match=rule):
+        check_ranking_set(test_settings, data)
+
+
+# --- through the real runtime -----------------------------------------------------------------
+
+DAYS = [date(2026, 4, d) for d in (1, 2, 3)]
+
+
+@pytest.fixture(scope="module")
+def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
+    """Three simulated days on the test platform, then the train_ranker flow for the third."""
+    import yaml
+
+    from ltrr_core.catalog.store import CatalogStore
+    from ltrr_core.config import load_settings
+    from ltrr_core.runtime import load_service
+    from ltrr_core.runtime.recorder import InteractionRecorder
+    from ltrr_core.simulate import Simulator, World
+
+    out = tmp_path_factory.mktemp("ranker")
+    config = out / "ranker.yaml"
+    config.write_text(yaml.safe_dump({
+        "extends": str(q2e_platform[2]),
+        "runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
+        "ranker": {"out_dir": str(out / "rankers"), "min_requests": 10, "iterations": 80},
+        "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}))
+    settings = load_settings(config)
+    service = load_service(settings, bundle_dir)
+    recorder = InteractionRecorder(settings.data_dir / settings.runtime.log_dir, settings.runtime)
+    simulator = Simulator(settings, World(settings, CatalogStore(settings.data_dir / "catalog").load()), service, recorder)
+    for day in DAYS:
+        simulator.run_day(day, 150)
+    recorder.close()
+    return settings, config, service
+
+
+@pytest.mark.slow
+def test_logged_features_equal_features_recomputed_offline_from_the_logged_inputs(ranker_loop, bundle_dir):
+    from ltrr_core.config import RetrievalConfig
+    from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
+    from ltrr_core.runtime.logs import read_logs
+
+    settings = ranker_loop[0]
+    spec = json.loads((bundle_dir / "ranker" / "feature_spec.json").read_text())
+    retrieval = RetrievalConfig.model_validate(json.loads((bundle_dir / "retrieval.json").read_text()))
+    entities = EntityAttributes.load(bundle_dir / "ranker" / "entities.parquet")
+    impressions = read_logs(settings.data_dir / settings.runtime.log_dir, "impressions", DAYS[0].isoformat())
+    assert spec["names"] == feature_names(spec["strategies"])
+    compared = 0
+    for imp in impressions.itertuples():
+        logged = json.loads(imp.shown_features)
+        assert logged["feature_spec"] == spec["version"] and logged["strategies"] == spec["strategies"]
+        meta = {name: found["meta"] for name, found in json.loads(imp.candidates).items()}
+        inputs = [(e, {s: tuple(v) for s, v in row["found_by"].items()}) for e, row in zip(imp.shown_ids, logged["rows"])]
+        recomputed = candidate_features(json.loads(imp.qu), json.loads(imp.context), meta, inputs, entities,
+                                        spec["strategies"], retrieval.fusion)
+        values = np.array([[np.nan if v is None else v for v in row["values"]] for row in logged["rows"]], dtype=float)
+        np.testing.assert_allclose(values, recomputed.round(6), atol=1e-6, equal_nan=True)
+        compared += len(values)
+    assert compared > 500
+
+
+@pytest.mark.slow
+def test_train_ranker_flow_trains_evaluates_and_registers_a_challenger(ranker_loop, prefect_harness):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from flows.train_ranker import train_ranker_flow
+
+    settings, config, _ = ranker_loop
+    report = train_ranker_flow(DAYS[2].isoformat(), 7, str(config))
+    assert report["train_days"] == [DAYS[0].isoformat()] and report["validation_day"] == DAYS[1].isoformat()
+    assert report["contract"]["training"]["passed"] and report["training_set"]["labelled_requests"] >= 10
+    assert set(report["losses"]) == set(settings.ranker.losses) and report["loss"] in report["losses"]
+    exam = report["position_bias"]["examination"]
+    assert exam[0] == 1.0 and exam[-1] < exam[0]
+    evaluation = report["evaluation"]
+    for name in ("fusion_baseline", "ranker", "ranker_without_position_bias"):
+        assert 0 <= evaluation[name]["ndcg@10"] <= 1 and evaluation[name]["n"]["ndcg@10"] > 100
+    assert len(evaluation["ranker"]["ndcg@10_minus_fusion_ci"]) == 2
+    mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+    client = MlflowClient()
+    challenger = client.get_model_version_by_alias(settings.mlflow.ranker_model_name, "challenger")
+    assert challenger.run_id == report["mlflow"]["run_id"]
+    run = client.get_run(challenger.run_id)
+    assert "ranker.ndcg_at_10" in run.data.metrics and "fusion_baseline.ndcg_at_10" in run.data.metrics
+    assert run.inputs.dataset_inputs
+    assert {"feature_importance.png", "examination.png", "report.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+@pytest.mark.slow
+def test_the_ranker_serves_from_a_bundle_without_the_training_stack(ranker_loop):
+    from ltrr_core.artifacts import build_bundle, bundles_root
+    from ltrr_core.durable import read_pointer, write_pointer
+    from ltrr_core.ranking.train import fit, latest_ranker
+
+    settings, config, _ = ranker_loop
+    ranker_dir = latest_ranker(settings) or fit(settings, DAYS[2])[0]
+    previous = read_pointer(bundles_root(settings) / "LATEST")
+    try:
+        bundle = bundles_root(settings) / build_bundle(settings, None, ranker_dir)["bundle_id"]
+    finally:
+        write_pointer(bundles_root(settings) / "LATEST", previous)     # other tests serve the plain bundle
+    code = (
+        "import sys, json\n"
+        "for blocked in ('mlflow', 'prefect', 'great_expectations'):   # the training stack\n"
+        "    sys.modules[blocked] = None\n"
+        "from ltrr_core.config import load_settings\n"
+        "from ltrr_core.runtime import load_service\n"
+        f"service = load_service(load_settings({str(config)!r}), {str(bundle)!r})\n"
+        "response = service.search('metallica', explain=True)\n"
+        "print(json.dumps({'ranker': response.ranking['ranker'], 'top': response.ranking['top_features'][0],\n"
+        "                  'n': len(response.results)}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["ranker"] == f"catboost:{ranker_dir.name}" and result["n"] > 0
+    assert len(result["top"]) == settings.ranker.explain_top_features and "contribution" in result["top"][0]
+
+
+@pytest.mark.slow
+def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ranker_loop, monkeypatch):
+    from ltrr_core.contracts.validate import ContractViolation
+    from ltrr_core.ranking import train
+
+    settings = ranker_loop[0]
+    before = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
+    real = train.build_ranking_set
+
+    def leaking(*args, **kwargs):
+        data = real(*args, **kwargs)
+        data.frame["intent_kind"] = "cpcd_query"          # simulator ground truth joined in by mistake
+        return data
+
+    monkeypatch.setattr(train, "build_ranking_set", leaking)
+    with pytest.raises(ContractViolation, match="expect_table_columns_to_match_set"):
+        train.fit(settings, DAYS[2])
+    after = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
+    assert after == before
