@@ -148,25 +148,26 @@ def logs_validate_cmd(
 def serve(
     host: Annotated[Optional[str], typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: runtime.port)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the latest built)")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the promoted one, else the latest built)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Serve search, feedback, health and admin reload over HTTP (OpenAPI docs at /docs)."""
     settings = _settings(config)
     import uvicorn
 
-    from ltrr_core.artifacts import BundleError, latest_bundle
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import serving_bundle
     from ltrr_core.runtime import load_service
     from ltrr_core.runtime.http import admin_token_from_env, create_app
 
     try:
-        service = load_service(settings, bundle or latest_bundle(settings))
+        service = load_service(settings, bundle or serving_bundle(settings))
     except BundleError as error:
         console.print(f"[red]bundle refused:[/red] {error}")
         raise typer.Exit(1) from error
     console.print(f"serving bundle {service.bundle_id} (cold start {service.startup})")
     app_ = create_app(service, settings.data_dir / settings.runtime.log_dir,
-                      lambda: load_service(settings, latest_bundle(settings)),
+                      lambda: load_service(settings, serving_bundle(settings)),
                       admin_token_from_env(settings.runtime.admin_token_env))
     uvicorn.run(app_, host=host or settings.runtime.host, port=port or settings.runtime.port, log_level="info")
 
@@ -302,6 +303,67 @@ def bandit_evaluate_cmd(
                       f"{night['measured_value']:.3f}" if "measured_value" in night else "-",
                       f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
     Console().print(table)
+
+
+@app.command()
+def promote(
+    bundle: Annotated[Optional[Path], typer.Option(help="candidate bundle (default: the latest built)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="run and record the gates, switch nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Gate a candidate bundle (contracts, ranker, policy, integrity, smoke test) and promote it if all pass."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import latest_bundle
+    from ltrr_core.artifacts.promotion import promote as run_promotion
+
+    decision = run_promotion(settings, bundle or latest_bundle(settings), dry_run)
+    if as_json:
+        sys.stdout.write(json.dumps(decision.to_dict(), default=str) + "\n")
+    else:
+        table = Table(title=f"promotion of {decision.bundle_id}" + (" (dry run)" if dry_run else ""))
+        for column in ("gate", "passed", "reason"):
+            table.add_column(column)
+        for gate in decision.gates:
+            table.add_row(gate.name, "yes" if gate.passed else "[red]no[/red]", gate.reason)
+        Console().print(table)
+        console.print("promoted" if decision.promoted else f"not promoted; serving stays {decision.previous or 'the latest built'}")
+    if not decision.promoted and not dry_run:
+        raise typer.Exit(1)
+
+
+@app.command()
+def rollback(config: ConfigOption = None) -> None:
+    """Serve the previously promoted bundle again (after it verifies)."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import rollback as run_rollback
+
+    try:
+        entry = run_rollback(settings)
+    except BundleError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+    console.print(f"rolled back from {entry['from']} to {entry['bundle_id']}")
+
+
+@app.command()
+def promotions(
+    as_json: Annotated[bool, typer.Option("--json", help="one JSON object per line")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The promotion history: every decision with its gates and numbers, switches and rollbacks."""
+    settings = _settings(config)
+    from ltrr_core.artifacts.promotion import history
+
+    for entry in history(settings):
+        if as_json:
+            sys.stdout.write(json.dumps(entry, default=str) + "\n")
+        else:
+            verdict = entry.get("promoted")
+            console.print(f"{entry['decided_at']}  {entry['action']:9s} {entry['bundle_id']}"
+                          + (f"  promoted={verdict} {entry.get('reasons') or ''}" if verdict is not None else
+                             f"  (from {entry.get('from') or entry.get('previous')})"))
 
 
 ranker_app = typer.Typer(help="The learned ranker: train (flow train_ranker), evaluate.", no_args_is_help=True)

@@ -413,9 +413,11 @@ class BanditConfig(_Model):
 
 
 class PositionBiasConfig(_Model):
-    """Examination by position, estimated from the logs with a position-based click model (EM)."""
+    """Examination by position (``ltrr_core.ranking.labels``): from randomised top-k traffic,
+    or by EM of the position-based click model where the same results recur at varied positions."""
 
-    method: Literal["em", "none"] = "em"
+    method: Literal["randomized", "em", "none"] = "randomized"
+    randomize_share: float = Field(0.1, ge=0, le=1)   # requests whose shown top-k the runtime shuffles
     positions: int = Field(10, gt=1)
     iterations: int = Field(100, gt=0)
     floor: float = Field(0.1, gt=0, le=1)   # IPS weights at most 1/floor: bounded variance
@@ -438,6 +440,18 @@ class RankerConfig(_Model):
     min_requests: int = Field(50, gt=0)    # requests with a positive label needed to train
     explain_top_features: int = Field(3, ge=0)   # per result in the decision trace (SHAP)
     out_dir: str = "rankers"
+
+
+class PromotionConfig(_Model):
+    """Gates a candidate bundle must pass before the runtime serves it (``ltrr_core.artifacts.promotion``)."""
+
+    max_quarantine_fraction: float = Field(0.05, ge=0, le=1)   # per log day the models were trained on
+    ranker_ndcg_tolerance: float = Field(0.005, ge=0)          # vs the champion on the same evaluation day
+    policy_value_tolerance: float = Field(0.0, ge=0)           # switch-DR lower bound vs the logging policy's value
+    min_ess: float = Field(50.0, ge=0)
+    latency_budget_ms: float = Field(500.0, gt=0)              # p95 of the smoke queries, cold runtime, 2 cores
+    smoke_queries: list[str] = ["taylor swift", "shake it off", "rock", "songs like radiohead", "bohemian rhapsody queen",
+                                "jazz music", "beyonce halo", "chill playlist", "metallica one", "adele hello"]
 
 
 class MlflowConfig(_Model):
@@ -491,6 +505,7 @@ class Settings(_Model):
     simulate: SimulateConfig = SimulateConfig()
     bandit: BanditConfig = BanditConfig()
     ranker: RankerConfig = RankerConfig()
+    promotion: PromotionConfig = PromotionConfig()
     mlflow: MlflowConfig = MlflowConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()

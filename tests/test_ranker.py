@@ -62,6 +62,28 @@ def test_position_bias_estimate_recovers_the_simulators_examination_curve(eta):
     np.testing.assert_allclose(bias.examination, model.examination(10), atol=0.04)
 
 
+@pytest.mark.parametrize("eta", [0.5, 1.0, 1.5])
+def test_randomized_traffic_recovers_the_simulators_examination_curve(eta):
+    """Each request shows its own 10 results in random order (the runtime's RandTop-k share);
+    clicks come from the simulator's position-based model."""
+    from ltrr_core.config import ClickModelConfig
+    from ltrr_core.ranking.labels import fit_position_bias_randomized
+    from ltrr_core.simulate import PositionBasedModel
+
+    model = PositionBasedModel(ClickModelConfig(eta=eta))
+    rng = np.random.default_rng(int(eta * 100))
+    requests, positions, clicks = [], [], []
+    for r in range(1500):                                  # ~ a week of 10% randomised traffic at 2k requests a day
+        grades = rng.choice([0, 1, 2], size=10, p=[0.6, 0.25, 0.15])
+        clicked = rng.random(10) < model.click_probabilities([int(g) for g in grades])
+        requests += [f"r{r}"] * 10
+        positions += list(range(1, 11))
+        clicks += clicked.astype(float).tolist()
+    bias = fit_position_bias_randomized(np.array(requests), np.array(positions), np.array(clicks), PositionBiasConfig())
+    assert bias.eta == pytest.approx(eta, abs=0.15)
+    np.testing.assert_allclose(bias.examination, model.examination(10), atol=0.05)
+
+
 def test_ips_weights_are_inverse_examination_with_a_floor():
     from ltrr_core.ranking.labels import PositionBias
 
@@ -106,9 +128,9 @@ def _synthetic_set(settings, n_requests: int = 30):
     for r in range(n_requests):
         for position in range(1, 6):
             grade = float(rng.choice([0, 1, 2, 3], p=[0.7, 0.1, 0.1, 0.1]))
-            rows.append([f"r{r}", "2026-03-01", position, f"e{r}-{position}", f"q{r}",
+            rows.append([f"r{r}", "2026-03-01", position, f"e{r}-{position}", f"q{r}", False,
                          *rng.uniform(0, 1, len(names)), grade, float(grade > 0), grade])
-    frame = pd.DataFrame(rows, columns=[*KEYS, *names, "grade", "clicked", "label"])
+    frame = pd.DataFrame(rows, columns=[*KEYS, "randomized", *names, "grade", "clicked", "label"])
     return RankingSet(frame, names, 0, no_position_bias(10))
 
 
@@ -150,7 +172,8 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
     config.write_text(yaml.safe_dump({
         "extends": str(q2e_platform[2]),
         "runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
-        "ranker": {"out_dir": str(out / "rankers"), "min_requests": 10, "iterations": 80},
+        "ranker": {"out_dir": str(out / "rankers"), "min_requests": 10, "iterations": 80,
+                   "position_bias": {"randomize_share": 0.3}},
         "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}))
     settings = load_settings(config)
     service = load_service(settings, bundle_dir)
@@ -186,6 +209,8 @@ def test_logged_features_equal_features_recomputed_offline_from_the_logged_input
         np.testing.assert_allclose(values, recomputed.round(6), atol=1e-6, equal_nan=True)
         compared += len(values)
     assert compared > 500
+    randomized = [json.loads(f)["randomized"] for f in impressions["shown_features"]]
+    assert 0 < sum(randomized) < len(randomized)          # the RandTop-k share (0.3 here) is logged
 
 
 @pytest.mark.slow
@@ -200,8 +225,9 @@ def test_train_ranker_flow_trains_evaluates_and_registers_a_challenger(ranker_lo
     assert report["train_days"] == [DAYS[0].isoformat()] and report["validation_day"] == DAYS[1].isoformat()
     assert report["contract"]["training"]["passed"] and report["training_set"]["labelled_requests"] >= 10
     assert set(report["losses"]) == set(settings.ranker.losses) and report["loss"] in report["losses"]
-    exam = report["position_bias"]["examination"]
-    assert exam[0] == 1.0 and exam[-1] < exam[0]
+    bias = report["position_bias"]
+    assert bias["method"] == "randomized" and bias["n_clicks"] > 0
+    assert bias["examination"][0] == 1.0 and bias["examination"][-1] < bias["examination"][0]
     evaluation = report["evaluation"]
     for name in ("fusion_baseline", "ranker", "ranker_without_position_bias"):
         assert 0 <= evaluation[name]["ndcg@10"] <= 1 and evaluation[name]["n"]["ndcg@10"] > 100

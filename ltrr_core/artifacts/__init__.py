@@ -1,4 +1,5 @@
-"""Serving artifacts: the bundle (seam 3). Promotion and its gates come with the promotion issue."""
+"""Serving artifacts: the bundle (seam 3) and its validated promotion (``promotion``: gates,
+the ``PROMOTED`` pointer the runtime serves, history, rollback)."""
 
 from .bundle import BundleError, build_bundle, bundles_root, latest_bundle, verify_bundle
 

@@ -139,8 +139,9 @@ def _write_ranker(settings: Settings, catalog_version: str, target: Path, ranker
                                                      "names": feature_names(strategies)})
     if ranker is None:
         return None
-    for name in (SPEC_FILE, MODEL_FILE):
-        shutil.copy2(Path(ranker) / name, target / name)
+    for name in (SPEC_FILE, MODEL_FILE, "report.json"):      # the report: what promotion gates read
+        if (Path(ranker) / name).is_file():
+            shutil.copy2(Path(ranker) / name, target / name)
     return json.loads((target / SPEC_FILE).read_text(encoding="utf-8"))["version"]
 
 

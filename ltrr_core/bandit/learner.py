@@ -161,6 +161,7 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
         write_json_atomic(staging / "policy.json", spec)
         policy = LearnedPolicy(staging)
         report = {"version": version, "window": data.days, "held_out_day": held_out_day,
+                  "contracts": data.validation,
                   "in_sample_estimate": held_out_day is None,
                   "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
                   "best_iteration": int(model.get_best_iteration() or config.iterations),

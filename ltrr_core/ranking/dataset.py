@@ -10,7 +10,7 @@ feature values and are counted and left out. The set is checked against
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +19,8 @@ import pandas as pd
 
 from ..config import Settings
 from .features import FEATURE_SPEC_VERSION, feature_names
-from .labels import PositionBias, clicked, fit_position_bias, graded_labels, no_position_bias
+from .labels import (PositionBias, clicked, fit_position_bias, fit_position_bias_randomized, graded_labels,
+                     no_position_bias)
 
 KEYS = ["request_id", "day", "position", "entity_id", "query"]
 DERIVED = ["group_size", "reciprocal_rank_min", "reciprocal_rank_max", "features_all_finite_or_missing"]
@@ -32,6 +33,7 @@ class RankingSet:
     features: list[str]
     skipped_impressions: int         # logged without feature values (older schema) or another spec
     bias: PositionBias
+    log_contracts: dict[str, Any] = field(default_factory=dict)   # per day: the log contracts' report
 
 
 def shown_rows(impressions: pd.DataFrame, names: list[str], strategies: list[str]) -> tuple[pd.DataFrame, int]:
@@ -46,43 +48,47 @@ def shown_rows(impressions: pd.DataFrame, names: list[str], strategies: list[str
         for position, (entity_id, row) in enumerate(zip(imp.shown_ids, logged["rows"]), start=1):
             values = [np.nan if v is None else float(v) for v in row["values"]]
             records.append([imp.request_id, imp.timestamp.strftime("%Y-%m-%d"), position, entity_id,
-                            imp.normalised_query, *values])
-    return pd.DataFrame(records, columns=[*KEYS, *names]), skipped
+                            imp.normalised_query, bool(logged.get("randomized", False)), *values])
+    return pd.DataFrame(records, columns=[*KEYS, "randomized", *names]), skipped
 
 
-def load_ranking_days(settings: Settings, days: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, int]:
-    """(shown rows with grades and clicks, impressions, impressions skipped) of contract-checked days."""
+def load_ranking_days(settings: Settings, days: list[str]) -> tuple[pd.DataFrame, dict[str, Any], int]:
+    """(shown rows with grades and clicks, each day's log-contract report, impressions skipped)."""
     from ..contracts.logs import check_logged_day
 
     root = settings.data_dir / settings.runtime.log_dir
     strategies = sorted(settings.retrieval.strategies)
     names = feature_names(strategies)
-    frames, impressions_all, skipped = [], [], 0
+    frames, reports, skipped = [], {}, 0
     for day in days:
-        impressions, feedback, _ = check_logged_day(root, day)
+        impressions, feedback, reports[day] = check_logged_day(root, day)
         rows, n_skipped = shown_rows(impressions, names, strategies)
         skipped += n_skipped
         rows["grade"] = graded_labels(rows, feedback, settings.ranker).to_numpy()
         rows["clicked"] = clicked(rows, feedback)
         frames.append(rows)
-        impressions_all.append(impressions)
-    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=[*KEYS, *names, "grade", "clicked"])
-    return frame, pd.concat(impressions_all, ignore_index=True) if impressions_all else pd.DataFrame(), skipped
+    frame = (pd.concat(frames, ignore_index=True) if frames
+             else pd.DataFrame(columns=[*KEYS, "randomized", *names, "grade", "clicked"]))
+    return frame, reports, skipped
 
 
 def build_ranking_set(settings: Settings, days: list[str], correct_position_bias: bool = True) -> RankingSet:
     """Rows of ``days`` with labels: the grade, divided by the examination of its position when
     the position-bias correction is on (``ranker.position_bias``; estimated on these days)."""
     config = settings.ranker.position_bias
-    frame, _, skipped = load_ranking_days(settings, days)
+    frame, log_contracts, skipped = load_ranking_days(settings, days)
     names = feature_names(sorted(settings.retrieval.strategies))
-    if correct_position_bias and config.method == "em" and len(frame):
+    if not correct_position_bias or config.method == "none" or not len(frame):
+        bias = no_position_bias(config.positions)
+    elif config.method == "randomized":
+        shuffled = frame[frame["randomized"]]
+        bias = fit_position_bias_randomized(shuffled["request_id"].to_numpy(), shuffled["position"].to_numpy(),
+                                            shuffled["clicked"].to_numpy(), config)
+    else:
         bias = fit_position_bias(frame["query"].to_numpy(), frame["entity_id"].to_numpy(),
                                  frame["position"].to_numpy(), frame["clicked"].to_numpy(), config)
-    else:
-        bias = no_position_bias(config.positions)
     frame["label"] = frame["grade"] * bias.weights(frame["position"].to_numpy(), config.floor)
-    return RankingSet(frame, names, skipped, bias)
+    return RankingSet(frame, names, skipped, bias, log_contracts)
 
 
 def contract_view(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
@@ -100,10 +106,10 @@ def check_ranking_set(settings: Settings, data: RankingSet) -> dict[str, Any]:
     """Refuse (ContractViolation) a set that breaks ``data_contracts/ranker_training.json``."""
     from ..contracts.validate import ContractViolation, load_suite, validate_frame
 
-    floor = settings.ranker.position_bias.floor if settings.ranker.position_bias.method == "em" else 1.0
     from ..contracts.validate import ROW
 
-    expected = [*KEYS, *data.features, "grade", "clicked", "label", *DERIVED, ROW]
+    floor = settings.ranker.position_bias.floor if settings.ranker.position_bias.method != "none" else 1.0
+    expected = [*KEYS, "randomized", *data.features, "grade", "clicked", "label", *DERIVED, ROW]
     suite = load_suite(CONTRACT, overrides={
         "expect_table_columns_to_match_set:None": {"column_set": expected},
         "expect_column_values_to_be_between:label": {"max_value": max(settings.ranker.labels.values()) / floor},

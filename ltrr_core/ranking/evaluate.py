@@ -17,7 +17,6 @@ import json
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from ..config import Settings
 from ..retrieval.base import Query

@@ -90,11 +90,12 @@ def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.
 
 
 def serving_ranker(settings: Settings) -> Ranker | None:
-    """The champion: the ranker of the bundle being served (the latest built), if it has one."""
-    from ..artifacts import BundleError, latest_bundle
+    """The champion: the ranker of the bundle being served (promoted, else the latest built), if any."""
+    from ..artifacts import BundleError
+    from ..artifacts.promotion import serving_bundle
 
     try:
-        directory = latest_bundle(settings) / "ranker"
+        directory = serving_bundle(settings) / "ranker"
     except BundleError:
         return None
     return Ranker(directory) if (directory / SPEC_FILE).is_file() else None
@@ -134,6 +135,7 @@ def fit(settings: Settings, day: date, window: int | None = None) -> tuple[Path,
                                "labelled_requests": int(train["request_id"].nunique()),
                                "skipped_impressions": training.skipped_impressions},
               "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in contract.items()},
+              "contracts": {**training.log_contracts, **validation.log_contracts},
               "feature_importance": dict(zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist()))}
     with staged_directory(final) as staging:
         model.save_model(str(staging / MODEL_FILE))

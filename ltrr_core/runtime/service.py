@@ -132,7 +132,13 @@ class SearchService:
         else:
             scores = np.array([c.score for c in pool])
             order = list(range(min(k, len(pool))))
+        # RandTop-k intervention: a configured share of requests sees its top k shuffled, so that
+        # position is independent of relevance there and examination by position is measurable.
+        randomized = bool(self.rng.random() < self.settings.ranker.position_bias.randomize_share)
+        if randomized:
+            order = [order[i] for i in self.rng.permutation(len(order))]
         ranking = {"ranker": f"catboost:{self.ranker.version}" if self.ranker else "fusion",
+                   "randomized": randomized,
                    "feature_spec": FEATURE_SPEC_VERSION, "strategies": self.feature_strategies,
                    "rows": [{"found_by": {s: [r, round(float(sc), 6)] for s, (r, sc) in pool[i].found_by.items()},
                              "values": [None if np.isnan(v) else round(float(v), 6) for v in values[i]]} for i in order]}

@@ -163,13 +163,13 @@ def simulate(settings: Settings, n_days: int, queries_per_day: int | None = None
              bundle: Path | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> list[DaySummary]:
     """Simulate ``n_days`` against a runtime loaded from ``bundle`` (default: the latest built),
     writing impressions and feedback under the runtime's log directory."""
-    from ..artifacts import latest_bundle
+    from ..artifacts.promotion import serving_bundle
     from ..catalog.store import CatalogStore
     from ..runtime import load_service
 
     log_root = settings.data_dir / settings.runtime.log_dir
     days = days_to_simulate(settings, log_root, n_days, start)
-    service = load_service(settings, bundle or latest_bundle(settings))
+    service = load_service(settings, bundle or serving_bundle(settings))
     world = World(settings, CatalogStore(settings.data_dir / "catalog").load())
     recorder = InteractionRecorder(log_root, settings.runtime)
     simulator = Simulator(settings, world, service, recorder)

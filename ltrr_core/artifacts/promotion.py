@@ -1,0 +1,230 @@
+"""Validated promotion of a bundle to the pointer the runtime serves (``bundles/PROMOTED``).
+
+A candidate is promoted only when every gate passes:
+
+a. ``contracts``: every log day its policy and ranker were trained on passed the log
+   contracts with at most ``promotion.max_quarantine_fraction`` of rows quarantined, and the
+   ranker's training set passed its own contract;
+b. ``ranker``: its nDCG@10 on its evaluation day is not worse than the champion's on the
+   same day (or, without a champion, the fusion baseline's) beyond ``ranker_ndcg_tolerance``;
+c. ``policy``: the lower bound of its off-policy value (switch-DR) is not below the logging
+   policy's value on the same held-out day minus ``policy_value_tolerance`` (safe policy
+   improvement), and its effective sample size is at least ``min_ess``;
+d. ``integrity``: the manifest and every checksum verify;
+e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queries) with the
+   p95 latency within ``latency_budget_ms`` -- run only for a candidate the other gates passed
+   (a bundle that does not verify is never loaded).
+
+Every decision, with the numbers behind it, is appended to ``bundles/promotions.jsonl``
+(rewritten atomically). Promotion writes nothing but the pointer, switched by rename: a crash
+at any point leaves the previous champion serving. Rollback points at the previous promoted
+bundle again, through the same gates' integrity check.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ..config import Settings
+from ..durable import read_pointer, write_bytes_atomic, write_pointer
+from .bundle import BundleError, bundles_root, verify_bundle
+
+POINTER = "PROMOTED"
+HISTORY = "promotions.jsonl"
+
+
+@dataclass
+class Gate:
+    name: str
+    passed: bool
+    reason: str
+    numbers: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Decision:
+    bundle_id: str
+    promoted: bool
+    dry_run: bool
+    gates: list[Gate]
+    previous: str | None
+    decided_at: str
+
+    @property
+    def reasons(self) -> list[str]:
+        return [f"{g.name}: {g.reason}" for g in self.gates if not g.passed]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "reasons": self.reasons}
+
+
+def promoted_bundle(settings: Settings) -> Path | None:
+    bundle_id = read_pointer(bundles_root(settings) / POINTER)
+    return bundles_root(settings) / bundle_id if bundle_id else None
+
+
+def serving_bundle(settings: Settings) -> Path:
+    """What the runtime serves: the promoted bundle, else (before any promotion) the latest built."""
+    from .bundle import latest_bundle
+
+    return promoted_bundle(settings) or latest_bundle(settings)
+
+
+def _report(bundle: Path, component: str) -> dict[str, Any] | None:
+    path = bundle / component / "report.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+
+
+def gate_contracts(settings: Settings, bundle: Path) -> Gate:
+    limit = settings.promotion.max_quarantine_fraction
+    worst, days = 0.0, 0
+    for component in ("policy", "ranker"):
+        report = _report(bundle, component)
+        if report is None:
+            continue
+        if component == "ranker" and not all(c["passed"] for c in report.get("contract", {}).values()):
+            return Gate("contracts", False, "the ranker's training set failed its contract", report.get("contract", {}))
+        for day, checked in (report.get("contracts") or {}).items():
+            days += 1
+            for kind in ("impressions", "feedback"):
+                rows = checked[kind]["rows"]
+                share = checked[kind]["quarantined"] / rows if rows else 0.0
+                worst = max(worst, share)
+                if share > limit:
+                    return Gate("contracts", False, f"{kind} of {day}: {share:.1%} of rows quarantined (limit {limit:.1%})",
+                                {"day": day, "kind": kind, "quarantined_share": round(share, 4)})
+    return Gate("contracts", True, f"{days} log day(s) checked, worst quarantine {worst:.1%}",
+                {"days": days, "worst_quarantined_share": round(worst, 4)})
+
+
+def gate_ranker(settings: Settings, bundle: Path) -> Gate:
+    report = _report(bundle, "ranker")
+    if report is None:
+        return Gate("ranker", True, "no ranker in the bundle: the fusion ranks")
+    evaluation = report["evaluation"]
+    reference = "champion" if evaluation.get("champion") else "fusion_baseline"
+    candidate, baseline = evaluation["ranker"]["ndcg@10"], evaluation[reference]["ndcg@10"]
+    tolerance = settings.promotion.ranker_ndcg_tolerance
+    numbers = {"ndcg@10": candidate, f"{reference}_ndcg@10": baseline, "tolerance": tolerance,
+               "evaluation_day": report["evaluation_day"]}
+    if candidate is None or baseline is None or candidate < baseline - tolerance:
+        return Gate("ranker", False, f"nDCG@10 {candidate} below the {reference}'s {baseline} beyond {tolerance}", numbers)
+    return Gate("ranker", True, f"nDCG@10 {candidate} vs {reference} {baseline}", numbers)
+
+
+def gate_policy(settings: Settings, bundle: Path) -> Gate:
+    report = _report(bundle, "policy")
+    if report is None:
+        return Gate("policy", True, "no learned policy in the bundle: the apprentice explores")
+    ope = report["ope"]
+    estimate = ope["learned_policy"].get("switch_dr") or ope["learned_policy"]["dr"]
+    logging_value = ope["logging_policy"]["estimate"]
+    tolerance, min_ess = settings.promotion.policy_value_tolerance, settings.promotion.min_ess
+    numbers = {"lower_bound": estimate["ci"][0], "estimate": estimate["estimate"], "ess": estimate["ess"],
+               "logging_value": logging_value, "tolerance": tolerance, "min_ess": min_ess}
+    if estimate["ess"] < min_ess:
+        return Gate("policy", False, f"effective sample size {estimate['ess']} below {min_ess}", numbers)
+    if estimate["ci"][0] < logging_value - tolerance:
+        return Gate("policy", False, f"lower bound {estimate['ci'][0]:.4f} below the logging policy's value "
+                                     f"{logging_value:.4f} - {tolerance}", numbers)
+    return Gate("policy", True, f"lower bound {estimate['ci'][0]:.4f} >= logging value {logging_value:.4f} - {tolerance}",
+                numbers)
+
+
+def gate_integrity(bundle: Path) -> Gate:
+    try:
+        manifest = verify_bundle(bundle)
+    except BundleError as error:
+        return Gate("integrity", False, str(error))
+    return Gate("integrity", True, f"{len(manifest['files'])} files verify", {"files": len(manifest["files"])})
+
+
+def gate_smoke(settings: Settings, bundle: Path) -> Gate:
+    from ..runtime.service import load_service
+
+    try:
+        service = load_service(settings, bundle)
+        latencies, empty = [], []
+        for text in settings.promotion.smoke_queries:
+            started = time.perf_counter()
+            response = service.search(text)
+            latencies.append((time.perf_counter() - started) * 1000)
+            if not response.results:
+                empty.append(text)
+    except Exception as error:  # noqa: BLE001 - any failure to serve blocks promotion, with its reason
+        return Gate("smoke", False, f"{type(error).__name__}: {error}")
+    p95 = float(np.percentile(latencies, 95))
+    numbers = {"queries": len(latencies), "p95_ms": round(p95, 1), "budget_ms": settings.promotion.latency_budget_ms,
+               "cold_start_s": service.startup["seconds"]}
+    if empty:
+        return Gate("smoke", False, f"no results for {empty}", numbers)
+    if p95 > settings.promotion.latency_budget_ms:
+        return Gate("smoke", False, f"p95 {p95:.0f} ms over the {settings.promotion.latency_budget_ms} ms budget", numbers)
+    return Gate("smoke", True, f"{len(latencies)} queries answered, p95 {p95:.0f} ms", numbers)
+
+
+def evaluate_gates(settings: Settings, bundle: Path) -> list[Gate]:
+    gates = [gate_contracts(settings, bundle), gate_ranker(settings, bundle), gate_policy(settings, bundle),
+             gate_integrity(bundle)]
+    # A bundle that does not verify is never loaded, and one already refused is not worth a runtime.
+    failed = [g.name for g in gates if not g.passed]
+    gates.append(Gate("smoke", False, f"not run: {', '.join(failed)} failed") if failed else gate_smoke(settings, bundle))
+    return gates
+
+
+def history(settings: Settings) -> list[dict[str, Any]]:
+    path = bundles_root(settings) / HISTORY
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _record(settings: Settings, entry: dict[str, Any]) -> None:
+    lines = [json.dumps(e, default=str) for e in [*history(settings), entry]]
+    write_bytes_atomic(bundles_root(settings) / HISTORY, ("\n".join(lines) + "\n").encode("utf-8"))
+
+
+def promote(settings: Settings, bundle: Path, dry_run: bool = False,
+            before_switch: Callable[[], None] | None = None) -> Decision:
+    """Run the gates; when all pass (and not a dry run) switch ``PROMOTED`` to the bundle.
+    ``before_switch`` is a test seam: a crash injected there must leave the old pointer."""
+    bundle = Path(bundle)
+    previous = read_pointer(bundles_root(settings) / POINTER)
+    gates = evaluate_gates(settings, bundle)
+    decision = Decision(bundle.name, all(g.passed for g in gates) and not dry_run, dry_run, gates, previous,
+                        datetime.now(timezone.utc).isoformat())
+    _record(settings, {"action": "promote", **decision.to_dict()})
+    if decision.promoted:
+        if before_switch is not None:
+            before_switch()
+        write_pointer(bundles_root(settings) / POINTER, bundle.name)
+        _record(settings, {"action": "switched", "bundle_id": bundle.name, "previous": previous,
+                           "decided_at": datetime.now(timezone.utc).isoformat()})
+    return decision
+
+
+def rollback(settings: Settings) -> dict[str, Any]:
+    """Point ``PROMOTED`` back at the bundle promoted before the current one (it must still verify)."""
+    switches = [e for e in history(settings) if e["action"] in ("switched", "rollback")]
+    current = read_pointer(bundles_root(settings) / POINTER)
+    if not switches or current is None:
+        raise BundleError("nothing to roll back: no bundle has been promoted")
+    target = switches[-1]["previous"]
+    if not target:
+        raise BundleError(f"{current} is the first promoted bundle; there is nothing before it")
+    integrity = gate_integrity(bundles_root(settings) / target)
+    if not integrity.passed:
+        raise BundleError(f"cannot roll back to {target}: {integrity.reason}")
+    previous_of_target = next((e["previous"] for e in reversed(switches) if e["bundle_id"] == target), None)
+    write_pointer(bundles_root(settings) / POINTER, target)
+    entry = {"action": "rollback", "bundle_id": target, "previous": previous_of_target, "from": current,
+             "decided_at": datetime.now(timezone.utc).isoformat()}
+    _record(settings, entry)
+    return entry

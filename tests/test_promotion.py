@@ -1,0 +1,143 @@
+"""Promotion gates on real bundles of the test platform: each planted bad candidate is blocked
+and the champion keeps serving; a crash before the pointer switch changes nothing; rollback."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def _tiny_ranker(directory, settings, ndcg: float, champion_ndcg: float | None):
+    """A real CatBoost ranker file on the runtime's feature spec, with the evaluation numbers given."""
+    from catboost import CatBoostRanker
+
+    from ltrr_core.ranking.features import FEATURE_SPEC_VERSION, feature_names
+
+    names = feature_names(sorted(settings.retrieval.strategies))
+    rng = np.random.default_rng(0)
+    model = CatBoostRanker(iterations=5, verbose=False, allow_writing_files=False)
+    model.fit(rng.random((40, len(names))), rng.integers(0, 3, 40), group_id=np.repeat(np.arange(8), 5))
+    directory.mkdir(parents=True)
+    model.save_model(str(directory / "model.cbm"))
+    (directory / "ranker.json").write_text(json.dumps({"version": directory.name, "feature_spec_version": FEATURE_SPEC_VERSION,
+                                                       "feature_names": names}))
+    evaluation = {"fusion_baseline": {"ndcg@10": 0.40}, "ranker": {"ndcg@10": ndcg}}
+    if champion_ndcg is not None:
+        evaluation["champion"] = {"ndcg@10": champion_ndcg}
+    checked = {"impressions": {"rows": 100, "quarantined": 1}, "feedback": {"rows": 50, "quarantined": 0}}
+    (directory / "report.json").write_text(json.dumps({
+        "evaluation_day": "2026-04-03", "evaluation": evaluation, "contract": {"training": {"passed": True}},
+        "contracts": {"2026-04-01": checked}}))
+    return directory
+
+
+def _tiny_policy(directory, settings, lower_bound: float, logging_value: float, ess: float, quarantined: int = 0):
+    from catboost import CatBoostClassifier
+
+    strategies = settings.runtime.policy.grid.strategies
+    plans = {"lexical25": {"lexical": 25}, "lexical25+memory25": {"lexical": 25, "memory": 25}}
+    features = ["n_tokens", "intent_lookup"]
+    rng = np.random.default_rng(0)
+    model = CatBoostClassifier(iterations=5, verbose=False, allow_writing_files=False)
+    model.fit(rng.random((40, len(features) + len(strategies))), rng.integers(0, 2, 40))
+    directory.mkdir(parents=True)
+    model.save_model(str(directory / "model.cbm"))
+    (directory / "policy.json").write_text(json.dumps({
+        "version": directory.name, "plans": plans, "feature_names": features, "strategies": strategies,
+        "cost_penalty": 0.05, "budget": 150, "epsilon": 0.1}))
+    estimate = {"estimate": lower_bound + 0.02, "ci": [lower_bound, lower_bound + 0.04], "ess": ess}
+    (directory / "report.json").write_text(json.dumps({
+        "ope": {"learned_policy": {"switch_dr": estimate}, "logging_policy": {"estimate": logging_value}},
+        "contracts": {"2026-04-01": {"impressions": {"rows": 100, "quarantined": quarantined},
+                                     "feedback": {"rows": 40, "quarantined": 0}}}}))
+    return directory
+
+
+@pytest.fixture
+def promotion_settings(q2e_platform, tmp_path):
+    """The test platform with its own bundles root (so promotion pointers stay in this test)."""
+    from ltrr_core.artifacts import build_bundle, bundles_root
+
+    settings = q2e_platform[0]
+    root = bundles_root(settings)
+    saved = {name: (root / name).read_text() if (root / name).exists() else None for name in ("LATEST", "PROMOTED", "promotions.jsonl")}
+    for name in ("PROMOTED", "promotions.jsonl"):
+        (root / name).unlink(missing_ok=True)
+    champion = root / build_bundle(settings)["bundle_id"]
+    yield settings, champion, tmp_path
+    for name, text in saved.items():
+        if text is None:
+            (root / name).unlink(missing_ok=True)
+        else:
+            (root / name).write_text(text)
+
+
+def test_a_good_candidate_is_promoted_and_recorded_then_rolled_back(promotion_settings):
+    from ltrr_core.artifacts import build_bundle, bundles_root
+    from ltrr_core.artifacts.promotion import history, promote, promoted_bundle, rollback
+
+    settings, champion, tmp = promotion_settings
+    first = promote(settings, champion)
+    assert first.promoted and promoted_bundle(settings) == champion
+    ranker = _tiny_ranker(tmp / "R_good", settings, ndcg=0.41, champion_ndcg=None)
+    policy = _tiny_policy(tmp / "P_good", settings, lower_bound=0.47, logging_value=0.46, ess=120)
+    candidate = bundles_root(settings) / build_bundle(settings, policy, ranker)["bundle_id"]
+    dry = promote(settings, candidate, dry_run=True)
+    assert all(g.passed for g in dry.gates) and not dry.promoted and promoted_bundle(settings) == champion
+    second = promote(settings, candidate)
+    assert second.promoted and promoted_bundle(settings) == candidate
+    smoke = next(g for g in second.gates if g.name == "smoke")
+    assert smoke.numbers["queries"] == len(settings.promotion.smoke_queries)
+    entry = rollback(settings)
+    assert entry["bundle_id"] == champion.name and promoted_bundle(settings) == champion
+    actions = [e["action"] for e in history(settings)]
+    assert actions == ["promote", "switched", "promote", "promote", "switched", "rollback"]
+
+
+@pytest.mark.parametrize("plant, gate", [
+    ("worse_ranker", "ranker"), ("low_policy_bound", "policy"), ("low_ess", "policy"),
+    ("contract_failure", "contracts"), ("tampered", "integrity"),
+])
+def test_each_gate_blocks_a_planted_bad_candidate_and_the_champion_keeps_serving(promotion_settings, plant, gate):
+    from ltrr_core.artifacts import build_bundle, bundles_root
+    from ltrr_core.artifacts.promotion import history, promote, promoted_bundle
+
+    settings, champion, tmp = promotion_settings
+    assert promote(settings, champion).promoted
+    ranker = _tiny_ranker(tmp / "R", settings, ndcg=0.30 if plant == "worse_ranker" else 0.41, champion_ndcg=0.40)
+    policy = _tiny_policy(tmp / "P", settings, lower_bound=0.30 if plant == "low_policy_bound" else 0.47,
+                          logging_value=0.46, ess=5 if plant == "low_ess" else 120,
+                          quarantined=40 if plant == "contract_failure" else 0)
+    candidate = bundles_root(settings) / build_bundle(settings, policy, ranker)["bundle_id"]
+    if plant == "tampered":
+        target = candidate / "retrieval.json"
+        target.write_text(target.read_text().replace("rrf", "RRF", 1))
+    decision = promote(settings, candidate)
+    failed = [g.name for g in decision.gates if not g.passed]
+    assert not decision.promoted and gate in failed
+    assert promoted_bundle(settings) == champion
+    assert history(settings)[-1]["reasons"] and history(settings)[-1]["bundle_id"] == candidate.name
+    assert "smoke" in failed            # a refused bundle is never even loaded
+
+
+def test_a_crash_between_writing_and_switching_leaves_the_champion_serving(promotion_settings):
+    from ltrr_core.artifacts import build_bundle, bundles_root
+    from ltrr_core.artifacts.promotion import promote, promoted_bundle, serving_bundle
+
+    settings, champion, _ = promotion_settings
+    assert promote(settings, champion).promoted
+    candidate = bundles_root(settings) / build_bundle(settings)["bundle_id"]
+
+    def crash():
+        raise KeyboardInterrupt("killed between write and switch")
+
+    with pytest.raises(KeyboardInterrupt):
+        promote(settings, candidate, before_switch=crash)
+    assert promoted_bundle(settings) == champion and serving_bundle(settings) == champion
+    assert not list(bundles_root(settings).glob(".PROMOTED.*"))       # no half-written pointer left behind
+    shutil.rmtree(candidate)
