@@ -156,7 +156,7 @@ def serve(
     import uvicorn
 
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.artifacts.promotion import promoted_bundle, serving_bundle
     from ltrr_core.runtime import load_service
     from ltrr_core.runtime.http import admin_token_from_env, create_app
 
@@ -168,7 +168,9 @@ def serve(
     console.print(f"serving bundle {service.bundle_id} (cold start {service.startup})")
     app_ = create_app(service, settings.data_dir / settings.runtime.log_dir,
                       lambda: load_service(settings, serving_bundle(settings)),
-                      admin_token_from_env(settings.runtime.admin_token_env))
+                      admin_token_from_env(settings.runtime.admin_token_env),
+                      watch=None if bundle else lambda: getattr(promoted_bundle(settings), "name", None),
+                      poll_seconds=settings.runtime.reload_poll_seconds)
     uvicorn.run(app_, host=host or settings.runtime.host, port=port or settings.runtime.port, log_level="info")
 
 
@@ -393,6 +395,33 @@ def ranker_train_cmd(
     console.print(f"ranker {report['version']} ({report['loss']}) -> {report['ranker_dir']}; "
                   f"examination {report['position_bias']['examination']}")
     _print_ranker_scores(f"evaluation day {report['evaluation_day']}", report["evaluation"])
+
+
+@ranker_app.command("nights")
+def ranker_nights_cmd(
+    first: Annotated[str, typer.Option("--from", help="first evaluation day, YYYY-MM-DD")],
+    last: Annotated[str, typer.Option("--to", help="last evaluation day")],
+    as_json: Annotated[bool, typer.Option("--json", help="one training report per night")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Nightly protocol over logged days: per day train + evaluate vs fusion and champion, log to MLflow, bundle."""
+    settings = _settings(config)
+    from datetime import date, timedelta
+
+    from ltrr_core.ranking.tracking import log_ranker_run
+    from ltrr_core.ranking.train import train_nights
+
+    start, end = date.fromisoformat(first), date.fromisoformat(last)
+    days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
+    reports = train_nights(settings, days, lambda path, report, rows: log_ranker_run(
+        settings, path, report, rows, f"ranker nights {report['evaluation_day']}"))
+    for report in reports:
+        if as_json:
+            sys.stdout.write(json.dumps({k: report[k] for k in ("evaluation_day", "version", "loss", "losses",
+                                                                "position_bias", "champion", "training_set",
+                                                                "evaluation")}, default=str) + "\n")
+        else:
+            _print_ranker_scores(f"evaluation day {report['evaluation_day']} ({report['loss']})", report["evaluation"])
 
 
 def _print_ranker_scores(title: str, scores: dict) -> None:

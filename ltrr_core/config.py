@@ -300,6 +300,7 @@ class RuntimeConfig(_Model):
     log_dir: str = "logs"        # under data_dir
     flush_rows: int = Field(1000, gt=0)
     flush_seconds: float = Field(5.0, gt=0)
+    reload_poll_seconds: float = Field(10.0, ge=0)   # `ltrr serve` checks the promoted pointer this often; 0: off
 
 
 class ClickModelConfig(_Model):
@@ -463,6 +464,7 @@ class MlflowConfig(_Model):
     policy_model_name: str = "ltrr-retrieval-policy"
     ranker_experiment: str = "ltrr-ranker"
     ranker_model_name: str = "ltrr-ranker"
+    promotion_experiment: str = "ltrr-promotion"
 
 
 class EvalConfig(_Model):

@@ -84,3 +84,67 @@ def test_health_and_reload_needs_the_token(api):
         reloaded = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
         assert reloaded.status_code == 200 and reloaded.json()["bundle_id"] == health["bundle_id"]
         assert client.get("/openapi.json").json()["paths"].keys() >= {"/search", "/feedback", "/healthz", "/admin/reload"}
+
+
+def test_hot_reload_of_a_promoted_bundle_under_concurrent_requests_fails_none(bundle_dir, q2e_platform, tmp_path):
+    """Four clients search without pause while the promoted pointer moves to a new bundle (the
+    watcher loads and verifies it beside the old one, then switches), and then to a tampered
+    one (refused: the new one keeps serving). No request may fail."""
+    import shutil
+    import threading
+    import time
+
+    from ltrr_core.artifacts import build_bundle, bundles_root
+    from ltrr_core.durable import read_pointer, write_pointer
+    from ltrr_core.runtime import load_service
+    from ltrr_core.runtime.http import create_app
+
+    settings = q2e_platform[0]
+    root = bundles_root(settings)
+    latest = read_pointer(root / "LATEST")
+    fresh = root / build_bundle(settings)["bundle_id"]
+    write_pointer(root / "LATEST", latest)                      # other tests serve the fixture bundle
+    tampered = root / (fresh.name + "-tampered")
+    shutil.copytree(fresh, tampered)
+    (tampered / "retrieval.json").write_text((tampered / "retrieval.json").read_text().replace("rrf", "RRF", 1))
+    pointer = tmp_path / "PROMOTED"
+    write_pointer(pointer, bundle_dir.name)
+    app = create_app(load_service(settings, bundle_dir), tmp_path / "logs",
+                     lambda: load_service(settings, root / read_pointer(pointer)), TOKEN,
+                     watch=lambda: read_pointer(pointer), poll_seconds=0.2)
+    statuses, served, stop = [], set(), threading.Event()
+
+    def client_loop(client: TestClient) -> None:
+        while not stop.is_set():
+            response = client.post("/search", json={"query": "taylor swift love", "k": 5})
+            statuses.append(response.status_code)
+            if response.status_code == 200:
+                served.add(response.json()["bundle_id"])
+
+    def wait_for(condition, seconds: float = 120.0) -> bool:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not condition():
+            time.sleep(0.2)
+        return condition()
+
+    try:
+        with TestClient(app) as client:
+            threads = [threading.Thread(target=client_loop, args=(client,)) for _ in range(4)]
+            for thread in threads:
+                thread.start()
+            assert wait_for(lambda: len(statuses) >= 8)
+            write_pointer(pointer, fresh.name)
+            assert wait_for(lambda: client.get("/healthz").json()["bundle_id"] == fresh.name)
+            write_pointer(pointer, tampered.name)
+            time.sleep(2.0)                                          # ten polls of the refused pointer
+            before = len(statuses)
+            assert wait_for(lambda: len(statuses) >= before + 8)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            assert client.get("/healthz").json()["bundle_id"] == fresh.name
+    finally:
+        stop.set()
+        shutil.rmtree(tampered, ignore_errors=True)
+    assert statuses and set(statuses) == {200}
+    assert served == {bundle_dir.name, fresh.name}

@@ -272,6 +272,35 @@ def test_the_ranker_serves_from_a_bundle_without_the_training_stack(ranker_loop)
 
 
 @pytest.mark.slow
+def test_promoting_a_bundle_makes_its_registered_ranker_the_mlflow_champion(ranker_loop):
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ltrr_core.artifacts import build_bundle, bundles_root
+    from ltrr_core.artifacts.promotion import HISTORY, POINTER, promote
+    from ltrr_core.durable import read_pointer, write_pointer
+    from ltrr_core.ranking.train import latest_ranker
+
+    settings = ranker_loop[0].with_overrides(**{"promotion.ranker_ndcg_tolerance": 1.0})   # the gate is tested elsewhere
+    root = bundles_root(settings)
+    previous = read_pointer(root / "LATEST")
+    ranker_dir = latest_ranker(settings)
+    assert ranker_dir is not None, "the flow test trains and registers the ranker first"
+    try:
+        bundle = root / build_bundle(settings, None, ranker_dir)["bundle_id"]
+        decision = promote(settings, bundle)
+        assert decision.promoted, decision.reasons
+        mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
+        champion = MlflowClient().get_model_version_by_alias(settings.mlflow.ranker_model_name, "champion")
+        run = MlflowClient().get_run(champion.run_id)
+        assert run.data.params["ranker_version"] == ranker_dir.name
+    finally:
+        write_pointer(root / "LATEST", previous)
+        (root / POINTER).unlink(missing_ok=True)          # other tests serve the plain bundle
+        (root / HISTORY).unlink(missing_ok=True)
+
+
+@pytest.mark.slow
 def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ranker_loop, monkeypatch):
     from ltrr_core.contracts.validate import ContractViolation
     from ltrr_core.ranking import train

@@ -16,7 +16,8 @@ e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queri
    (a bundle that does not verify is never loaded).
 
 Every decision, with the numbers behind it, is appended to ``bundles/promotions.jsonl``
-(rewritten atomically). Promotion writes nothing but the pointer, switched by rename: a crash
+(rewritten atomically) and logged as an MLflow run; on a switch (or a rollback) the registered
+policy and ranker versions the bundle holds get the MLflow alias ``champion``. Promotion writes nothing but the pointer, switched by rename: a crash
 at any point leaves the previous champion serving. Rollback points at the previous promoted
 bundle again, through the same gates' integrity check.
 """
@@ -191,6 +192,56 @@ def _record(settings: Settings, entry: dict[str, Any]) -> None:
     write_bytes_atomic(bundles_root(settings) / HISTORY, ("\n".join(lines) + "\n").encode("utf-8"))
 
 
+def _component_version(bundle: Path, component: str, spec: str) -> str | None:
+    path = bundle / component / spec
+    return json.loads(path.read_text(encoding="utf-8"))["version"] if path.is_file() else None
+
+
+def sync_mlflow_aliases(settings: Settings, bundle: Path) -> dict[str, Any]:
+    """Point the registered models' ``champion`` alias at the policy and ranker versions the
+    promoted bundle holds (found by the version parameter their training run logged)."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from ..tracking import tracking_uri
+
+    mlflow.set_tracking_uri(tracking_uri(settings))
+    client = MlflowClient()
+    synced: dict[str, Any] = {}
+    for component, spec, param, model_name in (
+            ("policy", "policy.json", "policy_version", settings.mlflow.policy_model_name),
+            ("ranker", "ranker.json", "ranker_version", settings.mlflow.ranker_model_name)):
+        version = _component_version(bundle, component, spec)
+        if version is None:
+            continue
+        runs = mlflow.search_runs(search_all_experiments=True, filter_string=f"params.{param} = '{version}'",
+                                  output_format="list")
+        registered = [v for run in runs for v in client.search_model_versions(f"name='{model_name}' and run_id='{run.info.run_id}'")]
+        if registered:
+            client.set_registered_model_alias(model_name, "champion", registered[0].version)
+            synced[component] = {"model": model_name, "version": registered[0].version, component + "_version": version}
+        else:
+            synced[component] = {"model": model_name, "registered": False, component + "_version": version}
+    return synced
+
+
+def _log_decision(settings: Settings, decision: "Decision") -> str:
+    """The decision as an MLflow run (experiment ``mlflow.promotion_experiment``): gates as metrics."""
+    import mlflow
+
+    from ..tracking import use_experiment
+
+    use_experiment(settings, settings.mlflow.promotion_experiment)
+    with mlflow.start_run(run_name=f"promote {decision.bundle_id}") as run:
+        mlflow.log_params({"bundle_id": decision.bundle_id, "dry_run": decision.dry_run,
+                           "previous": decision.previous or "none", "promoted": decision.promoted})
+        mlflow.log_metrics({f"gate.{g.name}.passed": float(g.passed) for g in decision.gates}
+                           | {f"gate.{g.name}.{k}": float(v) for g in decision.gates for k, v in g.numbers.items()
+                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_dict(decision.to_dict(), "decision.json")
+    return run.info.run_id
+
+
 def promote(settings: Settings, bundle: Path, dry_run: bool = False,
             before_switch: Callable[[], None] | None = None) -> Decision:
     """Run the gates; when all pass (and not a dry run) switch ``PROMOTED`` to the bundle.
@@ -200,12 +251,13 @@ def promote(settings: Settings, bundle: Path, dry_run: bool = False,
     gates = evaluate_gates(settings, bundle)
     decision = Decision(bundle.name, all(g.passed for g in gates) and not dry_run, dry_run, gates, previous,
                         datetime.now(timezone.utc).isoformat())
-    _record(settings, {"action": "promote", **decision.to_dict()})
+    _record(settings, {"action": "promote", "mlflow_run": _log_decision(settings, decision), **decision.to_dict()})
     if decision.promoted:
         if before_switch is not None:
             before_switch()
         write_pointer(bundles_root(settings) / POINTER, bundle.name)
         _record(settings, {"action": "switched", "bundle_id": bundle.name, "previous": previous,
+                           "aliases": sync_mlflow_aliases(settings, bundle),
                            "decided_at": datetime.now(timezone.utc).isoformat()})
     return decision
 
@@ -225,6 +277,7 @@ def rollback(settings: Settings) -> dict[str, Any]:
     previous_of_target = next((e["previous"] for e in reversed(switches) if e["bundle_id"] == target), None)
     write_pointer(bundles_root(settings) / POINTER, target)
     entry = {"action": "rollback", "bundle_id": target, "previous": previous_of_target, "from": current,
+             "aliases": sync_mlflow_aliases(settings, bundles_root(settings) / target),
              "decided_at": datetime.now(timezone.utc).isoformat()}
     _record(settings, entry)
     return entry

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -160,3 +160,20 @@ def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, 
     """The kept loss trained on raw grades: what the position-bias correction is measured against."""
     raw = training.frame.assign(label=training.frame["grade"])
     return _fit_one(settings, loss, _labelled_groups(raw), valid, features)[0]
+
+
+def train_nights(settings: Settings, days: list[date], on_night: Callable[[Path, dict[str, Any], pd.DataFrame], Any]
+                 | None = None) -> list[dict[str, Any]]:
+    """For each evaluation day in order: ``fit`` (evaluated against the fusion and the serving
+    champion), then bundle the new ranker so that it is the next night's champion -- the
+    nightly protocol, replayed over logged days. ``on_night`` (e.g. MLflow tracking) sees each."""
+    from ..artifacts import build_bundle
+
+    nights = []
+    for day in days:
+        ranker_dir, report, rows = fit(settings, day)
+        if on_night is not None:
+            on_night(ranker_dir, report, rows)
+        build_bundle(settings, None, ranker_dir)
+        nights.append(report)
+    return nights

@@ -9,7 +9,9 @@ that cannot be searched, 404 for unknown request ids.
 
 from __future__ import annotations
 
+import logging
 import os
+import threading
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,6 +24,9 @@ from ..query import InvalidQuery
 from .logs import LOG_SCHEMA_VERSION
 from .recorder import InteractionRecorder, NotShown, UnknownRequest
 from .service import SearchService
+
+_log = logging.getLogger("ltrr.runtime")
+
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -42,13 +47,49 @@ class FeedbackRequest(BaseModel):
 
 
 def create_app(service: SearchService, log_root: Path, reload_service: Callable[[], SearchService],
-               admin_token: str | None) -> FastAPI:
+               admin_token: str | None, watch: Callable[[], str | None] | None = None,
+               poll_seconds: float = 0.0) -> FastAPI:
+    """``watch`` returns the bundle id that should be served (the promoted pointer); every
+    ``poll_seconds`` a background thread compares it with the one being served and reloads."""
     state = {"service": service}
     recorder = InteractionRecorder(log_root, service.settings.runtime)
+    swap = threading.Lock()
+
+    def reload() -> SearchService:
+        """Load and verify the new bundle beside the old one, then switch one reference:
+        requests in flight keep the service they started with; a refused bundle changes nothing."""
+        with swap:
+            fresh = reload_service()
+            state["service"] = fresh
+            return fresh
+
+    def watch_loop(stop: threading.Event) -> None:
+        from ..artifacts import BundleError
+
+        refused = None
+        while not stop.wait(poll_seconds):
+            target = watch()
+            if not target or target == state["service"].bundle_id or target == refused:
+                continue
+            try:
+                reload()
+                refused = None
+                _log.info("now serving promoted bundle %s", state["service"].bundle_id)
+            except (BundleError, FileNotFoundError) as error:
+                refused = target
+                _log.error("promoted bundle %s refused, still serving %s: %s", target, state["service"].bundle_id, error)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
+        stop = threading.Event()
+        watcher = None
+        if watch is not None and poll_seconds > 0:
+            watcher = threading.Thread(target=watch_loop, args=(stop,), name="bundle-watch", daemon=True)
+            watcher.start()
         yield
+        stop.set()
+        if watcher is not None:
+            watcher.join(timeout=poll_seconds + 1)
         recorder.close()
 
     app = FastAPI(title="ltrr query runtime", version=LOG_SCHEMA_VERSION, lifespan=lifespan)
@@ -83,17 +124,16 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
         return {"status": "ok", "bundle_id": state["service"].bundle_id}
 
     @app.post("/admin/reload")
-    def reload(x_admin_token: str | None = Header(None)) -> dict[str, Any]:
+    def admin_reload(x_admin_token: str | None = Header(None)) -> dict[str, Any]:
         if not admin_token or x_admin_token != admin_token:
             raise HTTPException(status_code=401, detail="admin token missing or wrong (header X-Admin-Token)")
         from ..artifacts import BundleError
 
         try:
-            fresh = reload_service()
+            fresh = reload()
         except BundleError as error:
             raise HTTPException(status_code=409, detail=f"bundle refused, still serving "
                                                         f"{state['service'].bundle_id}: {error}") from error
-        state["service"] = fresh
         return {"status": "reloaded", "bundle_id": fresh.bundle_id}
 
     return app
