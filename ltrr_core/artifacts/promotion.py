@@ -235,9 +235,10 @@ def _log_decision(settings: Settings, decision: "Decision") -> str:
     with mlflow.start_run(run_name=f"promote {decision.bundle_id}") as run:
         mlflow.log_params({"bundle_id": decision.bundle_id, "dry_run": decision.dry_run,
                            "previous": decision.previous or "none", "promoted": decision.promoted})
+        # MLflow metric names allow no '@' (ndcg@10 -> ndcg_at_10).
         mlflow.log_metrics({f"gate.{g.name}.passed": float(g.passed) for g in decision.gates}
-                           | {f"gate.{g.name}.{k}": float(v) for g in decision.gates for k, v in g.numbers.items()
-                              if isinstance(v, (int, float)) and not isinstance(v, bool)})
+                           | {f"gate.{g.name}.{k.replace('@', '_at_')}": float(v) for g in decision.gates
+                              for k, v in g.numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         mlflow.log_dict(decision.to_dict(), "decision.json")
     return run.info.run_id
 
