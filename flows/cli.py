@@ -726,12 +726,12 @@ def demo(config: ConfigOption = None) -> None:
     labelled = _labelled(settings, None, "heldout")
     _emit(evaluate_searcher(searcher, labelled, settings.eval.metrics, settings.eval.depth), as_json=False)
     console.rule("serving bundle + one simulated day (GENERATED behaviour on real users and intents)")
-    from ltrr_core.artifacts import build_bundle
+    from ltrr_core.artifacts import build_bundle, bundles_root
     from ltrr_core.simulate.run import simulate as run_simulation
 
     manifest = build_bundle(settings)
     console.print(f"bundle {manifest['bundle_id']}; `ltrr serve` serves it on {settings.runtime.host}:{settings.runtime.port}")
-    for summary in run_simulation(settings, 1):
+    for summary in run_simulation(settings, 1, bundle=bundles_root(settings) / manifest["bundle_id"]):
         console.print(f"simulated {summary.day}: {summary.requests} requests, {summary.clicks} clicks, "
                       f"{summary.streams} streams, {summary.likes} likes; intended entity in the top 10 for "
                       f"{summary.success_at_10:.0%} (by intent: {summary.success_by_intent}); logs under "
