@@ -30,17 +30,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings
+from ..eval.stats import paired_bootstrap_ci
 from . import training
 
 _log = logging.getLogger("ltrr.bandit")
-
-
-def _bootstrap_difference(a: np.ndarray, b: np.ndarray, confidence: float, seed: int, n: int = 1000) -> list[float]:
-    rng = np.random.default_rng(seed)
-    index = rng.integers(0, len(a), size=(n, len(a)))
-    diffs = a[index].mean(axis=1) - b[index].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return [round(float(x), 4) for x in np.quantile(diffs, [alpha, 1 - alpha])]
 
 
 def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray, names: list[str],
@@ -54,9 +47,9 @@ def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray,
     mixture, mixture_hits = _best_static_mixture(hits, cost, budget, names)
     return {"hit_rate": round(float(chosen_hits.mean()), 4), "avg_candidates": round(budget, 1),
             "best_static": {"plan": names[best], "hit_rate": round(float(static_rates[best]), 4)},
-            "minus_best_static_ci": _bootstrap_difference(chosen_hits, hits[:, best].astype(float), confidence, 0),
+            "minus_best_static_ci": paired_bootstrap_ci(chosen_hits, hits[:, best].astype(float), confidence, 0),
             "best_static_mixture": mixture,
-            "minus_best_static_mixture_ci": _bootstrap_difference(chosen_hits, mixture_hits, confidence, 0),
+            "minus_best_static_mixture_ci": paired_bootstrap_ci(chosen_hits, mixture_hits, confidence, 0),
             "_hits": chosen_hits, "_best": best}
 
 

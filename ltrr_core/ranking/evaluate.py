@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
+from ..eval.stats import paired_bootstrap_ci
 from ..retrieval.base import Query
-from ..retrieval.fusion import fuse
 from .model import Ranker
 
 METRICS = ["ndcg@10", "mrr@10"]
@@ -28,17 +28,11 @@ FUSION = "fusion_baseline"
 
 
 def _pool(service, text: str, context: dict[str, Any], depths: dict[str, int]) -> tuple[list, np.ndarray]:
-    """The fused candidate pool of a replayed plan and its features."""
+    """The fused candidate pool of a replayed plan (the serving path) and its features."""
     understanding = service.understander.understand(text)
-    query = Query(text, context, understanding)
-    found, meta = [], {}
-    for name, depth in depths.items():
-        if depth > 0 and name in service.strategies:
-            result = service.strategies[name].retrieve(query, depth)
-            found.append(result)
-            meta[name] = {"meta": dict(result.meta)}
-    fused = fuse(found, service.settings.retrieval.fusion, max(depths.values()))[:service.settings.ranker.rerank_depth]
-    return fused, service.ranking_features(understanding.to_dict(), context, meta, fused)
+    fused, per_strategy = service.retrieve_plan(Query(text, context, understanding), depths)
+    pool = fused[:service.settings.ranker.rerank_depth]
+    return pool, service.ranking_features(understanding.to_dict(), context, per_strategy, pool)
 
 
 def rankings(pool: list, features: np.ndarray, contenders: dict[str, Ranker | None], k: int) -> dict[str, list[str]]:
@@ -69,15 +63,6 @@ def _per_query(qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]], m
     return {q: float(v) for q, v in run.scores[metric].items()}
 
 
-def _bootstrap_ci(diffs: np.ndarray, confidence: float, seed: int = 0, n: int = 1000) -> list[float]:
-    if not len(diffs):
-        return [0.0, 0.0]
-    rng = np.random.default_rng(seed)
-    means = diffs[rng.integers(0, len(diffs), size=(n, len(diffs)))].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    return [round(float(x), 4) for x in np.quantile(means, [alpha, 1 - alpha])]
-
-
 def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, dict[str, int]],
                      engaged: dict[str, dict[str, int]], kinds: dict[str, str], confidence: float) -> dict[str, Any]:
     """Per contender nDCG@10 (graded truth) and MRR@10 (engaged entity), overall and by query
@@ -99,8 +84,8 @@ def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, 
             continue
         for metric in METRICS:
             base = per[FUSION][metric]
-            diffs = np.array([per[name][metric][q] - base[q] for q in base])
-            out[name][f"{metric}_minus_fusion_ci"] = _bootstrap_ci(diffs, confidence)
+            out[name][f"{metric}_minus_fusion_ci"] = paired_bootstrap_ci(
+                np.array([per[name][metric][q] for q in base]), np.array(list(base.values())), confidence)
     return out
 
 

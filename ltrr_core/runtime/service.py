@@ -91,19 +91,8 @@ class SearchService:
         features = policy_features(understanding, query.context, probe)
         decision = self.policy.decide(features, self.rng)
         timings["policy"] = (time.perf_counter() - tick) * 1000
-        candidates, per_strategy = [], {}
-        for name, depth in decision.depths.items():
-            if depth <= 0 or name not in self.strategies:
-                continue
-            tick = time.perf_counter()
-            found = self.strategies[name].retrieve(query, depth)
-            timings[name] = (time.perf_counter() - tick) * 1000
-            candidates.append(found)
-            per_strategy[name] = {"depth": depth, "n": len(found), "ids": list(found.ids[:TRACE_CANDIDATES]),
-                                  "scores": [round(s, 6) for s in found.scores[:TRACE_CANDIDATES]],
-                                  "meta": dict(found.meta)}
+        fused, per_strategy = self.retrieve_plan(query, decision.depths, timings)
         tick = time.perf_counter()
-        fused = fuse(candidates, self.settings.retrieval.fusion, max(decision.depths.values()))
         qu = understanding.to_dict()
         shown, ranking = self._rank(fused, qu, query.context, per_strategy, k, explain)
         results = [self._result(position, c, score) for position, (c, score) in enumerate(shown, start=1)]
@@ -112,6 +101,24 @@ class SearchService:
         return SearchResponse(request_id or uuid.uuid4().hex, self.bundle_id, text, qu, decision, results,
                               per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features,
                               ranking)
+
+    def retrieve_plan(self, query: Query, depths: dict[str, int],
+                      timings: dict[str, float] | None = None) -> tuple[list, dict[str, dict[str, Any]]]:
+        """The plan's strategies at their depths, fused with provenance: (fused candidates, per
+        strategy its trace). Serving and the ranker's replay evaluation go through here."""
+        candidates, per_strategy = [], {}
+        for name, depth in depths.items():
+            if depth <= 0 or name not in self.strategies:
+                continue
+            tick = time.perf_counter()
+            found = self.strategies[name].retrieve(query, depth)
+            if timings is not None:
+                timings[name] = (time.perf_counter() - tick) * 1000
+            candidates.append(found)
+            per_strategy[name] = {"depth": depth, "n": len(found), "ids": list(found.ids[:TRACE_CANDIDATES]),
+                                  "scores": [round(s, 6) for s in found.scores[:TRACE_CANDIDATES]],
+                                  "meta": dict(found.meta)}
+        return fuse(candidates, self.settings.retrieval.fusion, max(depths.values())), per_strategy
 
     def ranking_features(self, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
                          pool: list) -> np.ndarray:
