@@ -1,17 +1,21 @@
-"""Flow: published catalog -> (BM25 || QU resources || incremental vectors + ANN) -> publish build."""
+"""Flow: published catalog -> (BM25 || QU resources || vectors: plan -> encode partitions -> write + ANN)
+-> publish build. The task runner comes from ``orchestration.task_runner`` (threads, or Dask
+workers: ``flows.runners.with_task_runner``)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, unmapped
 
 from ltrr_core.config import load_settings
 from tasks.indexes import (
     build_bm25,
     build_query_resources,
-    build_vectors,
+    encode_partition,
+    finish_vectors,
     load_catalog,
+    plan_vectors,
     publish_build,
     start_build,
 )
@@ -24,8 +28,10 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
     build_id = start_build(settings)
     bm25 = build_bm25.submit(settings, entities, build_id)
     query_resources = build_query_resources.submit(settings, entities, build_id)
-    vectors = build_vectors.submit(settings, entities)
-    reports = {"bm25": bm25.result(), "query_resources": query_resources.result(), "vectors": vectors.result()}
+    plan = plan_vectors(settings, entities)
+    parts = encode_partition.map(unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions))
+    vectors = finish_vectors(settings, plan, [part.result() for part in parts])
+    reports = {"bm25": bm25.result(), "query_resources": query_resources.result(), "vectors": vectors}
     return publish_build(settings, build_id, catalog_version, reports)
 
 

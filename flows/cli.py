@@ -61,10 +61,11 @@ def content_understanding_cmd(config: ConfigOption = None) -> None:
 @app.command("build-indexes")
 def build_indexes_cmd(config: ConfigOption = None) -> None:
     """Build BM25 and the Lance vector table (incremental) from the published catalog."""
-    _settings(config)
+    settings = _settings(config)
     from flows.build_indexes import build_indexes
+    from flows.runners import with_task_runner
 
-    manifest = _run_flow(build_indexes, _config_arg(config))
+    manifest = _run_flow(with_task_runner(build_indexes, settings), _config_arg(config))
     vectors = manifest["vectors"]
     console.print(f"build {manifest['build_id']}: {vectors['n_vectors']} vectors "
                   f"({vectors['n_encoded']} encoded), ANN {vectors['ann']['kind']} {vectors['ann_recall']}")
@@ -695,47 +696,127 @@ def fusion_sweep_cmd(
     sys.stdout.write(json.dumps(report) + "\n")
 
 
-DEMO_QUERIES = ["ghosts deadmau5", "tayler love", "live acoustic ed sheeran", "80s female vocalists",
-                "christmas songs", "toby keith santa"]
+@app.command()
+def nightly(
+    day: Annotated[Optional[str], typer.Option("--date", help="day whose logs to learn from (default: yesterday)")] = None,
+    steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of: " + ", ".join(
+        ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote")))] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the night's record as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Flow nightly: validate logs -> catalog/indexes/Q2E (if changed) -> bandit || ranker -> bundle -> gates -> promote."""
+    _settings(config)
+    from flows.nightly import nightly as nightly_flow
+
+    record = _run_nightly(lambda: nightly_flow(day, steps.split(",") if steps else None, _config_arg(config)))
+    _print_record(record, as_json)
 
 
 @app.command()
-def demo(config: ConfigOption = None) -> None:
-    """Ingest the real data, run the three flows, show example searches with their QU reading and
-    the held-out CPCD evaluation of every strategy."""
+def backfill(
+    start_date: Annotated[str, typer.Option("--start", help="first date, YYYY-MM-DD")],
+    end_date: Annotated[str, typer.Option("--end", help="last date, YYYY-MM-DD")],
+    steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of the nightly steps")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one record per date")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Flow backfill: the nightly logic for each date in order (dates without logs are skipped)."""
+    _settings(config)
+    from flows.nightly import backfill as backfill_flow
+
+    records = _run_nightly(lambda: backfill_flow(start_date, end_date, steps.split(",") if steps else None,
+                                                 _config_arg(config)))
+    for record in records:
+        if "skipped" in record:
+            console.print(f"{record['date']}: skipped ({record['skipped']})")
+        else:
+            _print_record(record, as_json)
+
+
+def _run_nightly(run):
+    from ltrr_core.contracts import ContractViolation
+    from ltrr_core.nightly import NightlyError
+
+    try:
+        return run()
+    except (NightlyError, ContractViolation) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+
+
+def _print_record(record: dict, as_json: bool) -> None:
+    if as_json:
+        sys.stdout.write(json.dumps(record, default=str) + "\n")
+        return
+    from ltrr_core.nightly import STEPS
+
+    table = Table(title=f"nightly {record['date']} (run {record['attempt']})")
+    for column in ("step", "status", "details"):
+        table.add_column(column)
+    for step in STEPS:
+        result = record["steps"].get(step, {"status": "not selected"})
+        details = {k: v for k, v in result.items() if k not in ("status", "mlflow")}
+        table.add_row(step, str(result["status"]), json.dumps(details, default=str)[:160])
+    Console().print(table)
+
+
+@app.command()
+def deploy(
+    register_only: Annotated[bool, typer.Option("--register-only", help="register the deployments and exit")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Register the `nightly` (cron from config) and `backfill` deployments and serve them (runs scheduled and UI-triggered flows)."""
     settings = _settings(config)
-    from flows.build_indexes import build_indexes
-    from flows.content_understanding import content_understanding
-    from flows.generate_q2e import generate_q2e
-    from ltrr_core.eval.offline import evaluate_searcher
-    from ltrr_core.retrieval.searcher import entity_lookup, load_searcher
+    from flows.deploy import deployments, serve_deployments
 
-    console.rule("content_understanding flow")
-    _run_flow(content_understanding, _config_arg(config))
-    console.rule("build_indexes flow")
-    _run_flow(build_indexes, _config_arg(config))
-    console.rule("generate_q2e flow")
-    _run_flow(generate_q2e, _config_arg(config))
-    searcher = load_searcher(settings)
-    entities = entity_lookup(settings)
-    for query in DEMO_QUERIES:
-        result = searcher.search(query)
-        _print_understanding(result.query.understanding)
-        _print_results(result, entities, 5)
-    console.rule("evaluation on held-out CPCD conversations (label 1 = liked)")
-    labelled = _labelled(settings, None, "heldout")
-    _emit(evaluate_searcher(searcher, labelled, settings.eval.metrics, settings.eval.depth), as_json=False)
-    console.rule("serving bundle + one simulated day (GENERATED behaviour on real users and intents)")
-    from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.simulate.run import simulate as run_simulation
+    if register_only:
+        for deployment in deployments(settings, _config_arg(config)):
+            console.print(f"registered {deployment.name}: {deployment.apply()}")
+        return
+    console.print(f"serving deployments {settings.orchestration.nightly_deployment} (cron "
+                  f"'{settings.orchestration.nightly_cron}' {settings.orchestration.timezone}) and "
+                  f"{settings.orchestration.backfill_deployment}; Ctrl-C stops")
+    serve_deployments(settings, _config_arg(config))
 
-    manifest = build_bundle(settings)
-    console.print(f"bundle {manifest['bundle_id']}; `ltrr serve` serves it on {settings.runtime.host}:{settings.runtime.port}")
-    for summary in run_simulation(settings, 1, bundle=bundles_root(settings) / manifest["bundle_id"]):
-        console.print(f"simulated {summary.day}: {summary.requests} requests, {summary.clicks} clicks, "
-                      f"{summary.streams} streams, {summary.likes} likes; intended entity in the top 10 for "
-                      f"{summary.success_at_10:.0%} (by intent: {summary.success_by_intent}); logs under "
-                      f"{settings.data_dir / settings.runtime.log_dir}")
+
+@app.command()
+def demo(
+    nights: Annotated[Optional[int], typer.Option("--nights", min=1, help="default: demo.nights")] = None,
+    queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=10)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="one object per night")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The whole loop: cold start, then N nights of serve -> log -> nightly -> promote (GENERATED traffic)."""
+    settings = _settings(config)
+    from flows.demo import demo_loop
+
+    rows = _run_nightly(lambda: demo_loop(nights, queries_per_day, _config_arg(config)))
+    if as_json:
+        for row in rows:
+            sys.stdout.write(json.dumps(row, default=str) + "\n")
+        return
+    table = Table(title="the loop, night by night (GENERATED traffic: real users and intents, simulated behaviour)")
+    for column in ("night", "day", "candidate recall", "nDCG@10", "reward", "candidates", "served by",
+                   "policy estimate (switch-DR)", "measured next day", "promoted", "why not"):
+        table.add_column(column)
+    for row in rows:
+        policy, promotion = row["policy"], row["promotion"]
+        table.add_row(str(row["night"]), row["date"], _fmt(row["candidate_recall"]), _fmt(row["ndcg@10"]),
+                      _fmt(row["reward"]), _fmt(row["unique_candidates"], "{:.0f}"),
+                      ", ".join(sorted(row["served_by"]["policy"] or {})) + " / " + ", ".join(sorted(row["served_by"]["ranker"] or {})),
+                      f"{policy['estimate']:.3f} [{policy['ci'][0]:.3f}, {policy['ci'][1]:.3f}]" if policy["estimate"] is not None else policy["trained"] or "-",
+                      _fmt(policy["measured_next_day"]), "yes" if promotion["promoted"] else "no",
+                      "; ".join(promotion["reasons"] or [])[:80])
+    Console().print(table)
+    ports = settings.orchestration
+    console.print(f"Prefect: `make ui`, then http://127.0.0.1:{ports.prefect_port} (flow runs 'demo', 'nightly' with their "
+                  f"markdown artifacts). MLflow: http://127.0.0.1:{ports.mlflow_port} (experiments "
+                  f"{settings.mlflow.bandit_experiment}, {settings.mlflow.ranker_experiment}, {settings.mlflow.promotion_experiment}). "
+                  f"Records: {settings.data_dir / ports.out_dir}; promotions: `ltrr promotions`.")
+
+
+def _fmt(value, pattern: str = "{:.3f}") -> str:
+    return pattern.format(value) if value is not None else "-"
 
 
 @app.command()

@@ -3,6 +3,7 @@ observed statistics -> publish a Q2E version."""
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from prefect import flow
@@ -13,10 +14,11 @@ from tasks.q2e import entities_to_predict, generate_predictions, load_engagement
 
 
 @flow(name="generate_q2e", log_prints=True)
-def generate_q2e(config_path: str | None = None) -> dict[str, Any]:
+def generate_q2e(config_path: str | None = None, until: str | None = None) -> dict[str, Any]:
+    """``until``: use runtime logs up to this day only (a backfilled night sees only its past)."""
     settings = load_settings(config_path)
     catalog_version, entities = load_catalog(settings)
-    engagement = load_engagement.submit(settings)
+    engagement = load_engagement.submit(settings, date.fromisoformat(until) if until else None)
     todo, drop_ids, scope = entities_to_predict(settings, catalog_version, entities)
     fresh, doc2query = generate_predictions(settings, todo, engagement.result())
     return publish_q2e(settings, catalog_version, fresh, drop_ids, engagement.result(),

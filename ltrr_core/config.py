@@ -455,6 +455,42 @@ class PromotionConfig(_Model):
                                 "jazz music", "beyonce halo", "chill playlist", "metallica one", "adele hello"]
 
 
+class TaskRunnerConfig(_Model):
+    """Where the heavy flows run their tasks: ``thread`` (Prefect's default thread pool, one
+    machine) or ``dask`` (prefect-dask: a local cluster started per flow run, or an existing
+    scheduler at ``dask_address``, e.g. ``tcp://scheduler:8786`` on other machines)."""
+
+    kind: Literal["thread", "dask"] = "thread"
+    dask_address: str | None = None
+    dask_workers: int = Field(2, ge=1)
+    dask_threads_per_worker: int = Field(1, ge=1)
+    dask_processes: bool = True
+    # build_indexes encodes new/changed entities in this many partitions (each a task).
+    encode_partitions: int = Field(1, ge=1)
+
+
+class OrchestrationConfig(_Model):
+    """The nightly DAG and its deployments (``flows.nightly``, ``ltrr deploy``)."""
+
+    nightly_cron: str = "0 2 * * *"            # 02:00 every day
+    timezone: str = "UTC"
+    nightly_deployment: str = "ltrr-nightly"
+    backfill_deployment: str = "ltrr-backfill"
+    # ``nightly(date)`` trains on the logs of ``date``; run at 02:00 it processes yesterday.
+    nightly_day_offset: int = Field(-1, le=0)
+    task_runner: TaskRunnerConfig = TaskRunnerConfig()
+    prefect_port: int = 4200
+    mlflow_port: int = 5000
+    out_dir: str = "nightly"                   # per-date run records, under data_dir
+
+
+class DemoConfig(_Model):
+    """``ltrr demo``: cold start, then ``nights`` of serve -> log -> nightly -> promote."""
+
+    nights: int = Field(4, ge=1)
+    queries_per_day: int = Field(300, ge=10)
+
+
 class MlflowConfig(_Model):
     """Experiment tracking. Without a URI, a SQLite store under data_dir/mlflow (STACK.md: set it
     explicitly, or MLflow writes mlflow.db into whatever directory the command runs in)."""
@@ -508,6 +544,8 @@ class Settings(_Model):
     bandit: BanditConfig = BanditConfig()
     ranker: RankerConfig = RankerConfig()
     promotion: PromotionConfig = PromotionConfig()
+    orchestration: OrchestrationConfig = OrchestrationConfig()
+    demo: DemoConfig = DemoConfig()
     mlflow: MlflowConfig = MlflowConfig()
     eval: EvalConfig = EvalConfig()
     bench: BenchConfig = BenchConfig()

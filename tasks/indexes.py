@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from ltrr_core.catalog import CatalogStore
 from ltrr_core.config import Settings
 from ltrr_core.index import build
+from ltrr_core.index.vector import VectorPlan
 
 # ltrr_core reports progress (e.g. "encoded 20480/81186 texts") on the "ltrr" logger; Prefect
 # forwards it to the run logs (PREFECT_LOGGING_EXTRA_LOGGERS, set by ltrr_core.env).
@@ -48,9 +49,22 @@ def build_query_resources(settings: Settings, entities: pd.DataFrame, build_id: 
     return report
 
 
-@task(name="build_vectors", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
-def build_vectors(settings: Settings, entities: pd.DataFrame) -> dict[str, Any]:
-    report = build.build_vectors(settings, entities, show_progress=True)
+@task(name="plan_vectors", cache_policy=NO_CACHE)
+def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
+    plan = build.plan_vectors(settings, entities)
+    get_run_logger().info("vectors: %d to encode, %d to remove, %d entities", len(plan.todo_ids), len(plan.removed),
+                          plan.n_total)
+    return plan
+
+
+@task(name="encode_partition", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
+def encode_partition(settings: Settings, texts: list[str]) -> build.EncodedPartition:
+    return build.encode_texts(settings, texts, show_progress=len(texts) > 0)
+
+
+@task(name="finish_vectors", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
+def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[build.EncodedPartition]) -> dict[str, Any]:
+    report = build.finish_vectors(settings, plan, parts)
     get_run_logger().info("vectors: %s", json.dumps(report))
     return report
 

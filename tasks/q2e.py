@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 import logging
 from typing import Any
 
@@ -18,8 +19,8 @@ logging.getLogger("ltrr").setLevel(logging.INFO)
 
 
 @task(name="load_engagement", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def load_engagement(settings: Settings) -> pd.DataFrame:
-    engagement = build.load_engagement(settings)
+def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFrame:
+    engagement = build.load_engagement(settings, until)
     get_run_logger().info("engagement rows: %d", len(engagement))
     return engagement
 

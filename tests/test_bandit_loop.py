@@ -26,7 +26,7 @@ def loop(q2e_platform, bundle_dir, tmp_path_factory):
     from ltrr_core.config import load_settings
 
     settings = load_settings(config)
-    return settings, evaluate_nights(settings, 2, 80), config
+    return settings, evaluate_nights(settings, 2, 60), config
 
 
 def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
@@ -81,8 +81,8 @@ def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):
     settings, _, _ = loop
     service = load_service(settings, latest_bundle(settings))
     assert service.policy_label.startswith("learned:")
-    result = evaluate_cpcd(settings, service)
-    assert result["n_queries"] > 500
+    result = evaluate_cpcd(settings, service, limit=200)     # of the 623 held-out queries (the command runs all)
+    assert result["n_queries"] == 200
     assert 0 < result["served"] <= result["oracle"] <= 1
     assert result["avg_candidates"] <= settings.runtime.policy.grid.budget   # greedy plans stay within the budget
 

@@ -31,7 +31,7 @@ def test_eval_json_on_cpcd_queries(q2e_platform, tmp_path):
     _, _, config_file = q2e_platform
     labels = pd.read_csv(REAL / "cpcd" / "search_results_labeled.train.tsv", sep="\t", dtype=str,
                          keep_default_na=False)
-    queries = labels["search_query"].drop_duplicates().iloc[:150]
+    queries = labels["search_query"].drop_duplicates().iloc[:90]
     subset = labels[labels["search_query"].isin(queries)]
     path = tmp_path / "labels.tsv"
     subset.to_csv(path, sep="\t", index=False)

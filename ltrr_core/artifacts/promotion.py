@@ -57,6 +57,8 @@ class Decision:
     gates: list[Gate]
     previous: str | None
     decided_at: str
+    mlflow_run: str | None = None
+    mlflow_experiment_id: str | None = None
 
     @property
     def reasons(self) -> list[str]:
@@ -225,14 +227,14 @@ def sync_mlflow_aliases(settings: Settings, bundle: Path) -> dict[str, Any]:
     return synced
 
 
-def _log_decision(settings: Settings, decision: "Decision") -> str:
+def _log_decision(settings: Settings, decision: "Decision") -> tuple[str, str]:
     """The decision as an MLflow run (experiment ``mlflow.promotion_experiment``): gates as metrics."""
     import mlflow
 
     from ..tracking import use_experiment
 
-    use_experiment(settings, settings.mlflow.promotion_experiment)
-    with mlflow.start_run(run_name=f"promote {decision.bundle_id}") as run:
+    experiment_id = use_experiment(settings, settings.mlflow.promotion_experiment)
+    with mlflow.start_run(run_name=f"promote {decision.bundle_id}", experiment_id=experiment_id) as run:
         mlflow.log_params({"bundle_id": decision.bundle_id, "dry_run": decision.dry_run,
                            "previous": decision.previous or "none", "promoted": decision.promoted})
         # MLflow metric names allow no '@' (ndcg@10 -> ndcg_at_10).
@@ -240,7 +242,7 @@ def _log_decision(settings: Settings, decision: "Decision") -> str:
                            | {f"gate.{g.name}.{k.replace('@', '_at_')}": float(v) for g in decision.gates
                               for k, v in g.numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
         mlflow.log_dict(decision.to_dict(), "decision.json")
-    return run.info.run_id
+    return run.info.run_id, run.info.experiment_id
 
 
 def promote(settings: Settings, bundle: Path, dry_run: bool = False,
@@ -252,7 +254,8 @@ def promote(settings: Settings, bundle: Path, dry_run: bool = False,
     gates = evaluate_gates(settings, bundle)
     decision = Decision(bundle.name, all(g.passed for g in gates) and not dry_run, dry_run, gates, previous,
                         datetime.now(timezone.utc).isoformat())
-    _record(settings, {"action": "promote", "mlflow_run": _log_decision(settings, decision), **decision.to_dict()})
+    decision.mlflow_run, decision.mlflow_experiment_id = _log_decision(settings, decision)
+    _record(settings, {"action": "promote", **decision.to_dict()})
     if decision.promoted:
         if before_switch is not None:
             before_switch()

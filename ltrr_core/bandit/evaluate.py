@@ -206,10 +206,10 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
     return results
 
 
-def evaluate_cpcd(settings: Settings, service) -> dict[str, Any]:
+def evaluate_cpcd(settings: Settings, service, limit: int | None = None) -> dict[str, Any]:
     """The served policy's greedy plans on the real CPCD held-out queries (liked tracks as the
     intended entities; features through the same ``policy_features``), against the best static
-    plan at the same budget, each single strategy and the oracle."""
+    plan at the same budget, each single strategy and the oracle. ``limit``: the first N queries."""
     from ..eval.datasets import load_cpcd_queries
     from ..retrieval.base import Query
     from .features import policy_features
@@ -219,7 +219,7 @@ def evaluate_cpcd(settings: Settings, service) -> dict[str, Any]:
                                  heldout_fraction=boot.heldout_fraction, split_seed=boot.split_seed)
     plans = settings.runtime.policy.library()
     strategies = training.action_strategies(settings)
-    ids = list(labelled.queries)
+    ids = list(labelled.queries)[:limit]
     texts = [labelled.queries[i] for i in ids]
     ranks = training.replay_ranks(service, texts, [set(labelled.qrels[i]) for i in ids], strategies,
                                   settings.bandit.learner.replay_depth)

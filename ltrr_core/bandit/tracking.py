@@ -52,4 +52,4 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
                                          extra_files=[str(policy_dir / "policy.json")])
         version = info.registered_model_version
         MlflowClient().set_registered_model_alias(settings.mlflow.policy_model_name, "challenger", version)
-    return {"run_id": run.info.run_id, "model_version": version, "experiment": settings.mlflow.bandit_experiment}
+    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version, "experiment": settings.mlflow.bandit_experiment}

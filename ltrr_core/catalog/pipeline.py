@@ -7,6 +7,8 @@ only ``publish_catalog`` does, last, and atomically.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -40,6 +42,20 @@ def assign_catalog_fields(
     return entities.assign(**{S.CONTENT_HASH: hashes, S.ADDED_AT: pd.to_datetime(added, utc=True)})
 
 
+def inputs_fingerprint(settings: Settings) -> str:
+    """What a catalog version is a function of: every source file (path, size, modification
+    time) and the catalog and content-understanding settings. Equal fingerprints mean a rebuild
+    would publish the same entities, so the nightly skips it (a cheap stat, not a re-read)."""
+    files = []
+    for name, relative in sorted(settings.catalog.paths.model_dump().items()):
+        path = settings.shared_path(relative)
+        stat = path.stat() if path.is_file() else None
+        files.append([name, str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
+    payload = {"files": files, "profile": settings.profile, "catalog": settings.catalog.model_dump(mode="json"),
+               "content_understanding": settings.content_understanding.model_dump(mode="json")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def ingest_catalog(settings: Settings, now: datetime | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read every source of the profile, link artists across sources, hash the result."""
     now = now or datetime.now(timezone.utc)
@@ -54,6 +70,7 @@ def ingest_catalog(settings: Settings, now: datetime | None = None) -> tuple[pd.
     entities = assign_catalog_fields(linked, previous, now)
     report = {
         "profile": settings.profile,
+        "inputs_fingerprint": inputs_fingerprint(settings),
         "rows_by_source": {name: len(frame) for name, frame in frames.items()},
         "linking": {
             "n_tracks": link_report.n_tracks,

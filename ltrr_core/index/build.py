@@ -15,23 +15,28 @@ move on while an older build is still read.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib.metadata import version as package_version
 from pathlib import Path
+from functools import lru_cache
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .. import schema as S
-from ..config import Settings
+from ..config import EmbeddingConfig, Settings
 from ..durable import checksum_tree, read_json, read_pointer, write_json_atomic, write_pointer
 from .bm25 import BM25Index, BM25Settings, weighted_document
 from .documents import document_fields, embedding_text
-from .vector import build_ann_index, measure_recall, open_db, update_vectors
+from .vector import VectorPlan, apply_vector_update, build_ann_index, measure_recall, open_db, plan_vector_update
 
 MANIFEST_VERSION = "1.0"
 
@@ -92,17 +97,51 @@ def build_query_resources(settings: Settings, entities: pd.DataFrame, out_dir: P
 
 def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
     """Incremental embeddings into the Lance table, ANN index, recall against brute force."""
-    from .encoder import Encoder
+    plan = plan_vectors(settings, entities)
+    return finish_vectors(settings, plan, [encode_texts(settings, plan.todo_texts, show_progress)])
 
-    started = time.perf_counter()
+
+def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
+    """Which entities need encoding. The flow splits ``plan.partitions(n)`` over its task runner
+    (threads, or Dask workers on other machines) and hands the vectors to ``finish_vectors``."""
     rows = entities.to_dict("records")
     texts = [embedding_text(row, settings.embedding.max_tags_in_text) for row in rows]
-    encoder = Encoder(settings.embedding)
     db = open_db(indexes_root(settings) / "lance")
-    update = update_vectors(
-        db, settings.vector.table, entities[S.ID].tolist(), entities[S.TYPE].tolist(), texts,
-        lambda batch: encoder.encode(batch, show_progress=show_progress), encoder.dim,
-    )
+    return plan_vector_update(db, settings.vector.table, entities[S.ID].tolist(), entities[S.TYPE].tolist(), texts)
+
+
+@lru_cache(maxsize=2)
+def _encoder(config: EmbeddingConfig):
+    from .encoder import Encoder
+
+    return Encoder(config)
+
+
+@dataclass
+class EncodedPartition:
+    vectors: np.ndarray
+    seconds: float
+
+
+def encode_texts(settings: Settings, texts: list[str], show_progress: bool = False) -> EncodedPartition:
+    """One partition's embeddings (the encoder is loaded once per worker process)."""
+    encoder = _encoder(settings.embedding)
+    started = time.perf_counter()
+    vectors = (encoder.encode(texts, show_progress=show_progress) if texts
+               else np.zeros((0, encoder.dim), dtype=np.float32))
+    return EncodedPartition(vectors, time.perf_counter() - started)
+
+
+def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPartition]) -> dict[str, Any]:
+    """Write the encoded partitions (in plan order), rebuild the ANN index if anything changed,
+    measure its recall. ``encode_seconds`` sums the partitions' encoding time (worker time)."""
+    started = time.perf_counter()
+    encoder = _encoder(settings.embedding)
+    encode_seconds = sum(part.seconds for part in parts)
+    vectors = (np.concatenate([part.vectors for part in parts]) if parts
+               else np.zeros((0, encoder.dim), dtype=np.float32))
+    db = open_db(indexes_root(settings) / "lance")
+    update = apply_vector_update(db, settings.vector.table, plan, vectors, encoder.dim, encode_seconds)
     table = db.open_table(settings.vector.table)
     changed = update.n_encoded > 0 or update.n_removed > 0
     ann = build_ann_index(table, settings.vector, force=changed)
@@ -120,7 +159,7 @@ def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: boo
         "texts_per_second": round(update.n_encoded / update.encode_seconds, 1) if update.n_encoded else None,
         "ann": ann,
         "ann_recall": recall,
-        "seconds": round(time.perf_counter() - started, 2),
+        "seconds": round(time.perf_counter() - started + encode_seconds, 2),
     }
 
 
@@ -134,6 +173,14 @@ def _versions(*names: str) -> dict[str, str]:
     return out
 
 
+def settings_fingerprint(settings: Settings) -> str:
+    """The settings an index build is a function of (with the catalog version): BM25, the
+    embedding model and text, the vector table and ANN, the QU vocabulary."""
+    payload = {name: getattr(settings, name).model_dump(mode="json")
+               for name in ("bm25", "embedding", "vector", "query_understanding")}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+
 def publish_build(
     settings: Settings, build_id: str, catalog_version: str, reports: dict[str, Any]
 ) -> dict[str, Any]:
@@ -144,6 +191,7 @@ def publish_build(
         "build_id": build_id,
         "created_at": datetime.now(timezone.utc).isoformat(),
         "catalog_version": catalog_version,
+        "settings_fingerprint": settings_fingerprint(settings),
         "entity_schema_version": S.ENTITY_SCHEMA_VERSION,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
         "component_versions": _versions("ltrr", "bm25s", "lancedb", "pylance", "sentence-transformers", "torch"),

@@ -13,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -57,38 +57,46 @@ def open_db(path: Path):
     return lancedb.connect(str(path))
 
 
-def update_vectors(
-    db,
-    table_name: str,
-    ids: list[str],
-    types: list[str],
-    texts: list[str],
-    encode: Callable[[list[str]], np.ndarray],
-    dim: int,
-) -> VectorUpdate:
-    """Bring the table in line with the catalog, encoding only new or changed texts."""
+@dataclass
+class VectorPlan:
+    """What an incremental vector update must do: encode ``todo`` (new or changed texts), delete
+    ``removed``. Planned once, encoded in any number of partitions (on any task runner), applied once."""
+
+    n_total: int
+    todo_ids: list[str]
+    todo_types: list[str]
+    todo_texts: list[str]
+    todo_hashes: list[str]
+    removed: list[str]
+
+    def partitions(self, n: int) -> list[list[str]]:
+        """The texts to encode in ``n`` contiguous slices (order kept, so results concatenate)."""
+        size = -(-len(self.todo_texts) // max(n, 1)) or 1
+        return [self.todo_texts[i:i + size] for i in range(0, len(self.todo_texts), size)]
+
+
+def plan_vector_update(db, table_name: str, ids: list[str], types: list[str], texts: list[str]) -> VectorPlan:
+    """Compare the catalog's texts with the table's hashes: only new or changed texts are encoded."""
     hashes = [text_hash(t) for t in texts]
+    before: dict[str, str] = {}
     if table_name in db.table_names():
-        table = db.open_table(table_name)
-        existing = table.to_arrow().select([ID, TEXT_HASH]).to_pydict()
+        existing = db.open_table(table_name).to_arrow().select([ID, TEXT_HASH]).to_pydict()
         before = dict(zip(existing[ID], existing[TEXT_HASH]))
-    else:
-        table, before = None, {}
     current = set(ids)
     todo = [i for i, (entity_id, h) in enumerate(zip(ids, hashes)) if before.get(entity_id) != h]
-    removed = [entity_id for entity_id in before if entity_id not in current]
+    return VectorPlan(len(ids), [ids[i] for i in todo], [types[i] for i in todo], [texts[i] for i in todo],
+                      [hashes[i] for i in todo], [entity_id for entity_id in before if entity_id not in current])
 
-    started = time.perf_counter()
-    vectors = encode([texts[i] for i in todo])
-    encode_seconds = time.perf_counter() - started
-    if todo:
+
+def apply_vector_update(db, table_name: str, plan: VectorPlan, vectors: np.ndarray, dim: int,
+                        encode_seconds: float) -> VectorUpdate:
+    """Upsert the encoded rows and delete the removed ones (Lance keeps the previous table version)."""
+    if len(vectors) != len(plan.todo_ids):
+        raise ValueError(f"{len(vectors)} vectors for {len(plan.todo_ids)} texts to encode")
+    table = db.open_table(table_name) if table_name in db.table_names() else None
+    if plan.todo_ids:
         batch = pa.Table.from_pydict(
-            {
-                ID: [ids[i] for i in todo],
-                TYPE: [types[i] for i in todo],
-                TEXT_HASH: [hashes[i] for i in todo],
-                VECTOR: list(vectors),
-            },
+            {ID: plan.todo_ids, TYPE: plan.todo_types, TEXT_HASH: plan.todo_hashes, VECTOR: list(vectors)},
             schema=vector_schema(dim),
         )
         if table is None:
@@ -97,13 +105,13 @@ def update_vectors(
             table.merge_insert(ID).when_matched_update_all().when_not_matched_insert_all().execute(batch)
     elif table is None:
         table = db.create_table(table_name, schema=vector_schema(dim))
-    for start in range(0, len(removed), 1000):
-        table.delete(f"{ID} IN ({_quoted(removed[start:start + 1000])})")
+    for start in range(0, len(plan.removed), 1000):
+        table.delete(f"{ID} IN ({_quoted(plan.removed[start:start + 1000])})")
     return VectorUpdate(
-        n_total=len(ids),
-        n_encoded=len(todo),
-        n_removed=len(removed),
-        n_unchanged=len(ids) - len(todo),
+        n_total=plan.n_total,
+        n_encoded=len(plan.todo_ids),
+        n_removed=len(plan.removed),
+        n_unchanged=plan.n_total - len(plan.todo_ids),
         encode_seconds=round(encode_seconds, 3),
         table_version=int(table.version),
     )

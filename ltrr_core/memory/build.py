@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -38,27 +39,30 @@ def q2e_store(settings: Settings) -> Q2EStore:
     return Q2EStore(settings.data_dir / "q2e")
 
 
-def load_engagement(settings: Settings) -> pd.DataFrame:
+def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFrame:
     """Everything observed so far: the bootstrap source (CPCD train conversations) plus every
-    day of the runtime's logs, each day checked against its contracts first (bad rows are
-    quarantined, not used). Held-out CPCD conversations never enter: they are the evaluation set."""
+    day of the runtime's logs (up to ``until``, so a backfilled night sees only its past), each
+    day checked against its contracts first (bad rows are quarantined, not used). Held-out CPCD
+    conversations never enter: they are the evaluation set."""
     bootstrap = settings.memory.bootstrap
     frames = []
     if bootstrap.source == "cpcd":
         frames.append(cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), "train",
                                       bootstrap.heldout_fraction, bootstrap.split_seed))
     if settings.memory.use_runtime_logs:
-        frames.append(runtime_log_engagement(settings.data_dir / settings.runtime.log_dir))
+        frames.append(runtime_log_engagement(settings.data_dir / settings.runtime.log_dir, until))
     frames = [f for f in frames if not f.empty]
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
 
 
-def runtime_log_engagement(log_root: Path) -> pd.DataFrame:
+def runtime_log_engagement(log_root: Path, until: date | None = None) -> pd.DataFrame:
     from ..contracts.logs import check_logged_day
     from ..runtime.logs import logged_days
 
     frames = []
     for day in logged_days(log_root):
+        if until is not None and day > until.isoformat():
+            continue
         impressions, feedback, report = check_logged_day(log_root, day)
         _log.info("runtime logs %s: %s", day, report)
         frames.append(log_engagement(impressions, feedback))

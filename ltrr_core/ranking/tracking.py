@@ -65,8 +65,10 @@ def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any],
     from catboost import CatBoostRanker
     from mlflow import MlflowClient
 
-    use_experiment(settings, settings.mlflow.ranker_experiment)
-    with mlflow.start_run(run_name=run_name) as run:
+    # The experiment goes to start_run explicitly: the nightly trains policy and ranker in two
+    # threads, and MLflow's "current experiment" is process-wide.
+    experiment_id = use_experiment(settings, settings.mlflow.ranker_experiment)
+    with mlflow.start_run(run_name=run_name, experiment_id=experiment_id) as run:
         mlflow.log_params({"train_days": ",".join(report["train_days"]), "validation_day": report["validation_day"],
                            "evaluation_day": report["evaluation_day"], "loss": report["loss"],
                            "ranker_version": report["version"], "champion": report["champion"] or "none",
@@ -86,4 +88,4 @@ def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any],
                                          extra_files=[str(ranker_dir / "ranker.json")])
         version = info.registered_model_version
         MlflowClient().set_registered_model_alias(settings.mlflow.ranker_model_name, "challenger", version)
-    return {"run_id": run.info.run_id, "model_version": version, "experiment": settings.mlflow.ranker_experiment}
+    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version, "experiment": settings.mlflow.ranker_experiment}

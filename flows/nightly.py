@@ -1,0 +1,109 @@
+"""Flows: ``nightly(date)`` -- the platform's night as one DAG -- and ``backfill(start, end)``.
+
+    validate_logs ─┬─ train_policy_night ─┐
+                   └─ train_ranker_night ─┤   (concurrent with the catalog chain)
+    catalog_status → content_understanding → indexes_status → build_indexes → generate_q2e
+                                          └───────────────────────────────────┴→ build_candidate
+                                                                              → promote_candidate → record_night
+
+Subflows skip themselves when their inputs did not change (catalog fingerprint, index build vs
+catalog and settings). Every run writes the date's record and a markdown artifact; re-running a
+date replaces its outputs (``ltrr_core.nightly``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow
+
+from flows.build_indexes import build_indexes
+from flows.content_understanding import content_understanding
+from flows.generate_q2e import generate_q2e
+from flows.runners import with_task_runner
+from ltrr_core import nightly as night
+from ltrr_core.config import load_settings
+from tasks.nightly import (
+    build_candidate,
+    catalog_status,
+    indexes_status,
+    promote_candidate,
+    record_night,
+    track_model,
+    train_policy,
+    train_ranker,
+    validate_logs,
+)
+
+
+@flow(name="refresh_platform", log_prints=True)
+def refresh_platform(config_path: str | None = None, until: str | None = None,
+                     steps: list[str] | None = None) -> dict[str, Any]:
+    """The catalog chain: content understanding if the catalog's inputs changed, index builds if
+    the catalog or index settings changed, then the Q2E table from engagement up to ``until``."""
+    settings = load_settings(config_path)
+    selected, out = night.select_steps(steps), {}
+    if "catalog" in selected:
+        status = catalog_status(settings)
+        out["catalog"] = ({"status": "ran", "reason": status["reason"],
+                           "version": content_understanding(config_path)["version"]}
+                          if status["stale"] else {"status": "skipped", **status})
+    if "indexes" in selected:
+        status = indexes_status(settings)
+        out["indexes"] = ({"status": "ran", "reason": status["reason"],
+                           "build_id": with_task_runner(build_indexes, settings)(config_path)["build_id"]}
+                          if status["stale"] else {"status": "skipped", **status})
+    if "q2e" in selected:
+        q2e = generate_q2e(config_path, until)
+        out["q2e"] = {"status": "ran", "version": q2e["version"], "rows": q2e["n_rows"], "by_source": q2e["rows_by_source"]}
+    return out
+
+
+@flow(name="nightly", log_prints=True)
+def nightly(date: str | None = None, steps: list[str] | None = None, config_path: str | None = None) -> dict[str, Any]:
+    """``date``: the day whose logs to learn from (default: yesterday, for the scheduled run).
+    ``steps``: a subset of ``ltrr_core.nightly.STEPS`` (default all)."""
+    settings = load_settings(config_path)
+    day, selected = night.resolve_day(settings, date), night.select_steps(steps)
+    record = night.new_record(settings, day, selected)
+    logs = validate_logs.submit(settings, day) if "validate_logs" in selected else None
+    wait = [logs] if logs else []
+    policy = (track_model.submit(settings, train_policy.submit(settings, day, wait_for=wait), day)
+              if "bandit" in selected else None)
+    ranker = (track_model.submit(settings, train_ranker.submit(settings, day, wait_for=wait), day)
+              if "ranker" in selected else None)
+    if logs:
+        night.note(record, "validate_logs", logs.result())
+    for step, result in refresh_platform(config_path, day.isoformat(), selected).items():
+        night.note(record, step, result)
+    for step, future in (("bandit", policy), ("ranker", ranker)):
+        if future is not None:
+            night.note(record, step, future.result())
+    if "bundle" in selected:
+        candidate = build_candidate(settings, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
+        night.note(record, "bundle", candidate)
+        if "promote" in selected:
+            night.note(record, "promote", promote_candidate(settings, candidate["bundle_id"]))
+    return record_night(settings, record)
+
+
+@flow(name="backfill", log_prints=True)
+def backfill(start_date: str, end_date: str, steps: list[str] | None = None,
+             config_path: str | None = None) -> list[dict[str, Any]]:
+    """The nightly logic for each date from ``start_date`` to ``end_date`` in order (dates
+    without logs are reported and skipped); ``steps`` as for ``nightly``."""
+    settings = load_settings(config_path)
+    night.select_steps(steps)
+    out = []
+    for day in night.backfill_days(start_date, end_date):
+        if not night.has_logs(settings, day):
+            out.append({"date": day.isoformat(), "skipped": "no logs"})
+            continue
+        out.append(nightly(day.isoformat(), steps, config_path))
+    return out
+
+
+if __name__ == "__main__":
+    import sys
+
+    nightly(sys.argv[1] if len(sys.argv) > 1 else None)

@@ -1,0 +1,421 @@
+"""One night of the platform for a date D, as the domain steps the ``nightly`` flow wires:
+
+    validate D's logs ─┬─ train the retrieval policy (window ending D) ──┐
+                       └─ train the ranker (evaluated on D) ──────────────┤
+    catalog (if its inputs changed) → indexes (if the catalog or their     ├→ bundle → gates → promote
+    settings changed) → Q2E (observed engagement up to D + doc2query) ────┘
+
+What a night produced is written to ``<data_dir>/<orchestration.out_dir>/<D>.json`` (atomic).
+Re-running D is idempotent: the new run's outputs replace the previous run's, and whatever the
+previous run of D created that nothing serves or needs any more (its policy and ranker
+directories, its Q2E version, its candidate bundle unless it served requests or was promoted) is
+removed after the new record is written -- no date ever holds two sets of outputs. Promotion
+decisions stay in the append-only promotion history: a decision, once taken, is a fact.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from .config import Settings
+from .durable import read_json, read_pointer, write_json_atomic
+
+STEPS = ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote")
+
+
+class NightlyError(ValueError):
+    """A nightly run asked for something it cannot do (unknown step, bad date, no logs)."""
+
+
+def select_steps(steps: list[str] | None) -> list[str]:
+    """All steps by default; a backfill may pick some (e.g. ``["bandit"]`` to re-train policies)."""
+    if not steps:
+        return list(STEPS)
+    unknown = sorted(set(steps) - set(STEPS))
+    if unknown:
+        raise NightlyError(f"unknown nightly step(s) {unknown}; the steps are {list(STEPS)}")
+    if "promote" in steps and "bundle" not in steps:
+        raise NightlyError("step 'promote' gates the bundle that step 'bundle' builds: select both")
+    return [s for s in STEPS if s in steps]
+
+
+def parse_day(text: str, name: str = "date") -> date:
+    try:
+        return date.fromisoformat(text)
+    except (TypeError, ValueError) as error:
+        raise NightlyError(f"{name} {text!r} is not a date (YYYY-MM-DD)") from error
+
+
+def resolve_day(settings: Settings, day: str | None, today: date | None = None) -> date:
+    """The date a run processes: the given one, else (a scheduled run) today + ``nightly_day_offset``."""
+    if day:
+        return parse_day(day)
+    return (today or datetime.now(timezone.utc).date()) + timedelta(days=settings.orchestration.nightly_day_offset)
+
+
+def backfill_days(start: str, end: str) -> list[date]:
+    first, last = parse_day(start, "start_date"), parse_day(end, "end_date")
+    if last < first:
+        raise NightlyError(f"end_date {last} is before start_date {first}")
+    return [first + timedelta(days=i) for i in range((last - first).days + 1)]
+
+
+def nightly_root(settings: Settings) -> Path:
+    return settings.data_dir / settings.orchestration.out_dir
+
+
+def read_record(settings: Settings, day: date) -> dict[str, Any] | None:
+    path = nightly_root(settings) / f"{day.isoformat()}.json"
+    return read_json(path) if path.is_file() else None
+
+
+def records(settings: Settings) -> list[dict[str, Any]]:
+    return [read_json(p) for p in sorted(nightly_root(settings).glob("*.json"))]
+
+
+def log_root(settings: Settings) -> Path:
+    return settings.data_dir / settings.runtime.log_dir
+
+
+def has_logs(settings: Settings, day: date) -> bool:
+    from .runtime.logs import logged_days
+
+    return day.isoformat() in logged_days(log_root(settings))
+
+
+def validate_logs(settings: Settings, day: date) -> dict[str, Any]:
+    """D's impressions and feedback through their contracts (bad rows quarantined with reasons;
+    a day over the quarantine limit raises ``ContractViolation`` and the night stops)."""
+    from .contracts.logs import check_logged_day
+
+    if not has_logs(settings, day):
+        raise NightlyError(f"no impressions logged for {day} under {log_root(settings)}: nothing to learn from "
+                           "(serve traffic or run `ltrr simulate` first)")
+    _, _, report = check_logged_day(log_root(settings), day.isoformat())
+    return report
+
+
+def catalog_status(settings: Settings) -> dict[str, Any]:
+    """Is the published catalog a function of today's inputs? (then content understanding is skipped)"""
+    from .catalog.pipeline import catalog_store, inputs_fingerprint
+
+    store = catalog_store(settings)
+    version = store.current_version()
+    fingerprint = inputs_fingerprint(settings)
+    if version is None:
+        return {"stale": True, "reason": "no catalog published yet", "fingerprint": fingerprint}
+    recorded = read_json(store.versions_dir / version / "manifest.json").get("ingest", {}).get("inputs_fingerprint")
+    if recorded != fingerprint:
+        return {"stale": True, "reason": f"inputs changed since {version}", "fingerprint": fingerprint}
+    return {"stale": False, "reason": f"inputs unchanged since {version}", "version": version, "fingerprint": fingerprint}
+
+
+def indexes_status(settings: Settings) -> dict[str, Any]:
+    """Does the current index build match the current catalog and index settings?"""
+    from .catalog.pipeline import catalog_store
+    from .index.build import IndexNotBuilt, current_build, settings_fingerprint
+
+    try:
+        _, manifest = current_build(settings)
+    except IndexNotBuilt:
+        return {"stale": True, "reason": "no index build yet"}
+    catalog_version = catalog_store(settings).current_version()
+    if manifest["catalog_version"] != catalog_version:
+        return {"stale": True, "reason": f"built from {manifest['catalog_version']}, catalog is {catalog_version}"}
+    if manifest.get("settings_fingerprint") != settings_fingerprint(settings):
+        return {"stale": True, "reason": "index settings changed"}
+    return {"stale": False, "reason": f"build {manifest['build_id']} matches catalog {catalog_version}",
+            "build_id": manifest["build_id"]}
+
+
+@dataclass
+class Trained:
+    """A model trained tonight (``directory``), or why none was (``skipped``)."""
+
+    component: str
+    directory: Path | None
+    report: dict[str, Any] | None
+    skipped: str | None
+    data: Any = None          # what its MLflow run logs as the training dataset
+
+    def summary(self) -> dict[str, Any]:
+        if self.directory is None:
+            return {"status": "skipped", "reason": self.skipped}
+        return {"status": "trained", "version": self.report["version"], "directory": str(self.directory)}
+
+
+def train_policy(settings: Settings, day: date) -> Trained:
+    """The retrieval policy on the window ending D (D held out for OPE); too little engagement
+    is a skipped step, not a failure: the champion's policy keeps serving."""
+    from .bandit import learner, training
+
+    data = learner.load_window(settings, day, settings.bandit.learner.window_days)
+    try:
+        ranks = learner.replay_window(settings, data.outcomes, training.action_strategies(settings))
+        directory, report = learner.fit(settings, data, ranks)
+    except learner.NotEnoughData as error:
+        return Trained("policy", None, None, str(error))
+    return Trained("policy", directory, report, None, data.outcomes)
+
+
+def train_ranker(settings: Settings, day: date) -> Trained:
+    """The ranker on the days before D, validated on D-1, evaluated on D."""
+    from .ranking import train
+
+    try:
+        directory, report, rows = train.fit(settings, day, settings.ranker.window_days)
+    except train.NotEnoughRankingData as error:
+        return Trained("ranker", None, None, str(error))
+    return Trained("ranker", directory, report, None, rows)
+
+
+def tracked_summary(settings: Settings, trained: Trained, run_name: str) -> dict[str, Any]:
+    """Log a model trained tonight to MLflow (registered, alias challenger); its headline numbers."""
+    summary = trained.summary()
+    if trained.directory is None:
+        return summary
+    if trained.component == "policy":
+        from .bandit.tracking import log_training_run as log_run
+
+        summary["ope_switch_dr"] = trained.report["ope"]["learned_policy"].get("switch_dr")
+        summary["logging_policy"] = trained.report["ope"]["logging_policy"]
+    else:
+        from .ranking.tracking import log_ranker_run as log_run
+
+        summary["ndcg@10"] = {k: v.get("ndcg@10") for k, v in trained.report["evaluation"].items() if isinstance(v, dict)}
+    summary["mlflow"] = log_run(settings, trained.directory, trained.report, trained.data, run_name)
+    return summary
+
+
+def champion_component(settings: Settings, component: str) -> Path | None:
+    """The promoted bundle's policy or ranker directory (a full copy with its report), if it has one."""
+    from .artifacts.promotion import promoted_bundle
+
+    bundle = promoted_bundle(settings)
+    spec = {"policy": "policy.json", "ranker": "ranker.json"}[component]
+    return bundle / component if bundle is not None and (bundle / component / spec).is_file() else None
+
+
+def build_candidate(settings: Settings, policy: Path | None, ranker: Path | None) -> dict[str, Any]:
+    """A bundle from tonight's indexes and Q2E, tonight's models or else the champion's."""
+    from .artifacts import build_bundle
+
+    chosen = {"policy": (policy, "tonight") if policy else (champion_component(settings, "policy"), "champion"),
+              "ranker": (ranker, "tonight") if ranker else (champion_component(settings, "ranker"), "champion")}
+    manifest = build_bundle(settings, chosen["policy"][0], chosen["ranker"][0])
+    return {"bundle_id": manifest["bundle_id"], "components": manifest["components"],
+            "sources": {name: source if path else "none" for name, (path, source) in chosen.items()}}
+
+
+def promote_candidate(settings: Settings, bundle_id: str) -> dict[str, Any]:
+    from .artifacts import bundles_root
+    from .artifacts.promotion import promote
+
+    return promote(settings, bundles_root(settings) / bundle_id).to_dict()
+
+
+def served_bundles(settings: Settings) -> set[str]:
+    """Every bundle that answered a logged request (its replay must stay possible)."""
+    import pyarrow.parquet as pq
+
+    return {b for path in (log_root(settings) / "impressions").glob("date=*/*.parquet")
+            for b in pq.read_table(path, columns=["bundle_id"]).column(0).to_pylist()}
+
+
+def _protected_bundles(settings: Settings) -> set[str]:
+    from .artifacts import bundles_root
+    from .artifacts.promotion import history
+
+    root = bundles_root(settings)
+    pointers = {read_pointer(root / name) for name in ("PROMOTED", "LATEST")}
+    switched = {e["bundle_id"] for e in history(settings) if e["action"] in ("switched", "rollback")}
+    return {b for b in pointers | switched if b} | served_bundles(settings)
+
+
+def retire_previous(settings: Settings, previous: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
+    """Remove what the previous run of the same date created and nothing needs any more."""
+    from .artifacts import bundles_root
+    from .memory.build import q2e_store
+
+    if not previous:
+        return []
+    old, new = previous.get("outputs", {}), current.get("outputs", {})
+    candidates: list[Path] = []
+    for key in ("policy_dir", "ranker_dir"):
+        if old.get(key) and old[key] != new.get(key):
+            candidates.append(Path(old[key]))
+    store = q2e_store(settings)
+    if old.get("q2e_version") and old["q2e_version"] not in (new.get("q2e_version"), store.current_version()):
+        candidates.append(store.root / "versions" / old["q2e_version"])
+    if old.get("bundle_id") and old["bundle_id"] != new.get("bundle_id") and old["bundle_id"] not in _protected_bundles(settings):
+        candidates.append(bundles_root(settings) / old["bundle_id"])
+    removed = []
+    for path in candidates:
+        if path.is_dir() and settings.data_dir.resolve() in path.resolve().parents:
+            shutil.rmtree(path)
+            removed.append(str(path))
+    return removed
+
+
+def write_record(settings: Settings, record: dict[str, Any]) -> Path:
+    path = nightly_root(settings) / f"{record['date']}.json"
+    write_json_atomic(path, record)
+    return path
+
+
+def gate_table(decision: dict[str, Any]) -> list[str]:
+    rows = ["| gate | passed | reason |", "|---|---|---|"]
+    rows += [f"| {g['name']} | {'yes' if g['passed'] else '**no**'} | {g['reason']} |" for g in decision["gates"]]
+    return rows
+
+
+def markdown(record: dict[str, Any], mlflow_ui: str | None = None) -> str:
+    """The run's Prefect artifact: what ran, counts, metrics, gate decisions, MLflow runs."""
+    lines = [f"# Nightly {record['date']} (run {record['attempt']})", "",
+             "| step | status | details |", "|---|---|---|"]
+    for name in STEPS:
+        step = record["steps"].get(name, {"status": "not selected"})
+        details = {k: v for k, v in step.items() if k not in ("status",)}
+        lines.append(f"| {name} | {step['status']} | {json.dumps(details, default=str)[:400]} |")
+    served = record.get("served_day")
+    if served:
+        lines += ["", f"Served on {record['date']}: {served['requests']} requests, candidate recall "
+                      f"{served['candidate_recall']}, nDCG@10 {served['ndcg@10']}, reward {served['reward']}, "
+                      f"{served['unique_candidates']} candidates per request, ranked by {served['ranked_by']}."]
+    decision = record.get("promotion")
+    if decision:
+        verdict = "promoted" if decision["promoted"] else f"not promoted ({'; '.join(decision['reasons'])})"
+        lines += ["", f"## Promotion of {decision['bundle_id']}: {verdict}", "", *gate_table(decision)]
+    runs = record.get("mlflow", {})
+    if runs:
+        lines += ["", "## MLflow runs", ""]
+        for name, run in runs.items():
+            link = f"{mlflow_ui}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}" if mlflow_ui and run.get("experiment_id") else None
+            lines.append(f"- {name}: [{run['run_id']}]({link})" if link else f"- {name}: run {run['run_id']}")
+    if record.get("retired"):
+        lines += ["", f"Replaced outputs of the previous run of this date: {record['retired']}"]
+    return "\n".join(lines)
+
+
+def new_record(settings: Settings, day: date, selected: list[str]) -> dict[str, Any]:
+    """The record a run of D fills in; ``attempt`` counts the runs of D so far."""
+    previous = read_record(settings, day)
+    return {"date": day.isoformat(), "attempt": (previous or {}).get("attempt", 0) + 1, "selected": selected,
+            "started_at": datetime.now(timezone.utc).isoformat(), "steps": {}, "outputs": {}, "mlflow": {}}
+
+
+def finish_record(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
+    """Write the record of D, then remove what the previous run of D made that nothing needs;
+    the served day's numbers (simulated days: against the ground truth) go with it."""
+    from .eval.served import measure_served_day
+
+    previous = read_record(settings, date.fromisoformat(record["date"]))
+    record = {**record, "finished_at": datetime.now(timezone.utc).isoformat()}
+    if previous:
+        # A run of some steps (a backfill of one stage) keeps what earlier runs of D made
+        # for the other steps: only the steps that ran are replaced.
+        carried = {k: {**v, "from_run": v.get("from_run", previous["attempt"])}
+                   for k, v in previous["steps"].items() if k not in record["steps"]}
+        record["steps"] = {k: ({**carried, **record["steps"]})[k] for k in STEPS if k in carried or k in record["steps"]}
+        ran = {"bandit": "policy_dir", "ranker": "ranker_dir", "q2e": "q2e_version", "bundle": "bundle_id"}
+        record["outputs"] = {**{k: v for k, v in previous.get("outputs", {}).items()
+                                if not any(k == out and step in record["selected"] for step, out in ran.items())},
+                             **record["outputs"]}
+        record["mlflow"] = {**{k: v for k, v in previous.get("mlflow", {}).items() if k not in record["mlflow"]},
+                            **record["mlflow"]}
+        if "promotion" not in record and previous.get("promotion") and "promote" not in record["selected"]:
+            record["promotion"] = previous["promotion"]
+    if "validate_logs" in record["selected"]:
+        record["served_day"] = measure_served_day(settings, record["date"])
+    elif previous and previous.get("served_day"):
+        record["served_day"] = previous["served_day"]
+    write_record(settings, record)
+    retired = retire_previous(settings, previous, record)
+    if retired:
+        record["retired"] = retired
+        write_record(settings, record)
+    return record
+
+
+def mlflow_ui_url(settings: Settings) -> str:
+    """Where `make ui` serves MLflow (the artifact's run links point there)."""
+    return f"http://127.0.0.1:{settings.orchestration.mlflow_port}"
+
+
+def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | None) -> dict[str, Any]:
+    """One night of the learning curve: what D served (recall, nDCG@10, reward, cost), the policy
+    trained on D with its off-policy estimate, the value measured the next day, and the
+    promotion decision with its reasons."""
+    served = record.get("served_day") or {}
+    bandit = record["steps"].get("bandit", {})
+    estimate = bandit.get("ope_switch_dr")
+    decision = record.get("promotion") or {}
+    measured = next_served.get("reward") if next_served else None
+    return {
+        "night": night, "date": record["date"],
+        "candidate_recall": served.get("candidate_recall"), "ndcg@10": served.get("ndcg@10"),
+        "reward": served.get("reward"), "unique_candidates": served.get("unique_candidates"),
+        "served_by": {"policy": served.get("policies"), "ranker": served.get("ranked_by")},
+        "policy": {"trained": bandit.get("status"), "version": bandit.get("version"),
+                   "estimate": estimate["estimate"] if estimate else None, "ci": estimate["ci"] if estimate else None,
+                   "ess": estimate["ess"] if estimate else None,
+                   "measured_next_day": measured,
+                   "next_day_served_by": next_served.get("policies") if next_served else None,
+                   "covered": bool(estimate["ci"][0] <= measured <= estimate["ci"][1]) if estimate and measured is not None else None},
+        "ranker": {"trained": record["steps"].get("ranker", {}).get("status"),
+                   "ndcg@10": record["steps"].get("ranker", {}).get("ndcg@10")},
+        "promotion": {"bundle_id": decision.get("bundle_id"), "promoted": decision.get("promoted"),
+                      "reasons": decision.get("reasons")},
+    }
+
+
+def note(record: dict[str, Any], step: str, result: dict[str, Any]) -> None:
+    """Put a step's result into the night's record, with the outputs and MLflow runs it made."""
+    if step == "validate_logs":
+        record["steps"][step] = {"status": "ran", **result}
+    elif step in ("bandit", "ranker"):
+        record["steps"][step] = result
+        if result.get("directory"):
+            record["outputs"]["policy_dir" if step == "bandit" else "ranker_dir"] = result["directory"]
+            record["mlflow"][step] = result["mlflow"]
+    elif step == "bundle":
+        record["steps"][step] = {"status": "ran", **result}
+        record["outputs"]["bundle_id"] = result["bundle_id"]
+    elif step == "promote":
+        record["steps"][step] = {"status": "promoted" if result["promoted"] else "refused", "reasons": result["reasons"]}
+        record["promotion"] = result
+        record["mlflow"]["promotion"] = {"run_id": result["mlflow_run"], "experiment_id": result["mlflow_experiment_id"]}
+    else:
+        record["steps"][step] = result
+        if step == "q2e":
+            record["outputs"]["q2e_version"] = result["version"]
+
+
+def ensure_champion(settings: Settings) -> dict[str, Any] | None:
+    """Before the first night: a bundle without learned models (the apprentice policy explores,
+    the fusion ranks) promoted through the same gates, so every night has a champion to beat."""
+    from .artifacts.promotion import promoted_bundle
+
+    if promoted_bundle(settings) is not None:
+        return None
+    candidate = build_candidate(settings, None, None)
+    return promote_candidate(settings, candidate["bundle_id"])
+
+
+def simulate_served_day(settings: Settings, queries_per_day: int) -> dict[str, Any]:
+    """One GENERATED day of searches against the promoted bundle, after the last logged day."""
+    from .simulate.run import simulate
+
+    return simulate(settings, 1, queries_per_day)[0].to_dict()
+
+
+def learning_curve(records: list[dict[str, Any]], last_served: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """One row per night; each night's policy is measured on the day after it (the last night's
+    on ``last_served``, a day served without a nightly after it)."""
+    following = [r.get("served_day") for r in records[1:]] + [last_served]
+    return [curve_row(i + 1, record, nxt) for i, (record, nxt) in enumerate(zip(records, following))]

@@ -1,0 +1,246 @@
+"""The nightly DAG, its idempotent re-runs, backfills through a real Prefect server, and the
+demo loop -- on a copy of the test platform (real catalog slice, GENERATED traffic)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ROOT
+
+NIGHTS, QUERIES = 3, 90
+
+
+@pytest.fixture(scope="module")
+def demo_run(q2e_platform, tmp_path_factory):
+    """The demo flow on a copy of the built platform: cold start (nothing to rebuild), a first
+    champion, three nights of simulate -> nightly -> promote, and a last served day."""
+    import yaml
+
+    from flows.demo import demo_loop
+    from ltrr_core.config import load_settings
+
+    settings = q2e_platform[0]
+    out = tmp_path_factory.mktemp("nightly")
+    data = out / "data"
+    shutil.copytree(settings.data_dir, data, ignore=shutil.ignore_patterns(
+        "logs", "simulation", "bundles", "policies", "rankers", "nightly", "mlflow"))
+    config = out / "nightly.yaml"
+    config.write_text(yaml.safe_dump({
+        "extends": str(q2e_platform[2]), "data_dir": str(data),
+        "bandit": {"learner": {"min_engaged_requests": 20, "iterations": 60}, "ope": {"n_bootstrap": 200}},
+        "ranker": {"min_requests": 10, "iterations": 60},
+        # Latency is gated in production; here the suite may share 2 cores with other work.
+        "promotion": {"latency_budget_ms": 20000.0, "min_ess": 5}}))
+    rows = demo_loop(NIGHTS, QUERIES, str(config))
+    return load_settings(config), config, rows
+
+
+@pytest.mark.slow
+def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_change(demo_run):
+    from ltrr_core import nightly
+    from ltrr_core.artifacts.promotion import history
+
+    settings, _, rows = demo_run
+    assert [r["night"] for r in rows] == [1, 2, 3]
+    records = nightly.records(settings)
+    assert [r["date"] for r in records] == [r["date"] for r in rows]
+    first = records[0]
+    # The copied platform is current: content understanding and index builds are skipped, Q2E runs.
+    assert first["steps"]["catalog"]["status"] == "skipped" and first["steps"]["indexes"]["status"] == "skipped"
+    assert first["steps"]["q2e"]["status"] == "ran"
+    for row, record in zip(rows, records):
+        assert 0 < row["candidate_recall"] <= 1 and 0 < row["ndcg@10"] <= 1
+        assert row["policy"]["measured_next_day"] is not None        # each night's policy met the next day
+        assert record["promotion"]["gates"] and record["steps"]["promote"]["status"] in ("promoted", "refused")
+        assert set(record["outputs"]) >= {"q2e_version", "bundle_id"}
+    # Night 1 was served by the apprentice (first champion: no learned models); a learned policy
+    # trained every night, the ranker once three days were logged (two before its evaluation day).
+    assert all(p.startswith("epsilon") for p in rows[0]["served_by"]["policy"])
+    assert all(r["steps"]["bandit"]["status"] == "trained" for r in records)
+    assert records[-1]["steps"]["ranker"]["status"] == "trained"
+    assert records[0]["steps"]["ranker"]["status"] == "skipped"
+    decisions = [e for e in history(settings) if e["action"] == "promote"]
+    assert len(decisions) == NIGHTS + 1                               # the first champion + one per night
+    if any(r["promotion"]["promoted"] for r in rows[:-1]):
+        promoted = next(i for i, r in enumerate(rows[:-1]) if r["promotion"]["promoted"])
+        assert any(p.startswith("learned:") for p in rows[promoted + 1]["served_by"]["policy"])
+
+
+@pytest.mark.slow
+def test_each_night_publishes_a_markdown_artifact_with_gates_and_mlflow_runs(demo_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    settings, _, rows = demo_run
+    key = f"nightly-{rows[-1]['date']}"
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    assert artifacts
+    text = artifacts[0].data
+    assert "| gate | passed | reason |" in text and "| smoke |" in text and "MLflow runs" in text
+    assert rows[-1]["promotion"]["bundle_id"] in text
+
+
+@pytest.mark.slow
+def test_rerunning_a_date_replaces_its_outputs_and_duplicates_nothing(demo_run):
+    from flows.nightly import nightly as nightly_flow
+    from ltrr_core import nightly
+    from ltrr_core.artifacts import bundles_root
+    from ltrr_core.memory.build import q2e_store
+    from ltrr_core.runtime.logs import read_logs
+
+    settings, config, rows = demo_run
+    day = date.fromisoformat(rows[-1]["date"])
+    before = nightly.read_record(settings, day)
+    policies = sorted(p.name for p in (settings.data_dir / settings.bandit.out_dir).glob("P*"))
+    rankers = sorted(p.name for p in (settings.data_dir / settings.ranker.out_dir).glob("R*"))
+    q2e_versions = sorted(p.name for p in (q2e_store(settings).root / "versions").iterdir())
+    impressions = len(read_logs(settings.data_dir / settings.runtime.log_dir, "impressions", day.isoformat()))
+
+    after = nightly_flow(day.isoformat(), None, str(config))
+
+    assert after["attempt"] == before["attempt"] + 1 == nightly.read_record(settings, day)["attempt"]
+    assert len(list(nightly.nightly_root(settings).glob("*.json"))) == NIGHTS    # one record per date
+    # Exactly one set of outputs for the date: the previous run's policy, ranker and Q2E version are gone.
+    now_policies = sorted(p.name for p in (settings.data_dir / settings.bandit.out_dir).glob("P*"))
+    now_rankers = sorted(p.name for p in (settings.data_dir / settings.ranker.out_dir).glob("R*"))
+    assert len(now_policies) == len(policies) and len(now_rankers) == len(rankers)
+    assert Path(before["outputs"]["policy_dir"]).name not in now_policies
+    assert Path(after["outputs"]["policy_dir"]).name in now_policies
+    assert sorted(p.name for p in (q2e_store(settings).root / "versions").iterdir()) == sorted(
+        set(q2e_versions) - {before["outputs"]["q2e_version"]} | {after["outputs"]["q2e_version"]})
+    # Same logs in, same rows out: the Q2E table has the same rows per source, the logs are untouched.
+    assert after["steps"]["q2e"]["by_source"] == before["steps"]["q2e"]["by_source"]
+    assert len(read_logs(settings.data_dir / settings.runtime.log_dir, "impressions", day.isoformat())) == impressions
+    # The previous candidate bundle is removed unless something needs it (promoted, or it served).
+    old_bundle = before["outputs"]["bundle_id"]
+    assert (bundles_root(settings) / old_bundle).exists() == bool(before["promotion"]["promoted"])
+    assert after["served_day"]["requests"] == before["served_day"]["requests"]
+
+
+@pytest.mark.slow
+def test_a_partial_run_keeps_the_other_steps_outputs(demo_run):
+    from flows.nightly import nightly as nightly_flow
+    from ltrr_core import nightly
+
+    settings, config, rows = demo_run
+    day = rows[0]["date"]
+    before = nightly.read_record(settings, date.fromisoformat(day))
+    after = nightly_flow(day, ["validate_logs"], str(config))
+    assert after["steps"]["validate_logs"].get("from_run") is None
+    assert after["steps"]["bandit"]["from_run"] == before["attempt"]
+    assert after["outputs"]["policy_dir"] == before["outputs"]["policy_dir"]
+    assert Path(after["outputs"]["policy_dir"]).is_dir()
+
+
+def test_unknown_steps_and_bad_dates_are_refused_with_the_rule(test_settings):
+    from ltrr_core.nightly import NightlyError, backfill_days, resolve_day, select_steps
+
+    with pytest.raises(NightlyError, match="unknown nightly step.*'trian'"):
+        select_steps(["trian"])
+    with pytest.raises(NightlyError, match="'promote' gates the bundle"):
+        select_steps(["promote"])
+    with pytest.raises(NightlyError, match="before start_date"):
+        backfill_days("2026-01-05", "2026-01-01")
+    with pytest.raises(NightlyError, match="not a date"):
+        resolve_day(test_settings, "2026-13-01")
+    assert resolve_day(test_settings, None, date(2026, 3, 1)) == date(2026, 2, 28)     # scheduled: yesterday
+    assert select_steps(["bundle", "bandit", "promote"]) == ["bandit", "bundle", "promote"]
+
+
+def test_a_day_without_logs_stops_the_night_with_a_clear_error(test_settings):
+    from ltrr_core.nightly import NightlyError, validate_logs
+
+    with pytest.raises(NightlyError, match="no impressions logged for 1999-01-01"):
+        validate_logs(test_settings, date(1999, 1, 1))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_http(url: str, seconds: float, process: subprocess.Popen) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except OSError:
+            time.sleep(1)
+    raise TimeoutError(url)
+
+
+@pytest.mark.slow
+def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_server(demo_run, tmp_path):
+    """A real Prefect server on 127.0.0.1; `ltrr deploy` registers and serves the deployments;
+    the backfill deployment gets a flow run with custom parameters through the API (what the
+    UI's "Custom run" posts) and completes."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    settings, config, rows = demo_run
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
+           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+           "PYTHONPATH": str(ROOT)}
+    logs = tmp_path / "server.log"
+    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                               "--port", str(port)], env=env, stdout=logs.open("w"), stderr=subprocess.STDOUT,
+                              cwd=tmp_path)
+    runner = None
+    try:
+        _wait_http(f"{api}/health", 120, server)
+        runner = subprocess.Popen([sys.executable, "-m", "flows.cli", "--config", str(config), "deploy"], env=env,
+                                  stdout=(tmp_path / "deploy.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+        name = f"backfill/{settings.orchestration.backfill_deployment}"
+        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            deadline = time.monotonic() + 90
+            while True:
+                try:
+                    deployment = client.read_deployment_by_name(name)
+                    break
+                except Exception:  # noqa: BLE001 - not registered yet
+                    if time.monotonic() > deadline or runner.poll() is not None:
+                        raise AssertionError((tmp_path / "deploy.log").read_text()[-3000:])
+                    time.sleep(1)
+            nightly_deployment = client.read_deployment_by_name(f"nightly/{settings.orchestration.nightly_deployment}")
+            assert nightly_deployment.schedules[0].schedule.cron == settings.orchestration.nightly_cron
+            first, last = rows[0]["date"], rows[1]["date"]
+            run = client.create_flow_run_from_deployment(
+                deployment.id, parameters={"start_date": first, "end_date": last, "steps": ["validate_logs"]})
+            deadline = time.monotonic() + 240
+            while not (state := client.read_flow_run(run.id).state).is_final():
+                assert time.monotonic() < deadline, (tmp_path / "deploy.log").read_text()[-3000:]
+                time.sleep(2)
+            assert state.is_completed(), (tmp_path / "deploy.log").read_text()[-3000:]
+    finally:
+        for process in (runner, server):
+            if process is not None and process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+    from ltrr_core import nightly
+
+    for day in (rows[0]["date"], rows[1]["date"]):
+        record = nightly.read_record(settings, date.fromisoformat(day))
+        assert record["selected"] == ["validate_logs"] and "policy_dir" in record["outputs"]
