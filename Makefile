@@ -44,25 +44,29 @@ $(STAMP): requirements.lock pyproject.toml
 # The whole loop on the demo profile (a slice of the real catalog, so a fresh clone finishes
 # in ~15 minutes on 2 cores): cold start, then nights of serve -> log -> nightly -> promote.
 DEMO_CONFIG ?= configs/demo.yaml
+PREFECT_PORT ?= 4200
+MLFLOW_PORT ?= 5000
 demo: $(STAMP)
+	@if [ -f var/run/prefect.pid ] && kill -0 $$(cat var/run/prefect.pid) 2>/dev/null; then \
+		export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api; echo "flow runs go to the Prefect UI started by make ui"; fi; \
 	$(BIN)/ltrr --config $(DEMO_CONFIG) demo
 
 # Prefect server + MLflow UI on 127.0.0.1 in the background (pids under var/run, logs under var/log).
-PREFECT_PORT ?= 4200
-MLFLOW_PORT ?= 5000
 UI_DATA ?= var
 ui: $(STAMP)
 	@mkdir -p var/run var/log
 	@if [ -f var/run/prefect.pid ] && kill -0 $$(cat var/run/prefect.pid) 2>/dev/null; then echo "Prefect already running"; else \
-		nohup $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > var/log/prefect.log 2>&1 & echo $$! > var/run/prefect.pid; fi
+		setsid nohup $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > var/log/prefect.log 2>&1 & echo $$! > var/run/prefect.pid; fi
 	@if [ -f var/run/mlflow.pid ] && kill -0 $$(cat var/run/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
-		mkdir -p $(UI_DATA)/mlflow; nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		mkdir -p $(UI_DATA)/mlflow; setsid nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri sqlite:///$(abspath $(UI_DATA))/mlflow/mlflow.db > var/log/mlflow.log 2>&1 & echo $$! > var/run/mlflow.pid; fi
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api for flows to report there)"
 	@echo "MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   (runs of data_dir $(UI_DATA)); stop both with: make ui-stop"
 
 ui-stop:
-	@for name in prefect mlflow; do if [ -f var/run/$$name.pid ]; then kill $$(cat var/run/$$name.pid) 2>/dev/null || true; rm -f var/run/$$name.pid; echo "stopped $$name"; fi; done
+	@# Each service was started as its own process group (setsid): stop the group (MLflow runs worker children).
+	@for name in prefect mlflow; do if [ -f var/run/$$name.pid ]; then kill -TERM -- -$$(cat var/run/$$name.pid) 2>/dev/null || true; \
+		rm -f var/run/$$name.pid; echo "stopped $$name"; fi; done
 
 # Registers the nightly (cron from orchestration.nightly_cron) and backfill deployments with the
 # Prefect API and serves them (Ctrl-C stops). Run `make ui` first.

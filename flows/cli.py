@@ -795,24 +795,41 @@ def demo(
         for row in rows:
             sys.stdout.write(json.dumps(row, default=str) + "\n")
         return
-    table = Table(title="the loop, night by night (GENERATED traffic: real users and intents, simulated behaviour)")
-    for column in ("night", "day", "candidate recall", "nDCG@10", "reward", "candidates", "served by",
-                   "policy estimate (switch-DR)", "measured next day", "promoted", "why not"):
+    table = Table(title="the loop: what each day served, the policy trained that night, the promotion "
+                        "(GENERATED traffic: real users and intents, simulated behaviour)")
+    for column in ("day", "served by (policy / ranker)", "cand. recall", "nDCG@10", "reward", "cands",
+                   "night: policy estimate", "measured next day", "promoted", "why not"):
         table.add_column(column)
     for row in rows:
         policy, promotion = row["policy"], row["promotion"]
-        table.add_row(str(row["night"]), row["date"], _fmt(row["candidate_recall"]), _fmt(row["ndcg@10"]),
-                      _fmt(row["reward"]), _fmt(row["unique_candidates"], "{:.0f}"),
-                      ", ".join(sorted(row["served_by"]["policy"] or {})) + " / " + ", ".join(sorted(row["served_by"]["ranker"] or {})),
-                      f"{policy['estimate']:.3f} [{policy['ci'][0]:.3f}, {policy['ci'][1]:.3f}]" if policy["estimate"] is not None else policy["trained"] or "-",
-                      _fmt(policy["measured_next_day"]), "yes" if promotion["promoted"] else "no",
-                      "; ".join(promotion["reasons"] or [])[:80])
-    Console().print(table)
+        table.add_row(row["date"], _served_by(row["served_by"]["policy"], row["served_by"]["ranker"]),
+                      _fmt(row["candidate_recall"]), _fmt(row["ndcg@10"]), _fmt(row["reward"]),
+                      _fmt(row["unique_candidates"], "{:.0f}"),
+                      f"{policy['estimate']:.3f} [{policy['ci'][0]:.3f}, {policy['ci'][1]:.3f}]" if policy["estimate"] is not None else str(policy["trained"]),
+                      _fmt(policy["measured_next_day"]) if policy["served_next_day"] else "(not served)",
+                      "yes" if promotion["promoted"] else "no",
+                      "; ".join(promotion["reasons"] or []))
+    last = rows[-1]["next_day"] if rows else None
+    if last:
+        table.add_row(last["day"], _served_by(last["policies"], last["ranked_by"]), _fmt(last["candidate_recall"]),
+                      _fmt(last["ndcg@10"]), _fmt(last["reward"]), _fmt(last["unique_candidates"], "{:.0f}"),
+                      "(served only)", "", "", "")
+    Console(width=220).print(table)
+    import os
+
     ports = settings.orchestration
-    console.print(f"Prefect: `make ui`, then http://127.0.0.1:{ports.prefect_port} (flow runs 'demo', 'nightly' with their "
-                  f"markdown artifacts). MLflow: http://127.0.0.1:{ports.mlflow_port} (experiments "
+    prefect_where = (f"the flow runs 'demo' and 'nightly' with their markdown artifacts are at {os.environ['PREFECT_API_URL'].removesuffix('/api')}"
+                     if os.environ.get("PREFECT_API_URL") else
+                     "these flow runs used a temporary Prefect API; start `make ui` before `make demo` to keep them in the "
+                     f"UI (http://127.0.0.1:{ports.prefect_port})")
+    console.print(f"Prefect: {prefect_where}. MLflow: `make ui`, then http://127.0.0.1:{ports.mlflow_port} (experiments "
                   f"{settings.mlflow.bandit_experiment}, {settings.mlflow.ranker_experiment}, {settings.mlflow.promotion_experiment}). "
                   f"Records: {settings.data_dir / ports.out_dir}; promotions: `ltrr promotions`.")
+
+
+def _served_by(policies: dict | None, rankers: dict | None) -> str:
+    names = [p.split(":")[0] for p in (policies or {})] + [r.split(":")[0] for r in (rankers or {})]
+    return " / ".join(dict.fromkeys(names)) or "-"
 
 
 def _fmt(value, pattern: str = "{:.3f}") -> str:

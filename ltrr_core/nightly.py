@@ -355,7 +355,10 @@ def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | 
     bandit = record["steps"].get("bandit", {})
     estimate = bandit.get("ope_switch_dr")
     decision = record.get("promotion") or {}
-    measured = next_served.get("reward") if next_served else None
+    # The next day measures this night's policy only if it was promoted and served that day.
+    version = bandit.get("version")
+    served_next = bool(next_served and version and any(p.endswith(version) for p in next_served.get("policies") or {}))
+    measured = next_served.get("reward") if served_next else None
     return {
         "night": night, "date": record["date"],
         "candidate_recall": served.get("candidate_recall"), "ndcg@10": served.get("ndcg@10"),
@@ -364,13 +367,15 @@ def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | 
         "policy": {"trained": bandit.get("status"), "version": bandit.get("version"),
                    "estimate": estimate["estimate"] if estimate else None, "ci": estimate["ci"] if estimate else None,
                    "ess": estimate["ess"] if estimate else None,
-                   "measured_next_day": measured,
+                   "measured_next_day": measured, "served_next_day": served_next,
                    "next_day_served_by": next_served.get("policies") if next_served else None,
                    "covered": bool(estimate["ci"][0] <= measured <= estimate["ci"][1]) if estimate and measured is not None else None},
         "ranker": {"trained": record["steps"].get("ranker", {}).get("status"),
                    "ndcg@10": record["steps"].get("ranker", {}).get("ndcg@10")},
         "promotion": {"bundle_id": decision.get("bundle_id"), "promoted": decision.get("promoted"),
                       "reasons": decision.get("reasons")},
+        "next_day": {k: next_served.get(k) for k in ("day", "candidate_recall", "ndcg@10", "reward", "unique_candidates",
+                                                    "policies", "ranked_by")} if next_served else None,
     }
 
 

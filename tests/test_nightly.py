@@ -60,7 +60,8 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
     assert first["steps"]["q2e"]["status"] == "ran"
     for row, record in zip(rows, records):
         assert 0 < row["candidate_recall"] <= 1 and 0 < row["ndcg@10"] <= 1
-        assert row["policy"]["measured_next_day"] is not None        # each night's policy met the next day
+        assert row["next_day"]["reward"] is not None                  # every night is followed by a served day
+        assert (row["policy"]["measured_next_day"] is not None) == row["policy"]["served_next_day"]
         assert record["promotion"]["gates"] and record["steps"]["promote"]["status"] in ("promoted", "refused")
         assert set(record["outputs"]) >= {"q2e_version", "bundle_id"}
     # Night 1 was served by the apprentice (first champion: no learned models); a learned policy
@@ -71,9 +72,9 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
     assert records[0]["steps"]["ranker"]["status"] == "skipped"
     decisions = [e for e in history(settings) if e["action"] == "promote"]
     assert len(decisions) == NIGHTS + 1                               # the first champion + one per night
-    if any(r["promotion"]["promoted"] for r in rows[:-1]):
-        promoted = next(i for i, r in enumerate(rows[:-1]) if r["promotion"]["promoted"])
-        assert any(p.startswith("learned:") for p in rows[promoted + 1]["served_by"]["policy"])
+    for row in rows:       # a promoted night's policy serves the next day and is measured there
+        if row["promotion"]["promoted"] and row["policy"]["version"]:
+            assert row["policy"]["served_next_day"] and row["policy"]["measured_next_day"] == row["next_day"]["reward"]
 
 
 @pytest.mark.slow
