@@ -18,7 +18,7 @@ def loop(q2e_platform, bundle_dir, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("loop")
     overrides = {"runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
-                 "bandit": {"out_dir": str(out / "policies"), "learner": {"min_engaged_requests": 20, "iterations": 60},
+                 "bandit": {"out_dir": str(out / "policies"), "learner": {"min_engaged_requests": 10, "iterations": 60},
                             "ope": {"n_bootstrap": 200}},
                  "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}
     config = out / "loop.yaml"
@@ -26,7 +26,7 @@ def loop(q2e_platform, bundle_dir, tmp_path_factory):
     from ltrr_core.config import load_settings
 
     settings = load_settings(config)
-    return settings, evaluate_nights(settings, 2, 60), config
+    return settings, evaluate_nights(settings, 2, 45), config
 
 
 def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):

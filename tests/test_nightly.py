@@ -17,7 +17,7 @@ import pytest
 
 from tests.conftest import ROOT
 
-NIGHTS, QUERIES = 3, 90
+NIGHTS, QUERIES = 3, 70
 
 
 @pytest.fixture(scope="module")
