@@ -2,7 +2,7 @@
 
     validate_logs ─┬─ train_policy_night ─┐
                    └─ train_ranker_night ─┤   (concurrent with the catalog chain)
-    catalog_status → content_understanding → indexes_status → build_indexes → generate_q2e
+    catalog_status → content_understanding → indexes_status → build_indexes → q2e_status → generate_q2e
                                           └───────────────────────────────────┴→ build_candidate
                                                                               → promote_candidate → record_night
 
@@ -13,6 +13,7 @@ date replaces its outputs (``ltrr_core.nightly``).
 
 from __future__ import annotations
 
+from datetime import date as date_type
 from typing import Any
 
 from prefect import flow
@@ -28,6 +29,7 @@ from tasks.nightly import (
     catalog_status,
     indexes_status,
     promote_candidate,
+    q2e_status,
     record_night,
     track_model,
     train_policy,
@@ -54,8 +56,13 @@ def refresh_platform(config_path: str | None = None, until: str | None = None,
                            "build_id": with_task_runner(build_indexes, settings)(config_path)["build_id"]}
                           if status["stale"] else {"status": "skipped", **status})
     if "q2e" in selected:
-        q2e = generate_q2e(config_path, until)
-        out["q2e"] = {"status": "ran", "version": q2e["version"], "rows": q2e["n_rows"], "by_source": q2e["rows_by_source"]}
+        status = q2e_status(settings, date_type.fromisoformat(until) if until else None)
+        if status["stale"]:
+            q2e = generate_q2e(config_path, until)
+            out["q2e"] = {"status": "ran", "reason": status["reason"], "version": q2e["version"], "rows": q2e["n_rows"],
+                          "by_source": q2e["rows_by_source"]}
+        else:
+            out["q2e"] = {"status": "skipped", **status}
     return out
 
 

@@ -133,6 +133,20 @@ def indexes_status(settings: Settings) -> dict[str, Any]:
             "build_id": manifest["build_id"]}
 
 
+def q2e_status(settings: Settings, until: date | None) -> dict[str, Any]:
+    """Is the current Q2E version a function of today's inputs (catalog, engagement up to
+    ``until``, settings)? A re-run of a date with nothing new skips the rebuild."""
+    from .memory.build import inputs_fingerprint, q2e_store
+
+    store = q2e_store(settings)
+    version = store.current_version()
+    if version is None:
+        return {"stale": True, "reason": "no Q2E table yet"}
+    if store.manifest(version).get("inputs_fingerprint") != inputs_fingerprint(settings, until):
+        return {"stale": True, "reason": f"catalog, engagement or settings changed since {version}"}
+    return {"stale": False, "reason": f"inputs unchanged since {version}", "version": version}
+
+
 @dataclass
 class Trained:
     """A model trained tonight (``directory``), or why none was (``skipped``)."""

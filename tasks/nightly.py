@@ -31,6 +31,11 @@ def indexes_status(settings: Settings) -> dict[str, Any]:
     return nightly.indexes_status(settings)
 
 
+@task(name="q2e_status", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def q2e_status(settings: Settings, until: date | None) -> dict[str, Any]:
+    return nightly.q2e_status(settings, until)
+
+
 @task(name="train_policy_night", cache_policy=NO_CACHE)
 def train_policy(settings: Settings, day: date) -> nightly.Trained:
     return nightly.train_policy(settings, day)

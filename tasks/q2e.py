@@ -18,6 +18,11 @@ from ltrr_core.memory import build, observed_statistics
 logging.getLogger("ltrr").setLevel(logging.INFO)
 
 
+@task(name="q2e_inputs", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def q2e_inputs(settings: Settings, until: date | None = None) -> str:
+    return build.inputs_fingerprint(settings, until)
+
+
 @task(name="load_engagement", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFrame:
     engagement = build.load_engagement(settings, until)

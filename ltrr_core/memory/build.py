@@ -55,6 +55,33 @@ def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFra
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
 
 
+def inputs_fingerprint(settings: Settings, until: date | None = None) -> str:
+    """What a Q2E version is a function of: the catalog version, the engagement sources (the
+    bootstrap file and every finalised log file up to ``until``: names, sizes, mtimes), the
+    prediction and blend settings, and today's date (the blend decays observations by age).
+    Taken before the inputs are read, so a log landing mid-run only makes the next run stale."""
+    import hashlib
+    import json
+    from datetime import datetime, timezone
+
+    from ..catalog.store import CatalogStore
+    from ..runtime.logs import logged_days
+
+    labels = settings.shared_path(settings.catalog.paths.cpcd_labels)
+    files = [[labels.name, *((labels.stat().st_size, labels.stat().st_mtime_ns) if labels.is_file() else (None, None))]]
+    log_root = settings.data_dir / settings.runtime.log_dir
+    if settings.memory.use_runtime_logs:
+        for day in logged_days(log_root):
+            if until is None or day <= until.isoformat():
+                for kind in ("impressions", "feedback"):
+                    files += [[f"{kind}/{f.parent.name}/{f.name}", f.stat().st_size, f.stat().st_mtime_ns]
+                              for f in sorted((log_root / kind / f"date={day}").glob("*.parquet"))]
+    payload = {"catalog": CatalogStore(settings.data_dir / "catalog").current_version(), "files": files,
+               "prediction": _prediction_settings(settings), "memory": settings.memory.model_dump(mode="json"),
+               "today": datetime.now(timezone.utc).date().isoformat()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
 def runtime_log_engagement(log_root: Path, until: date | None = None) -> pd.DataFrame:
     from ..contracts.logs import check_logged_day
     from ..runtime.logs import logged_days
