@@ -276,7 +276,8 @@ def bandit_evaluate_cmd(
     settings = _settings(config)
     from ltrr_core.bandit.evaluate import evaluate_nights
 
-    results = evaluate_nights(settings, nights, queries_per_day, lambda message: console.log(message))
+    evaluation = evaluate_nights(settings, nights, queries_per_day, lambda message: console.log(message))
+    results = evaluation.nights
     cpcd = None
     if cpcd_heldout:
         from ltrr_core.artifacts import latest_bundle
@@ -287,25 +288,46 @@ def bandit_evaluate_cmd(
     if as_json:
         for night in results:
             sys.stdout.write(json.dumps(night, default=str) + "\n")
+        if evaluation.pooled:
+            sys.stdout.write(json.dumps({"pooled": evaluation.pooled}) + "\n")
         if cpcd:
             sys.stdout.write(json.dumps({"cpcd_heldout": cpcd}) + "\n")
         return
     table = Table(title="retrieval policy by night: share of requests whose candidates hold an intended entity")
     for column in ("day", "policy", "served", "learned (greedy)", "candidates", "best static, same budget (plan)",
-                   "learned − best static", "oracle", "measured value", "previous night's DR estimate"):
+                   "learned − best static", "static mixture chosen on the previous day", "learned − that mixture",
+                   "oracle", "measured value", "previous night's DR estimate"):
         table.add_column(column)
     for night in [*results, {"day": "CPCD held-out", "policy": cpcd["policy"], "candidate_hit_rate": cpcd}] if cpcd else results:
         m = night["candidate_hit_rate"]
         learned = m.get("learned") or {"hit_rate": m["served"], "avg_candidates": m["avg_candidates"],
                                        "best_static": m["best_static"], "minus_best_static_ci": m["served_minus_best_static_ci"]}
+        prior = learned.get("static_from_previous_day")
         estimate = night.get("previous_estimate")
         table.add_row(night["day"], night["policy"], f"{m['served']:.3f}", f"{learned['hit_rate']:.3f}",
                       f"{learned['avg_candidates']:.0f}",
                       f"{learned['best_static']['hit_rate']:.3f} ({learned['best_static']['plan']})",
-                      "[{:+.3f}, {:+.3f}]".format(*learned["minus_best_static_ci"]), f"{m['oracle']:.3f}",
+                      "[{:+.3f}, {:+.3f}]".format(*learned["minus_best_static_ci"]),
+                      f"{prior['best_static_mixture']['hit_rate']:.3f}" if prior else "-",
+                      "[{:+.3f}, {:+.3f}]".format(*prior["minus_best_static_mixture_ci"]) if prior else "-",
+                      f"{m['oracle']:.3f}",
                       f"{night['measured_value']:.3f}" if "measured_value" in night else "-",
                       f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
     Console().print(table)
+    if evaluation.pooled:
+        pooled = evaluation.pooled
+        summary = Table(title=f"learned nights pooled ({pooled['nights']} nights, {pooled['requests']} requests): "
+                              f"learned {pooled['learned']:.3f}")
+        for column in ("baseline (same budget each night)", "hit rate", "learned − baseline, paired 95%"):
+            summary.add_column(column)
+        for name, row in pooled["baselines"].items():
+            summary.add_row(name, f"{row['hit_rate']:.3f}", "[{:+.3f}, {:+.3f}]".format(*row["learned_minus_ci"]))
+        Console().print(summary)
+        agreement = pooled.get("ope_agreement")
+        if agreement:
+            Console().print("previous night's estimate vs measured value, {nights} nights: measured - estimate "
+                            "{mean_measured_minus_estimate:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]; nights agreeing "
+                            "{nights_agreeing}, strictly covered {nights_strictly_covered}".format(**agreement))
 
 
 @app.command()

@@ -404,6 +404,7 @@ class LearnerConfig(_Model):
     seed: int = 0
     min_engaged_requests: int = Field(50, gt=0)  # fewer: refuse to train rather than learn noise
     replay_depth: int = Field(100, gt=0)         # counterfactual replay runs every strategy this deep
+    single_day_holdout: float = Field(0.3, gt=0, lt=1)  # one-day window: share of requests held out for the estimate
 
 
 class BanditConfig(_Model):

@@ -48,7 +48,7 @@ def track_policy(settings: Settings, policy_dir: Path, report: dict[str, Any], d
         description=f"retrieval policy {report['version']}",
         markdown="\n".join([
             f"# Retrieval policy {report['version']}",
-            f"Window {report['window']}, held-out day {report['held_out_day'] or 'none (in-sample estimate)'}; "
+            f"Window {report['window']}, held out {report['held_out']}; "
             f"training {report['training']}.",
             f"Logging policy value {ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}; "
             f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} (alias challenger).",

@@ -106,3 +106,15 @@ def test_impressions_with_broken_propensities_are_quarantined_and_never_trained_
     assert "broken" not in set(data.outcomes["request_id"]) and len(data.outcomes) == 5
     report = data.validation[DAY]["impressions"]
     assert report["quarantined"] == 1 and any("propensity" in reason for reason in report["reasons"])
+
+
+def test_a_one_day_window_holds_out_a_share_of_its_requests_for_the_estimate(tmp_path):
+    settings = _settings(tmp_path)
+    data, ranks = _window(400, ["2026-02-01"], seed=3)
+    _, report = learner.fit(settings, data, ranks)
+    held_out = report["ope"]["n"]
+    assert report["held_out_day"] is None and report["held_out"] == "30% of 2026-02-01's requests"
+    assert report["training"]["requests"] + held_out == 400 and 80 <= held_out <= 160
+    # stable: the same requests are held out on a re-run
+    again = learner.held_out_rows(data.outcomes, None, 0.3)
+    assert again.sum() == held_out and (again == learner.held_out_rows(data.outcomes, None, 0.3)).all()

@@ -26,11 +26,12 @@ def loop(q2e_platform, bundle_dir, tmp_path_factory):
     from ltrr_core.config import load_settings
 
     settings = load_settings(config)
-    return settings, evaluate_nights(settings, 2, 45), config
+    evaluation = evaluate_nights(settings, 2, 45)
+    return settings, evaluation.nights, config, evaluation.pooled
 
 
 def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
-    settings, nights, _ = loop
+    settings, nights, *_ = loop
     assert [n["policy"].split(":")[0] for n in nights] == ["epsilon_default", "learned"]
     for night in nights:
         m = night["candidate_hit_rate"]
@@ -39,6 +40,21 @@ def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
         assert night["training"]["ope"]["learned_policy"]["dr"]["ess"] > 0
     second = nights[1]
     assert "covers_measured" in second["previous_estimate"]
+    # The second night's policy is also judged against static plans chosen on the
+    # previous day (night 1, ground truth), and the learned night is pooled.
+    prior = second["candidate_hit_rate"]["learned"]["static_from_previous_day"]
+    assert 0 <= prior["best_static"]["hit_rate"] <= second["candidate_hit_rate"]["oracle"]
+    assert 0 < prior["best_static"]["previous_day_hit_rate"] <= 1
+    costs = {n: sum(d.values()) for n, d in settings.runtime.policy.library().items()}
+    budget = second["candidate_hit_rate"]["learned"]["avg_candidates"]
+    assert costs[prior["best_static"]["plan"]] <= budget
+    mixture_cost = sum(share * costs[n] for n, share in prior["best_static_mixture"]["plans"].items())
+    assert mixture_cost == pytest.approx(budget, abs=0.2)
+    pooled = loop[3]
+    assert pooled["nights"] == 1 and pooled["requests"] == second["simulation"]["requests"]
+    assert pooled["learned"] == second["candidate_hit_rate"]["learned"]["hit_rate"]
+    assert set(pooled["baselines"]) == {"best_static", "best_static_mixture", "previous_day_best_static",
+                                        "previous_day_best_static_mixture"}
     assert second["previous_estimate"]["ci"][0] <= second["previous_estimate"]["estimate"] <= second["previous_estimate"]["ci"][1]
 
 
@@ -47,7 +63,7 @@ def test_the_learned_policy_logs_its_exact_propensities(loop):
     from ltrr_core.runtime.logs import read_logs
     from ltrr_core.runtime.policy import LearnedPolicy
 
-    settings, nights, _ = loop
+    settings, nights, *_ = loop
     day = nights[1]["day"]
     impressions = read_logs(settings.data_dir / settings.runtime.log_dir, "impressions", day)
     version = nights[1]["policy"].split(":", 1)[1]
@@ -62,7 +78,7 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
     import mlflow
     from mlflow import MlflowClient
 
-    settings, nights, _ = loop
+    settings, nights, *_ = loop
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     client = MlflowClient()
     challenger = client.get_model_version_by_alias(settings.mlflow.policy_model_name, "challenger")
@@ -78,7 +94,7 @@ def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):
     from ltrr_core.bandit.evaluate import evaluate_cpcd
     from ltrr_core.runtime import load_service
 
-    settings, _, _ = loop
+    settings, *_ = loop
     service = load_service(settings, latest_bundle(settings))
     assert service.policy_label.startswith("learned:")
     result = evaluate_cpcd(settings, service, limit=200)     # of the 623 held-out queries (the command runs all)
@@ -93,7 +109,7 @@ def test_the_train_bandit_flow_runs_in_prefect_and_registers_a_challenger(loop, 
 
     from flows.train_bandit import train_bandit
 
-    settings, nights, config = loop
+    settings, nights, config, _ = loop
     report = train_bandit(nights[-1]["day"], 2, str(config))
     assert report["window"] == [n["day"] for n in nights] and report["held_out_day"] == nights[-1]["day"]
     assert set(report["ope"]["learned_policy"]) == set(settings.bandit.ope.estimators)

@@ -23,7 +23,7 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
     use_experiment(settings, settings.mlflow.bandit_experiment)
     ope = report["ope"]
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_params({"window": ",".join(report["window"]), "held_out_day": report["held_out_day"],
+        mlflow.log_params({"window": ",".join(report["window"]), "held_out": report["held_out"],
                            "policy_version": report["version"],
                            **{f"learner.{k}": v for k, v in settings.bandit.learner.model_dump().items()
                               if not isinstance(v, dict)}})
@@ -43,7 +43,7 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
                                    "on_policy": {"value": ope["logging_policy"]["estimate"],
                                                  "ci": ope["logging_policy"]["ci"]}},
                                   Path(tmp) / "ope_intervals.png",
-                                  f"learned policy vs logging policy (band), {report['held_out_day'] or 'in-sample'}")
+                                  f"learned policy vs logging policy (band), held out {report['held_out']}")
             mlflow.log_artifact(str(plot))
         mlflow.log_dict(report, "report.json")
         model = CatBoostClassifier()
