@@ -150,7 +150,9 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
     model = CatBoostClassifier(iterations=config.iterations, depth=config.depth, learning_rate=config.learning_rate,
                                thread_count=config.threads, random_seed=config.seed, loss_function="Logloss",
                                allow_writing_files=False, verbose=False)
-    model.fit(x_train, y_train, eval_set=(x_eval, y_eval), early_stopping_rounds=30)
+    # A held-out part without one engaged request cannot early-stop: train the full iterations.
+    held = len(y_eval) > 0 and len(np.unique(y_eval)) > 1
+    model.fit(x_train, y_train, eval_set=(x_eval, y_eval) if held else None, early_stopping_rounds=30 if held else None)
     version = datetime.now(timezone.utc).strftime("P%Y%m%dT%H%M%S%fZ")
     final = policies_root(settings) / version
     with staged_directory(final) as staging:
