@@ -27,7 +27,7 @@ def loop(q2e_platform, bundle_dir, tmp_path_factory):
 
     settings = load_settings(config)
     evaluation = evaluate_nights(settings, 2, 45)
-    return settings, evaluation.nights, config, evaluation.pooled
+    return settings, evaluation.nights, config, evaluation
 
 
 def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
@@ -50,7 +50,7 @@ def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
     assert costs[prior["best_static"]["plan"]] <= budget
     mixture_cost = sum(share * costs[n] for n, share in prior["best_static_mixture"]["plans"].items())
     assert mixture_cost == pytest.approx(budget, abs=0.2)
-    pooled = loop[3]
+    pooled = loop[3].pooled
     assert pooled["nights"] == 1 and pooled["requests"] == second["simulation"]["requests"]
     assert pooled["learned"] == second["candidate_hit_rate"]["learned"]["hit_rate"]
     assert set(pooled["baselines"]) == {"best_static", "best_static_mixture", "previous_day_best_static",
@@ -87,6 +87,12 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
     assert "learned.dr.estimate" in run.data.metrics and run.inputs.dataset_inputs
     artifacts = {a.path for a in client.list_artifacts(challenger.run_id)}
     assert {"ope_intervals.png", "report.json"} <= artifacts
+    # the evaluation itself: per-night metrics (one step per night) and the learning-curve plot
+    evaluation = loop[3]
+    assert {a.path for a in client.list_artifacts(evaluation.mlflow_run)} == {"nights.png", "evaluation.json"}
+    learned = client.get_metric_history(evaluation.mlflow_run, "learned")
+    assert [m.step for m in learned] == [0, 1]
+    assert learned[1].value == nights[1]["candidate_hit_rate"]["learned"]["hit_rate"]
 
 
 def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):

@@ -50,6 +50,7 @@ _log = logging.getLogger("ltrr.bandit")
 class NightsEvaluation:
     nights: list[dict[str, Any]]
     pooled: dict[str, Any]          # learned nights together: learned vs each static baseline
+    mlflow_run: str | None = None   # the evaluation's run: per-night metrics, the learning-curve plot
 
 
 def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray, names: list[str],
@@ -221,7 +222,7 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
     from ..runtime.recorder import InteractionRecorder
     from ..simulate import Simulator, World, days_to_simulate, query_kinds, read_truth, truth_root
     from . import learner
-    from .tracking import log_training_run
+    from .tracking import log_evaluation_run, log_training_run
 
     say = progress or (lambda message: _log.info(message))
     log_root = settings.data_dir / settings.runtime.log_dir
@@ -286,7 +287,8 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
     pooled = pooled_comparison(paired_nights, settings.bandit.ope.confidence)
     if pooled:
         pooled["ope_agreement"] = pooled_agreement(results, settings.bandit.ope.confidence)
-    return NightsEvaluation(results, pooled)
+    run_id = log_evaluation_run(settings, results, pooled) if results else None
+    return NightsEvaluation(results, pooled, run_id)
 
 
 def evaluate_cpcd(settings: Settings, service, limit: int | None = None) -> dict[str, Any]:

@@ -1,5 +1,7 @@
 """One MLflow run per nightly bandit training: parameters, metrics, the interval plot, the
-window's dataset digest, and the policy as a registered model version with alias ``challenger``."""
+window's dataset digest, and the policy as a registered model version with alias ``challenger``;
+one per nightly evaluation (``ltrr bandit evaluate``): per-night metrics, the pooled comparison,
+the learning-curve plot."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ import pandas as pd
 
 from ..config import Settings
 from ..tracking import use_experiment
-from .plots import plot_intervals
+from .plots import plot_intervals, plot_nights
 
 
 def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any], outcomes: pd.DataFrame,
@@ -53,3 +55,39 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
         version = info.registered_model_version
         MlflowClient().set_registered_model_alias(settings.mlflow.policy_model_name, "challenger", version)
     return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version, "experiment": settings.mlflow.bandit_experiment}
+
+
+def log_evaluation_run(settings: Settings, nights: list[dict[str, Any]], pooled: dict[str, Any]) -> str:
+    """Per night (step = night index) the hit rates and the OPE check; the pooled comparison as
+    metrics; the learning-curve plot and the whole evaluation as JSON. Returns the run id."""
+    import mlflow
+
+    experiment_id = use_experiment(settings, settings.mlflow.bandit_experiment)
+    with mlflow.start_run(run_name=f"evaluate {nights[0]['day']}..{nights[-1]['day']}", experiment_id=experiment_id) as run:
+        mlflow.log_params({"nights": len(nights), "first_day": nights[0]["day"],
+                           "queries_per_day": nights[0]["simulation"]["requests"]})
+        for step, night in enumerate(nights):
+            m = night["candidate_hit_rate"]
+            metrics = {"served": m["served"], "oracle": m["oracle"], "measured_value": night["measured_value"],
+                       **{f"alone.{k}": v for k, v in m["single_strategies"].items()}}
+            learned = m.get("learned")
+            if learned:
+                metrics.update({"learned": learned["hit_rate"], "learned.candidates": learned["avg_candidates"],
+                                "best_static_mixture.hindsight": learned["best_static_mixture"]["hit_rate"]})
+                prior = learned.get("static_from_previous_day")
+                if prior:
+                    metrics["best_static_mixture.previous_day"] = prior["best_static_mixture"]["hit_rate"]
+            if "previous_estimate" in night:
+                metrics["previous_estimate"] = night["previous_estimate"]["estimate"]
+            mlflow.log_metrics(metrics, step=step)
+        if pooled:
+            summary = {"pooled.learned": pooled["learned"]}
+            for name, row in pooled["baselines"].items():
+                summary[f"pooled.{name}"] = row["hit_rate"]
+                summary[f"pooled.learned_minus_{name}.ci_low"], summary[f"pooled.learned_minus_{name}.ci_high"] = \
+                    row["learned_minus_ci"]
+            mlflow.log_metrics(summary)
+        with tempfile.TemporaryDirectory() as tmp:
+            mlflow.log_artifact(str(plot_nights(nights, Path(tmp) / "nights.png")))
+        mlflow.log_dict({"nights": nights, "pooled": pooled}, "evaluation.json")
+    return run.info.run_id
