@@ -18,8 +18,8 @@ candidates contain an intended entity. From that one table come:
   on the test day -- the static configuration a team with perfect knowledge of yesterday
   would deploy today. Hindsight selection picks the best of ~13,000 mixtures on the very
   requests it is scored on, so it is optimistic by the winner's curse; both are reported.
-  (Choosing from the logs instead is worse still for the static side: replay labels only
-  engaged requests, and on those every cheap plan looks 15-25 points better than it is);
+  (Choosing from the logs instead would be worse still for the static side: replay labels
+  only engaged requests, on which the cheap plans the policy serves look better than they are);
 * ``oracle``: per request, whether any plan of the library finds an intended entity (the
   regret reference; its cost is not bounded).
 
@@ -54,11 +54,13 @@ class NightsEvaluation:
 
 
 def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray, names: list[str],
-                         confidence: float, prior_rates: np.ndarray | None = None) -> dict[str, Any]:
+                         confidence: float, prior_rates: np.ndarray | None = None
+                         ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """The chosen plans' hit rate against the best single plan and the best two-plan mixture among
     plans drawing no more candidates than the chosen ones did on average (same budget), with
     paired intervals: chosen in hindsight on these requests, and -- given ``prior_rates``, each
-    plan's hit rate on the previous day -- chosen on that day (``static_from_previous_day``)."""
+    plan's hit rate on the previous day -- chosen on that day (``static_from_previous_day``).
+    Also returns per request the chosen plans' hits (``chosen``) and each baseline's."""
     chosen_hits = hits[np.arange(len(chosen)), chosen].astype(float)
     budget = float(cost[chosen].mean())
     best, best_hits = _best_static_plan(hits.mean(axis=0), hits, cost, budget)
@@ -67,9 +69,8 @@ def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray,
            "best_static": {"plan": names[best], "hit_rate": round(float(best_hits.mean()), 4)},
            "minus_best_static_ci": paired_bootstrap_ci(chosen_hits, best_hits, confidence, 0),
            "best_static_mixture": mixture,
-           "minus_best_static_mixture_ci": paired_bootstrap_ci(chosen_hits, mixture_hits, confidence, 0),
-           "_hits": chosen_hits, "_best": best, "_baselines": {"best_static": best_hits,
-                                                                "best_static_mixture": mixture_hits}}
+           "minus_best_static_mixture_ci": paired_bootstrap_ci(chosen_hits, mixture_hits, confidence, 0)}
+    per_request = {"chosen": chosen_hits, "best_static": best_hits, "best_static_mixture": mixture_hits}
     if prior_rates is not None:
         plan, plan_hits = _best_static_plan(prior_rates, hits, cost, budget)
         mix, mix_hits = _best_static_mixture(prior_rates, hits, cost, budget, names)
@@ -79,9 +80,8 @@ def _against_best_static(hits: np.ndarray, cost: np.ndarray, chosen: np.ndarray,
             "minus_best_static_ci": paired_bootstrap_ci(chosen_hits, plan_hits, confidence, 0),
             "best_static_mixture": mix,
             "minus_best_static_mixture_ci": paired_bootstrap_ci(chosen_hits, mix_hits, confidence, 0)}
-        out["_baselines"].update({"previous_day_best_static": plan_hits,
-                                  "previous_day_best_static_mixture": mix_hits})
-    return out
+        per_request.update({"previous_day_best_static": plan_hits, "previous_day_best_static_mixture": mix_hits})
+    return out, per_request
 
 
 def _best_static_plan(rates: np.ndarray, hits: np.ndarray, cost: np.ndarray, budget: float) -> tuple[int, np.ndarray]:
@@ -124,11 +124,11 @@ def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[st
     index = {n: i for i, n in enumerate(names)}
     cost = np.array([sum(plans[n].values()) for n in names], dtype=float)
     confidence = settings.bandit.ope.confidence
-    drawn = _against_best_static(hits, cost, np.array([index[p] for p in served]), names, confidence)
-    exploit = (_against_best_static(hits, cost, np.array([index[p] for p in greedy]), names, confidence,
-                                    prior_rates) if greedy is not None else None)
-    served_hits, best = drawn.pop("_hits"), drawn.pop("_best")
-    drawn.pop("_baselines")
+    drawn, drawn_hits = _against_best_static(hits, cost, np.array([index[p] for p in served]), names, confidence)
+    exploit, exploit_hits = (_against_best_static(hits, cost, np.array([index[p] for p in greedy]), names,
+                                                  confidence, prior_rates) if greedy is not None else (None, {}))
+    served_hits = drawn_hits["chosen"]
+    paired = {"learned": exploit_hits.pop("chosen"), **exploit_hits} if exploit is not None else {}
     grid = settings.runtime.policy.grid
     oracle = hits.max(axis=1).astype(float)      # some plan of the library finds an intended entity
     top = max(grid.depths) if grid else 100
@@ -142,10 +142,8 @@ def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[st
         m = kinds.index.isin(mask)
         row = {"n": int(m.sum()), "served": round(float(served_hits[m].mean()), 4)}
         if exploit is not None:
-            row["learned"] = round(float(exploit["_hits"][m].mean()), 4)
-            row["best_static"] = round(float(hits[m, exploit["_best"]].mean()), 4)
-        else:
-            row["best_static"] = round(float(hits[m, best].mean()), 4)
+            row["learned"] = round(float(paired["learned"][m].mean()), 4)
+        row["best_static"] = round(float((paired or drawn_hits)["best_static"][m].mean()), 4)
         by_kind[str(kind)] = {**row, "oracle": round(float(oracle[m].mean()), 4)}
     out = {
         "served": drawn["hit_rate"],
@@ -157,10 +155,7 @@ def night_metrics(settings: Settings, hits: np.ndarray, plans: dict[str, dict[st
         "avg_candidates": drawn["avg_candidates"],
         "by_query_type": by_kind,
     }
-    paired: dict[str, np.ndarray] = {}
     if exploit is not None:
-        paired = {"learned": exploit.pop("_hits"), **exploit.pop("_baselines")}
-        exploit.pop("_best")
         out["learned"] = exploit
     return out, paired
 
@@ -170,8 +165,7 @@ def pooled_comparison(paired_nights: list[dict[str, np.ndarray]], confidence: fl
     together, paired by request. Each night's baseline is at that night's budget."""
     if not paired_nights:
         return {}
-    joined = {k: np.concatenate([p[k] for p in paired_nights]) for k in paired_nights[0]
-              if all(k in p for p in paired_nights)}
+    joined = {k: np.concatenate([p[k] for p in paired_nights]) for k in paired_nights[0]}
     learned = joined.pop("learned")
     return {"nights": len(paired_nights), "requests": int(len(learned)), "learned": round(float(learned.mean()), 4),
             "baselines": {name: {"hit_rate": round(float(values.mean()), 4),
@@ -266,9 +260,9 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
                                           **_agreement(chosen, measured, settings.bandit.ope.confidence)}
         say(f"{day}: training the retrieval policy")
         data = learner.load_window(settings, day, settings.bandit.learner.window_days)
+        if service.policy_label.startswith("learned") and prior_rates is not None:
+            paired_nights.append(paired)            # every learned night has the same baselines
         prior_rates = hits.mean(axis=0)             # tomorrow's static baselines are chosen on today
-        if service.policy_label.startswith("learned") and "static_from_previous_day" in metrics["learned"]:
-            paired_nights.append(paired)
         try:
             ranks = learner.replay_window(settings, data.outcomes, strategies, {service.bundle_id: service})
             policy_dir, report = learner.fit(settings, data, ranks)

@@ -14,7 +14,7 @@ all of it, and CatBoost's native ``.cbm`` loads in the runtime with no training 
 Protocol: the window's last day is held out -- early stopping and the off-policy estimate are
 computed on it -- and the model is trained on the days before it. With a one-day window a
 stable share of that day's requests is held out instead (``single_day_holdout``): an estimate
-scored on the rows the model was fitted on ran 9 points above the next day's measured value.
+scored on the rows the model was fitted on is optimistic.
 """
 
 from __future__ import annotations
