@@ -149,20 +149,21 @@ def logs_validate_cmd(
 def serve(
     host: Annotated[Optional[str], typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: runtime.port)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the promoted one, else the latest built)")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(help="a bundle that has passed the gates (default: the promoted one)")] = None,
     config: ConfigOption = None,
 ) -> None:
-    """Serve search, feedback, health and admin reload over HTTP (OpenAPI docs at /docs)."""
+    """Serve search, feedback, health and admin reload over HTTP (OpenAPI docs at /docs).
+    Only a gated bundle serves: before the first promotion this refuses to start."""
     settings = _settings(config)
     import uvicorn
 
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import promoted_bundle, serving_bundle
+    from ltrr_core.artifacts.promotion import promoted_bundle, require_gated, serving_bundle
     from ltrr_core.runtime import load_service
     from ltrr_core.runtime.http import admin_token_from_env, create_app
 
     try:
-        service = load_service(settings, bundle or serving_bundle(settings))
+        service = load_service(settings, require_gated(settings, bundle) if bundle else serving_bundle(settings))
     except BundleError as error:
         console.print(f"[red]bundle refused:[/red] {error}")
         raise typer.Exit(1) from error
@@ -181,7 +182,7 @@ def simulate(
     queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=1,
                                                            help="default: simulate.queries_per_day")] = None,
     start_date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD (default: day after the last logged day)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the latest built)")] = None,
+    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the promoted one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the day summaries as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:

@@ -416,14 +416,20 @@ def note(record: dict[str, Any], step: str, result: dict[str, Any]) -> None:
 
 
 def ensure_champion(settings: Settings) -> dict[str, Any] | None:
-    """Before the first night: a bundle without learned models (the apprentice policy explores,
-    the fusion ranks) promoted through the same gates, so every night has a champion to beat."""
-    from .artifacts.promotion import promoted_bundle
+    """Before the first night: a static bundle without learned models (the apprentice policy
+    explores around the default plan, the fusion ranks) promoted through the same gates, so every
+    night has a champion to beat. If it fails them, NoChampion with the gates' reasons: nothing
+    ungated serves, so there is nothing to serve traffic with."""
+    from .artifacts.promotion import NoChampion, promoted_bundle
 
     if promoted_bundle(settings) is not None:
         return None
     candidate = build_candidate(settings, None, None)
-    return promote_candidate(settings, candidate["bundle_id"])
+    decision = promote_candidate(settings, candidate["bundle_id"])
+    if not decision["promoted"]:
+        raise NoChampion(f"the first (static) champion {candidate['bundle_id']} failed its gates, so nothing may "
+                         f"serve: {'; '.join(decision['reasons'])}")
+    return decision
 
 
 def simulate_served_day(settings: Settings, queries_per_day: int) -> dict[str, Any]:

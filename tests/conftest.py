@@ -97,8 +97,13 @@ def q2e_platform(built_platform):
 
 @pytest.fixture(scope="session")
 def bundle_dir(q2e_platform):
-    """A bundle built from the test platform."""
+    """A bundle built from the test platform and gated (a dry-run promotion whose gates all pass),
+    so that `ltrr serve --bundle` may serve it."""
     from ltrr_core.artifacts import build_bundle
+    from ltrr_core.artifacts.promotion import promote
 
     settings = q2e_platform[0]
-    return settings.data_dir / "bundles" / build_bundle(settings)["bundle_id"]
+    bundle = settings.data_dir / "bundles" / build_bundle(settings)["bundle_id"]
+    decision = promote(settings, bundle, dry_run=True)
+    assert all(g.passed for g in decision.gates), decision.reasons
+    return bundle

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -145,13 +146,57 @@ def test_a_crash_between_writing_and_switching_leaves_the_champion_serving(promo
     shutil.rmtree(candidate)
 
 
-def test_the_smoke_gate_blocks_a_bundle_slower_than_the_latency_budget(promotion_settings):
+def test_a_first_champion_that_fails_its_gates_leaves_nothing_serving(promotion_settings):
+    """The defect this guards: the first champion refused, then the latest ungated build served."""
+    from ltrr_core import nightly
+    from ltrr_core.artifacts import build_bundle, bundles_root, latest_bundle
+    from ltrr_core.artifacts.promotion import NoChampion, history, promoted_bundle, require_gated, serving_bundle
+
+    settings, _, _ = promotion_settings
+    strict = settings.with_overrides(**{"promotion.latency_budget_ms": 0.001})
+    with pytest.raises(NoChampion, match="failed its gates.*smoke: p95 .* over the 0.001 ms budget"):
+        nightly.ensure_champion(strict)
+    refused = history(settings)[-1]
+    assert refused["action"] == "promote" and not refused["promoted"]
+    assert promoted_bundle(settings) is None
+    with pytest.raises(NoChampion, match="no bundle has been promoted"):
+        serving_bundle(settings)
+    # A newer build exists (the refused one, then another): neither serves, explicitly or not.
+    newer = bundles_root(settings) / build_bundle(settings)["bundle_id"]
+    assert latest_bundle(settings) == newer
+    for bundle in (newer, bundles_root(settings) / refused["bundle_id"]):
+        with pytest.raises(Exception, match="has not passed the promotion gates"):
+            require_gated(settings, bundle)
+    # With a budget it can meet, the same static champion passes and serves.
+    decision = nightly.ensure_champion(settings)
+    assert decision is not None and decision["promoted"] and serving_bundle(settings) == promoted_bundle(settings)
+    assert nightly.ensure_champion(settings) is None       # a champion exists: nothing to do
+    assert require_gated(settings, serving_bundle(settings)) == serving_bundle(settings)
+
+
+def test_the_smoke_gate_compares_latency_with_the_champion_timed_in_the_same_run(promotion_settings, monkeypatch):
+    from ltrr_core.artifacts import build_bundle, bundles_root
     from ltrr_core.artifacts.promotion import promote, promoted_bundle
+    from ltrr_core.runtime.service import SearchService
 
     settings, champion, _ = promotion_settings
+    settings = settings.with_overrides(**{"promotion.smoke_repeats": 1, "promotion.latency_slack_ms": 25.0,
+                                          "promotion.latency_regression_tolerance": 0.5})
     assert promote(settings, champion).promoted
-    strict = settings.with_overrides(**{"promotion.latency_budget_ms": 0.001})
-    decision = promote(strict, champion)
+    candidate = bundles_root(settings) / build_bundle(settings)["bundle_id"]
+    same = next(g for g in promote(settings, candidate, dry_run=True).gates if g.name == "smoke")
+    assert same.passed and same.numbers["champion_p95_ms"] > 0 and "budget_ms" not in same.numbers
+    original = SearchService.search
+
+    def slower(self, *args, **kwargs):             # the candidate costs 300 ms more per query
+        if self.bundle_id == candidate.name:
+            time.sleep(0.3)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(SearchService, "search", slower)
+    decision = promote(settings, candidate)
     smoke = next(g for g in decision.gates if g.name == "smoke")
-    assert not decision.promoted and not smoke.passed and "budget" in smoke.reason
-    assert smoke.numbers["p95_ms"] > 0.001 and promoted_bundle(settings) == champion
+    assert not decision.promoted and not smoke.passed and "champion" in smoke.reason
+    assert smoke.numbers["p95_ms"] >= 300 and smoke.numbers["p95_ms"] > smoke.numbers["limit_ms"]
+    assert smoke.numbers["limit_ms"] == pytest.approx(smoke.numbers["champion_p95_ms"] * 1.5 + 25, abs=0.2)
+    assert promoted_bundle(settings) == champion

@@ -11,9 +11,16 @@ c. ``policy``: the lower bound of its off-policy value (switch-DR) is not below 
    policy's value on the same held-out day minus ``policy_value_tolerance`` (safe policy
    improvement), and its effective sample size is at least ``min_ess``;
 d. ``integrity``: the manifest and every checksum verify;
-e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queries) with the
-   p95 latency within ``latency_budget_ms`` -- run only for a candidate the other gates passed
-   (a bundle that does not verify is never loaded).
+e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queries), each with
+   results; its p95 latency (after a warm-up, median of ``smoke_repeats`` per query) is compared
+   with the champion's, loaded beside it and timed in the same run, interleaved -- at most
+   ``latency_regression_tolerance`` + ``latency_slack_ms`` slower -- so a busy machine slows both
+   alike instead of failing the gate; only the first champion meets the absolute
+   ``latency_budget_ms``. Run only for a candidate the other gates passed (a bundle that does
+   not verify is never loaded).
+
+Nothing ungated serves: ``serving_bundle`` is the promoted bundle or ``NoChampion``; before the
+first promotion the runtime refuses to start (``ltrr serve``) rather than serve the latest build.
 
 Every decision, with the numbers behind it, is appended to ``bundles/promotions.jsonl``
 (rewritten atomically) and logged as an MLflow run; on a switch (or a rollback) the registered
@@ -68,16 +75,37 @@ class Decision:
         return {**asdict(self), "reasons": self.reasons}
 
 
+class NoChampion(BundleError):
+    """No bundle has passed the gates: there is nothing the runtime may serve."""
+
+
 def promoted_bundle(settings: Settings) -> Path | None:
     bundle_id = read_pointer(bundles_root(settings) / POINTER)
     return bundles_root(settings) / bundle_id if bundle_id else None
 
 
 def serving_bundle(settings: Settings) -> Path:
-    """What the runtime serves: the promoted bundle, else (before any promotion) the latest built."""
-    from .bundle import latest_bundle
+    """What the runtime serves: the promoted bundle. Before any promotion, NoChampion -- never
+    the latest build, which no gate has passed."""
+    bundle = promoted_bundle(settings)
+    if bundle is None:
+        raise NoChampion(f"no bundle has been promoted under {bundles_root(settings)}, so nothing gated can serve: "
+                         "run `ltrr promote` (gates the latest built bundle) or a nightly first")
+    return bundle
 
-    return promoted_bundle(settings) or latest_bundle(settings)
+
+def gated_bundles(settings: Settings) -> set[str]:
+    """Bundles that passed every gate in some decision (promoted, or a dry run that would have been)."""
+    return {e["bundle_id"] for e in history(settings)
+            if e["action"] == "promote" and e.get("gates") and all(g["passed"] for g in e["gates"])}
+
+
+def require_gated(settings: Settings, bundle: Path) -> Path:
+    """``bundle`` if it has passed every gate, else BundleError saying how to gate it."""
+    if Path(bundle).name not in gated_bundles(settings):
+        raise BundleError(f"bundle {bundle} has not passed the promotion gates (bundles/{HISTORY}); "
+                          f"gate it with `ltrr promote --dry-run {bundle}` before serving it")
+    return Path(bundle)
 
 
 def _report(bundle: Path, component: str) -> dict[str, Any] | None:
@@ -149,28 +177,61 @@ def gate_integrity(bundle: Path) -> Gate:
     return Gate("integrity", True, f"{len(manifest['files'])} files verify", {"files": len(manifest["files"])})
 
 
+def _timed_medians(services: list[Any], queries: list[str], repeats: int) -> list[list[float]]:
+    """Per service, per query the median latency (ms) of ``repeats`` answers, after one warm-up
+    answer each. Services take turns query by query (order alternating), so load on the machine
+    falls on all of them alike."""
+    samples: list[list[list[float]]] = [[[] for _ in queries] for _ in services]
+    for round_ in range(repeats):
+        for q, text in enumerate(queries):
+            order = list(range(len(services)))
+            for index in order if (round_ + q) % 2 == 0 else order[::-1]:
+                started = time.perf_counter()
+                services[index].search(text)
+                samples[index][q].append((time.perf_counter() - started) * 1000)
+    return [[float(np.median(per_query)) for per_query in per_service] for per_service in samples]
+
+
 def gate_smoke(settings: Settings, bundle: Path) -> Gate:
     from ..runtime.service import load_service
 
+    config = settings.promotion
+    champion_path = promoted_bundle(settings)
+    champion_path = champion_path if champion_path is not None and champion_path.name != Path(bundle).name else None
     try:
         service = load_service(settings, bundle)
-        latencies, empty = [], []
-        for text in settings.promotion.smoke_queries:
-            started = time.perf_counter()
-            response = service.search(text)
-            latencies.append((time.perf_counter() - started) * 1000)
-            if not response.results:
-                empty.append(text)
+        empty = [text for text in config.smoke_queries if not service.search(text).results]   # also the warm-up
     except Exception as error:  # noqa: BLE001 - any failure to serve blocks promotion, with its reason
         return Gate("smoke", False, f"{type(error).__name__}: {error}")
-    p95 = float(np.percentile(latencies, 95))
-    numbers = {"queries": len(latencies), "p95_ms": round(p95, 1), "budget_ms": settings.promotion.latency_budget_ms,
-               "cold_start_s": service.startup["seconds"]}
+    services, note = [service], ""
+    if champion_path is not None:
+        try:
+            champion = load_service(settings, champion_path)
+            for text in config.smoke_queries:
+                champion.search(text)
+            services.append(champion)
+        except Exception as error:  # noqa: BLE001 - a broken champion must not block its replacement
+            note = f" (champion {champion_path.name} could not be timed: {type(error).__name__}: {error})"
+    medians = _timed_medians(services, config.smoke_queries, config.smoke_repeats)
+    p95 = float(np.percentile(medians[0], 95))
+    numbers: dict[str, Any] = {"queries": len(medians[0]), "repeats": config.smoke_repeats, "p95_ms": round(p95, 1),
+                               "cold_start_s": service.startup["seconds"]}
     if empty:
         return Gate("smoke", False, f"no results for {empty}", numbers)
-    if p95 > settings.promotion.latency_budget_ms:
-        return Gate("smoke", False, f"p95 {p95:.0f} ms over the {settings.promotion.latency_budget_ms} ms budget", numbers)
-    return Gate("smoke", True, f"{len(latencies)} queries answered, p95 {p95:.0f} ms", numbers)
+    if len(services) == 2:
+        champion_p95 = float(np.percentile(medians[1], 95))
+        limit = champion_p95 * (1 + config.latency_regression_tolerance) + config.latency_slack_ms
+        numbers |= {"champion_p95_ms": round(champion_p95, 1), "limit_ms": round(limit, 1)}
+        if p95 > limit:
+            return Gate("smoke", False, f"p95 {p95:.0f} ms over the champion's {champion_p95:.0f} ms measured in the "
+                                        f"same run (limit {limit:.0f} ms)", numbers)
+        return Gate("smoke", True, f"{len(medians[0])} queries answered, p95 {p95:.0f} ms vs the champion's "
+                                   f"{champion_p95:.0f} ms (limit {limit:.0f} ms)", numbers)
+    numbers["budget_ms"] = config.latency_budget_ms
+    if p95 > config.latency_budget_ms:
+        return Gate("smoke", False, f"p95 {p95:.0f} ms over the {config.latency_budget_ms} ms budget{note}", numbers)
+    return Gate("smoke", True, f"{len(medians[0])} queries answered, p95 {p95:.0f} ms (budget "
+                               f"{config.latency_budget_ms:.0f} ms, no champion to compare){note}", numbers)
 
 
 def evaluate_gates(settings: Settings, bundle: Path) -> list[Gate]:

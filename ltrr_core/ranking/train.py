@@ -90,7 +90,7 @@ def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.
 
 
 def serving_ranker(settings: Settings) -> Ranker | None:
-    """The champion: the ranker of the bundle being served (promoted, else the latest built), if any."""
+    """The champion: the ranker of the promoted bundle, if there is one and it has a ranker."""
     from ..artifacts import BundleError
     from ..artifacts.promotion import serving_bundle
 

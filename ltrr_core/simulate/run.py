@@ -161,7 +161,7 @@ def query_kinds(truth: pd.DataFrame) -> list[str]:
 
 def simulate(settings: Settings, n_days: int, queries_per_day: int | None = None, start: date | None = None,
              bundle: Path | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> list[DaySummary]:
-    """Simulate ``n_days`` against a runtime loaded from ``bundle`` (default: the latest built),
+    """Simulate ``n_days`` against a runtime loaded from ``bundle`` (default: the promoted one),
     writing impressions and feedback under the runtime's log directory."""
     from ..artifacts.promotion import serving_bundle
     from ..catalog.store import CatalogStore
