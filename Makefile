@@ -22,7 +22,7 @@ export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
 
-.PHONY: venv demo test test-fast bench deploy ui ui-stop clean distclean
+.PHONY: venv demo test test-fast bench soak deploy ui ui-stop clean distclean
 
 venv: $(STAMP)
 
@@ -79,8 +79,14 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -q -m "not slow"
 
+# The performance table, then the soak beside it (needs a promoted bundle in the config's data_dir).
 bench: $(STAMP)
 	$(BIN)/ltrr --config $(CONFIG) bench --out bench/RESULTS.md
+	$(BIN)/ltrr --config $(CONFIG) bench-soak --out bench/SOAK.md
+
+SOAK_CONFIG ?= $(CONFIG)
+soak: $(STAMP)
+	$(BIN)/ltrr --config $(SOAK_CONFIG) bench-soak --out bench/SOAK.md
 
 clean:
 	rm -rf var .pytest_cache catboost_info

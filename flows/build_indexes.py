@@ -9,6 +9,7 @@ from typing import Any
 from prefect import flow, unmapped
 
 from ltrr_core.config import load_settings
+from ltrr_core.locking import writer_lock
 from tasks.indexes import (
     build_bm25,
     build_query_resources,
@@ -24,15 +25,16 @@ from tasks.indexes import (
 @flow(name="build_indexes", log_prints=True)
 def build_indexes(config_path: str | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
-    catalog_version, entities = load_catalog(settings)
-    build_id = start_build(settings)
-    bm25 = build_bm25.submit(settings, entities, build_id)
-    query_resources = build_query_resources.submit(settings, entities, build_id)
-    plan = plan_vectors(settings, entities)
-    parts = encode_partition.map(unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions))
-    vectors = finish_vectors(settings, plan, [part.result() for part in parts])
-    reports = {"bm25": bm25.result(), "query_resources": query_resources.result(), "vectors": vectors}
-    return publish_build(settings, build_id, catalog_version, reports)
+    with writer_lock(settings, "build_indexes"):      # held by this (the flow's) process, not the tasks'
+        catalog_version, entities = load_catalog(settings)
+        build_id = start_build(settings)
+        bm25 = build_bm25.submit(settings, entities, build_id)
+        query_resources = build_query_resources.submit(settings, entities, build_id)
+        plan = plan_vectors(settings, entities)
+        parts = encode_partition.map(unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions))
+        vectors = finish_vectors(settings, plan, [part.result() for part in parts])
+        reports = {"bm25": bm25.result(), "query_resources": query_resources.result(), "vectors": vectors}
+        return publish_build(settings, build_id, catalog_version, reports)
 
 
 if __name__ == "__main__":

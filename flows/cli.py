@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -100,7 +102,8 @@ def bundle_build_cmd(
 
     chosen = latest_policy(settings) if policy == "latest" else None if policy == "none" else Path(policy)
     chosen_ranker = latest_ranker(settings) if ranker == "latest" else None if ranker == "none" else Path(ranker)
-    manifest = build_bundle(settings, chosen, chosen_ranker)
+    with _writing(settings, "bundle build"):
+        manifest = build_bundle(settings, chosen, chosen_ranker)
     console.print(f"bundle {manifest['bundle_id']}: {len(manifest['files'])} files, components {manifest['components']}")
 
 
@@ -150,30 +153,39 @@ def serve(
     host: Annotated[Optional[str], typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option(help="port (default: runtime.port)")] = None,
     bundle: Annotated[Optional[Path], typer.Option(help="a bundle that has passed the gates (default: the promoted one)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each loads the bundle)")] = 1,
     config: ConfigOption = None,
 ) -> None:
     """Serve search, feedback, health and admin reload over HTTP (OpenAPI docs at /docs).
     Only a gated bundle serves: before the first promotion this refuses to start."""
     settings = _settings(config)
+    import os
+
     import uvicorn
 
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import promoted_bundle, require_gated, serving_bundle
-    from ltrr_core.runtime import load_service
-    from ltrr_core.runtime.http import admin_token_from_env, create_app
+    from ltrr_core.runtime.serve import BUNDLE_ENV, CONFIG_ENV, build_app, chosen_bundle
 
     try:
-        service = load_service(settings, require_gated(settings, bundle) if bundle else serving_bundle(settings))
+        if workers == 1:
+            app_ = build_app(settings, bundle)
+        else:
+            chosen_bundle(settings, bundle)          # refuse here, with the reason, before any worker starts
     except BundleError as error:
         console.print(f"[red]bundle refused:[/red] {error}")
         raise typer.Exit(1) from error
-    console.print(f"serving bundle {service.bundle_id} (cold start {service.startup})")
-    app_ = create_app(service, settings.data_dir / settings.runtime.log_dir,
-                      lambda: load_service(settings, serving_bundle(settings)),
-                      admin_token_from_env(settings.runtime.admin_token_env),
-                      watch=None if bundle else lambda: getattr(promoted_bundle(settings), "name", None),
-                      poll_seconds=settings.runtime.reload_poll_seconds)
-    uvicorn.run(app_, host=host or settings.runtime.host, port=port or settings.runtime.port, log_level="info")
+    host, port = host or settings.runtime.host, port or settings.runtime.port
+    if workers == 1:
+        service = app_.state.current_service()
+        console.print(f"serving bundle {service.bundle_id} (cold start {service.startup})")
+        uvicorn.run(app_, host=host, port=port, log_level="info")
+        return
+    os.environ[CONFIG_ENV] = str(Path(_config_arg(config)).resolve())
+    os.environ.pop(BUNDLE_ENV, None)
+    if bundle is not None:
+        os.environ[BUNDLE_ENV] = str(bundle.resolve())
+    uvicorn.run("ltrr_core.runtime.serve:app_from_env", factory=True, workers=workers, host=host, port=port,
+                log_level="info")
 
 
 @app.command()
@@ -249,10 +261,11 @@ def bandit_train_cmd(
     _settings(config)
     from flows.train_bandit import train_bandit
     from ltrr_core.bandit.learner import NotEnoughData
+    from ltrr_core.locking import DataDirBusy
 
     try:
         report = train_bandit(day, window_days, _config_arg(config))
-    except NotEnoughData as error:
+    except (NotEnoughData, DataDirBusy) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
     if as_json:
@@ -343,7 +356,8 @@ def promote(
     from ltrr_core.artifacts import latest_bundle
     from ltrr_core.artifacts.promotion import promote as run_promotion
 
-    decision = run_promotion(settings, bundle or latest_bundle(settings), dry_run)
+    with _writing(settings, "promote" + (" --dry-run" if dry_run else "")):
+        decision = run_promotion(settings, bundle or latest_bundle(settings), dry_run)
     if as_json:
         sys.stdout.write(json.dumps(decision.to_dict(), default=str) + "\n")
     else:
@@ -366,7 +380,8 @@ def rollback(config: ConfigOption = None) -> None:
     from ltrr_core.artifacts.promotion import rollback as run_rollback
 
     try:
-        entry = run_rollback(settings)
+        with _writing(settings, "rollback"):
+            entry = run_rollback(settings)
     except BundleError as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
@@ -392,6 +407,61 @@ def promotions(
                              f"  (from {entry.get('from') or entry.get('previous')})"))
 
 
+@app.command()
+def retention(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print what would be removed, remove nothing")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="the plan (and what was removed) as JSON")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Remove old log days and versions by configured age/count (`retention`); never what serving, rollback, a training window or replay needs."""
+    settings = _settings(config)
+    from ltrr_core.retention import apply_retention, plan_retention
+
+    if dry_run:
+        plan, result = plan_retention(settings), None
+    else:
+        with _writing(settings, "retention"):
+            plan = plan_retention(settings)
+            result = apply_retention(plan)
+    if as_json:
+        sys.stdout.write(json.dumps({"dry_run": dry_run, "plan": plan.to_dict(),
+                                     "result": result.to_dict() if result else None}, default=str) + "\n")
+        return
+    _print_retention(plan, dry_run)
+    if result is not None:
+        console.print(f"removed {sum(map(len, result.removed.values()))} item(s) {result.removed}; Lance: {result.lance}"
+                      + (f"; skipped {result.skipped}" if result.skipped else ""))
+
+
+def _print_retention(plan, dry_run: bool) -> None:
+    table = Table(title="retention plan" + (" (dry run)" if dry_run else "") + ("" if plan.enabled else " -- retention.enabled is false"))
+    for column in ("kind", "kept", "removed", "protected (beyond the newest N)"):
+        table.add_column(column)
+    for kind in plan.kinds.values():
+        protected = [f"{name}: {'; '.join(r for r in why if not r.startswith('newest'))}"
+                     for name, why in kind.kept.items() if any(not r.startswith("newest") for r in why)]
+        table.add_row(kind.kind, str(len(kind.kept)), "\n".join(f"{r.name} ({r.reason})" for r in kind.removals) or "-",
+                      "\n".join(protected)[:600] or "-")
+    if plan.lance:
+        table.add_row("lance versions", str(len(plan.lance.versions) - len(plan.lance.removable)),
+                      ", ".join(map(str, plan.lance.removable)) or "-",
+                      f"floor {plan.lance.floor}: {plan.lance.reason}")
+    Console(width=200).print(table)
+
+
+@contextmanager
+def _writing(settings: Settings, what: str) -> Iterator[None]:
+    """The data dir's writer lock for a command that writes outside a flow; refused: exit 1 naming the holder."""
+    from ltrr_core.locking import DataDirBusy, writer_lock
+
+    try:
+        with writer_lock(settings, what):
+            yield
+    except DataDirBusy as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(1) from error
+
+
 ranker_app = typer.Typer(help="The learned ranker: train (flow train_ranker), evaluate.", no_args_is_help=True)
 app.add_typer(ranker_app, name="ranker")
 
@@ -406,11 +476,12 @@ def ranker_train_cmd(
     """Flow train_ranker: logs -> training set (contract) -> CatBoost -> evaluation on D -> MLflow (alias challenger)."""
     _settings(config)
     from flows.train_ranker import train_ranker_flow
+    from ltrr_core.locking import DataDirBusy
     from ltrr_core.ranking.train import NotEnoughRankingData
 
     try:
         report = train_ranker_flow(day, window_days, _config_arg(config))
-    except NotEnoughRankingData as error:
+    except (NotEnoughRankingData, DataDirBusy) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
     if as_json:
@@ -526,10 +597,11 @@ def bandit_ope_obd_cmd(
 
 def _run_flow(flow, config_path: str):
     from ltrr_core.contracts import ContractViolation
+    from ltrr_core.locking import DataDirBusy
 
     try:
         return flow(config_path)
-    except ContractViolation as violation:
+    except (ContractViolation, DataDirBusy) as violation:
         console.print(f"[red]{violation}[/red]")
         raise typer.Exit(1) from violation
 
@@ -723,7 +795,7 @@ def fusion_sweep_cmd(
 def nightly(
     day: Annotated[Optional[str], typer.Option("--date", help="day whose logs to learn from (default: yesterday)")] = None,
     steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of: " + ", ".join(
-        ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote")))] = None,
+        ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote", "retention")))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the night's record as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -758,11 +830,12 @@ def backfill(
 
 def _run_nightly(run):
     from ltrr_core.contracts import ContractViolation
+    from ltrr_core.locking import DataDirBusy
     from ltrr_core.nightly import NightlyError
 
     try:
         return run()
-    except (NightlyError, ContractViolation) as error:
+    except (NightlyError, ContractViolation, DataDirBusy) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(1) from error
 
@@ -870,6 +943,89 @@ def bench(
 
     run_benchmarks(settings, out, Path(_config_arg(config)))
     console.print(f"wrote {out}")
+
+
+@app.command("bench-soak")
+def bench_soak(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file for the soak figures")] = Path("bench/SOAK.md"),
+    minutes: Annotated[Optional[float], typer.Option(help="default: bench.soak.minutes")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """ltrr serve --workers under steady load (70% of measured capacity) with hot reloads and a worker restart."""
+    settings = _settings(config)
+    import tempfile
+
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.bench.run import machine
+    from ltrr_core.bench.soak import render_soak, run_soak
+    from ltrr_core.durable import write_bytes_atomic
+    from ltrr_core.eval.datasets import load_cpcd_queries
+
+    if minutes is not None:
+        settings = settings.with_overrides(**{"bench.soak.minutes": minutes})
+    queries = list(load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels)).queries)
+    command = f"ltrr --config {_config_arg(config)} bench-soak --minutes {settings.bench.soak.minutes:g}"
+    with tempfile.TemporaryDirectory(prefix="ltrr-soak-") as tmp:
+        try:
+            result = run_soak(settings, Path(_config_arg(config)), queries, Path(tmp))
+        except BundleError as error:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(1) from error
+    write_bytes_atomic(out, render_soak(result, machine(), command).encode("utf-8"))
+    sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+    console.print(f"wrote {out}")
+
+
+@app.command()
+def reliability(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file for the writer x fault table")] = Path("docs/reliability.md"),
+    platform: Annotated[Optional[Path], typer.Option(
+        "--platform", help="a built data dir to copy (its catalog, indexes, q2e) instead of building one")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="one point per fault instead of every point")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """kill -9, ENOSPC and EIO at every writer's writes (child processes, a temporary platform of
+    the test profile unless --config): writes what a reader saw after each, and whether the next
+    run completed and the champion kept serving."""
+    import tempfile
+
+    profile = config or _state["config"] or DEFAULT_CONFIG.parent / "test.yaml"
+    command = "ltrr reliability " + " ".join(sys.argv[2:] if sys.argv[1:2] == ["reliability"] else sys.argv[1:])
+    with tempfile.TemporaryDirectory(prefix="ltrr-reliability-") as tmp:
+        settings = _reliability_platform(profile, platform, Path(tmp))
+        from ltrr_core.reliability.report import generate
+
+        outcomes = generate(settings, Path(tmp) / "work", out, command.strip(),
+                            f"profile {profile.name}, " + ("a copy of " + str(platform) if platform else "built by the flows"),
+                            every_point=not quick,
+                            progress=lambda o: console.print(f"{'ok ' if o.ok else 'FAIL'} {o.writer} x {o.fault} at "
+                                                             f"{o.point} ({o.seconds:.0f} s)"))
+    console.print(f"wrote {out}: {sum(o.ok for o in outcomes)} of {len(outcomes)} runs held")
+    if not all(o.ok for o in outcomes):
+        raise typer.Exit(1)
+
+
+def _reliability_platform(profile: Path, platform: Optional[Path], tmp: Path) -> Settings:
+    """A platform in ``tmp``: a copy of a built data dir, or the content_understanding,
+    build_indexes and generate_q2e flows run on ``profile``."""
+    import shutil
+
+    import yaml
+
+    data, config_file = tmp / "data", tmp / "platform.yaml"
+    config_file.write_text(yaml.safe_dump({"extends": str(profile.resolve()), "data_dir": str(data)}))
+    settings = _settings(config_file)
+    if platform is not None:
+        for part in ("catalog", "indexes", "q2e"):
+            shutil.copytree(platform / part, data / part)
+        return settings
+    from flows.build_indexes import build_indexes
+    from flows.content_understanding import content_understanding
+    from flows.generate_q2e import generate_q2e
+
+    for flow in (content_understanding, build_indexes, generate_q2e):
+        _run_flow(flow, str(config_file))
+    return settings
 
 
 def main() -> None:

@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow
 
 from ltrr_core.config import load_settings
+from ltrr_core.locking import writer_lock
 from tasks.catalog import ingest_catalog, publish_catalog, understand_catalog, validate_catalog
 
 
@@ -14,11 +15,12 @@ from tasks.catalog import ingest_catalog, publish_catalog, understand_catalog, v
 def content_understanding(config_path: str | None = None) -> dict[str, Any]:
     """A failed contract raises before anything is published; the last good version stays."""
     settings = load_settings(config_path)
-    entities, ingest_report = ingest_catalog(settings)
-    kept, quarantined, contract = validate_catalog(settings, entities)
-    enriched, understanding = understand_catalog(settings, kept)
-    reports = {"ingest": ingest_report, "contract": contract, "content_understanding": understanding}
-    return publish_catalog(settings, enriched, quarantined, reports)
+    with writer_lock(settings, "content_understanding"):
+        entities, ingest_report = ingest_catalog(settings)
+        kept, quarantined, contract = validate_catalog(settings, entities)
+        enriched, understanding = understand_catalog(settings, kept)
+        reports = {"ingest": ingest_report, "contract": contract, "content_understanding": understanding}
+        return publish_catalog(settings, enriched, quarantined, reports)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from prefect import flow
 from flows.nightly import nightly, refresh_platform
 from ltrr_core import nightly as night
 from ltrr_core.config import load_settings
+from ltrr_core.locking import writer_lock
 from tasks.demo import ensure_champion, measure_day, simulate_day
 
 
@@ -22,11 +23,12 @@ def demo_loop(nights: int | None = None, queries_per_day: int | None = None,
     settings = load_settings(config_path)
     nights = nights or settings.demo.nights
     queries = queries_per_day or settings.demo.queries_per_day
-    refresh_platform(config_path)
-    ensure_champion(settings)
-    records = []
-    for _ in range(nights):
-        served = simulate_day(settings, queries)
-        records.append(nightly(served["day"], None, config_path))
-    last = simulate_day(settings, queries)
-    return night.learning_curve(records, measure_day(settings, last["day"]))
+    with writer_lock(settings, f"demo ({nights} nights)"):     # the subflows share this process's hold
+        refresh_platform(config_path)
+        ensure_champion(settings)
+        records = []
+        for _ in range(nights):
+            served = simulate_day(settings, queries)
+            records.append(nightly(served["day"], None, config_path))
+        last = simulate_day(settings, queries)
+        return night.learning_curve(records, measure_day(settings, last["day"]))

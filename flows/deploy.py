@@ -5,6 +5,12 @@ starts a server on 127.0.0.1) and runs a long-lived process that executes their 
 cron-scheduled nightly and any backfill (or nightly) a person starts from the UI's "Custom run"
 with their own parameters. For several machines, the same deployments go to a work pool
 (``flow.deploy``) with workers instead; nothing else changes (README, "Scaling out").
+
+Each deployment has a Prefect concurrency limit (``orchestration.deployment_concurrency_limit``,
+1: a second scheduled or UI-started run of the same deployment waits in AwaitingConcurrencySlot,
+or is cancelled with ``cancel_new``). Prefect 3 keeps one such limit per deployment; a nightly and
+a backfill at the same time are serialised by the data dir's writer lock (``ltrr_core.locking``),
+which every run takes first.
 """
 
 from __future__ import annotations
@@ -13,6 +19,15 @@ from pathlib import Path
 from typing import Any
 
 from ltrr_core.config import Settings
+
+
+def concurrency(settings: Settings) -> Any:
+    """The deployments' concurrency limit from ``orchestration`` (Prefect's ConcurrencyLimitConfig)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    orchestration = settings.orchestration
+    return ConcurrencyLimitConfig(limit=orchestration.deployment_concurrency_limit,
+                                  collision_strategy=ConcurrencyLimitStrategy(orchestration.deployment_collision_strategy.upper()))
 
 
 def deployments(settings: Settings, config_path: str) -> list[Any]:
@@ -27,12 +42,14 @@ def deployments(settings: Settings, config_path: str) -> list[Any]:
             name=orchestration.nightly_deployment,
             schedules=[Cron(orchestration.nightly_cron, timezone=orchestration.timezone)],
             parameters={"config_path": config},
+            concurrency_limit=concurrency(settings),
             description="validate logs -> catalog / indexes / Q2E (if changed) -> bandit || ranker -> bundle -> gates "
-                        "-> promote; `date` defaults to yesterday",
+                        "-> promote -> retention; `date` defaults to yesterday",
             tags=["ltrr", "nightly"]),
         backfill.to_deployment(
             name=orchestration.backfill_deployment,
             parameters={"config_path": config},
+            concurrency_limit=concurrency(settings),
             description="the nightly logic for each date from start_date to end_date (optionally only some steps)",
             tags=["ltrr", "backfill"]),
     ]

@@ -4,11 +4,13 @@
                    └─ train_ranker_night ─┤   (concurrent with the catalog chain)
     catalog_status → content_understanding → indexes_status → build_indexes → q2e_status → generate_q2e
                                           └───────────────────────────────────┴→ build_candidate
-                                                                              → promote_candidate → record_night
+                                                         → promote_candidate → apply_retention → record_night
 
 Subflows skip themselves when their inputs did not change (catalog fingerprint, index build vs
 catalog and settings). Every run writes the date's record and a markdown artifact; re-running a
-date replaces its outputs (``ltrr_core.nightly``).
+date replaces its outputs (``ltrr_core.nightly``). Every flow here holds the data dir's writer lock
+(``ltrr_core.locking``) for its run, shared with its subflows: a second nightly or backfill on the
+same data dir waits ``orchestration.lock_wait_seconds`` and is then refused, naming the holder.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from flows.generate_q2e import generate_q2e
 from flows.runners import with_task_runner
 from ltrr_core import nightly as night
 from ltrr_core.config import load_settings
+from ltrr_core.locking import writer_lock
 from tasks.nightly import (
+    apply_retention,
     build_candidate,
     catalog_status,
     indexes_status,
@@ -45,24 +49,25 @@ def refresh_platform(config_path: str | None = None, until: str | None = None,
     the catalog or index settings changed, then the Q2E table from engagement up to ``until``."""
     settings = load_settings(config_path)
     selected, out = night.select_steps(steps), {}
-    if "catalog" in selected:
-        status = catalog_status(settings)
-        out["catalog"] = ({"status": "ran", "reason": status["reason"],
-                           "version": content_understanding(config_path)["version"]}
-                          if status["stale"] else {"status": "skipped", **status})
-    if "indexes" in selected:
-        status = indexes_status(settings)
-        out["indexes"] = ({"status": "ran", "reason": status["reason"],
-                           "build_id": with_task_runner(build_indexes, settings)(config_path)["build_id"]}
-                          if status["stale"] else {"status": "skipped", **status})
-    if "q2e" in selected:
-        status = q2e_status(settings, date_type.fromisoformat(until) if until else None)
-        if status["stale"]:
-            q2e = generate_q2e(config_path, until)
-            out["q2e"] = {"status": "ran", "reason": status["reason"], "version": q2e["version"], "rows": q2e["n_rows"],
-                          "by_source": q2e["rows_by_source"]}
-        else:
-            out["q2e"] = {"status": "skipped", **status}
+    with writer_lock(settings, f"refresh_platform until {until or 'now'}"):
+        if "catalog" in selected:
+            status = catalog_status(settings)
+            out["catalog"] = ({"status": "ran", "reason": status["reason"],
+                               "version": content_understanding(config_path)["version"]}
+                              if status["stale"] else {"status": "skipped", **status})
+        if "indexes" in selected:
+            status = indexes_status(settings)
+            out["indexes"] = ({"status": "ran", "reason": status["reason"],
+                               "build_id": with_task_runner(build_indexes, settings)(config_path)["build_id"]}
+                              if status["stale"] else {"status": "skipped", **status})
+        if "q2e" in selected:
+            status = q2e_status(settings, date_type.fromisoformat(until) if until else None)
+            if status["stale"]:
+                q2e = generate_q2e(config_path, until)
+                out["q2e"] = {"status": "ran", "reason": status["reason"], "version": q2e["version"],
+                              "rows": q2e["n_rows"], "by_source": q2e["rows_by_source"]}
+            else:
+                out["q2e"] = {"status": "skipped", **status}
     return out
 
 
@@ -72,26 +77,29 @@ def nightly(date: str | None = None, steps: list[str] | None = None, config_path
     ``steps``: a subset of ``ltrr_core.nightly.STEPS`` (default all)."""
     settings = load_settings(config_path)
     day, selected = night.resolve_day(settings, date), night.select_steps(steps)
-    record = night.new_record(settings, day, selected)
-    logs = validate_logs.submit(settings, day) if "validate_logs" in selected else None
-    wait = [logs] if logs else []
-    policy = (track_model.submit(settings, train_policy.submit(settings, day, wait_for=wait), day)
-              if "bandit" in selected else None)
-    ranker = (track_model.submit(settings, train_ranker.submit(settings, day, wait_for=wait), day)
-              if "ranker" in selected else None)
-    if logs:
-        night.note(record, "validate_logs", logs.result())
-    for step, result in refresh_platform(config_path, day.isoformat(), selected).items():
-        night.note(record, step, result)
-    for step, future in (("bandit", policy), ("ranker", ranker)):
-        if future is not None:
-            night.note(record, step, future.result())
-    if "bundle" in selected:
-        candidate = build_candidate(settings, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
-        night.note(record, "bundle", candidate)
-        if "promote" in selected:
-            night.note(record, "promote", promote_candidate(settings, candidate["bundle_id"]))
-    return record_night(settings, record)
+    with writer_lock(settings, f"nightly {day}"):
+        record = night.new_record(settings, day, selected)
+        logs = validate_logs.submit(settings, day) if "validate_logs" in selected else None
+        wait = [logs] if logs else []
+        policy = (track_model.submit(settings, train_policy.submit(settings, day, wait_for=wait), day)
+                  if "bandit" in selected else None)
+        ranker = (track_model.submit(settings, train_ranker.submit(settings, day, wait_for=wait), day)
+                  if "ranker" in selected else None)
+        if logs:
+            night.note(record, "validate_logs", logs.result())
+        for step, result in refresh_platform(config_path, day.isoformat(), selected).items():
+            night.note(record, step, result)
+        for step, future in (("bandit", policy), ("ranker", ranker)):
+            if future is not None:
+                night.note(record, step, future.result())
+        if "bundle" in selected:
+            candidate = build_candidate(settings, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
+            night.note(record, "bundle", candidate)
+            if "promote" in selected:
+                night.note(record, "promote", promote_candidate(settings, candidate["bundle_id"]))
+        if "retention" in selected:
+            night.note(record, "retention", apply_retention(settings))
+        return record_night(settings, record)
 
 
 @flow(name="backfill", log_prints=True)
@@ -102,11 +110,12 @@ def backfill(start_date: str, end_date: str, steps: list[str] | None = None,
     settings = load_settings(config_path)
     night.select_steps(steps)
     out = []
-    for day in night.backfill_days(start_date, end_date):
-        if not night.has_logs(settings, day):
-            out.append({"date": day.isoformat(), "skipped": "no logs"})
-            continue
-        out.append(nightly(day.isoformat(), steps, config_path))
+    with writer_lock(settings, f"backfill {start_date}..{end_date}"):
+        for day in night.backfill_days(start_date, end_date):
+            if not night.has_logs(settings, day):
+                out.append({"date": day.isoformat(), "skipped": "no logs"})
+                continue
+            out.append(nightly(day.isoformat(), steps, config_path))
     return out
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow
 
 from ltrr_core.config import load_settings
+from ltrr_core.locking import writer_lock
 from tasks.ranker import split_days, track_ranker, train_ranker
 
 
@@ -17,10 +18,11 @@ from tasks.ranker import split_days, track_ranker, train_ranker
 def train_ranker_flow(day: str, window_days: int | None = None, config_path: str | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
     window = window_days or settings.ranker.window_days
-    split_days(settings, date.fromisoformat(day), window)
-    ranker_dir, report, rows = train_ranker(settings, date.fromisoformat(day), window)
-    tracked = track_ranker(settings, ranker_dir, report, rows, f"train_ranker {day}")
-    return {**report, "ranker_dir": str(ranker_dir), "mlflow": tracked}
+    with writer_lock(settings, f"train_ranker {day}"):
+        split_days(settings, date.fromisoformat(day), window)
+        ranker_dir, report, rows = train_ranker(settings, date.fromisoformat(day), window)
+        tracked = track_ranker(settings, ranker_dir, report, rows, f"train_ranker {day}")
+        return {**report, "ranker_dir": str(ranker_dir), "mlflow": tracked}
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     validate D's logs ─┬─ train the retrieval policy (window ending D) ──┐
                        └─ train the ranker (evaluated on D) ──────────────┤
-    catalog (if its inputs changed) → indexes (if the catalog or their     ├→ bundle → gates → promote
+    catalog (if its inputs changed) → indexes (if the catalog or their     ├→ bundle → gates → promote → retention
     settings changed) → Q2E (observed engagement up to D + doc2query) ────┘
 
 What a night produced is written to ``<data_dir>/<orchestration.out_dir>/<D>.json`` (atomic).
@@ -10,22 +10,22 @@ Re-running D is idempotent: the new run's outputs replace the previous run's, an
 previous run of D created that nothing serves or needs any more (its policy and ranker
 directories, its Q2E version, its candidate bundle unless it served requests or was promoted) is
 removed after the new record is written -- no date ever holds two sets of outputs. Promotion
-decisions stay in the append-only promotion history: a decision, once taken, is a fact.
+decisions stay in the append-only promotion history: a decision, once taken, is a fact. The last
+step applies the configured retention (``ltrr_core.retention``) to old log days and versions.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .durable import read_json, read_pointer, write_json_atomic
+from .durable import read_json, write_json_atomic
 
-STEPS = ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote")
+STEPS = ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote", "retention")
 
 
 class NightlyError(ValueError):
@@ -233,28 +233,12 @@ def promote_candidate(settings: Settings, bundle_id: str) -> dict[str, Any]:
     return promote(settings, bundles_root(settings) / bundle_id).to_dict()
 
 
-def served_bundles(settings: Settings) -> set[str]:
-    """Every bundle that answered a logged request (its replay must stay possible)."""
-    import pyarrow.parquet as pq
-
-    return {b for path in (log_root(settings) / "impressions").glob("date=*/*.parquet")
-            for b in pq.read_table(path, columns=["bundle_id"]).column(0).to_pylist()}
-
-
-def _protected_bundles(settings: Settings) -> set[str]:
-    from .artifacts import bundles_root
-    from .artifacts.promotion import history
-
-    root = bundles_root(settings)
-    pointers = {read_pointer(root / name) for name in ("PROMOTED", "LATEST")}
-    switched = {e["bundle_id"] for e in history(settings) if e["action"] in ("switched", "rollback")}
-    return {b for b in pointers | switched if b} | served_bundles(settings)
-
-
 def retire_previous(settings: Settings, previous: dict[str, Any] | None, current: dict[str, Any]) -> list[str]:
-    """Remove what the previous run of the same date created and nothing needs any more."""
+    """Remove what the previous run of the same date created and nothing needs any more (bundles:
+    ``retention.protected_bundles``, the same rule as retention's)."""
     from .artifacts import bundles_root
     from .memory.build import q2e_store
+    from .retention import protected_bundles, remove_tree
 
     if not previous:
         return []
@@ -266,12 +250,12 @@ def retire_previous(settings: Settings, previous: dict[str, Any] | None, current
     store = q2e_store(settings)
     if old.get("q2e_version") and old["q2e_version"] not in (new.get("q2e_version"), store.current_version()):
         candidates.append(store.root / "versions" / old["q2e_version"])
-    if old.get("bundle_id") and old["bundle_id"] != new.get("bundle_id") and old["bundle_id"] not in _protected_bundles(settings):
+    if old.get("bundle_id") and old["bundle_id"] != new.get("bundle_id") and old["bundle_id"] not in protected_bundles(settings):
         candidates.append(bundles_root(settings) / old["bundle_id"])
     removed = []
     for path in candidates:
         if path.is_dir() and settings.data_dir.resolve() in path.resolve().parents:
-            shutil.rmtree(path)
+            remove_tree(path, settings.data_dir)
             removed.append(str(path))
     return removed
 

@@ -10,7 +10,7 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
-from ltrr_core import nightly
+from ltrr_core import nightly, retention
 from ltrr_core.config import Settings
 
 
@@ -69,6 +69,14 @@ def promote_candidate(settings: Settings, bundle_id: str) -> dict[str, Any]:
     decision = nightly.promote_candidate(settings, bundle_id)
     get_run_logger().info("promotion of %s: %s %s", bundle_id, decision["promoted"], decision["reasons"])
     return decision
+
+
+@task(name="apply_retention", cache_policy=NO_CACHE)
+def apply_retention(settings: Settings) -> dict[str, Any]:
+    """Old log days and versions nothing needs, removed (the flow's process holds the writer lock)."""
+    summary = retention.run_retention(settings)
+    get_run_logger().info("retention: %s", json.dumps(summary, default=str))
+    return summary
 
 
 @task(name="record_night", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)

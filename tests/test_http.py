@@ -12,14 +12,19 @@ TOKEN = "test-admin-token"
 
 
 @pytest.fixture(scope="module")
-def api(bundle_dir, q2e_platform, tmp_path_factory):
+def service(bundle_dir, q2e_platform):
+    from ltrr_core.runtime import load_service
+
+    return load_service(q2e_platform[0], bundle_dir)
+
+
+@pytest.fixture(scope="module")
+def api(service, bundle_dir, q2e_platform, tmp_path_factory):
     from ltrr_core.runtime import load_service
     from ltrr_core.runtime.http import create_app
 
-    settings = q2e_platform[0]
-    service = load_service(settings, bundle_dir)
     log_root = tmp_path_factory.mktemp("logs")
-    app = create_app(service, log_root, lambda: load_service(settings, bundle_dir), TOKEN)
+    app = create_app(service, log_root, lambda: load_service(q2e_platform[0], bundle_dir), TOKEN)
     return app, log_root
 
 
@@ -84,6 +89,32 @@ def test_health_and_reload_needs_the_token(api):
         reloaded = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
         assert reloaded.status_code == 200 and reloaded.json()["bundle_id"] == health["bundle_id"]
         assert client.get("/openapi.json").json()["paths"].keys() >= {"/search", "/feedback", "/healthz", "/admin/reload"}
+
+
+def test_without_a_configured_token_there_is_no_admin_endpoint(service, tmp_path):
+    from ltrr_core.runtime.http import create_app
+
+    app = create_app(service, tmp_path / "logs", lambda: service, None)
+    with TestClient(app) as client:
+        assert client.post("/admin/reload", headers={"X-Admin-Token": ""}).status_code == 404
+        assert client.post("/admin/reload", headers={"X-Admin-Token": "None"}).status_code == 404
+        assert "/admin/reload" not in client.get("/openapi.json").json()["paths"]
+        assert client.post("/search", json={"query": "halo"}).status_code == 200
+
+
+def test_oversized_bodies_and_contexts_are_refused_and_never_logged(api):
+    app, log_root = api
+    with TestClient(app) as client:
+        before = len(read_logs(log_root, "impressions"))
+        huge = client.post("/search", json={"query": "halo", "context": {"blob": "x" * 20_000}})
+        assert huge.status_code == 413 and "runtime.max_body_bytes" in huge.text
+        deep = client.post("/search", json={"query": "halo", "context": {"a": {"b": {"c": {"d": 1}}}}})
+        assert deep.status_code == 422 and "context nests 4 levels deep; at most 3 allowed" in deep.text
+        wide = client.post("/search", json={"query": "halo", "context": {f"k{i}": i for i in range(40)}})
+        assert wide.status_code == 422 and "context" in wide.text and "at most 32 items" in wide.text
+        bulky = client.post("/search", json={"query": "halo", "context": {"k": "x" * 3000}})
+        assert bulky.status_code == 422 and "at most 2048 allowed" in bulky.text
+    assert len(read_logs(log_root, "impressions")) == before
 
 
 def test_hot_reload_of_a_promoted_bundle_under_concurrent_requests_fails_none(bundle_dir, q2e_platform, tmp_path):

@@ -40,7 +40,7 @@ def demo_run(q2e_platform, tmp_path_factory):
         "bandit": {"learner": {"min_engaged_requests": 20, "iterations": 60}, "ope": {"n_bootstrap": 200}},
         "ranker": {"min_requests": 10, "iterations": 60},
         # Latency is gated in production; here the suite may share 2 cores with other work.
-        "promotion": {"latency_budget_ms": 20000.0, "min_ess": 5}}))
+        "promotion": {"latency_budget_ms": 20000.0, "first_champion_latency_budget_ms": 20000.0, "min_ess": 5}}))
     rows = demo_loop(NIGHTS, QUERIES, str(config))
     return load_settings(config), config, rows
 
@@ -69,6 +69,7 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
     # trained every night, the ranker once three days were logged (two before its evaluation day).
     assert all(p.startswith("epsilon") for p in rows[0]["served_by"]["policy"])
     assert all(r["steps"]["bandit"]["status"] == "trained" for r in records)
+    assert all(r["steps"]["retention"]["status"] == "ran" for r in records)   # the last step of every night
     assert records[-1]["steps"]["ranker"]["status"] == "trained"
     assert records[0]["steps"]["ranker"]["status"] == "skipped"
     decisions = [e for e in history(settings) if e["action"] == "promote"]

@@ -64,3 +64,49 @@ def test_runtime_imports_neither_prefect_mlflow_nor_great_expectations():
             "print([m for m in ('prefect', 'mlflow', 'great_expectations') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_logged_day_replays_every_random_draw_exactly(bundle_dir, q2e_platform, tmp_path):
+    """Eight threads search one service at once (seed None: fresh per process). From the log
+    alone -- rng_seed, request id, the logged policy features -- every request's plan, its
+    propensities and whether its results were shuffled are re-derived bit for bit. A generator
+    shared by the threads would not replay."""
+    import threading
+    from datetime import datetime, timezone
+
+    from ltrr_core.runtime import load_service
+    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.runtime.recorder import InteractionRecorder
+    from ltrr_core.runtime.service import request_rng
+
+    share = 0.5
+    settings = q2e_platform[0].with_overrides(**{"ranker.position_bias.randomize_share": share})
+    service = load_service(settings, bundle_dir)
+    recorder = InteractionRecorder(tmp_path / "logs", settings.runtime)
+    queries = ["tayler love", "ghosts deadmau5", "80s female vocalists", "party rock anthem", "coldplay",
+               "songs like adele", "metallica one", "lady gaga", "chill electronic", "halo beyonce"]
+    noon = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+
+    def client(worker: int) -> None:
+        for i in range(10):
+            response = service.search(queries[(worker + i) % len(queries)], f"u{worker}", {"hour": i})
+            recorder.record_search(response, f"u{worker}", {"hour": i}, noon)
+
+    threads = [threading.Thread(target=client, args=(w,)) for w in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    recorder.close()
+    logged = read_logs(tmp_path / "logs", "impressions", "2026-06-01")
+    assert len(logged) == 80 and set(logged["rng_seed"]) == {service.seed}
+    shuffled = 0
+    for row in logged.itertuples():
+        rng = request_rng(int(row.rng_seed), row.request_id)
+        decision = service.policy.decide(json.loads(row.policy_features), rng)
+        assert (decision.plan, decision.probability) == (row.plan, row.propensity)
+        assert decision.strategy_probabilities == json.loads(row.strategy_propensities)
+        randomized = bool(rng.random() < share)
+        assert randomized == json.loads(row.shown_features)["randomized"]
+        shuffled += randomized
+    assert logged["plan"].nunique() > 1 and 0 < shuffled < len(logged)    # both kinds of draw were exercised

@@ -12,12 +12,12 @@ c. ``policy``: the lower bound of its off-policy value (switch-DR) is not below 
    improvement), and its effective sample size is at least ``min_ess``;
 d. ``integrity``: the manifest and every checksum verify;
 e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queries), each with
-   results; its p95 latency (after a warm-up, median of ``smoke_repeats`` per query) is compared
-   with the champion's, loaded beside it and timed in the same run, interleaved -- at most
-   ``latency_regression_tolerance`` + ``latency_slack_ms`` slower -- so a busy machine slows both
-   alike instead of failing the gate; only the first champion meets the absolute
-   ``latency_budget_ms``. Run only for a candidate the other gates passed (a bundle that does
-   not verify is never loaded).
+   results; its p95 latency (after a warm-up, median of ``smoke_repeats`` per query) is within
+   ``latency_budget_ms``, or else no worse than the champion's -- loaded beside it and timed in
+   the same run, interleaved, so a busy machine slows both alike -- by more than
+   ``latency_regression_tolerance`` + ``latency_slack_ms``; the first champion, with nothing to
+   compare to, meets ``first_champion_latency_budget_ms``. Run only for a candidate the other
+   gates passed (a bundle that does not verify is never loaded).
 
 Nothing ungated serves: ``serving_bundle`` is the promoted bundle or ``NoChampion``; before the
 first promotion the runtime refuses to start (``ltrr serve``) rather than serve the latest build.
@@ -26,7 +26,9 @@ Every decision, with the numbers behind it, is appended to ``bundles/promotions.
 (rewritten atomically) and logged as an MLflow run; on a switch (or a rollback) the registered
 policy and ranker versions the bundle holds get the MLflow alias ``champion``. Promotion writes nothing but the pointer, switched by rename: a crash
 at any point leaves the previous champion serving. Rollback points at the previous promoted
-bundle again, through the same gates' integrity check.
+bundle again, through the same gates' integrity check. A crash after the switch but before its
+record leaves the new champion serving and the record missing; the next promotion or rollback
+restores it from the pointer (``reconcile_history``).
 """
 
 from __future__ import annotations
@@ -218,20 +220,28 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
                                "cold_start_s": service.startup["seconds"]}
     if empty:
         return Gate("smoke", False, f"no results for {empty}", numbers)
-    if len(services) == 2:
-        champion_p95 = float(np.percentile(medians[1], 95))
-        limit = champion_p95 * (1 + config.latency_regression_tolerance) + config.latency_slack_ms
-        numbers |= {"champion_p95_ms": round(champion_p95, 1), "limit_ms": round(limit, 1)}
-        if p95 > limit:
-            return Gate("smoke", False, f"p95 {p95:.0f} ms over the champion's {champion_p95:.0f} ms measured in the "
-                                        f"same run (limit {limit:.0f} ms)", numbers)
-        return Gate("smoke", True, f"{len(medians[0])} queries answered, p95 {p95:.0f} ms vs the champion's "
-                                   f"{champion_p95:.0f} ms (limit {limit:.0f} ms)", numbers)
-    numbers["budget_ms"] = config.latency_budget_ms
-    if p95 > config.latency_budget_ms:
-        return Gate("smoke", False, f"p95 {p95:.0f} ms over the {config.latency_budget_ms} ms budget{note}", numbers)
-    return Gate("smoke", True, f"{len(medians[0])} queries answered, p95 {p95:.0f} ms (budget "
-                               f"{config.latency_budget_ms:.0f} ms, no champion to compare){note}", numbers)
+    answered = f"{len(medians[0])} queries answered, p95 {p95:.0f} ms"
+    if len(services) == 1:
+        budget = config.first_champion_latency_budget_ms
+        numbers["budget_ms"] = budget
+        if p95 > budget:
+            return Gate("smoke", False, f"p95 {p95:.0f} ms over the {budget:.0f} ms budget of a first champion{note}",
+                        numbers)
+        return Gate("smoke", True, f"{answered} (first-champion budget {budget:.0f} ms){note}", numbers)
+    champion_p95 = float(np.percentile(medians[1], 95))
+    limit = champion_p95 * (1 + config.latency_regression_tolerance) + config.latency_slack_ms
+    numbers |= {"budget_ms": config.latency_budget_ms, "champion_p95_ms": round(champion_p95, 1),
+                "champion_limit_ms": round(limit, 1)}
+    if p95 <= config.latency_budget_ms:
+        return Gate("smoke", True, f"{answered}, within the {config.latency_budget_ms:.0f} ms budget "
+                                   f"(champion {champion_p95:.0f} ms in the same run)", numbers)
+    if p95 <= limit:
+        return Gate("smoke", True, f"{answered}: over the {config.latency_budget_ms:.0f} ms budget, but so is the "
+                                   f"champion timed in the same run ({champion_p95:.0f} ms, limit {limit:.0f} ms): "
+                                   f"the machine is slow, not the bundle", numbers)
+    return Gate("smoke", False, f"p95 {p95:.0f} ms over the {config.latency_budget_ms:.0f} ms budget and over the "
+                                f"champion's {champion_p95:.0f} ms measured in the same run (limit {limit:.0f} ms)",
+                numbers)
 
 
 def evaluate_gates(settings: Settings, bundle: Path) -> list[Gate]:
@@ -306,11 +316,28 @@ def _log_decision(settings: Settings, decision: "Decision") -> tuple[str, str]:
     return run.info.run_id, run.info.experiment_id
 
 
+def reconcile_history(settings: Settings) -> dict[str, Any] | None:
+    """Record a switch of ``PROMOTED`` that the history lacks: a process that died (or hit a
+    write error) between switching the pointer and recording the switch left the pointer right
+    and the record missing. The pointer is the truth; the missing entry is restored from it, so
+    rollback and ``ltrr promotions`` see every switch. Called before every promotion and rollback."""
+    current = read_pointer(bundles_root(settings) / POINTER)
+    switches = [e for e in history(settings) if e["action"] in ("switched", "rollback")]
+    recorded = switches[-1]["bundle_id"] if switches else None
+    if current is None or current == recorded:
+        return None
+    entry = {"action": "switched", "bundle_id": current, "previous": recorded, "reconciled": True,
+             "decided_at": datetime.now(timezone.utc).isoformat()}
+    _record(settings, entry)
+    return entry
+
+
 def promote(settings: Settings, bundle: Path, dry_run: bool = False,
             before_switch: Callable[[], None] | None = None) -> Decision:
     """Run the gates; when all pass (and not a dry run) switch ``PROMOTED`` to the bundle.
     ``before_switch`` is a test seam: a crash injected there must leave the old pointer."""
     bundle = Path(bundle)
+    reconcile_history(settings)
     previous = read_pointer(bundles_root(settings) / POINTER)
     gates = evaluate_gates(settings, bundle)
     decision = Decision(bundle.name, all(g.passed for g in gates) and not dry_run, dry_run, gates, previous,
@@ -329,6 +356,7 @@ def promote(settings: Settings, bundle: Path, dry_run: bool = False,
 
 def rollback(settings: Settings) -> dict[str, Any]:
     """Point ``PROMOTED`` back at the bundle promoted before the current one (it must still verify)."""
+    reconcile_history(settings)
     switches = [e for e in history(settings) if e["action"] in ("switched", "rollback")]
     current = read_pointer(bundles_root(settings) / POINTER)
     if not switches or current is None:

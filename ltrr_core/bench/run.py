@@ -186,11 +186,12 @@ def _runtime_in_process(label, settings, entities, index, table, vector_config, 
 
 
 def _runtime_real(settings: Settings, config_path: Path | None, queries: list[str], workdir: Path) -> dict[str, Any] | str:
-    """``ltrr serve`` on the platform's latest bundle, or why not."""
-    from ..artifacts import BundleError, latest_bundle
+    """``ltrr serve`` on the platform's promoted bundle, or why not."""
+    from ..artifacts import BundleError
+    from ..artifacts.promotion import serving_bundle
 
     try:
-        bundle = latest_bundle(settings)
+        bundle = serving_bundle(settings)
     except BundleError as error:
         return f"not measured: {error}"
     result, _ = _timed("real: ltrr serve over HTTP", lambda: runtime_bench.bench_serve_process(
@@ -319,7 +320,7 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
 
 def _runtime_markdown(real: dict[str, Any] | str, gen: dict[str, Any] | str) -> list[str]:
     lines = ["", "## Query runtime over HTTP (127.0.0.1)", "",
-             "Real catalog: a separate `ltrr serve` process on the platform's latest bundle. Generated 1M: the "
+             "Real catalog: a separate `ltrr serve` process on the platform's promoted bundle. Generated 1M: the "
              "SearchService assembled in the bench process and served from a thread, clients in the same process "
              "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries with "
              "`trace: true`; stage latencies are the server's own timings, end to end is measured by the client; "

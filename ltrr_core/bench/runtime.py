@@ -2,7 +2,7 @@
 
 Per-stage latency comes from the server's own decision trace (``timings_ms``: QU, each
 strategy, ranking, total), end-to-end latency and throughput from the clients. At the real
-catalog the runtime is a separate ``ltrr serve`` process on the platform's latest bundle, so
+catalog the runtime is a separate ``ltrr serve`` process on the platform's promoted bundle, so
 its cold start and resident memory are the runtime's alone. At the generated 1M catalog the
 service is assembled in the bench process from the components it just built and served from
 a thread: clients and server share a process (and the GIL), so that throughput is a lower

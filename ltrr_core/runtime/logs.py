@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..durable import write_parquet
 
-LOG_SCHEMA_VERSION = "1.2"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features
+LOG_SCHEMA_VERSION = "1.3"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed
 _TS = pa.timestamp("us", tz="UTC")
 
 IMPRESSION_SCHEMA = pa.schema([
@@ -49,6 +49,9 @@ IMPRESSION_SCHEMA = pa.schema([
     pa.field("shown_features", pa.string(), nullable=False),           # JSON: per shown entity, its features
     pa.field("bundle_id", pa.string(), nullable=False),
     pa.field("log_schema_version", pa.string(), nullable=False),
+    # The runtime's seed: with request_id it re-derives every random draw of the request
+    # (ltrr_core.runtime.service.request_rng). Null in files of schema < 1.3.
+    pa.field("rng_seed", pa.int64()),
 ])
 
 FEEDBACK_SCHEMA = pa.schema([
@@ -91,6 +94,7 @@ def impression_record(response, user_id: str | None, context: dict[str, Any], ti
         "shown_features": json.dumps({k: v for k, v in response.ranking.items() if k != "top_features"}),
         "bundle_id": response.bundle_id,
         "log_schema_version": LOG_SCHEMA_VERSION,
+        "rng_seed": int(response.rng_seed),
     }
 
 
@@ -118,6 +122,10 @@ class LogWriter:
             self.flush()
 
     def flush(self) -> int:
+        """Write what is buffered, one new file per day. If a write fails (``OSError``: a full
+        disk, an I/O error) the rows of every day not yet written go back in front of the buffer
+        and the error propagates: the next flush writes them, so nothing appended is dropped and
+        nothing already on disk is written twice."""
         with self._lock:
             rows, self._buffer = self._buffer, []
             self._last_flush = time.monotonic()
@@ -125,12 +133,19 @@ class LogWriter:
                 return 0
             table = pa.Table.from_pylist(rows, schema=self.schema)
             days = pd.Series(table.column("timestamp").to_pandas()).dt.strftime("%Y-%m-%d").to_numpy()
+            written = 0
             for day in sorted(set(days)):
                 part = table.filter(pa.array(days == day))
                 name = f"part-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
-                write_parquet(part, self.root / self.kind / f"date={day}" / name)
-            self.n_written += len(rows)
-            return len(rows)
+                try:
+                    write_parquet(part, self.root / self.kind / f"date={day}" / name)
+                except OSError:
+                    self._buffer[:0] = [row for row, d in zip(rows, days) if d >= day]
+                    self.n_written += written
+                    raise
+                written += part.num_rows
+            self.n_written += written
+            return written
 
     def close(self) -> None:
         self.flush()

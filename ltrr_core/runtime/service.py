@@ -11,7 +11,9 @@ Imports neither prefect, mlflow nor great_expectations (tests check it).
 
 from __future__ import annotations
 
+import hashlib
 import json
+import secrets
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -48,6 +50,7 @@ class SearchResponse:
     policy: str = ""                                   # which policy decided (name and version)
     policy_features: dict[str, float] = field(default_factory=dict)
     ranking: dict[str, Any] = field(default_factory=dict)   # ranker, and per shown result its inputs and features
+    rng_seed: int = 0        # with request_id, the seed of every random draw this request made (``request_rng``)
 
     def trace(self) -> dict[str, Any]:
         return {
@@ -76,31 +79,35 @@ class SearchService:
         self.feature_strategies = sorted(settings.retrieval.strategies)
         if ranker is not None:
             ranker.check_features(feature_names(self.feature_strategies))
-        self.rng = np.random.default_rng(settings.runtime.seed)
+        # Fresh per process unless configured; logged with every impression, so each request's
+        # draws can be re-derived from (seed, request id) -- and no generator is shared by threads.
+        self.seed = settings.runtime.seed if settings.runtime.seed is not None else secrets.randbits(63)
 
     def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
                k: int | None = None, request_id: str | None = None, explain: bool = False) -> SearchResponse:
         """InvalidQuery (a ValueError naming the rule) for input that cannot be searched."""
         started = time.perf_counter()
         k = k or self.settings.runtime.max_results
+        request_id = request_id or uuid.uuid4().hex
+        rng = request_rng(self.seed, request_id)
         understanding = self.understander.understand(text)
         query = Query(text, dict(context or {}, user_id=user_id), understanding)
         timings = {"qu": (time.perf_counter() - started) * 1000}
         tick = time.perf_counter()
         probe = self.strategies["memory"].retrieve(query, 1) if "memory" in self.strategies else None
         features = policy_features(understanding, query.context, probe)
-        decision = self.policy.decide(features, self.rng)
+        decision = self.policy.decide(features, rng)
         timings["policy"] = (time.perf_counter() - tick) * 1000
         fused, per_strategy = self.retrieve_plan(query, decision.depths, timings)
         tick = time.perf_counter()
         qu = understanding.to_dict()
-        shown, ranking = self._rank(fused, qu, query.context, per_strategy, k, explain)
+        shown, ranking = self._rank(fused, qu, query.context, per_strategy, k, explain, rng)
         results = [self._result(position, c, score) for position, (c, score) in enumerate(shown, start=1)]
         timings["rank"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResponse(request_id or uuid.uuid4().hex, self.bundle_id, text, qu, decision, results,
+        return SearchResponse(request_id, self.bundle_id, text, qu, decision, results,
                               per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features,
-                              ranking)
+                              ranking, self.seed)
 
     def retrieve_plan(self, query: Query, depths: dict[str, int],
                       timings: dict[str, float] | None = None) -> tuple[list, dict[str, dict[str, Any]]]:
@@ -128,7 +135,7 @@ class SearchService:
                                   self.settings.retrieval.fusion)
 
     def _rank(self, fused: list, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
-              k: int, explain: bool) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
+              k: int, explain: bool, rng: np.random.Generator) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
         """The top k as (candidate, score), and what ranked them: the ranker over the top
         ``rerank_depth`` fused candidates, else the fusion order."""
         pool = fused[:self.settings.ranker.rerank_depth] if self.ranker else fused[:k]
@@ -141,9 +148,9 @@ class SearchService:
             order = list(range(min(k, len(pool))))
         # RandTop-k intervention: a configured share of requests sees its top k shuffled, so that
         # position is independent of relevance there and examination by position is measurable.
-        randomized = bool(self.rng.random() < self.settings.ranker.position_bias.randomize_share)
+        randomized = bool(rng.random() < self.settings.ranker.position_bias.randomize_share)
         if randomized:
-            order = [order[i] for i in self.rng.permutation(len(order))]
+            order = [order[i] for i in rng.permutation(len(order))]
         ranking = {"ranker": f"catboost:{self.ranker.version}" if self.ranker else "fusion",
                    "randomized": randomized,
                    "feature_spec": FEATURE_SPEC_VERSION, "strategies": self.feature_strategies,
@@ -161,6 +168,14 @@ class SearchService:
     def _result(self, position: int, candidate, score: float) -> dict[str, Any]:
         row = self.display.loc[candidate.entity_id] if candidate.entity_id in self.display.index else None
         return {"position": position, **describe_result(candidate, row), "score": round(score, 6)}
+
+
+def request_rng(seed: int, request_id: str) -> np.random.Generator:
+    """The generator of one request's draws (the plan, then whether and how its results are
+    shuffled), derived from the process seed and the request id: each request has its own, so
+    concurrent requests share no state, and a logged request's draws replay bit for bit."""
+    words = np.frombuffer(hashlib.blake2b(request_id.encode("utf-8"), digest_size=16).digest(), dtype=np.uint32)
+    return np.random.default_rng(np.random.SeedSequence([seed, *words.tolist()]))
 
 
 def load_service(settings: Settings, bundle_path: Path) -> SearchService:
