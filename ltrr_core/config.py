@@ -578,8 +578,8 @@ class SoakConfig(_Model):
     restart_at_fraction: float = Field(0.5, ge=0, le=1)   # when one worker gets SIGTERM (its supervisor restarts it)
     capacity_clients: int = Field(4, ge=1)
     capacity_seconds: float = Field(20.0, gt=0)
-    client_threads: int = Field(16, ge=1)              # senders of the open-loop schedule
-    max_retries: int = Field(3, ge=0)                  # a 503 is retried after its Retry-After, this often
+    client_threads: int = Field(32, ge=1)              # senders of the open-loop schedule
+    max_retries: int = Field(10, ge=0)                 # a 503 is retried after its Retry-After, this often
 
 
 class BenchConfig(_Model):

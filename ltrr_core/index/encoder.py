@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,19 @@ class Encoder:
             if show_progress:
                 _log.info("encoded %d/%d texts", min(start + chunk, len(texts)), len(texts))
         return np.concatenate(parts)
+
+
+_SHARED_LOCK = threading.Lock()
+_SHARED: dict[str, Encoder] = {}
+
+
+def shared_encoder(config: EmbeddingConfig) -> Encoder:
+    """One encoder per configuration in a process: the runtime's hot reloads and a second
+    service loaded beside the first (promotion's smoke gate) reuse the loaded model instead of
+    loading the same weights again (read-only at inference)."""
+    key = config.model_dump_json()
+    with _SHARED_LOCK:
+        if key not in _SHARED:
+            _SHARED[key] = Encoder(config)
+        return _SHARED[key]
+

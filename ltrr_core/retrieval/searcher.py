@@ -97,11 +97,11 @@ def _lexical(settings: Settings, paths: ServingPaths, understander) -> Retrieval
 
 
 def _semantic(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
-    from ..index.encoder import Encoder
+    from ..index.encoder import shared_encoder
 
     table = open_db(paths.lance_dir).open_table(paths.lance_table)
     table.checkout(paths.lance_version)
-    return SemanticStrategy(table, Encoder(settings.embedding), settings.vector)
+    return SemanticStrategy(table, shared_encoder(settings.embedding), settings.vector)
 
 
 def _structured(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:

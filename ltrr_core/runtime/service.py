@@ -14,11 +14,12 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
@@ -178,6 +179,42 @@ def request_rng(seed: int, request_id: str) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence([seed, *words.tolist()]))
 
 
+class _ComponentCache:
+    """Components a process has loaded, keyed by the checksums of the bundle files they are built
+    from (and the settings that shape them): a hot reload to a bundle whose QU resources or entity
+    attributes are byte-identical reuses the loaded ones instead of rebuilding them (seconds of
+    CPU that would stall the requests of a busy worker). The last ``keep`` of each kind are kept."""
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self._items: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: str, build: Callable[[], Any]) -> Any:
+        with self._lock:
+            found = self._items.get(kind, {}).get(key)
+        if found is not None:
+            return found
+        value = build()
+        with self._lock:
+            items = self._items.setdefault(kind, {})
+            items[key] = value
+            while len(items) > self.keep:
+                items.pop(next(iter(items)))
+        return value
+
+
+_COMPONENTS = _ComponentCache()
+
+
+def _files_key(manifest: dict[str, Any], prefix: str, *settings_parts: Any) -> str:
+    """The identity of what a component is built from: its files' checksums and its settings."""
+    files = sorted((name, digest) for name, digest in manifest["files"].items() if name.startswith(prefix))
+    payload = json.dumps([files, [getattr(p, "model_dump", lambda **_: p)(mode="json") for p in settings_parts]],
+                         sort_keys=True, default=str)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
 def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     """Verify the bundle, load every strategy from it; records cold-start seconds and memory."""
     import psutil
@@ -193,13 +230,16 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     settings = settings.with_overrides(retrieval=retrieval.model_dump(mode="python"))
     paths = ServingPaths(root / "bm25", root / "qu", root / "q2e" / "q2e.parquet",
                          settings.data_dir / lance["path"], lance["table"], int(lance["version"]))
-    understander = load_understander(paths.qu, settings)
+    understander = _COMPONENTS.get("qu", _files_key(manifest, "qu/", settings.query_understanding,
+                                                    settings.content_understanding),
+                                   lambda: load_understander(paths.qu, settings))
     strategies = load_strategies(settings, paths, understander)
     display = pd.read_parquet(root / "display.parquet").set_index("id")
     policy = LearnedPolicy(root / "policy") if (root / "policy" / "policy.json").is_file() \
         else EpsilonDefaultPolicy(settings.runtime.policy)
     entities_path = root / "ranker" / "entities.parquet"
-    entities = EntityAttributes.load(entities_path) if entities_path.is_file() else None
+    entities = _COMPONENTS.get("entities", _files_key(manifest, "ranker/entities.parquet"),
+                               lambda: EntityAttributes.load(entities_path)) if entities_path.is_file() else None
     ranker = Ranker(root / "ranker") if (root / "ranker" / "ranker.json").is_file() else None
     warm = Query("warm up", {}, understander.understand("warm up"))   # numba JIT, encoder, lookups, model
     for strategy in strategies:
