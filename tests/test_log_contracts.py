@@ -17,7 +17,8 @@ def _impression(request_id: str, **changes) -> dict:
     row = {"request_id": request_id, "timestamp": T, "user_id": "u1", "context": "{}", "raw_query": "Halo",
            "normalised_query": "halo", "qu": "{}", "plan": "all", "depths": json.dumps({"lexical": 100}),
            "propensity": 0.84, "strategy_propensities": "{}", "candidates": "{}", "shown_ids": ["cpcd:a", "cpcd:b"],
-           "shown_scores": [0.2, 0.1], "shown_features": "[]", "bundle_id": "B1", "log_schema_version": "1.0"}
+           "shown_scores": [0.2, 0.1], "shown_features": "[]", "bundle_id": "B1", "log_schema_version": "1.0",
+           "rng_seed": None}     # schema 1.0 carried no seed
     return {**row, **changes}
 
 
