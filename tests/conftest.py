@@ -107,3 +107,17 @@ def bundle_dir(q2e_platform):
     decision = promote(settings, bundle, dry_run=True)
     assert all(g.passed for g in decision.gates), decision.reasons
     return bundle
+
+
+@pytest.fixture
+def gated_bundle_dir(bundle_dir, q2e_platform):
+    """``bundle_dir``, gated again if a test has replaced the promotion history since (gating is
+    read from the history: `ltrr serve --bundle` takes only a bundle that passed the gates)."""
+    from ltrr_core.artifacts.promotion import gated_bundles, promote
+
+    settings = q2e_platform[0]
+    if bundle_dir.name not in gated_bundles(settings):
+        decision = promote(settings, bundle_dir, dry_run=True)
+        assert all(g.passed for g in decision.gates), decision.reasons
+    return bundle_dir
+

@@ -32,7 +32,8 @@ def _free_port() -> int:
 
 
 @pytest.fixture()
-def server(q2e_platform, bundle_dir, tmp_path):
+def server(q2e_platform, gated_bundle_dir, tmp_path):
+    bundle_dir = gated_bundle_dir
     settings, _, config_file = q2e_platform
     config = tmp_path / "serve.yaml"
     # A big buffer and a long flush interval: what reaches the disk is what SIGTERM flushed.
@@ -139,7 +140,8 @@ def test_serve_refuses_to_start_without_a_gated_bundle(q2e_platform, tmp_path):
     shutil.rmtree(ungated)
 
 
-def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_once(q2e_platform, bundle_dir, tmp_path):
+def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_once(q2e_platform, gated_bundle_dir,
+                                                                                    tmp_path):
     """`ltrr serve --workers 2`: one worker gets SIGTERM under load; the other keeps answering,
     uvicorn's supervisor starts a replacement, and every answered request is on disk exactly once."""
     import psutil
@@ -153,7 +155,7 @@ def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_on
     ltrr = Path(sys.executable).with_name("ltrr")
     output = (tmp_path / "serve.out").open("wb")
     process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--workers", "2",
-                                "--bundle", str(bundle_dir)], stdout=output, stderr=subprocess.STDOUT)
+                                "--bundle", str(gated_bundle_dir)], stdout=output, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
 
     def workers() -> list[int]:
