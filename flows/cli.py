@@ -207,6 +207,8 @@ def simulate(
     from ltrr_core.artifacts import BundleError
     from ltrr_core.contracts import ContractViolation
     from ltrr_core.contracts.logs import check_logged_day
+    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.runtime import load_service
     from ltrr_core.simulate import DayAlreadyLogged
     from ltrr_core.simulate.run import simulate as run_simulation
 
@@ -220,7 +222,8 @@ def simulate(
             return lambda: bar.advance(task)
 
         try:
-            summaries = run_simulation(settings, days, queries_per_day, start, bundle, progress)
+            service = load_service(settings, bundle or serving_bundle(settings))
+            summaries = run_simulation(settings, service, days, queries_per_day, start, progress)
         except (BundleError, DayAlreadyLogged) as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from error
@@ -290,7 +293,10 @@ def bandit_evaluate_cmd(
     settings = _settings(config)
     from ltrr_core.bandit.evaluate import evaluate_nights
 
-    evaluation = evaluate_nights(settings, nights, queries_per_day, lambda message: console.log(message))
+    from ltrr_core.runtime import bundle_loader
+
+    evaluation = evaluate_nights(settings, bundle_loader(settings), nights, queries_per_day,
+                                 lambda message: console.log(message))
     results = evaluation.nights
     cpcd = None
     if cpcd_heldout:
@@ -505,10 +511,11 @@ def ranker_nights_cmd(
 
     from ltrr_core.ranking.tracking import log_ranker_run
     from ltrr_core.ranking.train import train_nights
+    from ltrr_core.runtime import bundle_loader
 
     start, end = date.fromisoformat(first), date.fromisoformat(last)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    reports = train_nights(settings, days, lambda path, report, rows: log_ranker_run(
+    reports = train_nights(settings, days, bundle_loader(settings), lambda path, report, rows: log_ranker_run(
         settings, path, report, rows, f"ranker nights {report['evaluation_day']}"))
     for report in reports:
         if as_json:
@@ -540,10 +547,11 @@ def ranker_evaluate_cmd(
     settings = _settings(config)
     from ltrr_core.artifacts import latest_bundle
     from ltrr_core.ranking.evaluate import evaluate_ranker
-    from ltrr_core.runtime import load_service
+    from ltrr_core.runtime import bundle_loader, load_service
 
     directory = ranker or _latest_ranker_or_exit(settings)
-    result = evaluate_ranker(settings, directory, load_service(settings, latest_bundle(settings)) if cpcd_heldout else None)
+    service = load_service(settings, latest_bundle(settings)) if cpcd_heldout else None
+    result = evaluate_ranker(settings, directory, bundle_loader(settings, (service,) if service else ()), service)
     if as_json:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return

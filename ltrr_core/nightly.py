@@ -83,7 +83,7 @@ def log_root(settings: Settings) -> Path:
 
 
 def has_logs(settings: Settings, day: date) -> bool:
-    from .runtime.logs import logged_days
+    from .logs import logged_days
 
     return day.isoformat() in logged_days(log_root(settings))
 
@@ -167,10 +167,12 @@ def train_policy(settings: Settings, day: date) -> Trained:
     """The retrieval policy on the window ending D (D held out for OPE); too little engagement
     is a skipped step, not a failure: the champion's policy keeps serving."""
     from .bandit import learner, training
+    from .runtime import bundle_loader
 
     data = learner.load_window(settings, day, settings.bandit.learner.window_days)
     try:
-        ranks = learner.replay_window(settings, data.outcomes, training.action_strategies(settings))
+        ranks = learner.replay_window(settings, data.outcomes, training.action_strategies(settings),
+                                      bundle_loader(settings))
         directory, report = learner.fit(settings, data, ranks)
     except learner.NotEnoughData as error:
         return Trained("policy", None, None, str(error))
@@ -180,9 +182,10 @@ def train_policy(settings: Settings, day: date) -> Trained:
 def train_ranker(settings: Settings, day: date) -> Trained:
     """The ranker on the days before D, validated on D-1, evaluated on D."""
     from .ranking import train
+    from .runtime import bundle_loader
 
     try:
-        directory, report, rows = train.fit(settings, day, settings.ranker.window_days)
+        directory, report, rows = train.fit(settings, day, bundle_loader(settings), settings.ranker.window_days)
     except train.NotEnoughRankingData as error:
         return Trained("ranker", None, None, str(error))
     return Trained("ranker", directory, report, None, rows)
@@ -418,9 +421,11 @@ def ensure_champion(settings: Settings) -> dict[str, Any] | None:
 
 def simulate_served_day(settings: Settings, queries_per_day: int) -> dict[str, Any]:
     """One GENERATED day of searches against the promoted bundle, after the last logged day."""
+    from .artifacts.promotion import serving_bundle
+    from .runtime import load_service
     from .simulate.run import simulate
 
-    return simulate(settings, 1, queries_per_day)[0].to_dict()
+    return simulate(settings, load_service(settings, serving_bundle(settings)), 1, queries_per_day)[0].to_dict()
 
 
 def learning_curve(records: list[dict[str, Any]], last_served: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -187,7 +187,7 @@ def _log_keep_reasons(settings: Settings, day: str, newest: date) -> list[str]:
 def plan_logs(settings: Settings) -> KindPlan:
     """Keep the log days within ``log_days`` of the newest logged day and every day a training
     window ending on it reads; the rest go with their quarantine, replay cache and ground truth."""
-    from .runtime.logs import logged_days
+    from .logs import logged_days
 
     root = log_root(settings)
     plan = KindPlan("logs", root, ())

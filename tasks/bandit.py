@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ltrr_core.bandit import learner, training
 from ltrr_core.config import Settings
+from ltrr_core.runtime import bundle_loader
 
 
 @task(name="validate_window_logs", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
@@ -24,7 +25,7 @@ def validate_window_logs(settings: Settings, end: date, window_days: int) -> lea
 
 @task(name="replay_window", cache_policy=NO_CACHE)
 def replay_window(settings: Settings, data: learner.WindowData) -> Any:
-    return learner.replay_window(settings, data.outcomes, training.action_strategies(settings))
+    return learner.replay_window(settings, data.outcomes, training.action_strategies(settings), bundle_loader(settings))
 
 
 @task(name="train_policy", cache_policy=NO_CACHE)

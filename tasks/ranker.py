@@ -13,6 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from ltrr_core.config import Settings
 from ltrr_core.ranking import train
+from ltrr_core.runtime import bundle_loader
 
 
 @task(name="split_days", cache_policy=NO_CACHE)
@@ -26,7 +27,7 @@ def split_days(settings: Settings, day: date, window_days: int) -> train.Split:
 @task(name="train_ranker", cache_policy=NO_CACHE)
 def train_ranker(settings: Settings, day: date, window_days: int) -> tuple[Path, dict[str, Any], Any]:
     """Contract-checked logs -> training set (its own contract) -> CatBoost -> evaluation on ``day``."""
-    ranker_dir, report, rows = train.fit(settings, day, window_days)
+    ranker_dir, report, rows = train.fit(settings, day, bundle_loader(settings), window_days)
     get_run_logger().info("ranker %s (%s): %s", report["version"], report["loss"], json.dumps(report["evaluation"]))
     return ranker_dir, report, rows
 

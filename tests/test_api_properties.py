@@ -13,7 +13,7 @@ import schemathesis
 from hypothesis import HealthCheck, given, settings
 from schemathesis import GenerationMode
 
-from ltrr_core.runtime.logs import read_logs
+from ltrr_core.logs import read_logs
 
 pytestmark = pytest.mark.slow
 TOKEN = "property-token"

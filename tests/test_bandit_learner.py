@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from ltrr_core.bandit import learner, training
-from ltrr_core.runtime.policy import LearnedPolicy
+from ltrr_core.models.policy import LearnedPolicy
 from tests.conftest import make_settings
 
 PLANS = {"a100": {"a": 100}, "b100": {"b": 100}, "a25+b25": {"a": 25, "b": 25}}
@@ -89,7 +89,7 @@ def test_impressions_with_broken_propensities_are_quarantined_and_never_trained_
     import pyarrow as pa
 
     from ltrr_core.durable import write_parquet
-    from ltrr_core.runtime.logs import IMPRESSION_SCHEMA
+    from ltrr_core.logs import IMPRESSION_SCHEMA
     from tests.test_log_contracts import DAY, _impression
 
     settings = _settings(tmp_path)

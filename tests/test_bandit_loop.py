@@ -26,7 +26,9 @@ def loop(q2e_platform, bundle_dir, tmp_path_factory):
     from ltrr_core.config import load_settings
 
     settings = load_settings(config)
-    evaluation = evaluate_nights(settings, 2, 45)
+    from ltrr_core.runtime import bundle_loader
+
+    evaluation = evaluate_nights(settings, bundle_loader(settings), 2, 45)
     return settings, evaluation.nights, config, evaluation
 
 
@@ -60,8 +62,8 @@ def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
 
 def test_the_learned_policy_logs_its_exact_propensities(loop):
     from ltrr_core.bandit.learner import policies_root
-    from ltrr_core.runtime.logs import read_logs
-    from ltrr_core.runtime.policy import LearnedPolicy
+    from ltrr_core.logs import read_logs
+    from ltrr_core.models.policy import LearnedPolicy
 
     settings, nights, *_ = loop
     day = nights[1]["day"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from fastapi.testclient import TestClient
 
-from ltrr_core.runtime.logs import read_logs
+from ltrr_core.logs import read_logs
 
 pytestmark = pytest.mark.slow
 TOKEN = "test-admin-token"

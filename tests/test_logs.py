@@ -9,7 +9,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from ltrr_core.runtime.logs import LogWriter, read_logs
+from ltrr_core.logs import LogWriter, read_logs
 
 T0 = datetime(2026, 11, 24, 23, 59, 58, tzinfo=timezone.utc)
 
@@ -63,7 +63,7 @@ def test_records_missing_required_fields_are_refused_by_name(tmp_path):
 @pytest.mark.slow
 def test_an_impression_from_the_real_service_round_trips(bundle_dir, q2e_platform, tmp_path):
     from ltrr_core.runtime import load_service
-    from ltrr_core.runtime.logs import impression_record
+    from ltrr_core.logs import impression_record
 
     service = load_service(q2e_platform[0], bundle_dir)
     response = service.search("ghosts deadmau5", user_id="u7")

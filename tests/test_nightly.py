@@ -100,7 +100,7 @@ def test_rerunning_a_date_replaces_its_outputs_and_duplicates_nothing(demo_run):
     from ltrr_core import nightly
     from ltrr_core.artifacts import bundles_root
     from ltrr_core.memory.build import q2e_store
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.logs import read_logs
 
     settings, config, rows = demo_run
     day = date.fromisoformat(rows[-1]["date"])

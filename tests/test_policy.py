@@ -10,7 +10,7 @@ from tests.conftest import TEST_CONFIG
 
 
 def test_logged_propensities_match_sampling_frequencies():
-    from ltrr_core.runtime import EpsilonDefaultPolicy
+    from ltrr_core.models.policy import EpsilonDefaultPolicy
 
     policy = EpsilonDefaultPolicy(load_settings(TEST_CONFIG).runtime.policy)
     rng = np.random.default_rng(3)
@@ -29,7 +29,7 @@ def test_logged_propensities_match_sampling_frequencies():
 
 
 def test_propensity_floor_and_config_validation():
-    from ltrr_core.runtime import EpsilonDefaultPolicy
+    from ltrr_core.models.policy import EpsilonDefaultPolicy
 
     config = PolicyConfig(plans={"a": {"lexical": 10}, "b": {"semantic": 10}}, default_plan="a", epsilon=0.1)
     probabilities = EpsilonDefaultPolicy(config).probabilities()

@@ -164,7 +164,7 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
     from ltrr_core.catalog.store import CatalogStore
     from ltrr_core.config import load_settings
     from ltrr_core.runtime import load_service
-    from ltrr_core.runtime.recorder import InteractionRecorder
+    from ltrr_core.logs.recorder import InteractionRecorder
     from ltrr_core.simulate import Simulator, World
 
     out = tmp_path_factory.mktemp("ranker")
@@ -189,7 +189,7 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
 def test_logged_features_equal_features_recomputed_offline_from_the_logged_inputs(ranker_loop, bundle_dir):
     from ltrr_core.config import RetrievalConfig
     from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.logs import read_logs
 
     settings = ranker_loop[0]
     spec = json.loads((bundle_dir / "ranker" / "feature_spec.json").read_text())
@@ -250,7 +250,9 @@ def test_the_ranker_serves_from_a_bundle_without_the_training_stack(ranker_loop)
     from ltrr_core.ranking.train import fit, latest_ranker
 
     settings, config, _ = ranker_loop
-    ranker_dir = latest_ranker(settings) or fit(settings, DAYS[2])[0]
+    from ltrr_core.runtime import bundle_loader
+
+    ranker_dir = latest_ranker(settings) or fit(settings, DAYS[2], bundle_loader(settings))[0]
     previous = read_pointer(bundles_root(settings) / "LATEST")
     try:
         bundle = bundles_root(settings) / build_bundle(settings, None, ranker_dir)["bundle_id"]
@@ -305,6 +307,7 @@ def test_promoting_a_bundle_makes_its_registered_ranker_the_mlflow_champion(rank
 def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ranker_loop, monkeypatch):
     from ltrr_core.contracts.validate import ContractViolation
     from ltrr_core.ranking import train
+    from ltrr_core.runtime import bundle_loader
 
     settings = ranker_loop[0]
     before = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
@@ -317,6 +320,6 @@ def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ra
 
     monkeypatch.setattr(train, "build_ranking_set", leaking)
     with pytest.raises(ContractViolation, match="expect_table_columns_to_match_set"):
-        train.fit(settings, DAYS[2])
+        train.fit(settings, DAYS[2], bundle_loader(settings))
     after = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
     assert after == before

@@ -107,7 +107,7 @@ def test_a_failed_flush_keeps_its_rows_and_the_next_flush_writes_each_once(tmp_p
     the second day's rows go back to the buffer, the retry writes them; nothing twice."""
     import pyarrow.parquet as pq
 
-    from ltrr_core.runtime import logs
+    from ltrr_core.logs import store as logs
 
     real, calls = logs.write_parquet, []
 

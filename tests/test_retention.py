@@ -64,7 +64,7 @@ def _publish_q2e(settings) -> str:
 
 def _log_day(settings, day: str, bundle_id: str) -> None:
     """One impression and one click on ``day`` served by ``bundle_id`` (the runtime's log writer)."""
-    from ltrr_core.runtime.logs import LOG_SCHEMA_VERSION, LogWriter
+    from ltrr_core.logs import LOG_SCHEMA_VERSION, LogWriter
 
     root = settings.data_dir / settings.runtime.log_dir
     at = datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc)
@@ -156,7 +156,7 @@ def test_retention_keeps_what_serving_rollback_training_and_replay_need_and_remo
     from ltrr_core.artifacts import bundles_root
     from ltrr_core.retention import plan_retention, run_retention
     from ltrr_core.runtime import load_service
-    from ltrr_core.runtime.logs import logged_days
+    from ltrr_core.logs import logged_days
 
     settings, config, ids = history
     plan = plan_retention(settings)

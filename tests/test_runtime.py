@@ -75,8 +75,8 @@ def test_a_logged_day_replays_every_random_draw_exactly(bundle_dir, q2e_platform
     from datetime import datetime, timezone
 
     from ltrr_core.runtime import load_service
-    from ltrr_core.runtime.logs import read_logs
-    from ltrr_core.runtime.recorder import InteractionRecorder
+    from ltrr_core.logs import read_logs
+    from ltrr_core.logs.recorder import InteractionRecorder
     from ltrr_core.runtime.service import request_rng
 
     share = 0.5

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from ltrr_core.runtime.logs import read_logs
+from ltrr_core.logs import read_logs
 
 pytestmark = pytest.mark.slow
 QUERIES = ["tayler love", "ghosts deadmau5", "80s female vocalists", "party rock anthem", "coldplay", "songs like adele",

@@ -120,7 +120,7 @@ def test_world_is_built_from_the_real_data(world, test_settings):
 def simulated(q2e_platform, bundle_dir, world, tmp_path_factory):
     """Two simulated days through the real runtime into a fresh log root."""
     from ltrr_core.runtime import load_service
-    from ltrr_core.runtime.recorder import InteractionRecorder
+    from ltrr_core.logs.recorder import InteractionRecorder
     from ltrr_core.simulate import Simulator
 
     settings = q2e_platform[0]
@@ -136,7 +136,7 @@ def simulated(q2e_platform, bundle_dir, world, tmp_path_factory):
 @pytest.mark.slow
 def test_simulated_days_are_valid_log_partitions(simulated):
     from ltrr_core.contracts.logs import validate_log_day
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.logs import read_logs
     from ltrr_core.simulate import read_truth
 
     settings, out, summaries, simulator = simulated
@@ -158,7 +158,7 @@ def test_simulated_days_are_valid_log_partitions(simulated):
 
 @pytest.mark.slow
 def test_ground_truth_never_enters_the_logs(simulated):
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.logs import read_logs
     from ltrr_core.simulate import read_truth
 
     _, out, _, _ = simulated
@@ -183,15 +183,17 @@ def test_simulated_ctr_by_position_follows_the_click_model(simulated):
 
 
 @pytest.mark.slow
-def test_a_day_is_reproducible_and_never_logged_twice(simulated, tmp_path):
-    from ltrr_core.runtime.logs import read_logs
-    from ltrr_core.runtime.recorder import InteractionRecorder
+def test_a_day_is_reproducible_and_never_logged_twice(simulated, bundle_dir, tmp_path):
+    """Re-simulated by a freshly loaded runtime (its own process seed), the day is the same."""
+    from ltrr_core.logs import read_logs
+    from ltrr_core.logs.recorder import InteractionRecorder
+    from ltrr_core.runtime import load_service
     from ltrr_core.simulate import DayAlreadyLogged, Simulator, days_to_simulate
 
     settings, out, summaries, simulator = simulated
     log_root = out / "logs"
     recorder = InteractionRecorder(tmp_path / "logs", settings.runtime)
-    replay = Simulator(settings, simulator.world, simulator.service, recorder,
+    replay = Simulator(settings, simulator.world, load_service(settings, bundle_dir), recorder,
                        truth_dir=tmp_path / "truth").run_day(date(2026, 3, 1), 120)
     recorder.close()
     first = read_logs(log_root, "impressions", "2026-03-01").sort_values("request_id")
@@ -209,7 +211,7 @@ def test_simulated_logs_feed_the_memory_index_engagement(simulated, q2e_platform
     from ltrr_core.memory import observed_statistics
     from ltrr_core.memory.build import load_engagement
     from ltrr_core.memory.engagement import log_engagement
-    from ltrr_core.runtime.logs import read_logs
+    from ltrr_core.logs import read_logs
 
     settings, out, summaries, _ = simulated
     impressions, feedback = read_logs(out / "logs", "impressions"), read_logs(out / "logs", "feedback")

@@ -206,14 +206,15 @@ def _agreement(estimate: dict[str, Any], measured: np.ndarray, confidence: float
             "agrees": bool(abs(difference) <= margin)}
 
 
-def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None = None,
-                    progress: Callable[[str], None] | None = None) -> list[dict[str, Any]]:
-    """Run the loop for ``nights`` nights from the day after the last logged day."""
-    from ..artifacts import build_bundle, bundles_root, latest_bundle
+def evaluate_nights(settings: Settings, load_bundle: Callable[[str], Any], nights: int,
+                    queries_per_day: int | None = None, progress: Callable[[str], None] | None = None) -> NightsEvaluation:
+    """Run the loop for ``nights`` nights from the day after the last logged day. ``load_bundle``
+    (bundle id -> loaded service, e.g. ``ltrr_core.runtime.bundle_loader``) is handed in: the
+    evaluation does not import the runtime."""
+    from ..artifacts import build_bundle, latest_bundle
     from ..catalog.store import CatalogStore
-    from ..runtime import load_service
-    from ..runtime.logs import read_logs
-    from ..runtime.recorder import InteractionRecorder
+    from ..logs import read_logs
+    from ..logs.recorder import InteractionRecorder
     from ..simulate import Simulator, World, days_to_simulate, query_kinds, read_truth, truth_root
     from . import learner
     from .tracking import log_evaluation_run, log_training_run
@@ -223,12 +224,12 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
     plans = settings.runtime.policy.library()
     strategies = training.action_strategies(settings)
     world = World(settings, CatalogStore(settings.data_dir / "catalog").load())
-    bundle = latest_bundle(settings)
+    bundle_id = latest_bundle(settings).name
     previous_ope: dict[str, Any] | None = None
     prior_rates: np.ndarray | None = None         # every plan's hit rate on the previous day (ground truth)
     results, paired_nights = [], []
     for day in days_to_simulate(settings, log_root, nights):
-        service = load_service(settings, bundle)
+        service = load_bundle(bundle_id)
         say(f"{day}: simulating with {service.policy_label} (bundle {service.bundle_id})")
         recorder = InteractionRecorder(log_root, settings.runtime)
         summary = Simulator(settings, world, service, recorder).run_day(day, queries_per_day or settings.simulate.queries_per_day)
@@ -264,7 +265,8 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
             paired_nights.append(paired)            # every learned night has the same baselines
         prior_rates = hits.mean(axis=0)             # tomorrow's static baselines are chosen on today
         try:
-            ranks = learner.replay_window(settings, data.outcomes, strategies, {service.bundle_id: service})
+            ranks = learner.replay_window(settings, data.outcomes, strategies,
+                                          lambda b: service if b == service.bundle_id else load_bundle(b))
             policy_dir, report = learner.fit(settings, data, ranks)
         except learner.NotEnoughData as error:
             night["training"] = f"skipped: {error}"
@@ -274,7 +276,7 @@ def evaluate_nights(settings: Settings, nights: int, queries_per_day: int | None
         night["training"] = {"policy": report["version"], "mlflow_run": tracked["run_id"],
                              "ope": report["ope"]}
         previous_ope = report["ope"]
-        bundle = bundles_root(settings) / build_bundle(settings, policy_dir)["bundle_id"]
+        bundle_id = build_bundle(settings, policy_dir)["bundle_id"]
         results.append(night)
         say(f"{day}: served {metrics['served']:.3f} vs best static {metrics['best_static']['hit_rate']:.3f} "
             f"({metrics['best_static']['plan']}), oracle {metrics['oracle']:.3f}; {json.dumps(report['ope']['learned_policy'])}")

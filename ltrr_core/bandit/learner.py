@@ -24,14 +24,14 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
 
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
-from ..runtime.policy import LearnedPolicy
+from ..models.policy import LearnedPolicy
 from . import training
 from .features import FEATURE_VERSION
 from .ope import LoggedFeedback, make_estimators
@@ -60,7 +60,7 @@ class WindowData:
 
 
 def window_days(log_root: Path, end: date, window: int) -> list[str]:
-    from ..runtime.logs import logged_days
+    from ..logs import logged_days
 
     first = end - timedelta(days=window - 1)
     return [d for d in logged_days(log_root) if first.isoformat() <= d <= end.isoformat()]
@@ -82,17 +82,17 @@ def load_window(settings: Settings, end: date, window: int) -> WindowData:
 
 
 def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[str],
-                  services: dict[str, Any] | None = None) -> np.ndarray:
+                  load_bundle: Callable[[str], Any]) -> np.ndarray:
     """Ranks of each engaged request's entity per strategy, replayed on the bundle that served it.
 
     Replays are cached per day beside the logs they come from (``<log_dir>/replay/``: a logged
     request, its bundle and its engaged entity never change), so a window replays only new days.
-    ``services`` (bundle id -> loaded SearchService) spares reloading a bundle already in memory."""
+    ``load_bundle`` (bundle id -> the loaded service, e.g. ``ltrr_core.runtime.bundle_loader``)
+    is handed in: the learner does not import the runtime."""
     import pyarrow as pa
 
-    from ..artifacts import BundleError, bundles_root
+    from ..artifacts import BundleError
     from ..durable import write_parquet
-    from ..runtime.service import load_service
 
     depth = settings.bandit.learner.replay_depth
     cache = settings.data_dir / settings.runtime.log_dir / "replay" / f"depth={depth}"
@@ -110,7 +110,7 @@ def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[s
     todo = outcomes[engaged & ~done]
     for bundle_id, rows in todo.groupby("bundle_id"):
         try:
-            service = (services or {}).get(bundle_id) or load_service(settings, bundles_root(settings) / bundle_id)
+            service = load_bundle(str(bundle_id))
         except (BundleError, FileNotFoundError) as error:
             _log.warning("bundle %s cannot be replayed (%s); its %d requests are left out", bundle_id, error, len(rows))
             continue

@@ -173,7 +173,7 @@ def _runtime_in_process(label, settings, entities, index, table, vector_config, 
     """The SearchService over this size's components, served over HTTP from a thread."""
     from ..retrieval.lexical import LexicalStrategy
     from ..retrieval.semantic import SemanticStrategy
-    from ..runtime.policy import EpsilonDefaultPolicy
+    from ..models.policy import EpsilonDefaultPolicy
     from ..runtime.service import SearchService
 
     strategies = [LexicalStrategy(index), SemanticStrategy(table, encoder, vector_config), structured, memory]

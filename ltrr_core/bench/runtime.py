@@ -33,6 +33,23 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def wait_healthy(base: str, process: subprocess.Popen, seconds: float) -> None:
+    """Poll ``/healthz`` until the server answers; RuntimeError if it exits or ``seconds`` pass."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering /healthz")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"ltrr serve did not answer /healthz within {seconds:.0f} s")
+
+
 def _percentiles(values: list[float]) -> str:
     return f"{np.percentile(values, 50):.1f} / {np.percentile(values, 99):.1f}" if values else "n/a"
 
@@ -85,7 +102,6 @@ def _load_levels(base_url: str, queries: list[str], settings: Settings) -> list[
 
 def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, queries: list[str], log_dir: Path) -> dict[str, Any]:
     """A real ``ltrr serve`` process: cold start to first healthy answer, RSS, HTTP load."""
-    import httpx
     import psutil
     import yaml
 
@@ -100,14 +116,7 @@ def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, que
     process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--bundle", str(bundle)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering /healthz")
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.25)
+        wait_healthy(base, process, 3600)
         cold_start = time.perf_counter() - started
         rss_ready = psutil.Process(process.pid).memory_info().rss / 2**20
         levels = _load_levels(base, queries, settings)

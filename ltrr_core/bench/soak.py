@@ -38,7 +38,7 @@ from ..artifacts.bundle import MANIFEST
 from ..artifacts.promotion import POINTER, serving_bundle
 from ..config import Settings, SoakConfig
 from ..durable import write_json_atomic, write_pointer
-from .runtime import free_port
+from .runtime import free_port, wait_healthy
 
 
 @dataclass
@@ -95,22 +95,6 @@ def _start_server(config_path: Path, sandbox: Path, workers: int, port: int, log
     ltrr = Path(sys.executable).with_name("ltrr")
     return subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--workers", str(workers)],
                             stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True)
-
-
-def _wait_healthy(base: str, process: subprocess.Popen, seconds: float) -> None:
-    import httpx
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering /healthz")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.25)
-    raise RuntimeError(f"ltrr serve did not answer /healthz within {seconds:.0f} s")
 
 
 def measure_capacity(base: str, queries: list[str], clients: int, seconds: float) -> float:
@@ -257,7 +241,7 @@ def run_soak(settings: Settings, config_path: Path, queries: list[str], workdir:
     base = f"http://127.0.0.1:{port}"
     process = _start_server(config_path, sandbox, config.workers, port, workdir / "soak-serve.log")
     try:
-        _wait_healthy(base, process, 600)
+        wait_healthy(base, process, 600)
         time.sleep(5)                                        # the other workers finish loading too
         capacity = measure_capacity(base, queries, config.capacity_clients, config.capacity_seconds)
         seconds = config.minutes * 60

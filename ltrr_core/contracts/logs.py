@@ -76,6 +76,6 @@ def validate_log_day(log_root: Path, day: str, impressions: pd.DataFrame, feedba
 def check_logged_day(log_root: Path, day: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Read one logged day (impressions and feedback) and run its contracts: what every consumer
     of the logs (memory engagement, bandit training, the CLI) uses, so none reads unchecked rows."""
-    from ..runtime.logs import read_logs
+    from ..logs import read_logs
 
     return validate_log_day(log_root, day, read_logs(log_root, "impressions", day), read_logs(log_root, "feedback", day))

@@ -65,7 +65,7 @@ def inputs_fingerprint(settings: Settings, until: date | None = None) -> str:
     from datetime import datetime, timezone
 
     from ..catalog.store import CatalogStore
-    from ..runtime.logs import logged_days
+    from ..logs import logged_days
 
     labels = settings.shared_path(settings.catalog.paths.cpcd_labels)
     files = [[labels.name, *((labels.stat().st_size, labels.stat().st_mtime_ns) if labels.is_file() else (None, None))]]
@@ -84,7 +84,7 @@ def inputs_fingerprint(settings: Settings, until: date | None = None) -> str:
 
 def runtime_log_engagement(log_root: Path, until: date | None = None) -> pd.DataFrame:
     from ..contracts.logs import check_logged_day
-    from ..runtime.logs import logged_days
+    from ..logs import logged_days
 
     frames = []
     for day in logged_days(log_root):

@@ -14,7 +14,7 @@ Real CPCD held-out queries: the configured default plan, liked tracks as relevan
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -90,11 +90,10 @@ def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, 
 
 
 def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Ranker | None],
-                        services: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Contenders ranked on the replayed pools of ``day``'s logged requests."""
-    from ..artifacts import bundles_root
+                        load_bundle: Callable[[str], Any]) -> dict[str, Any]:
+    """Contenders ranked on the replayed pools of ``day``'s logged requests, each on the bundle
+    that served it (``load_bundle``: bundle id -> loaded service, handed in by the caller)."""
     from ..contracts.logs import check_logged_day
-    from ..runtime.service import load_service
     from ..simulate import query_kinds, read_truth, truth_root
 
     impressions, feedback, _ = check_logged_day(settings.data_dir / settings.runtime.log_dir, day)
@@ -102,9 +101,8 @@ def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Rank
     truth = truth.set_index("request_id") if len(truth) else None
     k = settings.runtime.max_results
     ranked: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
-    services = dict(services or {})
     for bundle_id, rows in impressions.groupby("bundle_id"):
-        service = services.get(bundle_id) or services.setdefault(bundle_id, load_service(settings, bundles_root(settings) / bundle_id))
+        service = load_bundle(str(bundle_id))
         for imp in rows.itertuples(index=False):
             pool, features = _pool(service, imp.raw_query, json.loads(imp.context or "{}"), json.loads(imp.depths))
             for name, ids in rankings(pool, features, contenders, k).items():
@@ -140,9 +138,10 @@ def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | No
     return {"n_queries": len(labelled.queries), "plan": settings.runtime.policy.default_plan, **result}
 
 
-def evaluate_ranker(settings: Settings, ranker_dir, service=None) -> dict[str, Any]:
-    """A trained ranker on its evaluation day (simulated) and, given the serving ``service``, on
-    the real CPCD held-out queries; each against the fusion and the champion (the serving ranker)."""
+def evaluate_ranker(settings: Settings, ranker_dir, load_bundle: Callable[[str], Any], service=None) -> dict[str, Any]:
+    """A trained ranker on its evaluation day (simulated, replayed through ``load_bundle``) and,
+    given the serving ``service``, on the real CPCD held-out queries; each against the fusion and
+    the champion (the serving ranker)."""
     from pathlib import Path
 
     from .train import serving_ranker
@@ -152,8 +151,7 @@ def evaluate_ranker(settings: Settings, ranker_dir, service=None) -> dict[str, A
     contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": ranker}
     champion = serving_ranker(settings)
     contenders["champion"] = champion
-    simulated = evaluate_logged_day(settings, report["evaluation_day"], contenders,
-                                    {service.bundle_id: service} if service is not None else None)
+    simulated = evaluate_logged_day(settings, report["evaluation_day"], contenders, load_bundle)
     out = {"ranker": ranker.version, "evaluation_day": report["evaluation_day"],
            "champion_version": champion.version if champion else None,
            "simulated": {name: simulated[name] for name in contenders}}

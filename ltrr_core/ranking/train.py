@@ -50,7 +50,7 @@ class Split:
 
 
 def split_days(settings: Settings, day: date, window: int | None = None) -> Split:
-    from ..runtime.logs import logged_days
+    from ..logs import logged_days
 
     window = window or settings.ranker.window_days
     logged = logged_days(settings.data_dir / settings.runtime.log_dir)
@@ -101,10 +101,12 @@ def serving_ranker(settings: Settings) -> Ranker | None:
     return Ranker(directory) if (directory / SPEC_FILE).is_file() else None
 
 
-def fit(settings: Settings, day: date, window: int | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
+        window: int | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
     """Train on the days before ``day`` (contract-checked), evaluate on ``day`` against the fusion
     and the champion, publish a ranker version; returns it with a report (split, position bias,
-    losses compared, training-set contract, evaluation)."""
+    losses compared, training-set contract, evaluation). ``load_bundle`` (bundle id -> loaded
+    service, e.g. ``ltrr_core.runtime.bundle_loader``) replays the evaluation day's requests."""
     from .evaluate import FUSION, evaluate_logged_day
 
     split = split_days(settings, day, window)
@@ -150,7 +152,7 @@ def fit(settings: Settings, day: date, window: int | None = None) -> tuple[Path,
         if champion is not None:
             contenders["champion"] = champion
         report["champion"] = champion.version if champion else None
-        report["evaluation"] = evaluate_logged_day(settings, split.evaluation_day, contenders)
+        report["evaluation"] = evaluate_logged_day(settings, split.evaluation_day, contenders, load_bundle)
         write_json_atomic(staging / "report.json", report)
     write_pointer(rankers_root(settings) / "LATEST", version)
     return final, report, train
@@ -162,8 +164,8 @@ def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, 
     return _fit_one(settings, loss, _labelled_groups(raw), valid, features)[0]
 
 
-def train_nights(settings: Settings, days: list[date], on_night: Callable[[Path, dict[str, Any], pd.DataFrame], Any]
-                 | None = None) -> list[dict[str, Any]]:
+def train_nights(settings: Settings, days: list[date], load_bundle: Callable[[str], Any],
+                 on_night: Callable[[Path, dict[str, Any], pd.DataFrame], Any] | None = None) -> list[dict[str, Any]]:
     """For each evaluation day in order: ``fit`` (evaluated against the fusion and the serving
     champion), then bundle the new ranker so that it is the next night's champion -- the
     nightly protocol, replayed over logged days. ``on_night`` (e.g. MLflow tracking) sees each."""
@@ -171,7 +173,7 @@ def train_nights(settings: Settings, days: list[date], on_night: Callable[[Path,
 
     nights = []
     for day in days:
-        ranker_dir, report, rows = fit(settings, day)
+        ranker_dir, report, rows = fit(settings, day, load_bundle)
         if on_night is not None:
             on_night(ranker_dir, report, rows)
         build_bundle(settings, None, ranker_dir)

@@ -90,8 +90,8 @@ def versioned_store(root: Path, versions: Path, pointer: str, verify: Callable[[
                     leftovers)
     try:
         summary = f"{pointer} -> {name}: {verified(current, verify)}"
-    except Exception as error:  # noqa: BLE001
-        return Seen(name, f"{pointer} -> {name}: unreadable", problems, leftovers)
+    except Exception as error:  # noqa: BLE001 - already a finding of the loop above; say why here too
+        return Seen(name, f"{pointer} -> {name}: unreadable ({type(error).__name__}: {error})", problems, leftovers)
     return Seen(name, summary, problems, leftovers, records(current) if records else None)
 
 

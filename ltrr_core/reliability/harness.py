@@ -44,7 +44,7 @@ CHILD_TIMEOUT_S = 900.0
 _PRELOAD = ["pandas", "pyarrow.parquet", "numpy", "catboost", "torch", "sentence_transformers", "mlflow",
             "ltrr_core.reliability.writers", "ltrr_core.catalog.pipeline", "ltrr_core.index.build",
             "ltrr_core.memory.build", "ltrr_core.bandit.learner", "ltrr_core.ranking.train",
-            "ltrr_core.artifacts.promotion", "ltrr_core.runtime.service", "ltrr_core.runtime.logs",
+            "ltrr_core.artifacts.promotion", "ltrr_core.runtime.service", "ltrr_core.logs",
             "ltrr_core.reliability.warm"]
 
 
@@ -286,7 +286,7 @@ def prepare(settings: Settings, work: Path, query: str = "taylor swift") -> Cont
     from ..catalog.store import CatalogStore
     from ..index.build import encode_texts
     from ..index.documents import embedding_text
-    from ..runtime.logs import impression_record
+    from ..logs import impression_record
     from ..runtime.service import load_service
 
     work.mkdir(parents=True, exist_ok=True)
@@ -326,8 +326,8 @@ def _queries(entities: Any, n: int) -> list[str]:
 
 def _simulate(settings: Settings, service: Any, entities: Any) -> list[date]:
     """Three days of simulated traffic through the champion (skipped when logged already)."""
-    from ..runtime.logs import logged_days
-    from ..runtime.recorder import InteractionRecorder
+    from ..logs import logged_days
+    from ..logs.recorder import InteractionRecorder
     from ..simulate import Simulator, World
 
     days = [date(2026, 4, d) for d in (1, 2, 3)]

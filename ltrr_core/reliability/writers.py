@@ -329,7 +329,7 @@ class LogWriterCase(Writer):
     A record is acknowledged when the flush that wrote it returns -- the writer's durability
     point. Faults fire in the second batch's flush, so one batch is already acknowledged."""
 
-    name, label = "log append", "runtime.logs.LogWriter.append/flush -> durable.write_parquet"
+    name, label = "log append", "logs.LogWriter.append/flush -> durable.write_parquet"
     staged_directories = False
     kill_points = (DATA, PUBLISH)
     error_points = (DATA,)
@@ -362,7 +362,7 @@ class LogWriterCase(Writer):
                 "the killed process"] if lost else []
 
     def write(self, settings: Settings, payload: LogPayload, pause: Pause) -> str:
-        from ..runtime.logs import LogWriter
+        from ..logs import LogWriter
 
         writer = LogWriter(payload.root, "impressions", flush_rows=self.batch, flush_seconds=1e9)
         for batch in payload.batches[payload.start:]:
@@ -420,14 +420,16 @@ class PolicyWriter(Writer):
 
     def write(self, settings: Settings, payload: tuple[date, int], pause: Pause) -> str:
         from ..bandit import learner, training
+        from ..runtime import bundle_loader
 
         window = learner.load_window(settings, *payload)
-        ranks = learner.replay_window(settings, window.outcomes, training.action_strategies(settings))
+        ranks = learner.replay_window(settings, window.outcomes, training.action_strategies(settings),
+                                      bundle_loader(settings))
         path, _ = learner.fit(settings, window, ranks)
         return f"published policy {path.name}"
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
-        from ..runtime.policy import LearnedPolicy
+        from ..models.policy import LearnedPolicy
 
         def verify(path: Path) -> str:
             policy = LearnedPolicy(path)
@@ -453,8 +455,9 @@ class RankerWriter(Writer):
 
     def write(self, settings: Settings, payload: date, pause: Pause) -> str:
         from ..ranking import train
+        from ..runtime import bundle_loader
 
-        path, report, _ = train.fit(settings, payload)
+        path, report, _ = train.fit(settings, payload, bundle_loader(settings))
         return f"published ranker {path.name} (loss {report['loss']})"
 
     def seen(self, ctx: Context, payload: Any) -> Seen:

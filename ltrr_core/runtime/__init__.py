@@ -1,8 +1,9 @@
 """The lightweight query runtime: serves searches from a verified bundle.
 
-Imports neither prefect, mlflow nor great_expectations."""
+Imports neither prefect, mlflow nor great_expectations. What it shares with the learners -- the
+logs (``ltrr_core.logs``) and the serving forms of the models (``ltrr_core.models``) -- lives
+beneath both; no learner imports this package."""
 
-from .policy import Decision, EpsilonDefaultPolicy
-from .service import SearchResponse, SearchService, load_service
+from .service import SearchResponse, SearchService, bundle_loader, load_service
 
-__all__ = ["Decision", "EpsilonDefaultPolicy", "SearchResponse", "SearchService", "load_service"]
+__all__ = ["SearchResponse", "SearchService", "bundle_loader", "load_service"]

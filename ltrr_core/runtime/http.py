@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..artifacts import BundleError
 from ..config import RuntimeConfig
 from ..query import InvalidQuery
-from .logs import LOG_SCHEMA_VERSION
-from .recorder import InteractionRecorder, NotShown, UnknownRequest
+from ..logs import LOG_SCHEMA_VERSION
+from ..logs.recorder import InteractionRecorder, NotShown, UnknownRequest
 from .service import SearchService
 
 _log = logging.getLogger("ltrr.runtime")

@@ -23,6 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel
 
 from ..artifacts import BundleError, verify_bundle
 from ..config import RetrievalConfig, Settings
@@ -33,7 +34,7 @@ from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
 from ..bandit.features import policy_features
 from ..ranking.features import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
 from ..ranking.model import Ranker
-from .policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy
+from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy
 
 TRACE_CANDIDATES = 20
 
@@ -207,11 +208,10 @@ class _ComponentCache:
 _COMPONENTS = _ComponentCache()
 
 
-def _files_key(manifest: dict[str, Any], prefix: str, *settings_parts: Any) -> str:
+def _files_key(manifest: dict[str, Any], prefix: str, *settings_parts: BaseModel) -> str:
     """The identity of what a component is built from: its files' checksums and its settings."""
     files = sorted((name, digest) for name, digest in manifest["files"].items() if name.startswith(prefix))
-    payload = json.dumps([files, [getattr(p, "model_dump", lambda **_: p)(mode="json") for p in settings_parts]],
-                         sort_keys=True, default=str)
+    payload = json.dumps([files, [part.model_dump(mode="json") for part in settings_parts]], sort_keys=True)
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
@@ -251,3 +251,15 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
                "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
     return SearchService(settings, manifest["bundle_id"], strategies, understander, policy, display, startup,
                          entities, ranker)
+
+
+def bundle_loader(settings: Settings, loaded: tuple[SearchService, ...] = ()) -> Callable[[str], SearchService]:
+    """bundle id -> its SearchService (the ``loaded`` ones as they are, any other loaded afresh):
+    what the learners and evaluations are handed to replay logged requests on the bundle that
+    served them, so that they need not import the runtime. BundleError / FileNotFoundError for a
+    bundle that cannot load."""
+    from ..artifacts import bundles_root
+
+    services = {service.bundle_id: service for service in loaded}
+    return lambda bundle_id: services.get(bundle_id) or load_service(settings, bundles_root(settings) / bundle_id)
+

@@ -7,7 +7,10 @@ HTTP API does), then clicks, streams, likes and skips from the click model, reco
 feedback. Ground truth (intent, intended entities, grades, variant) goes to
 ``<data_dir>/<simulate.out_dir>/truth/date=D/`` -- beside the logs, never in them.
 
-A day is seeded by (seed, date), so re-simulating a day from the same bundle reproduces it.
+A day is seeded by (seed, date) -- the people, their queries, the request ids and the service's
+seed, from which every draw of the runtime derives -- so re-simulating a day from the same bundle
+reproduces it. The simulator drives any service with ``search`` and a ``seed`` (``Searcher``):
+the caller loads it, so simulation does not import the runtime.
 Logs are append-only: a day that already has impressions is refused rather than doubled.
 """
 
@@ -17,7 +20,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 import numpy as np
 import pandas as pd
@@ -26,9 +29,8 @@ import pyarrow as pa
 from ..config import Settings
 from ..durable import write_parquet
 from ..query import InvalidQuery
-from ..runtime.logs import logged_days
-from ..runtime.recorder import InteractionRecorder
-from ..runtime.service import SearchService
+from ..logs import logged_days
+from ..logs.recorder import InteractionRecorder
 from .clicks import make_click_model
 from .variants import typed_query
 from .world import World
@@ -77,8 +79,17 @@ def days_to_simulate(settings: Settings, log_root: Path, n_days: int, start: dat
     return days
 
 
+class Searcher(Protocol):
+    """What the simulator drives: the runtime's ``SearchService`` (or anything that answers alike)."""
+
+    seed: int
+
+    def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
+               k: int | None = None, request_id: str | None = None, explain: bool = False) -> Any: ...
+
+
 class Simulator:
-    def __init__(self, settings: Settings, world: World, service: SearchService, recorder: InteractionRecorder,
+    def __init__(self, settings: Settings, world: World, service: Searcher, recorder: InteractionRecorder,
                  truth_dir: Path | None = None):
         self.settings, self.world, self.service, self.recorder = settings, world, service, recorder
         self.truth_dir = truth_dir or truth_root(settings)
@@ -94,7 +105,8 @@ class Simulator:
 
     def run_day(self, day: date, n_requests: int, progress: Callable[[], None] | None = None) -> DaySummary:
         rng = np.random.default_rng([self.config.seed, day.toordinal()])
-        self.service.rng = np.random.default_rng([self.config.seed, day.toordinal(), 1])   # the policy's draws
+        # The runtime's draws derive from (its seed, request id): seed it for the day.
+        self.service.seed = int(np.random.SeedSequence([self.config.seed, day.toordinal(), 1]).generate_state(1, np.uint64)[0] >> 1)
         end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc) - timedelta(microseconds=1)
         summary, truth = DaySummary(day.isoformat()), []
         clicks, expected, ranks, kinds = np.zeros(POSITIONS), np.zeros(POSITIONS), [], []
@@ -159,17 +171,14 @@ def query_kinds(truth: pd.DataFrame) -> list[str]:
     return truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").tolist()
 
 
-def simulate(settings: Settings, n_days: int, queries_per_day: int | None = None, start: date | None = None,
-             bundle: Path | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> list[DaySummary]:
-    """Simulate ``n_days`` against a runtime loaded from ``bundle`` (default: the promoted one),
-    writing impressions and feedback under the runtime's log directory."""
-    from ..artifacts.promotion import serving_bundle
+def simulate(settings: Settings, service: Searcher, n_days: int, queries_per_day: int | None = None,
+             start: date | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> list[DaySummary]:
+    """Simulate ``n_days`` against ``service`` (loaded by the caller, e.g. from the promoted
+    bundle), writing impressions and feedback under the runtime's log directory."""
     from ..catalog.store import CatalogStore
-    from ..runtime import load_service
 
     log_root = settings.data_dir / settings.runtime.log_dir
     days = days_to_simulate(settings, log_root, n_days, start)
-    service = load_service(settings, bundle or serving_bundle(settings))
     world = World(settings, CatalogStore(settings.data_dir / "catalog").load())
     recorder = InteractionRecorder(log_root, settings.runtime)
     simulator = Simulator(settings, world, service, recorder)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import RuntimeConfig
-from .logs import LOG_SCHEMA_VERSION, LogWriter, impression_record
+from .store import LOG_SCHEMA_VERSION, LogWriter, impression_record
 
 MAX_REMEMBERED_REQUESTS = 200_000
 FEEDBACK_EVENTS = ("click", "stream", "like", "skip")
