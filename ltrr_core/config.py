@@ -263,12 +263,18 @@ class PlanGrid(_Model):
 
 class PolicyConfig(_Model):
     """The retrieval action space: a library of plans (strategy -> depth), named plans plus an
-    optional grid, and the exploration policy used until a learned policy is promoted."""
+    optional grid, and the exploration policy used until a learned policy is promoted.
+
+    ``min_epsilon`` is the floor on ``epsilon``: every plan is served with probability at least
+    epsilon / n_plans, so the next night can learn off-policy about it. With epsilon 0 the
+    unchosen plans' propensities are 0 and nothing can be learned about them; a config below the
+    floor is refused. The floor itself must be positive (0 would disable it)."""
 
     plans: dict[str, dict[str, int]] = {"all": {"lexical": 100, "semantic": 100, "structured": 100, "memory": 100}}
     grid: PlanGrid | None = None
     default_plan: str = "all"
     epsilon: float = Field(0.2, ge=0, le=1)
+    min_epsilon: float = Field(0.02, gt=0, le=1)
 
     def library(self) -> dict[str, dict[str, int]]:
         """Named plans first, then the grid's (a grid plan equal to a named one is not repeated)."""
@@ -281,12 +287,20 @@ class PolicyConfig(_Model):
 
     @model_validator(mode="after")
     def _default_is_a_plan(self) -> "PolicyConfig":
+        _check_exploration("runtime.policy", self.epsilon, self.min_epsilon)
         if self.default_plan not in self.plans:
             raise ValueError(f"runtime.policy.default_plan {self.default_plan!r} is not one of {sorted(self.plans)}")
         for name, depths in self.plans.items():
             if any(d < 0 for d in depths.values()) or not any(d > 0 for d in depths.values()):
                 raise ValueError(f"plan {name!r} needs at least one strategy with a positive depth, none negative")
         return self
+
+
+def _check_exploration(section: str, epsilon: float, floor: float) -> None:
+    if epsilon < floor:
+        raise ValueError(f"{section}.epsilon {epsilon} is below the exploration floor {section}.min_epsilon {floor}: "
+                         f"plans the policy does not choose would get propensity below {floor} / n_plans "
+                         f"(0 at epsilon 0) and the next night could not learn about them off-policy")
 
 
 class RuntimeConfig(_Model):
@@ -408,6 +422,7 @@ class LearnerConfig(_Model):
     event_weights: dict[str, float] = {"like": 1.0, "stream": 1.0, "click": 0.5, "skip": 0.0}
     cost_penalty: float = Field(0.05, ge=0)
     epsilon: float = Field(0.1, ge=0, le=1)     # exploration of the learned policy; floor epsilon / n_plans
+    min_epsilon: float = Field(0.02, gt=0, le=1)  # refused below: see PolicyConfig (same rule, learned policy)
     iterations: int = Field(300, gt=0)
     depth: int = Field(6, gt=0, le=10)
     learning_rate: float = Field(0.1, gt=0)
@@ -416,6 +431,11 @@ class LearnerConfig(_Model):
     min_engaged_requests: int = Field(50, gt=0)  # fewer: refuse to train rather than learn noise
     replay_depth: int = Field(100, gt=0)         # counterfactual replay runs every strategy this deep
     single_day_holdout: float = Field(0.3, gt=0, lt=1)  # one-day window: share of requests held out for the estimate
+
+    @model_validator(mode="after")
+    def _exploration_floor(self) -> LearnerConfig:
+        _check_exploration("bandit.learner", self.epsilon, self.min_epsilon)
+        return self
 
 
 class BanditConfig(_Model):
@@ -461,6 +481,8 @@ class PromotionConfig(_Model):
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1)   # per log day the models were trained on
     ranker_ndcg_tolerance: float = Field(0.005, ge=0)          # vs the champion on the same evaluation day
     policy_value_tolerance: float = Field(0.0, ge=0)           # switch-DR lower bound vs the logging policy's value
+    # Kish ESS of the UNCLIPPED importance weights of the switch-DR report (its ``ess``, never
+    # ``ess_clipped``: clipping bounds variance but creates no support for the target policy).
     min_ess: float = Field(50.0, ge=0)
     # Smoke latency. Each smoke query is answered once to warm up, then ``smoke_repeats`` times;
     # a query's latency is the median of its repeats and the gate reads the p95 over queries.

@@ -71,6 +71,11 @@ def test_learned_policy_beats_the_logging_policy_where_the_best_plan_depends_on_
     logging_ci = ope["logging_policy"]["ci"]
     for name in ("ips", "snips", "dr"):
         assert ope["learned_policy"][name]["ci"][0] > logging_ci[1], (name, ope)
+    # Every estimator reports the ESS of the same unclipped weights; switch-DR adds its clipped one.
+    learned = ope["learned_policy"]
+    assert len({learned[name]["ess"] for name in learned}) == 1, learned
+    assert "ess_clipped" in learned["switch_dr"]
+    assert all("ess_clipped" not in learned[name] for name in ("ips", "snips", "dr"))
     assert report["held_out_day"] == "2026-02-02" and report["training"]["engaged_requests"] > 100
     probabilities = policy.probabilities({"f": 0.0})
     assert sum(probabilities.values()) == pytest.approx(1.0)

@@ -51,7 +51,9 @@ def _tiny_policy(directory, settings, lower_bound: float, logging_value: float, 
     (directory / "policy.json").write_text(json.dumps({
         "version": directory.name, "plans": plans, "feature_names": features, "strategies": strategies,
         "cost_penalty": 0.05, "budget": 150, "epsilon": 0.1}))
-    estimate = {"estimate": lower_bound + 0.02, "ci": [lower_bound, lower_bound + 0.04], "ess": ess}
+    # "ess": unclipped weights (what the gate reads); "ess_clipped" only recorded beside it.
+    estimate = {"estimate": lower_bound + 0.02, "ci": [lower_bound, lower_bound + 0.04], "ess": ess,
+                "ess_clipped": ess * 1.5}
     (directory / "report.json").write_text(json.dumps({
         "ope": {"learned_policy": {"switch_dr": estimate}, "logging_policy": {"estimate": logging_value}},
         "contracts": {"2026-04-01": {"impressions": {"rows": 100, "quarantined": quarantined},

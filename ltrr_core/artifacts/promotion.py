@@ -9,7 +9,8 @@ b. ``ranker``: its nDCG@10 on its evaluation day is not worse than the champion'
    same day (or, without a champion, the fusion baseline's) beyond ``ranker_ndcg_tolerance``;
 c. ``policy``: the lower bound of its off-policy value (switch-DR) is not below the logging
    policy's value on the same held-out day minus ``policy_value_tolerance`` (safe policy
-   improvement), and its effective sample size is at least ``min_ess``;
+   improvement), and the effective sample size of its UNCLIPPED importance weights (the
+   report's ``ess``, not ``ess_clipped``) is at least ``min_ess``;
 d. ``integrity``: the manifest and every checksum verify;
 e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queries), each with
    results; its p95 latency (after a warm-up, median of ``smoke_repeats`` per query) is within
@@ -157,13 +158,24 @@ def gate_policy(settings: Settings, bundle: Path) -> Gate:
     if report is None:
         return Gate("policy", True, "no learned policy in the bundle: the apprentice explores")
     ope = report["ope"]
-    estimate = ope["learned_policy"].get("switch_dr") or ope["learned_policy"]["dr"]
+    name = "switch_dr" if ope["learned_policy"].get("switch_dr") else "dr"
+    estimate = ope["learned_policy"][name]
     logging_value = ope["logging_policy"]["estimate"]
     tolerance, min_ess = settings.promotion.policy_value_tolerance, settings.promotion.min_ess
-    numbers = {"lower_bound": estimate["ci"][0], "estimate": estimate["estimate"], "ess": estimate["ess"],
-               "logging_value": logging_value, "tolerance": tolerance, "min_ess": min_ess}
-    if estimate["ess"] < min_ess:
-        return Gate("policy", False, f"effective sample size {estimate['ess']} below {min_ess}", numbers)
+    # ``ess``: Kish ESS of the unclipped weights; ``ess_clipped`` is recorded, never gated on.
+    ess = estimate["ess"]
+    numbers = {"lower_bound": estimate["ci"][0], "estimate": estimate["estimate"], "ess": ess,
+               "ess_clipped": estimate.get("ess_clipped"), "logging_value": logging_value, "tolerance": tolerance,
+               "min_ess": min_ess}
+    if name == "switch_dr" and "ess_clipped" not in estimate:
+        # Reports written before ESS was split put the clipped ESS under "ess": it overstates.
+        return Gate("policy", False, "the switch-DR report has no ess_clipped: it predates the unclipped ESS, its "
+                                     "'ess' is of clipped weights and overstates the support; retrain the policy",
+                    numbers)
+    if ess < min_ess:
+        return Gate("policy", False, f"effective sample size {ess} (unclipped weights) below {min_ess}"
+                                     + (f" (clipped at max_weight it would be {estimate['ess_clipped']})"
+                                        if estimate.get("ess_clipped") is not None else ""), numbers)
     if estimate["ci"][0] < logging_value - tolerance:
         return Gate("policy", False, f"lower bound {estimate['ci'][0]:.4f} below the logging policy's value "
                                      f"{logging_value:.4f} - {tolerance}", numbers)
