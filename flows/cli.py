@@ -736,19 +736,32 @@ def eval_beir_cmd(
     _emit(evaluate_beir(settings, directory, split), as_json)
 
 
-def _labelled(settings: Settings, queries: Optional[Path], split: str):
+def _labelled(settings: Settings, queries: Optional[Path], split: str, tuning: str | None = None):
+    """The labelled queries of a CPCD-format file; ``tuning`` names a sweep, which reads train only.
+    Bad input (a missing file or column, a bad label, a refused split) is one clear line, exit 2."""
     from ltrr_core.eval.datasets import load_cpcd_queries
+    from ltrr_core.splits import require_train
 
-    bootstrap = settings.memory.bootstrap
-    return load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels), split=split,
-                             heldout_fraction=bootstrap.heldout_fraction, split_seed=bootstrap.split_seed)
+    try:
+        if tuning:
+            require_train(split, tuning)
+        return load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, split)
+    except (FileNotFoundError, ValueError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
 
 
 def _emit(result: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
-    _metrics_table(result, f"{result['n_queries']} queries")
+    _metrics_table(result, f"{result['n_queries']} queries" + (f", bundle {result['bundle_id']}" if "bundle_id" in result else ""))
+    for name, interval in result.get("intervals", {}).items():
+        Console(width=160).print(f"{name} (paired {len(interval)} metrics, 95% bootstrap): {interval}")
+    if "candidate_hit" in result:
+        Console(width=160).print(f"candidate hit (intended entity among the candidates drawn): {result['candidate_hit']}")
+    for name, part in result.get("slices", {}).items():
+        _metrics_table(part, f"{name}: {part['n_queries']} queries")
     for intent, part in result.get("by_intent", {}).items():
         _metrics_table(part, f"{part['n_queries']} queries that QU reads as {intent}")
     if "cold_start" in result:
@@ -769,16 +782,15 @@ def _metrics_table(result: dict, title: str) -> None:
 @app.command("bm25-sweep")
 def bm25_sweep_cmd(
     queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    split: Annotated[str, typer.Option(help="conversations to tune on: train only (anything else is refused)")] = "train",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Measure BM25 stemming / stopword / field-weight variants on labelled queries."""
+    """Measure BM25 stemming / stopword / field-weight variants on labelled train queries."""
     settings = _settings(config)
     from ltrr_core.catalog import CatalogStore
     from ltrr_core.eval.bm25_sweep import sweep_bm25
-    from ltrr_core.eval.datasets import load_cpcd_queries
-
-    labelled = load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels))
+    labelled = _labelled(settings, queries, split, tuning="bm25-sweep")
     results = sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), labelled)
     _emit({"n_queries": len(labelled.queries), "strategies": results}, as_json)
 
@@ -786,15 +798,14 @@ def bm25_sweep_cmd(
 @app.command("fusion-sweep")
 def fusion_sweep_cmd(
     queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    split: Annotated[str, typer.Option(help="conversations to tune on: train only (anything else is refused)")] = "train",
     config: ConfigOption = None,
 ) -> None:
-    """Measure static fusions (RRF, CombSUM x semantic weight) on two halves of labelled queries."""
+    """Measure static fusions (RRF, CombSUM x semantic weight) on two halves of labelled train queries."""
     settings = _settings(config)
-    from ltrr_core.eval.datasets import load_cpcd_queries
     from ltrr_core.eval.fusion_sweep import sweep_fusion
     from ltrr_core.retrieval.searcher import load_searcher
-
-    labelled = load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels))
+    labelled = _labelled(settings, queries, split, tuning="fusion-sweep")
     report = sweep_fusion(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
     sys.stdout.write(json.dumps(report) + "\n")
 
@@ -967,11 +978,11 @@ def bench_soak(
     from ltrr_core.bench.run import machine
     from ltrr_core.bench.soak import render_soak, run_soak
     from ltrr_core.durable import write_bytes_atomic
-    from ltrr_core.eval.datasets import load_cpcd_queries
+    from ltrr_core.eval.datasets import project_cpcd_queries
 
     if minutes is not None:
         settings = settings.with_overrides(**{"bench.soak.minutes": minutes})
-    queries = list(load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels)).queries)
+    queries = list(project_cpcd_queries(settings, "all").queries)   # load only: every query text
     command = f"ltrr --config {_config_arg(config)} bench-soak --minutes {settings.bench.soak.minutes:g}"
     with tempfile.TemporaryDirectory(prefix="ltrr-soak-") as tmp:
         try:

@@ -179,11 +179,26 @@ class StructuredConfig(_Model):
 
 
 class BootstrapLogsConfig(_Model):
-    """Before the runtime writes logs, CPCD's real searches stand in for them (train split only)."""
+    """Before the runtime writes logs, CPCD's real searches stand in for them (train part only)."""
 
     source: Literal["cpcd", "none"] = "cpcd"
-    heldout_fraction: float = Field(0.2, ge=0, lt=1)
-    split_seed: str = "ltrr-cpcd-split-v1"
+
+
+class SplitsConfig(_Model):
+    """The one split of each real data set (``ltrr_core.splits``): learned / simulated / evaluated."""
+
+    seed: str = "ltrr-cpcd-split-v1"
+    cpcd_heldout: float = Field(0.2, gt=0, lt=1)      # conversations for evaluation only
+    cpcd_simulate: float = Field(0.2, ge=0, lt=1)     # conversations simulated people replay
+    lastfm_tag_truth: float = Field(0.5, gt=0, lt=1)  # (artist, tag) pairs kept for simulated truth
+    lastfm_user_simulate: float = Field(0.5, gt=0, lt=1)  # users who become simulated people
+
+    @model_validator(mode="after")
+    def _train_left(self) -> "SplitsConfig":
+        if self.cpcd_heldout + self.cpcd_simulate >= 1:
+            raise ValueError(f"splits: cpcd_heldout {self.cpcd_heldout} + cpcd_simulate {self.cpcd_simulate} "
+                             "leaves no train part")
+        return self
 
 
 class MemoryConfig(_Model):
@@ -625,6 +640,7 @@ class Settings(_Model):
     data_dir: Path = Path("var")
     shared_data_dir: Path = Path("../shared/data")
     profile: str = "default"
+    splits: SplitsConfig = SplitsConfig()
     catalog: CatalogConfig = CatalogConfig()
     contracts: ContractsConfig = ContractsConfig()
     content_understanding: ContentUnderstandingConfig

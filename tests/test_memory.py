@@ -12,7 +12,6 @@ from hypothesis import given, settings as hsettings, strategies as st
 
 from ltrr_core.config import MemoryConfig
 from ltrr_core.memory import MemoryIndex, blend, observed_statistics, posterior_score
-from ltrr_core.memory.engagement import conversation_split, cpcd_engagement
 
 REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CONFIG = MemoryConfig()
@@ -101,13 +100,3 @@ def test_lookup_exact_then_near_duplicate_with_match_quality():
     assert index.lookup("bohemian rhapsody", 10) == ([], {"match": "none", "match_quality": 0.0, "matched_queries": []})
 
 
-def test_cpcd_split_is_stable_disjoint_and_sized():
-    path = REAL / "cpcd" / "search_results_labeled.train.tsv"
-    train = cpcd_engagement(path, "train", 0.2, "seed-a")
-    heldout = cpcd_engagement(path, "heldout", 0.2, "seed-a")
-    conversations = lambda f: set(f["request_id"].str.split(":").str[0])  # noqa: E731
-    assert not conversations(train) & conversations(heldout)
-    share = len(conversations(heldout)) / (len(conversations(train)) + len(conversations(heldout)))
-    assert 0.12 < share < 0.28
-    assert conversation_split("abc", 0.2, "seed-a") == conversation_split("abc", 0.2, "seed-a")
-    assert set(train["event"]) == {"like", "impression", "dislike"}

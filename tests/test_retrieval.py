@@ -78,7 +78,7 @@ def test_bm25_save_load_round_trip(searcher, tmp_path):
 
 def test_cpcd_recall_on_real_queries(built_platform, searcher):
     settings = built_platform[0]
-    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels))
+    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits)
     texts = list(labelled.queries)[:300]
     per_strategy = searcher.retrieve_all(texts, 100)
     for name, floor in (("lexical", 0.45), ("semantic", 0.35)):

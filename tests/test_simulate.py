@@ -99,9 +99,10 @@ def world(built_platform):
 
 @pytest.mark.slow
 def test_world_is_built_from_the_real_data(world, test_settings):
-    from ltrr_core.memory.engagement import conversation_split
+    from ltrr_core.splits import cpcd_part, lastfm_user_part
 
-    assert len(world.users) > 1000                       # Last.fm HetRec users with artists in the catalog
+    assert len(world.users) > 700                        # the simulate half of the Last.fm HetRec users
+    assert {lastfm_user_part(u.user_id.split(":")[1], test_settings.splits) for u in world.users} == {"simulate"}
     assert all(u.user_id.startswith("lastfm-user:") for u in world.users)
     intent = world.cpcd_intents[0]
     assert intent.kind == "cpcd_query" and set(intent.relevant.values()) == {2}
@@ -111,9 +112,9 @@ def test_world_is_built_from_the_real_data(world, test_settings):
     fan = max(world.users, key=lambda u: len(u.artists))
     similar = world.similar_intent(fan.artists[0])
     assert similar is not None and fan.artists[0] not in similar.relevant
-    boot = test_settings.memory.bootstrap         # held-out conversations evaluate memory: never intents
+    # train conversations feed the memory index and held-out ones evaluate it: neither is an intent
     conversations = {i.key.split(":")[1] for i in world.cpcd_intents}
-    assert all(conversation_split(c, boot.heldout_fraction, boot.split_seed) == "train" for c in conversations)
+    assert {cpcd_part(c, test_settings.splits) for c in conversations} == {"simulate"}
 
 
 @pytest.fixture(scope="module")

@@ -291,13 +291,11 @@ def evaluate_cpcd(settings: Settings, service, limit: int | None = None) -> dict
     """The served policy's greedy plans on the real CPCD held-out queries (liked tracks as the
     intended entities; features through the same ``policy_features``), against the best static
     plan at the same budget, each single strategy and the oracle. ``limit``: the first N queries."""
-    from ..eval.datasets import load_cpcd_queries
+    from ..eval.datasets import project_cpcd_queries
     from ..retrieval.base import Query
     from .features import policy_features
 
-    boot = settings.memory.bootstrap
-    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), split="heldout",
-                                 heldout_fraction=boot.heldout_fraction, split_seed=boot.split_seed)
+    labelled = project_cpcd_queries(settings, "heldout")
     plans = settings.runtime.policy.library()
     strategies = training.action_strategies(settings)
     ids = list(labelled.queries)[:limit]

@@ -26,7 +26,7 @@ from ..catalog.pipeline import assign_catalog_fields, ingest_catalog, understand
 from ..catalog.understanding import annotate_rules
 from ..config import Settings
 from ..durable import write_bytes_atomic
-from ..eval.datasets import load_cpcd_queries
+from ..eval.datasets import project_cpcd_queries
 from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_text
@@ -233,7 +233,7 @@ def _qu_strategies(label: str, settings: Settings, entities: pd.DataFrame, workd
 def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     encoder = Encoder(settings.embedding)
-    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels))
+    labelled = project_cpcd_queries(settings, "all")   # latency only: every query text
     rng = np.random.default_rng(settings.bench.seed)
     all_queries = list(labelled.queries)
     queries = [all_queries[i] for i in rng.choice(len(all_queries), settings.bench.n_latency_queries, replace=False)]

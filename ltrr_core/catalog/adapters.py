@@ -16,6 +16,7 @@ import pandas as pd
 
 from .. import schema as S
 from ..config import Settings
+from ..splits import catalog_tag_assignments, platform_plays
 
 def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8", csv_quoted: bool = True) -> pd.DataFrame:
     if not path.is_file():
@@ -94,12 +95,17 @@ def read_lastfm_artists(settings: Settings, nrows: int | None = None) -> pd.Data
     Weight = users who applied the tag to this artist / users who applied its most used tag,
     so every artist's strongest tag has weight 1. Popularity = number of HetRec users with the
     artist among their most played (listener reach; play counts are too skewed to compare).
+
+    Only the ``catalog`` part of the (artist, tag) pairs and the ``platform`` part of the users
+    are read (``ltrr_core.splits``): the other parts are the simulator's truth and people.
     """
     paths = settings.catalog.paths
     artists = _read_tsv(settings.shared_path(paths.lastfm_artists), nrows, csv_quoted=False)
     tag_names = _read_tsv(settings.shared_path(paths.lastfm_tags), None, encoding="latin-1", csv_quoted=False)
-    tagged = _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False)
-    plays = _read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False)
+    tagged = catalog_tag_assignments(
+        _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False), settings.splits)
+    plays = platform_plays(_read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False),
+                           settings.splits)
 
     tag_value = dict(zip(tag_names["tagID"], tag_names["tagValue"].str.strip()))
     counts = (

@@ -15,6 +15,7 @@ from ..config import Settings
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields
 from ..retrieval.base import Candidates
+from ..splits import require_train
 from .datasets import LabelledQueries
 
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -32,6 +33,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def sweep_bm25(settings: Settings, entities: pd.DataFrame, labelled: LabelledQueries) -> dict[str, dict[str, float]]:
     from .offline import evaluate_runs
 
+    require_train(labelled.split, "bm25-sweep")
     rows = entities.to_dict("records")
     fields = [document_fields(r, settings.embedding.max_tags_in_text) for r in rows]
     texts = [labelled.queries[q] for q in labelled.queries]

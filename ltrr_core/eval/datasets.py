@@ -8,51 +8,40 @@ from pathlib import Path
 
 import pandas as pd
 
-REQUIRED_CPCD_COLUMNS = ("search_query", "track_id", "label")
+from ..config import Settings, SplitsConfig
+from ..splits import cpcd_rows, parts_of
+
 
 
 @dataclass(frozen=True)
 class LabelledQueries:
-    """query id -> text, and query id -> {relevant entity id: grade}."""
+    """query id -> text, and query id -> {relevant entity id: grade}; ``split``: which part of the
+    conversation split they come from (``all`` for a whole file or a BEIR set)."""
 
     queries: dict[str, str]
     qrels: dict[str, dict[str, int]]
+    split: str = "all"
 
 
-def load_cpcd_queries(path: Path, id_prefix: str = "cpcd:", split: str = "all",
-                      heldout_fraction: float = 0.2, split_seed: str = "") -> LabelledQueries:
+def load_cpcd_queries(path: Path, splits: SplitsConfig, split: str = "all", id_prefix: str = "cpcd:") -> LabelledQueries:
     """Every distinct search query with its relevant (label 1) tracks; queries with none are skipped.
 
     The query text is the id: the same typed query in two conversations is one query whose
-    relevant set is the union of the likes. ``split`` ("train" / "heldout" / "all") keeps the
-    conversations of one side of the stable conversation split (ltrr_core.memory.engagement),
-    so the memory index can learn from train conversations and be evaluated on held-out ones.
+    relevant set is the union of the likes. ``split`` ("train" / "simulate" / "heldout" / "all")
+    keeps the conversations of one part of the split (``ltrr_core.splits``); ``all`` reads any
+    CPCD-format file whole, also one without ``conv_id``.
     """
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"labelled query file {path} does not exist")
-    # CPCD's file is CSV-quoted: some typed queries contain tabs and quotes.
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = [c for c in REQUIRED_CPCD_COLUMNS if c not in frame.columns]
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {missing}; a CPCD-style file needs {list(REQUIRED_CPCD_COLUMNS)}")
-    bad = frame[~frame["label"].isin(["-1", "0", "1"])]
-    if len(bad):
-        row = bad.index[0]
-        raise ValueError(f"{path}: row {row + 2} has label {bad.iloc[0]['label']!r}; labels must be -1, 0 or 1")
-    if split not in ("all", "train", "heldout"):
-        raise ValueError(f"split must be all, train or heldout, got {split!r}")
-    if split != "all":
-        from ..memory.engagement import conversation_split
-
-        if "conv_id" not in frame.columns:
-            raise ValueError(f"{path}: a {split!r} split needs the conv_id column")
-        frame = frame[frame["conv_id"].map(lambda c: conversation_split(c, heldout_fraction, split_seed) == split)]
-    frame["search_query"] = frame["search_query"].str.strip()
+    frame = cpcd_rows(path, splits, parts_of(split))
     liked = frame[(frame["label"] == "1") & (frame["search_query"] != "")]
     qrels: dict[str, dict[str, int]] = {}
     for query, track in zip(liked["search_query"], liked["track_id"]):
         qrels.setdefault(query, {})[id_prefix + track] = 1
-    return LabelledQueries({q: q for q in qrels}, qrels)
+    return LabelledQueries({q: q for q in qrels}, qrels, split)
+
+
+def project_cpcd_queries(settings: Settings, split: str) -> LabelledQueries:
+    """One part of the project's own CPCD file (``catalog.paths.cpcd_labels``)."""
+    return load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, split)
 
 
 def _read_jsonl(path: Path) -> list[dict]:

@@ -10,6 +10,7 @@ import hashlib
 from typing import Any
 
 from ..config import FusionConfig
+from ..splits import require_train
 from .datasets import LabelledQueries
 from .offline import HYBRID, evaluate_runs
 
@@ -22,6 +23,7 @@ def query_half(text: str) -> int:
 
 
 def sweep_fusion(searcher, labelled: LabelledQueries, metrics: list[str], depth: int) -> dict[str, Any]:
+    require_train(labelled.split, "fusion-sweep")
     qids = list(labelled.queries)
     per_strategy = searcher.retrieve_all([labelled.queries[q] for q in qids], depth)
     report: dict[str, Any] = {}

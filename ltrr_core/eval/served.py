@@ -13,11 +13,16 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
+from .metrics import per_query
 from .stats import paired_bootstrap_ci
 
 
-def _candidates(cell: str) -> set[str]:
-    return {entity for strategy in json.loads(cell).values() for entity in strategy.get("ids", [])}
+def _candidates(row: Any) -> set[str]:
+    """The request's whole fused candidate set (schema >= 1.4); older files only traced each
+    strategy's top 20, which undercounts -- those rows are flagged by ``candidates_from``."""
+    if isinstance(row.candidate_ids, (list, tuple, np.ndarray)):
+        return set(row.candidate_ids)
+    return {entity for strategy in json.loads(row.candidates).values() for entity in strategy.get("ids", [])}
 
 
 def measure_served_day(settings: Settings, day: str) -> dict[str, Any]:
@@ -26,16 +31,17 @@ def measure_served_day(settings: Settings, day: str) -> dict[str, Any]:
     engagement found minus the cost penalty) -- each over the day's clean impressions."""
     from ..bandit import learner, training
     from ..contracts.logs import check_logged_day
-    from ..ranking.evaluate import _per_query
     from ..simulate import read_truth, truth_root
 
     impressions, feedback, report = check_logged_day(settings.data_dir / settings.runtime.log_dir, day)
     outcomes = training.request_outcomes(impressions, feedback, settings.bandit.learner)
     reward = learner.rewards(outcomes, settings, training.candidate_budget(settings))
-    candidates = [_candidates(cell) for cell in impressions["candidates"]]
+    candidates = [_candidates(row) for row in impressions.itertuples()]
+    complete = int(impressions["candidate_ids"].notna().sum()) if len(impressions) else 0
     out: dict[str, Any] = {
         "day": day, "requests": len(impressions),
         "unique_candidates": round(float(np.mean([len(c) for c in candidates])), 1) if candidates else 0.0,
+        "candidates_from": {"full_candidate_set": complete, "top20_traces (schema < 1.4)": len(impressions) - complete},
         "reward": round(float(reward.mean()), 4) if len(reward) else None,
         "engaged_share": round(float(outcomes["engaged_entity"].notna().mean()), 4) if len(outcomes) else None,
         "policies": impressions["policy"].value_counts().to_dict(),
@@ -55,7 +61,7 @@ def measure_served_day(settings: Settings, day: str) -> dict[str, Any]:
     graded = {r: {e: int(g) for e, g in zip(ids, gs) if g > 0}
               for r, ids, gs in zip(rows.index, rows["relevant_ids"], rows["relevant_grades"])}
     shown = {r: list(ids)[:10] for r, ids in zip(known["request_id"], known["shown_ids"])}
-    ndcg = _per_query(graded, shown, "ndcg@10")
+    ndcg = per_query(graded, shown, "ndcg@10")
     values = np.array(list(ndcg.values()))
     zero = np.zeros_like(values)
     out.update({

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..durable import write_parquet
 
-LOG_SCHEMA_VERSION = "1.3"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed
+LOG_SCHEMA_VERSION = "1.4"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed; 1.4: candidate_ids
 _TS = pa.timestamp("us", tz="UTC")
 
 IMPRESSION_SCHEMA = pa.schema([
@@ -52,6 +52,9 @@ IMPRESSION_SCHEMA = pa.schema([
     # The runtime's seed: with request_id it re-derives every random draw of the request
     # (ltrr_core.runtime.service.request_rng). Null in files of schema < 1.3.
     pa.field("rng_seed", pa.int64()),
+    # The whole fused candidate set, best first (``candidates`` traces only each strategy's top
+    # 20): candidate recall and candidate counts are measured on it. Null in files of schema < 1.4.
+    pa.field("candidate_ids", pa.list_(pa.string())),
 ])
 
 FEEDBACK_SCHEMA = pa.schema([
@@ -95,6 +98,7 @@ def impression_record(response, user_id: str | None, context: dict[str, Any], ti
         "bundle_id": response.bundle_id,
         "log_schema_version": LOG_SCHEMA_VERSION,
         "rng_seed": int(response.rng_seed),
+        "candidate_ids": list(response.candidate_ids),
     }
 
 

@@ -47,8 +47,7 @@ def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFra
     bootstrap = settings.memory.bootstrap
     frames = []
     if bootstrap.source == "cpcd":
-        frames.append(cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), "train",
-                                      bootstrap.heldout_fraction, bootstrap.split_seed))
+        frames.append(cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, "train"))
     if settings.memory.use_runtime_logs:
         frames.append(runtime_log_engagement(settings.data_dir / settings.runtime.log_dir, until))
     frames = [f for f in frames if not f.empty]
@@ -78,6 +77,7 @@ def inputs_fingerprint(settings: Settings, until: date | None = None) -> str:
                               for f in sorted((log_root / kind / f"date={day}").glob("*.parquet"))]
     payload = {"catalog": CatalogStore(settings.data_dir / "catalog").current_version(), "files": files,
                "prediction": _prediction_settings(settings), "memory": settings.memory.model_dump(mode="json"),
+               "splits": settings.splits.model_dump(mode="json"),
                "today": datetime.now(timezone.utc).date().isoformat()}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -119,7 +119,8 @@ def _prediction_settings(settings: Settings) -> dict[str, Any]:
     """What the predictions depend on besides the entity: changing it re-predicts everything."""
     return {"generators_version": GENERATORS_VERSION,
             "doc2query": settings.doc2query.model_dump(mode="json"), "embedding": settings.embedding.model,
-            "bootstrap": settings.memory.bootstrap.model_dump(mode="json")}
+            "bootstrap": settings.memory.bootstrap.model_dump(mode="json"),
+            "splits": settings.splits.model_dump(mode="json")}
 
 
 class EntityVectors:

@@ -8,51 +8,31 @@ logs reduce to this frame; until they exist, CPCD's real searches do (see ``cpcd
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 
+from ..config import SplitsConfig
+from ..splits import cpcd_rows, parts_of
 from ..text import normalize
 
 COLUMNS = ["request_id", "query", "entity_id", "position", "event", "timestamp"]
 CPCD_EVENTS = {"1": "like", "0": "impression", "-1": "dislike"}
 
 
-def conversation_split(conv_id: str, heldout_fraction: float, seed: str) -> str:
-    """'train' or 'heldout', stable across runs and machines (hash of seed + conversation)."""
-    digest = hashlib.sha256(f"{seed}:{conv_id}".encode()).digest()
-    return "heldout" if int.from_bytes(digest[:8], "big") / 2**64 < heldout_fraction else "train"
-
-
-def read_cpcd_rows(path: Path) -> pd.DataFrame:
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"CPCD search log {path} does not exist")
-    frame = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False)
-    missing = {"conv_id", "turn", "search_query", "track_id", "label"} - set(frame.columns)
-    if missing:
-        raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-    return frame
-
-
-def cpcd_engagement(path: Path, split: str, heldout_fraction: float, seed: str, id_prefix: str = "cpcd:") -> pd.DataFrame:
-    """CPCD's labelled search results as engagement rows, for one conversation split.
+def cpcd_engagement(path: Path, splits: SplitsConfig, part: str, id_prefix: str = "cpcd:") -> pd.DataFrame:
+    """CPCD's labelled search results as engagement rows, for one part of the conversation split
+    (``ltrr_core.splits``; learning reads ``train`` only).
 
     Every labelled row was shown to the person (an impression); label 1 is a like, -1 a
     dislike. CPCD result lists are not in rank order, so positions are unknown (None) and such
     impressions count as examined. Timestamps are unknown too; rows get the epoch.
     """
-    frame = read_cpcd_rows(path)
-    if split != "all":
-        keep = frame["conv_id"].map(lambda c: conversation_split(c, heldout_fraction, seed) == split)
-        frame = frame[keep]
-    frame = frame[frame["search_query"].str.strip() != ""]
-    bad = frame[~frame["label"].isin(list(CPCD_EVENTS))]
-    if len(bad):
-        raise ValueError(f"{path}: row {bad.index[0] + 2} has label {bad.iloc[0]['label']!r}; labels must be -1, 0 or 1")
+    frame = cpcd_rows(path, splits, parts_of(part))
+    frame = frame[frame["search_query"] != ""]
     return pd.DataFrame({
         "request_id": frame["conv_id"] + ":" + frame["turn"].astype(str),
-        "query": frame["search_query"].str.strip(),
+        "query": frame["search_query"],
         "entity_id": id_prefix + frame["track_id"],
         "position": pd.array([None] * len(frame), dtype="Int64"),
         "event": frame["label"].map(CPCD_EVENTS),

@@ -19,6 +19,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ..config import Settings
+from ..eval.metrics import per_query
 from ..eval.stats import paired_bootstrap_ci
 from ..retrieval.base import Query
 from .model import Ranker
@@ -47,22 +48,6 @@ def rankings(pool: list, features: np.ndarray, contenders: dict[str, Ranker | No
     return out
 
 
-def _per_query(qrels: dict[str, dict[str, int]], ranked: dict[str, list[str]], metric: str) -> dict[str, float]:
-    import warnings
-
-    from numba.core.errors import NumbaTypeSafetyWarning
-    from ranx import Qrels, Run, evaluate
-
-    warnings.filterwarnings("ignore", category=NumbaTypeSafetyWarning)
-    qrels = {q: r for q, r in qrels.items() if r}
-    if not qrels:
-        return {}
-    run = Run.from_dict({q: {e: float(len(ranked[q]) - i) for i, e in enumerate(ranked[q])} or {"__none__": 0.0}
-                         for q in qrels})
-    evaluate(Qrels.from_dict(qrels), run, [metric], make_comparable=True)
-    return {q: float(v) for q, v in run.scores[metric].items()}
-
-
 def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, dict[str, int]],
                      engaged: dict[str, dict[str, int]], kinds: dict[str, str], confidence: float) -> dict[str, Any]:
     """Per contender nDCG@10 (graded truth) and MRR@10 (engaged entity), overall and by query
@@ -70,7 +55,7 @@ def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, 
     out: dict[str, Any] = {}
     per: dict[str, dict[str, dict[str, float]]] = {}
     for name, lists in ranked.items():
-        per[name] = {"ndcg@10": _per_query(graded, lists, "ndcg@10"), "mrr@10": _per_query(engaged, lists, "mrr@10")}
+        per[name] = {"ndcg@10": per_query(graded, lists, "ndcg@10"), "mrr@10": per_query(engaged, lists, "mrr@10")}
         out[name] = {m: round(float(np.mean(list(v.values()))), 4) if v else None for m, v in per[name].items()}
         out[name]["n"] = {m: len(v) for m, v in per[name].items()}
         by_kind: dict[str, dict[str, float]] = {}
@@ -122,11 +107,9 @@ def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Rank
 
 def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | None]) -> dict[str, Any]:
     """Real CPCD held-out queries (liked tracks relevant), the default plan, the same feature path."""
-    from ..eval.datasets import load_cpcd_queries
+    from ..eval.datasets import project_cpcd_queries
 
-    boot = settings.memory.bootstrap
-    labelled = load_cpcd_queries(settings.shared_path(settings.catalog.paths.cpcd_labels), split="heldout",
-                                 heldout_fraction=boot.heldout_fraction, split_seed=boot.split_seed)
+    labelled = project_cpcd_queries(settings, "heldout")
     plan = settings.runtime.policy.plans[settings.runtime.policy.default_plan]
     ranked: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
     for qid, text in labelled.queries.items():

@@ -2,17 +2,20 @@
 
 Everything here is read from the real data sets:
 
-* **users** are the 1,892 Last.fm HetRec users with their real listening profile (artists by
-  play count) and the tags they gave;
+* **users** are the Last.fm HetRec users of the ``simulate`` part of the user split
+  (``ltrr_core.splits``) with their real listening profile (artists by play count) and the
+  tags they gave; the platform's popularity counts only the other part;
 * **intents** are what a user searches for, with the entities that satisfy it (grade 2 =
   intended, 1 = related):
-  - ``cpcd_query``: a real CPCD search (train conversations only -- held-out conversations are
-    the evaluation set) with the tracks the person liked;
+  - ``cpcd_query``: a real CPCD search from the ``simulate`` part of the conversations (never
+    ``train``, which the memory index learns from, nor ``heldout``, the evaluation set) with
+    the tracks the person liked;
   - ``artist``: one of the user's own top artists (by play count), its tracks as related;
   - ``tag``: a Last.fm tag (the user's own when they tagged anything) with the artists most
-    often given that tag by Last.fm users;
+    often given that tag -- counted on the ``truth`` part of the (artist, tag) pairs only,
+    which the catalog, the structured strategy and every feature never read;
   - ``similar``: "songs like X" for one of the user's artists, satisfied by the artists X's
-    listeners also play most (co-listening lift from the real profiles).
+    listeners also play most (co-listening lift among the simulated people's real profiles).
 
 The intended entities are ground truth for evaluation: the simulator keeps them in its own
 files and never passes them to the runtime.
@@ -29,6 +32,7 @@ from scipy import sparse
 
 from ..config import Settings
 from ..memory.engagement import cpcd_engagement
+from ..splits import simulated_people_rows, truth_tag_assignments
 from ..text import normalize
 
 LASTFM_PREFIX = "lastfm:"
@@ -61,7 +65,8 @@ class World:
         known = set(entities["id"])
         self._tracks_by_artist = _tracks_by_artist_name(entities)
         paths = settings.catalog.paths
-        plays = pd.read_csv(settings.shared_path(paths.lastfm_user_artists), sep="\t")
+        plays = simulated_people_rows(pd.read_csv(settings.shared_path(paths.lastfm_user_artists), sep="\t"),
+                                      settings.splits)
         plays["entity_id"] = LASTFM_PREFIX + plays["artistID"].astype(str)
         plays = plays[plays["entity_id"].map(known.__contains__)]
         tagged = pd.read_csv(settings.shared_path(paths.lastfm_user_tagged), sep="\t")
@@ -69,8 +74,8 @@ class World:
         tagged = tagged.merge(tag_names, on="tagID")
         tagged["entity_id"] = LASTFM_PREFIX + tagged["artistID"].astype(str)
         tagged = tagged[tagged["entity_id"].map(known.__contains__)]
-        self.users = _users(plays, tagged)
-        self.tag_intents = self._tag_intents(tagged)
+        self.users = _users(plays, simulated_people_rows(tagged, settings.splits))
+        self.tag_intents = self._tag_intents(truth_tag_assignments(tagged, settings.splits))
         self.cpcd_intents = self._cpcd_intents(settings, known)
         self._listens, self._artist_index, self._artist_ids = _listening_matrix(plays)
         self._similar: dict[str, tuple[str, ...]] = {}
@@ -80,9 +85,7 @@ class World:
 
     # -- intents --------------------------------------------------------------------------
     def _cpcd_intents(self, settings: Settings, known: set[str]) -> list[Intent]:
-        boot = settings.memory.bootstrap
-        rows = cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), "train",
-                               boot.heldout_fraction, boot.split_seed)
+        rows = cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, "simulate")
         liked = rows[(rows["event"] == "like") & rows["entity_id"].map(known.__contains__)]
         intents = []
         for request_id, group in liked.groupby("request_id", sort=True):
