@@ -382,6 +382,17 @@ class SimulateConfig(_Model):
     # Query variants a person types, by intent kind (probabilities; the rest is the plain query).
     misspelling_rate: float = Field(0.15, ge=0, le=1)
     partial_rate: float = Field(0.1, ge=0, le=1)
+    # How "tag" and "songs like" intents are phrased: templates mined from real requests
+    # (MusicRecoNER, CPCD; ltrr_core.simulate.phrasings) or the fixed lists below. Mined
+    # templates are at most phrasing_max_tokens tokens; fewer than min_mined_templates of a
+    # kind is refused. CPCD conversations of the held-out part are never mined.
+    phrasing_source: Literal["mined", "fixed"] = "mined"
+    min_mined_templates: int = Field(50, ge=1)
+    phrasing_max_tokens: int = Field(12, ge=2)
+    phrasing_musicreconer_dir: str = "musicreco-ner"
+    phrasing_cpcd_dialogs: str = "cpcd/dialogs.train.jsonl"
+    phrasing_cpcd_parts: list[Literal["train", "simulate"]] = ["train", "simulate"]
+    phrasing_genres: str = "wikidata-music/genres.tsv"   # which Last.fm tags are genre words
     tag_phrasings: list[str] = ["{tag}", "{tag} music", "best {tag} songs", "{tag} playlist"]
     similar_phrasings: list[str] = ["songs like {artist}", "artists like {artist}", "similar to {artist}"]
     tag_min_artists: int = 20           # tags tagged on fewer artists are not intents

@@ -32,6 +32,7 @@ from ..query import InvalidQuery
 from ..logs import logged_days
 from ..logs.recorder import InteractionRecorder
 from .clicks import make_click_model
+from .phrasings import PhrasingTemplates, mine_templates
 from .variants import typed_query
 from .world import World
 
@@ -90,10 +91,12 @@ class Searcher(Protocol):
 
 class Simulator:
     def __init__(self, settings: Settings, world: World, service: Searcher, recorder: InteractionRecorder,
-                 truth_dir: Path | None = None):
+                 truth_dir: Path | None = None, phrasings: PhrasingTemplates | None = None):
         self.settings, self.world, self.service, self.recorder = settings, world, service, recorder
         self.truth_dir = truth_dir or truth_root(settings)
         self.config = settings.simulate
+        # Tag and "songs like" phrasings mined from real requests (memoised per process).
+        self.phrasings = phrasings or (mine_templates(settings) if self.config.phrasing_source == "mined" else None)
         self.click_model = make_click_model(self.config.click_model)
 
     def request_times(self, day: date, n: int, rng: np.random.Generator) -> list[datetime]:
@@ -113,7 +116,7 @@ class Simulator:
         for when in self.request_times(day, n_requests, rng):
             user = self.world.users[int(rng.integers(len(self.world.users)))]
             intent = self.world.draw(user, rng)
-            text, variant = typed_query(intent, self.config, rng)
+            text, variant = typed_query(intent, self.config, rng, self.phrasings)
             context = {"hour": when.hour, "weekday": when.weekday(), **self.world.context_of(user)}
             request_id = uuid.UUID(bytes=rng.bytes(16), version=4).hex
             try:

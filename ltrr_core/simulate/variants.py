@@ -1,10 +1,12 @@
 """What a person types for an intent: the plain query or a variant of it (generated).
 
 Variants are the ones search logs are full of: a typo, a partial title, "songs like X", a tag
-phrased a few ways. Typos are one edit on one word of four letters or more -- a dropped,
-doubled or swapped letter, or a neighbouring key on a QWERTY keyboard -- the error classes that
-make up most single-word misspellings (Damerau 1964). Hand-written because what we need is a
-seeded, inspectable edit, not a noise library.
+phrased a few ways. Tag and "songs like" phrasings are real: templates mined from real requests
+(``phrasings.mine_templates``; ``simulate.phrasing_source: fixed`` uses the config's lists);
+which one and the slot filling are generated. Typos are one edit on one word of four letters or
+more -- a dropped, doubled or swapped letter, or a neighbouring key on a QWERTY keyboard -- the
+error classes that make up most single-word misspellings (Damerau 1964). Hand-written because
+what we need is a seeded, inspectable edit, not a noise library.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..config import SimulateConfig
+from .phrasings import PhrasingTemplates, fill
 from .world import Intent
 
 _ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
@@ -53,14 +56,25 @@ def partial(title: str, rng: np.random.Generator) -> str | None:
     return " ".join(words[: int(rng.integers(1, len(words)))])
 
 
-def typed_query(intent: Intent, config: SimulateConfig, rng: np.random.Generator) -> tuple[str, str]:
-    """(query text, variant name) for one search of this intent."""
-    if intent.kind == "tag":
-        phrasing = config.tag_phrasings[int(rng.integers(len(config.tag_phrasings)))]
-        text, variant = phrasing.format(**intent.slot), "tag_phrasing"
-    elif intent.kind == "similar":
-        phrasing = config.similar_phrasings[int(rng.integers(len(config.similar_phrasings)))]
-        text, variant = phrasing.format(**intent.slot), "songs_like"
+def phrasings_for(kind: str, config: SimulateConfig, mined: PhrasingTemplates | None) -> tuple[str, ...]:
+    """The templates a tag or similar intent is phrased with: mined, or the config's fixed lists."""
+    if config.phrasing_source == "fixed":
+        return tuple(config.tag_phrasings if kind == "tag" else config.similar_phrasings)
+    if mined is None:
+        raise ValueError("simulate.phrasing_source is 'mined': pass the templates of "
+                         "ltrr_core.simulate.phrasings.mine_templates(settings) to typed_query")
+    return mined.tag if kind == "tag" else mined.artist
+
+
+def typed_query(intent: Intent, config: SimulateConfig, rng: np.random.Generator,
+                phrasings: PhrasingTemplates | None = None) -> tuple[str, str]:
+    """(query text, variant name) for one search of this intent; ``phrasings`` are the mined
+    templates (required when ``config.phrasing_source`` is "mined")."""
+    if intent.kind in ("tag", "similar"):
+        templates = phrasings_for(intent.kind, config, phrasings)
+        template = templates[int(rng.integers(len(templates)))]
+        text = fill(template, intent.slot or {})
+        variant = "tag_phrasing" if intent.kind == "tag" else "songs_like"
     else:
         text, variant = intent.text, "plain"
         if intent.title and rng.random() < config.partial_rate:
