@@ -677,19 +677,36 @@ def _print_understanding(understanding) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
-    split: Annotated[str, typer.Option(help="conversations to evaluate: heldout (not seen by the memory index), train, all")] = "heldout",
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
+    split: Annotated[str, typer.Option(help="conversations to evaluate: heldout (default), simulate, train, or all "
+                                            "(any file, also one without conv_id)")] = "heldout",
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Evaluate every retrieval strategy and their fusion on labelled queries against the built indexes."""
+    """What users get on labelled queries: the served bundle beside each strategy, the static hybrid
+    and the best static mixture at the same budget, with paired intervals and seen/unseen slices."""
     settings = _settings(config)
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.eval.labelled import evaluate_labelled
     from ltrr_core.eval.offline import evaluate_searcher
     from ltrr_core.retrieval.searcher import load_searcher
+    from ltrr_core.runtime.service import load_service
+    from ltrr_core.splits import seen_queries
 
     labelled = _labelled(settings, queries, split)
-    result = evaluate_searcher(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
-    _emit(result, as_json)
+    try:
+        service = load_service(settings, bundle or serving_bundle(settings))
+    except BundleError as error:
+        if bundle is not None:
+            console.print(f"[red]{error}[/red]")
+            raise typer.Exit(2) from error
+        console.print(f"[yellow]no served row: {error}[/yellow]")
+        result = evaluate_searcher(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
+        _emit({**result, "served": None, "served_unavailable": str(error)}, as_json)
+        return
+    _emit(evaluate_labelled(settings, service, labelled, seen_queries(settings)).to_dict(), as_json)
 
 
 @app.command("eval-qu")

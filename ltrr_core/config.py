@@ -612,8 +612,16 @@ class MlflowConfig(_Model):
 
 
 class EvalConfig(_Model):
+    """Labelled-query evaluations (``ltrr eval``, ``ltrr eval-beir``, ``ltrr report``)."""
+
     metrics: list[str] = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
     depth: int = 100
+    # The grading rule (ltrr_core.eval.labels): a liked track is intended, its artist entity related.
+    liked_track_grade: int = Field(2, ge=1)
+    liked_track_artist_grade: int = Field(1, ge=0)
+    confidence: float = Field(0.95, gt=0, lt=1)       # paired bootstrap intervals
+    n_bootstrap: int = Field(1000, ge=100)
+    min_slice_queries: int = Field(20, ge=1)          # smaller intent slices are pooled as "other"
 
 
 class SoakConfig(_Model):

@@ -40,6 +40,7 @@ class Decision:
 
 class RetrievalPolicy(Protocol):
     name: str
+    plans: dict[str, dict[str, int]]
 
     def probabilities(self, features: dict[str, float] | None = None) -> dict[str, float]: ...
 
@@ -63,6 +64,13 @@ def draw(plans: dict[str, dict[str, int]], probabilities: dict[str, float], rng:
         for strategy, depth in depths.items()
     }
     return Decision(choice, depths, probabilities[choice], per_strategy, probabilities)
+
+
+def greedy_decision(policy: RetrievalPolicy, features: dict[str, float]) -> Decision:
+    """The plan the policy exploits, as a decision with probability 1 (no exploration draw)."""
+    plan = policy.greedy(features)
+    depths = dict(policy.plans[plan])
+    return Decision(plan, depths, 1.0, {s: 1.0 for s in depths}, {plan: 1.0})
 
 
 class EpsilonDefaultPolicy:

@@ -34,7 +34,7 @@ from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
 from ..bandit.features import policy_features
 from ..ranking.features import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
 from ..ranking.model import Ranker
-from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy
+from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy, greedy_decision
 
 TRACE_CANDIDATES = 20
 
@@ -53,6 +53,7 @@ class SearchResponse:
     policy_features: dict[str, float] = field(default_factory=dict)
     ranking: dict[str, Any] = field(default_factory=dict)   # ranker, and per shown result its inputs and features
     rng_seed: int = 0        # with request_id, the seed of every random draw this request made (``request_rng``)
+    candidate_ids: list[str] = field(default_factory=list)  # the whole fused candidate set, best first
 
     def trace(self) -> dict[str, Any]:
         return {
@@ -86,8 +87,11 @@ class SearchService:
         self.seed = settings.runtime.seed if settings.runtime.seed is not None else secrets.randbits(63)
 
     def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
-               k: int | None = None, request_id: str | None = None, explain: bool = False) -> SearchResponse:
-        """InvalidQuery (a ValueError naming the rule) for input that cannot be searched."""
+               k: int | None = None, request_id: str | None = None, explain: bool = False,
+               explore: bool = True) -> SearchResponse:
+        """InvalidQuery (a ValueError naming the rule) for input that cannot be searched.
+        ``explore=False``: the policy's greedy plan and no RandTop-k shuffle -- what the bundle
+        serves when it does not explore (offline evaluation)."""
         started = time.perf_counter()
         k = k or self.settings.runtime.max_results
         request_id = request_id or uuid.uuid4().hex
@@ -98,18 +102,18 @@ class SearchService:
         tick = time.perf_counter()
         probe = self.strategies["memory"].retrieve(query, 1) if "memory" in self.strategies else None
         features = policy_features(understanding, query.context, probe)
-        decision = self.policy.decide(features, rng)
+        decision = self.policy.decide(features, rng) if explore else greedy_decision(self.policy, features)
         timings["policy"] = (time.perf_counter() - tick) * 1000
         fused, per_strategy = self.retrieve_plan(query, decision.depths, timings)
         tick = time.perf_counter()
         qu = understanding.to_dict()
-        shown, ranking = self._rank(fused, qu, query.context, per_strategy, k, explain, rng)
+        shown, ranking = self._rank(fused, qu, query.context, per_strategy, k, explain, rng if explore else None)
         results = [self._result(position, c, score) for position, (c, score) in enumerate(shown, start=1)]
         timings["rank"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
         return SearchResponse(request_id, self.bundle_id, text, qu, decision, results,
                               per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features,
-                              ranking, self.seed)
+                              ranking, self.seed, [c.entity_id for c in fused])
 
     def retrieve_plan(self, query: Query, depths: dict[str, int],
                       timings: dict[str, float] | None = None) -> tuple[list, dict[str, dict[str, Any]]]:
@@ -137,7 +141,7 @@ class SearchService:
                                   self.settings.retrieval.fusion)
 
     def _rank(self, fused: list, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
-              k: int, explain: bool, rng: np.random.Generator) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
+              k: int, explain: bool, rng: np.random.Generator | None) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
         """The top k as (candidate, score), and what ranked them: the ranker over the top
         ``rerank_depth`` fused candidates, else the fusion order."""
         pool = fused[:self.settings.ranker.rerank_depth] if self.ranker else fused[:k]
@@ -150,8 +154,8 @@ class SearchService:
             order = list(range(min(k, len(pool))))
         # RandTop-k intervention: a configured share of requests sees its top k shuffled, so that
         # position is independent of relevance there and examination by position is measurable.
-        randomized = bool(rng.random() < self.settings.ranker.position_bias.randomize_share)
-        if randomized:
+        randomized = rng is not None and bool(rng.random() < self.settings.ranker.position_bias.randomize_share)
+        if randomized and rng is not None:
             order = [order[i] for i in rng.permutation(len(order))]
         ranking = {"ranker": f"catboost:{self.ranker.version}" if self.ranker else "fusion",
                    "randomized": randomized,

@@ -1,0 +1,101 @@
+"""Known answers for ``ltrr eval``'s served evaluation: hand-computed nDCG under the grading rule,
+the static mixture chosen within the served budget, candidate hit, paired intervals and slices
+-- on a two-query world small enough to compute by hand."""
+
+from __future__ import annotations
+
+import math
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from ltrr_core.config import Settings, load_settings
+from ltrr_core.eval.datasets import LabelledQueries
+from ltrr_core.eval.labelled import evaluate_labelled
+from ltrr_core.eval.labels import graded_labels
+from ltrr_core.models.policy import Decision
+from ltrr_core.retrieval.base import Candidates
+
+L3 = math.log2(3)
+IDEAL_Q1 = 2 + 1 / L3          # graded qrels of q1: t1 = 2 at rank 1, its artist ar1 = 1 at rank 2
+
+
+class _Fixed:
+    def __init__(self, name: str, answers: dict[str, list[str]]):
+        self.name, self.answers = name, answers
+
+    def retrieve(self, query, k: int) -> Candidates:
+        ids = self.answers.get(query.text, [])[:k]
+        return Candidates(self.name, tuple(ids), tuple(float(len(ids) - i) for i in range(len(ids))))
+
+
+class _Service:
+    """What evaluate_labelled reads of a SearchService, with fixed answers."""
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.bundle_id, self.policy_label = "B-test", "learned:v1"
+        self.strategies = {"a": _Fixed("a", {"Q One": ["ar1", "t1"], "q two": ["t2"]}), "b": _Fixed("b", {})}
+        self.policy = SimpleNamespace(plans={"a_only": {"a": 1}, "b_two": {"b": 2}, "both": {"a": 2, "b": 2}})
+        self.understander = SimpleNamespace(understand=lambda text: None)
+        self.display = pd.DataFrame({"id": ["t1", "t2", "ar1", "x"], "type": ["track", "track", "artist", "track"],
+                                     "title": ["Song One", "Song Two", "Alpha", "Other"],
+                                     "artists": [["Alpha"], ["Beta"], ["Alpha"], ["Gamma"]]}).set_index("id")
+        self.served = {"Q One": ["t1", "x"], "q two": ["x", "t2"]}
+
+    def search(self, text, k=None, request_id=None, explore=True):
+        assert explore is False                      # evaluation measures the greedy path, no shuffles
+        ids = self.served[text]
+        decision = Decision("a_only", {"a": 2}, 1.0, {"a": 1.0}, {"a_only": 1.0})
+        return SimpleNamespace(results=[{"entity_id": e} for e in ids], candidate_ids=list(ids), decision=decision,
+                               understanding={"intent": {"track": 0.9, "artist": 0.1} if text == "Q One" else {"artist": 1.0}})
+
+
+@pytest.fixture
+def evaluation():
+    settings = load_settings(None, **{"eval.metrics": ["ndcg@10", "recall@10"], "eval.min_slice_queries": 1})
+    service = _Service(settings)
+    labelled = LabelledQueries({"q1": "Q One", "q2": "q two"}, {"q1": {"t1": 1}, "q2": {"t2": 1}})
+    return evaluate_labelled(settings, service, labelled, frozenset({"q one"})), settings, service, labelled
+
+
+def test_grading_rule_gives_the_liked_tracks_artist_the_related_grade(evaluation):
+    _, settings, service, labelled = evaluation
+    assert graded_labels(labelled, service.display, settings.eval).qrels == {"q1": {"t1": 2, "ar1": 1}, "q2": {"t2": 2}}
+
+
+def test_ndcg_by_hand_in_both_views(evaluation):
+    result = evaluation[0]
+    graded, tracks = result.metrics["graded"], result.metrics["tracks"]
+    # hybrid = strategy a's order (b finds nothing): q1 [ar1, t1], q2 [t2]; served: q1 [t1, x], q2 [x, t2]
+    assert graded["hybrid"]["ndcg@10"] == pytest.approx(((1 + 2 / L3) / IDEAL_Q1 + 1) / 2, abs=1e-4)
+    assert graded["served"]["ndcg@10"] == pytest.approx((2 / IDEAL_Q1 + 1 / L3) / 2, abs=1e-4)
+    assert tracks["hybrid"]["ndcg@10"] == pytest.approx((1 / L3 + 1) / 2, abs=1e-4)     # the artist is a miss
+    assert tracks["served"]["ndcg@10"] == pytest.approx((1 + 1 / L3) / 2, abs=1e-4)
+    assert graded["served"]["recall@10"] == tracks["served"]["recall@10"] == 1.0        # hit metrics: intended only
+
+
+def test_static_mixture_is_the_best_plan_within_the_served_budget(evaluation):
+    result = evaluation[0]
+    # served draws 2 candidates; "both" (4) is over budget although it would score higher
+    assert result.static_mixture_plan == "a_only"
+    assert result.metrics["graded"]["static_mixture"]["ndcg@10"] == pytest.approx((1 / IDEAL_Q1 + 1) / 2, abs=1e-4)
+    assert result.candidate_hit["static_mixture"] == {"hit": 0.5, "mean_candidates": 1.0}   # q1 drew only ar1
+    assert result.candidate_hit["served"] == {"hit": 1.0, "mean_candidates": 2.0}
+
+
+def test_paired_interval_excludes_zero_when_every_query_loses(evaluation):
+    result = evaluation[0]
+    low, high = result.intervals["served-hybrid"]["ndcg@10"]
+    q1 = 2 / IDEAL_Q1 - (1 + 2 / L3) / IDEAL_Q1
+    q2 = 1 / L3 - 1
+    assert low == pytest.approx(min(q1, q2), abs=1e-3) and high == pytest.approx(max(q1, q2), abs=1e-3)
+    assert high < 0
+
+
+def test_slices_split_seen_from_unseen_and_by_intent(evaluation):
+    slices = evaluation[0].slices
+    assert slices["seen"]["n_queries"] == 1 and slices["unseen"]["n_queries"] == 1
+    assert slices["seen"]["strategies"]["served"]["ndcg@10"] == pytest.approx(2 / IDEAL_Q1, abs=1e-4)
+    assert slices["intent:track"]["n_queries"] == 1 and slices["intent:artist"]["n_queries"] == 1
