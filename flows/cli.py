@@ -717,15 +717,7 @@ def eval_qu_cmd(
 ) -> None:
     """Artist / title mention detection of query understanding on MusicRecoNER (real Reddit requests)."""
     settings = _settings(config)
-    from ltrr_core.eval.qu_mentions import catalog_names, evaluate_mentions
-    from ltrr_core.index.build import current_build
-    from ltrr_core.query import QueryUnderstander
-    from ltrr_core.query.resources import read_resources
-
-    build_dir, _ = current_build(settings)
-    _, vocabulary = read_resources(build_dir / "qu")
-    understander = QueryUnderstander(vocabulary, settings.query_understanding, settings.content_understanding)
-    result = evaluate_mentions(understander, directory or settings.shared_path("musicreco-ner"), catalog_names(vocabulary))
+    result = _qu_mentions(settings, directory)
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
@@ -737,6 +729,85 @@ def eval_qu_cmd(
         table.add_row(kind, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['precision_lenient']:.3f}",
                       f"{r['recall_in_catalog']:.3f}", str(r["n_gold"]), str(r["n_gold_in_catalog"]))
     Console(width=160).print(table)
+
+
+def _qu_mentions(settings: Settings, directory: Optional[Path]) -> dict:
+    """QU of the current index build against MusicRecoNER's annotated mentions."""
+    from ltrr_core.eval.qu_mentions import catalog_names, evaluate_mentions
+    from ltrr_core.index.build import current_build
+    from ltrr_core.query import QueryUnderstander
+    from ltrr_core.query.resources import read_resources
+
+    build_dir, _ = current_build(settings)
+    _, vocabulary = read_resources(build_dir / "qu")
+    understander = QueryUnderstander(vocabulary, settings.query_understanding, settings.content_understanding)
+    return evaluate_mentions(understander, directory or settings.shared_path("musicreco-ner"), catalog_names(vocabulary))
+
+
+@app.command()
+def report(
+    out: Annotated[Path, typer.Option("--out", help="markdown file to write (atomically)")] = Path("docs/results.md"),
+    sweeps: Annotated[bool, typer.Option("--sweeps", help="also run the BM25 and fusion sweeps on the train part")] = False,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
+    config: ConfigOption = None,
+) -> None:
+    """Regenerate docs/results.md: held-out CPCD (served vs hybrid vs static mixture, slices,
+    intervals), the demo loop's nights (GENERATED traffic), QU on MusicRecoNER, optionally the sweeps."""
+    settings = _settings(config)
+    from ltrr_core import nightly as night
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.catalog import CatalogStore
+    from ltrr_core.durable import write_bytes_atomic
+    from ltrr_core.eval import report as rep
+    from ltrr_core.eval.datasets import project_cpcd_queries
+    from ltrr_core.eval.labelled import evaluate_labelled
+    from ltrr_core.runtime.service import load_service
+    from ltrr_core.splits import seen_queries
+
+    cfg = _config_arg(config)
+    try:
+        service = load_service(settings, bundle or serving_bundle(settings))
+    except BundleError as error:
+        console.print(f"[red]{error}[/red] (run `make demo` or promote a bundle first)")
+        raise typer.Exit(2) from error
+    console.print("held-out CPCD: served, strategies, hybrid, static mixtures ...")
+    heldout = evaluate_labelled(settings, service, project_cpcd_queries(settings, "heldout"), seen_queries(settings))
+    sections = [rep.render_heldout(heldout.to_dict(), cfg)]
+    records = night.records(settings)
+    if records:
+        sections.append(rep.render_loop(night.learning_curve(records, None), cfg))
+    console.print("query understanding on MusicRecoNER ...")
+    sections.append(rep.render_qu(_qu_mentions(settings, None), cfg))
+    store = CatalogStore(settings.data_dir / "catalog")
+    sections.append(rep.render_catalog(store.manifest(), cfg))
+    if sweeps:
+        sections.append(_sweep_sections(settings, cfg))
+    catalog = {"version": store.current_version(), "n_entities": len(service.display)}
+    command = f"ltrr --config {cfg} report" + (" --sweeps" if sweeps else "") + (f" --bundle {bundle}" if bundle else "") \
+        + (f" --out {out}" if out != Path("docs/results.md") else "")
+    text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd()), sections, catalog)
+    write_bytes_atomic(out, text.encode("utf-8"))
+    console.print(f"wrote {out}")
+
+
+def _sweep_sections(settings: Settings, cfg: str) -> list[str]:
+    from ltrr_core.catalog import CatalogStore
+    from ltrr_core.eval import report as rep
+    from ltrr_core.eval.bm25_sweep import sweep_bm25
+    from ltrr_core.eval.datasets import project_cpcd_queries
+    from ltrr_core.eval.fusion_sweep import sweep_fusion
+    from ltrr_core.retrieval.searcher import load_searcher
+
+    train = project_cpcd_queries(settings, "train")
+    lines = ["## 5. Tuning on the train part", ""]
+    lines += rep.render_sweep("BM25 tokenisation (lexical only)", f"ltrr --config {cfg} bm25-sweep --json",
+                              sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), train))
+    fusion = sweep_fusion(load_searcher(settings), train, settings.eval.metrics, settings.eval.depth)
+    for half, scores in fusion.items():
+        n = scores.pop("n_queries")
+        lines += rep.render_sweep(f"Static fusion, {half} of the train queries ({n})", f"ltrr --config {cfg} fusion-sweep", scores)
+    return lines
 
 
 @app.command("eval-beir")

@@ -85,3 +85,21 @@ def test_pooled_agreement_combines_the_nights_errors():
     biased = [{"previous_estimate": {**n["previous_estimate"], "measured_minus_estimate": 0.05}} for n in nights[1:]]
     assert not pooled_agreement(biased, 0.95)["agrees"]
     assert pooled_agreement([{"day": "d0"}], 0.95) == {}
+
+
+def test_served_oracle_regret_and_singles_by_hand(settings):
+    """Four requests, three plans: every number computed by hand (a swapped column, an oracle
+    taken as the served plan's best, or a regret off by the drawn plans would fail)."""
+    plans = {"lexical": {"lexical": 100}, "semantic": {"semantic": 100}, "both": {"lexical": 100, "semantic": 100}}
+    hits = np.array([[1, 0, 1],
+                     [0, 1, 1],
+                     [1, 0, 1],
+                     [0, 0, 0]], dtype=np.int8)
+    served = ["lexical", "lexical", "semantic", "both"]
+    metrics, _ = night_metrics(settings, hits, plans, served, pd.Series(["q", "q", "t", "t"]))
+    assert metrics["served"] == 0.25                       # only request 1's drawn plan found it
+    assert metrics["oracle"] == 0.75 and metrics["regret"] == 0.5
+    assert metrics["avg_candidates"] == 125.0              # (100 + 100 + 100 + 200) / 4
+    assert metrics["best_static"] == {"plan": "lexical", "hit_rate": 0.5}   # "both" costs 200 > 125
+    assert metrics["single_strategies"] == {"lexical": 0.5, "semantic": 0.25}
+    assert metrics["by_query_type"]["t"] == {"n": 2, "served": 0.0, "best_static": 0.5, "oracle": 0.5}

@@ -99,3 +99,22 @@ def test_slices_split_seen_from_unseen_and_by_intent(evaluation):
     assert slices["seen"]["n_queries"] == 1 and slices["unseen"]["n_queries"] == 1
     assert slices["seen"]["strategies"]["served"]["ndcg@10"] == pytest.approx(2 / IDEAL_Q1, abs=1e-4)
     assert slices["intent:track"]["n_queries"] == 1 and slices["intent:artist"]["n_queries"] == 1
+
+
+def test_report_renders_the_measured_rows_and_the_verdict(evaluation):
+    from ltrr_core.eval import report as rep
+
+    result = evaluation[0].to_dict()
+    lines = rep.render_heldout(result, "configs/x.yaml")
+    text = "\n".join(lines)
+    served = result["strategies"]["served"]
+    assert f"| served | {served['ndcg@10']:.4f} | {served['recall@10']:.4f} | 1.0000 | 2.0 |" in text
+    assert "| served − hybrid |" in text and "served is worse (the interval excludes zero)" in text
+    assert "`ltrr --config configs/x.yaml eval --split heldout --json`" in text
+    assert "| seen | 1 |" in text and "| unseen | 1 |" in text
+    assert "(`a_only`, chosen on these queries" in text
+    settings = evaluation[1]
+    prov = rep.Provenance("ltrr report", "configs/x.yaml", "abc123", "2026-12-02 10:00 UTC", "x86_64, 2 cores", {"s": 1})
+    page = rep.render_report(prov, [lines], {"n_entities": 4, "version": "v1"})
+    assert page.startswith("# Results\n") and "at commit `abc123`" in page and "| served |" in page
+    assert settings.eval.metrics == ["ndcg@10", "recall@10"]
