@@ -749,6 +749,8 @@ def report(
     out: Annotated[Path, typer.Option("--out", help="markdown file to write (atomically)")] = Path("docs/results.md"),
     sweeps: Annotated[bool, typer.Option("--sweeps", help="also run the BM25 and fusion sweeps on the train part")] = False,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
+    bandit: Annotated[Optional[Path], typer.Option("--bandit", help="output of `ltrr bandit evaluate --json` to include")] = None,
+    bandit_command: Annotated[str, typer.Option(help="the command that wrote --bandit")] = "ltrr bandit evaluate --json",
     config: ConfigOption = None,
 ) -> None:
     """Regenerate docs/results.md: held-out CPCD (served vs hybrid vs static mixture, slices,
@@ -777,14 +779,21 @@ def report(
     records = night.records(settings)
     if records:
         sections.append(rep.render_loop(night.learning_curve(records, None), cfg))
+    if bandit is not None:
+        rows = [json.loads(line) for line in bandit.read_text(encoding="utf-8").splitlines() if line.strip()]
+        sections.append(rep.render_bandit(rows, bandit_command))
     console.print("query understanding on MusicRecoNER ...")
     sections.append(rep.render_qu(_qu_mentions(settings, None), cfg))
     store = CatalogStore(settings.data_dir / "catalog")
     sections.append(rep.render_catalog(store.manifest(), cfg))
+    from ltrr_core.bandit.obd import ope_obd
+
+    sections.append(rep.render_obd(ope_obd(settings), cfg))
     if sweeps:
         sections.append(_sweep_sections(settings, cfg))
     catalog = {"version": store.current_version(), "n_entities": len(service.display)}
     command = f"ltrr --config {cfg} report" + (" --sweeps" if sweeps else "") + (f" --bundle {bundle}" if bundle else "") \
+        + (f" --bandit {bandit} --bandit-command '{bandit_command}'" if bandit else "") \
         + (f" --out {out}" if out != Path("docs/results.md") else "")
     text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd()), sections, catalog)
     write_bytes_atomic(out, text.encode("utf-8"))
@@ -800,7 +809,7 @@ def _sweep_sections(settings: Settings, cfg: str) -> list[str]:
     from ltrr_core.retrieval.searcher import load_searcher
 
     train = project_cpcd_queries(settings, "train")
-    lines = ["## 5. Tuning on the train part", ""]
+    lines = ["## 7. Tuning on the train part", ""]
     lines += rep.render_sweep("BM25 tokenisation (lexical only)", f"ltrr --config {cfg} bm25-sweep --json",
                               sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), train))
     fusion = sweep_fusion(load_searcher(settings), train, settings.eval.metrics, settings.eval.depth)

@@ -134,3 +134,39 @@ def test_popularity_counts_only_the_platform_users(test_settings):
     platform = sum(lastfm_user_part(u, test_settings.splits) == "platform" for u in listeners)
     assert 0 < platform < len(listeners)
     assert artists.at[duran_duran, "popularity"] == platform
+
+
+LOADERS = {"project_cpcd_queries", "load_cpcd_queries", "cpcd_engagement", "cpcd_rows", "parts_of"}
+EVALUATIONS = {"ltrr_core/bandit/evaluate.py", "ltrr_core/ranking/evaluate.py", "flows/cli.py"}
+
+
+def _part_literals(path: Path) -> set[tuple[str, str]]:
+    """(loader, part) for every call of a CPCD loader with a literal part in ``path``."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Call):
+            name = getattr(node.func, "id", getattr(node.func, "attr", None))
+            if name in LOADERS:
+                for arg in [*node.args, *(k.value for k in node.keywords)]:
+                    for sub in ast.walk(arg):
+                        if isinstance(sub, ast.Constant) and sub.value in ("train", "simulate", "heldout", "all"):
+                            found.add((name, sub.value))
+    return found
+
+
+def test_only_evaluations_name_the_heldout_part_and_only_the_simulator_the_simulate_part():
+    root = Path(__file__).resolve().parents[1]
+    for path in [*root.glob("ltrr_core/**/*.py"), *root.glob("flows/*.py"), *root.glob("tasks/*.py")]:
+        relative = str(path.relative_to(root))
+        parts = {part for _, part in _part_literals(path)}
+        if "heldout" in parts:
+            assert relative in EVALUATIONS or relative.startswith("ltrr_core/eval/"), relative
+        if "simulate" in parts:
+            assert relative.startswith("ltrr_core/simulate/"), relative
+    # the scan sees the calls it polices
+    assert ("project_cpcd_queries", "heldout") in _part_literals(root / "ltrr_core/bandit/evaluate.py")
+    assert ("cpcd_engagement", "simulate") in _part_literals(root / "ltrr_core/simulate/world.py")
+    learners = ["ltrr_core/memory/build.py"]
+    assert all(_part_literals(root / p) == {("cpcd_engagement", "train")} for p in learners)
