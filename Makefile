@@ -22,7 +22,7 @@ export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
 
-.PHONY: venv demo test test-fast bench soak deploy ui ui-stop clean distclean
+.PHONY: venv demo results test test-fast bench soak deploy ui ui-stop clean distclean
 
 venv: $(STAMP)
 
@@ -50,6 +50,16 @@ demo: $(STAMP)
 	@if [ -f var/run/prefect.pid ] && kill -0 $$(cat var/run/prefect.pid) 2>/dev/null; then \
 		export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api; echo "flow runs go to the Prefect UI started by make ui"; fi; \
 	$(BIN)/ltrr --config $(DEMO_CONFIG) demo
+
+# docs/results.md from the platform `make demo` built: the retrieval policy's nights on a fresh
+# copy of it (bench/bandit-evaluate.sh), then `ltrr report` (held-out CPCD, the demo's nights, QU,
+# content understanding, OBD, the train-part sweeps). About 20 minutes on 2 cores.
+RESULTS_NIGHTS ?= 5
+RESULTS_QUERIES ?= 300
+results: $(STAMP)
+	NIGHTS=$(RESULTS_NIGHTS) Q=$(RESULTS_QUERIES) bench/bandit-evaluate.sh
+	$(BIN)/ltrr --config $(DEMO_CONFIG) report --sweeps --bandit var/reports/bandit-evaluate.json \
+		--bandit-command "NIGHTS=$(RESULTS_NIGHTS) Q=$(RESULTS_QUERIES) bench/bandit-evaluate.sh" --via "make demo && make results"
 
 # Prefect server + MLflow UI on 127.0.0.1 in the background (pids under var/run, logs under var/log).
 UI_DATA ?= var

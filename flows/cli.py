@@ -751,6 +751,7 @@ def report(
     bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
     bandit: Annotated[Optional[Path], typer.Option("--bandit", help="output of `ltrr bandit evaluate --json` to include")] = None,
     bandit_command: Annotated[str, typer.Option(help="the command that wrote --bandit")] = "ltrr bandit evaluate --json",
+    via: Annotated[Optional[str], typer.Option(help="the command people should run to regenerate (e.g. a make target)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Regenerate docs/results.md: held-out CPCD (served vs hybrid vs static mixture, slices,
@@ -795,7 +796,7 @@ def report(
     command = f"ltrr --config {cfg} report" + (" --sweeps" if sweeps else "") + (f" --bundle {bundle}" if bundle else "") \
         + (f" --bandit {bandit} --bandit-command '{bandit_command}'" if bandit else "") \
         + (f" --out {out}" if out != Path("docs/results.md") else "")
-    text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd()), sections, catalog)
+    text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd(), via), sections, catalog)
     write_bytes_atomic(out, text.encode("utf-8"))
     console.print(f"wrote {out}")
 

@@ -375,7 +375,7 @@ class SimulateConfig(_Model):
     start_date: str = "2026-01-01"      # first simulated day when no logs exist yet
     seed: int = 7
     out_dir: str = "simulation"        # ground truth under data_dir/simulation (never in the logs)
-    # Share of each intent kind: a real CPCD search (train conversations only), one of the
+    # Share of each intent kind: a real CPCD search (the simulate part of the conversations), one of the
     # user's own top Last.fm artists, a Last.fm tag with its most-tagged artists, or
     # "songs like" one of the user's artists (relevant: artists its listeners also play).
     intent_mix: dict[str, float] = {"cpcd_query": 0.5, "artist": 0.25, "tag": 0.1, "similar": 0.15}

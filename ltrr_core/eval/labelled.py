@@ -117,8 +117,8 @@ def _retrieve(service: Any, labelled: LabelledQueries, qids: list[str],
             served.ranked.append([r["entity_id"] for r in response.results])
             served.candidates.append(set(response.candidate_ids))
             served.budget.append(sum(response.decision.depths.values()))
-            intent = response.understanding.get("intent") or {"unknown": 1.0}
-            intents.append(max(intent, key=intent.get))
+            intent: dict[str, float] = response.understanding.get("intent") or {"unknown": 1.0}
+            intents.append(max(intent, key=lambda name: intent[name]))
             query = Query(text, {"user_id": None}, service.understander.understand(text))
             for name, strategy in service.strategies.items():
                 per_strategy[name].append(strategy.retrieve(query, depth))

@@ -31,9 +31,10 @@ class Provenance:
     date: str
     machine: str
     seeds: dict[str, Any]
+    via: str | None = None          # what people run to regenerate (a make target), when not the command itself
 
 
-def provenance(settings: Settings, command: str, config: str, repo: Path) -> Provenance:
+def provenance(settings: Settings, command: str, config: str, repo: Path, via: str | None = None) -> Provenance:
     """The commit (``+uncommitted changes`` when the tree is dirty), the UTC date, the machine and
     every seed the numbers depend on."""
     def git(*args: str) -> str:
@@ -51,7 +52,8 @@ def provenance(settings: Settings, command: str, config: str, repo: Path) -> Pro
     seeds = {"splits.seed": settings.splits.seed, "simulate.seed": settings.simulate.seed,
              "runtime.seed": settings.runtime.seed, "bandit.learner.seed": settings.bandit.learner.seed,
              "bootstrap": f"{settings.eval.n_bootstrap} resamples, seed 0"}
-    return Provenance(command, config, commit, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine, seeds)
+    return Provenance(command, config, commit, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine, seeds,
+                      via)
 
 
 def _f(value: Any, pattern: str = "{:.4f}") -> str:
@@ -128,7 +130,7 @@ def render_loop(curve: list[dict[str, Any]], config: str) -> list[str]:
         "requests; `ESS` from the unclipped weights.",
         "",
         "| night | day | served by | cand. recall | nDCG@10 | reward | candidates | policy estimate [95% CI] | ESS | "
-        "measured next day | ranker nDCG@10 | promoted | why not |",
+        "measured next day | ranker nDCG@10 (fusion) on its evaluation day | promoted | why not |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in curve:
@@ -140,9 +142,16 @@ def render_loop(curve: list[dict[str, Any]], config: str) -> list[str]:
             f"| {row['night']} | {row['date']} | {served_by} | {_f(row['candidate_recall'])} | {_f(row['ndcg@10'])} | "
             f"{_f(row['reward'])} | {_f(row['unique_candidates'], '{:.0f}')} | {estimate} | {_f(policy['ess'], '{:.0f}')} | "
             f"{_f(policy['measured_next_day']) if policy['served_next_day'] else '(not served)'} | "
-            f"{_f(row['ranker']['ndcg@10'])} | {'yes' if promotion['promoted'] else 'no'} | "
+            f"{_ranker(row['ranker'])} | {'yes' if promotion['promoted'] else 'no'} | "
             f"{'; '.join(promotion['reasons'] or [])} |")
     return lines + [""]
+
+
+def _ranker(ranker: dict[str, Any]) -> str:
+    scores = ranker.get("ndcg@10")
+    if not isinstance(scores, dict):
+        return str(ranker.get("trained") or "–")
+    return f"{scores['ranker']:.4f} ({scores['fusion_baseline']:.4f})"
 
 
 def render_bandit(lines_json: list[dict[str, Any]], command: str) -> list[str]:
@@ -151,7 +160,7 @@ def render_bandit(lines_json: list[dict[str, Any]], command: str) -> list[str]:
     nights = [r for r in lines_json if "candidate_hit_rate" in r]
     pooled = next((r["pooled"] for r in lines_json if "pooled" in r), None)
     cpcd = next((r["cpcd_heldout"] for r in lines_json if "cpcd_heldout" in r), None)
-    lines = ["## 2b. The retrieval policy against static plans (GENERATED nights, then real held-out queries)", "",
+    lines = ["## 3. The retrieval policy against static plans (GENERATED nights, then real held-out queries)", "",
              f"Command: `{command}`. Hit = the candidates hold an intended entity (simulator truth; CPCD: a liked "
              "track). `learned` is the policy's greedy plan for the same requests (exact by replay); the static plan "
              "and two-plan mixture are the best at the learned plans' mean budget, chosen in hindsight on the same "
@@ -204,7 +213,7 @@ def render_obd(result: dict[str, Any], config: str) -> list[str]:
 
 
 def render_qu(result: dict[str, Any], config: str) -> list[str]:
-    lines = ["## 3. Query understanding on MusicRecoNER (real Reddit requests)", "",
+    lines = ["## 4. Query understanding on MusicRecoNER (real Reddit requests)", "",
              f"Command: `ltrr --config {config} eval-qu --json`. {result['n_requests']} requests; the best "
              "interpretation's artist and title spans against the annotated mentions.", "",
              "| mention | precision | recall | precision (lenient) | recall of in-catalog mentions | gold | gold in catalog |",
@@ -222,7 +231,7 @@ def render_catalog(manifest: dict[str, Any], config: str) -> list[str]:
     understanding = manifest.get("content_understanding", {})
     counts, genre = understanding.get("counts", {}), understanding.get("genre_classifier", {})
     linking = manifest.get("ingest", {}).get("linking", {})
-    lines = ["## 4. Content understanding (catalog build)", "",
+    lines = ["## 5. Content understanding (catalog build)", "",
              f"Command: `ltrr --config {config} content-understanding` (recorded in the catalog manifest, version "
              f"`{manifest.get('version')}`): {manifest.get('n_entities')} entities, "
              f"{linking.get('n_tracks_linked', '?')} of {linking.get('n_tracks', '?')} tracks linked to a Last.fm artist.", "",
@@ -250,7 +259,8 @@ def render_report(prov: Provenance, sections: list[list[str]], catalog: dict[str
     head = [
         "# Results",
         "",
-        f"Regenerate: `{prov.command}`. Generated {prov.date} at commit `{prov.commit}` with `{prov.config}` "
+        (f"Regenerate: `{prov.via}` (which runs `{prov.command}`). " if prov.via else f"Regenerate: `{prov.command}`. ")
+        + f"Generated {prov.date} at commit `{prov.commit}` with `{prov.config}` "
         f"on {prov.machine}. Seeds: {seeds}. Catalog: {catalog.get('n_entities', '?')} entities "
         f"(version `{catalog.get('version', '?')}`).",
         "",
