@@ -106,8 +106,11 @@ def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Rank
 
 
 def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | None]) -> dict[str, Any]:
-    """Real CPCD held-out queries (liked tracks relevant), the default plan, the same feature path."""
+    """Real CPCD held-out queries, the default plan, the same feature path. Labels by the rule of
+    ``ltrr_core.eval.labels``: nDCG@10 on graded labels (liked track 2, its artist entity 1),
+    MRR@10 on the liked tracks."""
     from ..eval.datasets import project_cpcd_queries
+    from ..eval.labels import graded_labels, intended
 
     labelled = project_cpcd_queries(settings, "heldout")
     plan = settings.runtime.policy.plans[settings.runtime.policy.default_plan]
@@ -116,8 +119,9 @@ def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | No
         pool, features = _pool(service, text, {}, plan)
         for name, ids in rankings(pool, features, contenders, settings.runtime.max_results).items():
             ranked[name][qid] = ids
-    qrels = {q: {e: 1 for e in rel} for q, rel in labelled.qrels.items()}
-    result = score_contenders(ranked, qrels, qrels, {q: "cpcd_heldout" for q in qrels}, settings.bandit.ope.confidence)
+    graded = graded_labels(labelled, service.display, settings.eval).qrels
+    result = score_contenders(ranked, graded, intended(graded, settings.eval), {q: "cpcd_heldout" for q in graded},
+                              settings.bandit.ope.confidence)
     return {"n_queries": len(labelled.queries), "plan": settings.runtime.policy.default_plan, **result}
 
 
