@@ -678,8 +678,8 @@ def _print_understanding(understanding) -> None:
 @app.command("eval")
 def eval_cmd(
     queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
-    split: Annotated[str, typer.Option(help="conversations to evaluate: heldout (default), simulate, train, or all "
-                                            "(any file, also one without conv_id)")] = "heldout",
+    split: Annotated[Optional[str], typer.Option(help="conversations to evaluate: heldout, simulate, train, or all "
+                                                      "(default: heldout of the project's file, all of --queries FILE)")] = None,
     bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
@@ -695,7 +695,7 @@ def eval_cmd(
     from ltrr_core.runtime.service import load_service
     from ltrr_core.splits import seen_queries
 
-    labelled = _labelled(settings, queries, split)
+    labelled = _labelled(settings, queries, split or ("all" if queries else "heldout"))
     try:
         service = load_service(settings, bundle or serving_bundle(settings))
     except BundleError as error:

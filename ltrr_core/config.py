@@ -621,7 +621,7 @@ class EvalConfig(_Model):
     liked_track_artist_grade: int = Field(1, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)       # paired bootstrap intervals
     n_bootstrap: int = Field(1000, ge=100)
-    min_slice_queries: int = Field(20, ge=1)          # smaller intent slices are pooled as "other"
+    min_slice_queries: int = Field(20, ge=1)          # intent slices with fewer queries are not reported
 
 
 class SoakConfig(_Model):

@@ -28,6 +28,7 @@ from typing import Literal, get_args
 import pandas as pd
 
 from .config import Settings, SplitsConfig
+from .logs import read_logs
 from .text import normalize
 
 CpcdPart = Literal["train", "simulate", "heldout"]
@@ -131,11 +132,16 @@ def require_train(split: str, purpose: str) -> None:
 
 
 def seen_queries(settings: Settings) -> frozenset[str]:
-    """Normalised texts of every search in the train part: the queries the platform could have
-    learned by lookup. A held-out query with one of these texts is in the ``seen`` slice."""
+    """Normalised texts the platform could have learned by lookup: every search of the train part
+    and, when the memory index learns from the runtime's logs, every logged query. A held-out
+    query with one of these texts is in the ``seen`` slice."""
     path = settings.shared_path(settings.catalog.paths.cpcd_labels)
     rows = cpcd_rows(path, settings.splits, ("train",))
-    return frozenset(t for t in rows["search_query"].map(normalize) if t)
+    texts = set(rows["search_query"].map(normalize))
+    if settings.memory.use_runtime_logs:
+        logged = read_logs(settings.data_dir / settings.runtime.log_dir, "impressions")
+        texts |= set(logged["raw_query"].map(normalize))
+    return frozenset(t for t in texts if t)
 
 
 def query_slice(text: str, seen: frozenset[str]) -> QuerySlice:

@@ -44,6 +44,12 @@ class _Service:
                                      "artists": [["Alpha"], ["Beta"], ["Alpha"], ["Gamma"]]}).set_index("id")
         self.served = {"Q One": ["t1", "x"], "q two": ["x", "t2"]}
 
+    def retrieve_plan(self, query, depths):
+        from ltrr_core.retrieval.fusion import fuse
+
+        found = [self.strategies[n].retrieve(query, d) for n, d in depths.items() if d > 0]
+        return fuse(found, self.settings.retrieval.fusion), {}
+
     def search(self, text, k=None, request_id=None, explore=True):
         assert explore is False                      # evaluation measures the greedy path, no shuffles
         ids = self.served[text]

@@ -46,14 +46,16 @@ def test_misspelled_real_artist_names_are_recovered(understander, typo, artist):
     assert found and found[0] == artist, f"{typo!r} -> {found}"
 
 
-def test_tayler_love_reaches_taylor_swift_and_love_songs(understander):
+def test_tayler_love_reaches_taylor_swift_and_a_love_tag(understander):
     understanding = understander.understand("tayler love")
     assert "taylor" in understanding.corrections["tayler"]
     best = understanding.best
     assert best.first("artist").display == "Taylor Swift" and best.first("artist").corrected
     slots = {(s.kind, s.value) for i in understanding.interpretations for s in i.slots}
     assert ("title", "love") in slots
-    assert ("tag", "love songs") in slots        # the partial tag reading
+    # the partial tag reading: a catalog tag that holds the word (which one depends on the catalog
+    # half of the Last.fm tag pairs; "love songs" went to the simulator's truth half)
+    assert any(kind == "tag" and "love" in value.split() and value != "love" for kind, value in slots)
     assert ("mood", "romantic") in slots         # the mood content understanding derives from such tags
 
 

@@ -308,5 +308,5 @@ def evaluate_cpcd(settings: Settings, service, limit: int | None = None) -> dict
         probe = service.strategies["memory"].retrieve(query, 1) if "memory" in service.strategies else None
         chosen.append(service.policy.greedy(policy_features(query.understanding, {}, probe)))
     kinds = pd.Series(["cpcd_heldout"] * len(ids))
-    metrics, _ = night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans, chosen, kinds)
+    metrics, _ = night_metrics(settings, training.plan_hits(ranks, plans, strategies), plans, chosen, kinds, chosen)
     return {"n_queries": len(ids), "policy": service.policy_label, **metrics}

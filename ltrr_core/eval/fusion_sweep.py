@@ -19,6 +19,7 @@ from .offline import HYBRID, evaluate_runs
 METHODS = ("rrf", "combsum")
 MEMORISED = ("memory",)      # strategies that have seen the train part
 SEMANTIC_WEIGHTS = (1.0, 0.5, 0.3, 0.2, 0.1)
+STRUCTURED_WEIGHTS = (0.25, 0.5, 1.0, 1.5)   # with the configured method and semantic weight
 
 
 def query_half(text: str) -> int:
@@ -44,5 +45,10 @@ def sweep_fusion(searcher, labelled: LabelledQueries, metrics: list[str], depth:
                 scores[f"{method} semantic={weight}"] = result[HYBRID]
                 scores.setdefault("lexical", result["lexical"])
                 scores.setdefault("semantic", result["semantic"])
+        configured = searcher.settings.retrieval.fusion
+        for weight in STRUCTURED_WEIGHTS:
+            fusion = configured.model_copy(update={"weights": {**configured.weights, "structured": weight}})
+            result = evaluate_runs(subset, candidates, fusion, metrics, depth)["strategies"]
+            scores[f"{configured.method} semantic={configured.weights.get('semantic', 1.0)} structured={weight}"] = result[HYBRID]
         report[f"half_{half}"] = scores
     return report

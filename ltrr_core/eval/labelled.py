@@ -81,12 +81,15 @@ def evaluate_labelled(settings: Settings, service: Any, labelled: LabelledQuerie
     plans = dict(service.policy.plans)
     runs[HYBRID] = _fused_runs(per_strategy, {n: depth for n in per_strategy}, service.settings.retrieval.fusion, depth)
     served_budget = float(np.mean(runs[SERVED].budget))
-    mixture_plan, runs[MIXTURE] = _best_mixture(per_strategy, plans, served_budget, service, graded, qids, settings)
+    mixture_plan, _ = _best_mixture(per_strategy, plans, served_budget, service, graded, qids, settings)
+    runs[MIXTURE] = _plan_runs(service, labelled, qids, plans[mixture_plan], depth)
     order = [*per_strategy, HYBRID, MIXTURE, SERVED]
     values = {view: {name: _per_query_values(runs[name], graded, qids, view, settings) for name in order}
               for view in VIEWS}
     slices = {"seen": [i for i, q in enumerate(qids) if query_slice(labelled.queries[q], seen) == "seen"]}
-    slices["unseen"] = [i for i in range(len(qids)) if i not in set(slices["seen"])]
+    seen_rows = set(slices["seen"])
+    slices["unseen"] = [i for i in range(len(qids)) if i not in seen_rows]
+    slices = {name: rows for name, rows in slices.items() if rows}
     for intent in sorted(set(intents)):
         rows = [i for i, x in enumerate(intents) if x == intent]
         if len(rows) >= settings.eval.min_slice_queries:
@@ -129,6 +132,18 @@ def _retrieve(service: Any, labelled: LabelledQueries, qids: list[str],
     return runs, per_strategy, intents
 
 
+def _plan_runs(service: Any, labelled: LabelledQueries, qids: list[str], depths: dict[str, int], k: int) -> SystemRuns:
+    """A plan exactly as serving runs it (``SearchService.retrieve_plan``, fusion order, no ranker)."""
+    out = SystemRuns()
+    for qid in qids:
+        text = labelled.queries[qid]
+        fused, _ = service.retrieve_plan(Query(text, {"user_id": None}, service.understander.understand(text)), depths)
+        out.ranked.append([c.entity_id for c in fused[:k]])
+        out.candidates.append({c.entity_id for c in fused})
+        out.budget.append(sum(d for n, d in depths.items() if n in service.strategies and d > 0))
+    return out
+
+
 def _prefix(found: Candidates, depth: int) -> Candidates:
     return Candidates(found.strategy, found.ids[:depth], found.scores[:depth], found.meta)
 
@@ -151,7 +166,8 @@ def _best_mixture(per_strategy: dict[str, list[Candidates]], plans: dict[str, di
                   service: Any, graded: dict[str, dict[str, int]], qids: list[str],
                   settings: Settings) -> tuple[str, SystemRuns]:
     """The plan with the best mean of the first metric among plans within the served budget
-    (the cheapest plan when none is)."""
+    (the cheapest plan when none is), chosen on each strategy's top ``d`` taken as the prefix of
+    its top ``eval.depth``; the chosen plan's row is then measured exactly (``_plan_runs``)."""
     metric = settings.eval.metrics[0]
     within = {n: d for n, d in plans.items() if sum(d.values()) <= budget + 1e-9} or \
         dict([min(plans.items(), key=lambda item: sum(item[1].values()))])

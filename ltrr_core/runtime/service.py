@@ -131,7 +131,8 @@ class SearchService:
             per_strategy[name] = {"depth": depth, "n": len(found), "ids": list(found.ids[:TRACE_CANDIDATES]),
                                   "scores": [round(s, 6) for s in found.scores[:TRACE_CANDIDATES]],
                                   "meta": dict(found.meta)}
-        return fuse(candidates, self.settings.retrieval.fusion, max(depths.values())), per_strategy
+        # every candidate drawn, fused (the ranking takes its own prefix): the logged candidate set is whole
+        return fuse(candidates, self.settings.retrieval.fusion), per_strategy
 
     def ranking_features(self, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
                          pool: list) -> np.ndarray:
