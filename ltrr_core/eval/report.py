@@ -84,7 +84,7 @@ def render_heldout(result: dict[str, Any], config: str) -> list[str]:
         f"(policy `{result['policy']}`). {result['n_queries']} distinct queries of the held-out conversations with "
         f"a liked track: {slices.get('seen', {}).get('n_queries', 0)} **seen** (the normalised text was a train-part "
         f"search or a logged query: the memory index could know it) and {slices.get('unseen', {}).get('n_queries', 0)} "
-        "**unseen**. Labels: {result['label_rule']}. `served` = the bundle's "
+        f"**unseen**. Labels: {result['label_rule']}. `served` = the bundle's "
         "greedy plan, fusion and ranker through `SearchService.search` (no exploration); `static_mixture` = the best "
         f"single plan within the served budget (`{result['static_mixture_plan']}`, chosen on these queries: an upper "
         "bound for any static plan); `hybrid` = every strategy at depth 100, fused.",
