@@ -796,7 +796,7 @@ def report(
     command = f"ltrr --config {cfg} report" + (" --sweeps" if sweeps else "") + (f" --bundle {bundle}" if bundle else "") \
         + (f" --bandit {bandit} --bandit-command '{bandit_command}'" if bandit else "") \
         + (f" --out {out}" if out != Path("docs/results.md") else "")
-    text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd(), via), sections, catalog)
+    text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd(), via, out), sections, catalog)
     write_bytes_atomic(out, text.encode("utf-8"))
     console.print(f"wrote {out}")
 

@@ -34,9 +34,11 @@ class Provenance:
     via: str | None = None          # what people run to regenerate (a make target), when not the command itself
 
 
-def provenance(settings: Settings, command: str, config: str, repo: Path, via: str | None = None) -> Provenance:
-    """The commit (``+uncommitted changes`` when the tree is dirty), the UTC date, the machine and
-    every seed the numbers depend on."""
+def provenance(settings: Settings, command: str, config: str, repo: Path, via: str | None = None,
+               output: Path | None = None) -> Provenance:
+    """The commit (``+uncommitted changes`` when a tracked file other than ``output`` -- the page
+    being regenerated -- differs from it), the UTC date, the machine and every seed the numbers
+    depend on."""
     def git(*args: str) -> str:
         try:
             return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout.strip()
@@ -44,7 +46,9 @@ def provenance(settings: Settings, command: str, config: str, repo: Path, via: s
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no"):
+    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    mine = str(Path(output).resolve().relative_to(Path(repo).resolve())) if output and Path(output).resolve().is_relative_to(Path(repo).resolve()) else None
+    if any(path != mine for path in changed):
         commit += " + uncommitted changes"
     import psutil
 
