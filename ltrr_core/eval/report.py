@@ -46,7 +46,7 @@ def provenance(settings: Settings, command: str, config: str, repo: Path, via: s
             return ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    changed = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
+    changed = [line.split(maxsplit=1)[1] for line in git("status", "--porcelain", "--untracked-files=no").splitlines()]
     mine = str(Path(output).resolve().relative_to(Path(repo).resolve())) if output and Path(output).resolve().is_relative_to(Path(repo).resolve()) else None
     if any(path != mine for path in changed):
         commit += " + uncommitted changes"
