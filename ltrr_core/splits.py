@@ -64,26 +64,17 @@ def lastfm_user_part(user_id: str, config: SplitsConfig) -> Literal["platform", 
     return "simulate" if _unit(config.seed, f"lastfm-user:{user_id}") < config.lastfm_user_simulate else "platform"
 
 
-def catalog_tag_assignments(tagged: pd.DataFrame, config: SplitsConfig) -> pd.DataFrame:
-    """Rows of ``user_taggedartists`` whose (artist, tag) pair feeds the catalog."""
-    keep = [tag_assignment_part(str(a), str(t), config) == "catalog" for a, t in zip(tagged["artistID"], tagged["tagID"])]
+def tag_assignment_rows(tagged: pd.DataFrame, config: SplitsConfig, part: Literal["catalog", "truth"]) -> pd.DataFrame:
+    """Rows of ``user_taggedartists`` whose (artist, tag) pair is in ``part``: ``catalog`` feeds
+    the catalog, ``truth`` only the simulator's tag truth."""
+    keep = [tag_assignment_part(str(a), str(t), config) == part for a, t in zip(tagged["artistID"], tagged["tagID"])]
     return tagged[keep]
 
 
-def truth_tag_assignments(tagged: pd.DataFrame, config: SplitsConfig) -> pd.DataFrame:
-    """Rows of ``user_taggedartists`` whose (artist, tag) pair only the simulator's truth reads."""
-    keep = [tag_assignment_part(str(a), str(t), config) == "truth" for a, t in zip(tagged["artistID"], tagged["tagID"])]
-    return tagged[keep]
-
-
-def platform_plays(plays: pd.DataFrame, config: SplitsConfig) -> pd.DataFrame:
-    """Rows of ``user_artists`` (or any frame with ``userID``) of the platform's users."""
-    return plays[[lastfm_user_part(str(u), config) == "platform" for u in plays["userID"]]]
-
-
-def simulated_people_rows(frame: pd.DataFrame, config: SplitsConfig) -> pd.DataFrame:
-    """Rows of a Last.fm user table (``userID``) of the users who become simulated people."""
-    return frame[[lastfm_user_part(str(u), config) == "simulate" for u in frame["userID"]]]
+def lastfm_user_rows(frame: pd.DataFrame, config: SplitsConfig, part: Literal["platform", "simulate"]) -> pd.DataFrame:
+    """Rows of a Last.fm user table (``userID``) of the users in ``part``: the platform's, or the
+    ones who become simulated people."""
+    return frame[[lastfm_user_part(str(u), config) == part for u in frame["userID"]]]
 
 
 def read_cpcd_file(path: Path) -> pd.DataFrame:

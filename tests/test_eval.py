@@ -55,9 +55,7 @@ def test_eval_json_measures_the_served_bundle_beside_the_baselines(q2e_platform,
     slices = result["slices"]
     assert slices["seen"]["n_queries"] + slices["unseen"]["n_queries"] == expected
     assert slices["seen"]["n_queries"] > 0 and slices["unseen"]["n_queries"] > 0
-    hit = result["candidate_hit"]
-    assert hit["hybrid"]["hit"] >= max(hit[s]["hit"] for s in ("lexical", "semantic", "structured", "memory"))
-    assert hit["hybrid"]["mean_candidates"] >= hit["served"]["mean_candidates"] > 0
+    assert result["candidate_hit"]["served"]["mean_candidates"] > 0
     assert result["strategies"]["lexical"]["recall@100"] > 0.4 and result["strategies"]["semantic"]["recall@100"] > 0.3
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .. import schema as S
 from ..config import Settings
-from ..splits import catalog_tag_assignments, platform_plays
+from ..splits import lastfm_user_rows, tag_assignment_rows
 
 def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8", csv_quoted: bool = True) -> pd.DataFrame:
     if not path.is_file():
@@ -102,10 +102,10 @@ def read_lastfm_artists(settings: Settings, nrows: int | None = None) -> pd.Data
     paths = settings.catalog.paths
     artists = _read_tsv(settings.shared_path(paths.lastfm_artists), nrows, csv_quoted=False)
     tag_names = _read_tsv(settings.shared_path(paths.lastfm_tags), None, encoding="latin-1", csv_quoted=False)
-    tagged = catalog_tag_assignments(
-        _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False), settings.splits)
-    plays = platform_plays(_read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False),
-                           settings.splits)
+    tagged = tag_assignment_rows(
+        _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False), settings.splits, "catalog")
+    plays = lastfm_user_rows(_read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False),
+                             settings.splits, "platform")
 
     tag_value = dict(zip(tag_names["tagID"], tag_names["tagValue"].str.strip()))
     counts = (

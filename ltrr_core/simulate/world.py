@@ -32,7 +32,7 @@ from scipy import sparse
 
 from ..config import Settings
 from ..memory.engagement import cpcd_engagement
-from ..splits import simulated_people_rows, truth_tag_assignments
+from ..splits import lastfm_user_rows, tag_assignment_rows
 from ..text import normalize
 
 LASTFM_PREFIX = "lastfm:"
@@ -65,8 +65,8 @@ class World:
         known = set(entities["id"])
         self._tracks_by_artist = _tracks_by_artist_name(entities)
         paths = settings.catalog.paths
-        plays = simulated_people_rows(pd.read_csv(settings.shared_path(paths.lastfm_user_artists), sep="\t"),
-                                      settings.splits)
+        plays = lastfm_user_rows(pd.read_csv(settings.shared_path(paths.lastfm_user_artists), sep="\t"),
+                                 settings.splits, "simulate")
         plays["entity_id"] = LASTFM_PREFIX + plays["artistID"].astype(str)
         plays = plays[plays["entity_id"].map(known.__contains__)]
         tagged = pd.read_csv(settings.shared_path(paths.lastfm_user_tagged), sep="\t")
@@ -74,8 +74,8 @@ class World:
         tagged = tagged.merge(tag_names, on="tagID")
         tagged["entity_id"] = LASTFM_PREFIX + tagged["artistID"].astype(str)
         tagged = tagged[tagged["entity_id"].map(known.__contains__)]
-        self.users = _users(plays, simulated_people_rows(tagged, settings.splits))
-        self.tag_intents = self._tag_intents(truth_tag_assignments(tagged, settings.splits))
+        self.users = _users(plays, lastfm_user_rows(tagged, settings.splits, "simulate"))
+        self.tag_intents = self._tag_intents(tag_assignment_rows(tagged, settings.splits, "truth"))
         self.cpcd_intents = self._cpcd_intents(settings, known)
         self._listens, self._artist_index, self._artist_ids = _listening_matrix(plays)
         self._similar: dict[str, tuple[str, ...]] = {}
