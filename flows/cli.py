@@ -474,12 +474,13 @@ app.add_typer(ranker_app, name="ranker")
 
 @ranker_app.command("train")
 def ranker_train_cmd(
-    day: Annotated[str, typer.Option("--date", help="evaluation day D: train on the days before it, validate on D-1")],
+    day: Annotated[str, typer.Option("--date", help="evaluation day D: logs train on the days before it, validate on D-1")],
     window_days: Annotated[Optional[int], typer.Option(help="default: ranker.window_days")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the training report as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Flow train_ranker: logs -> training set (contract) -> CatBoost -> evaluation on D -> MLflow (alias challenger)."""
+    """Flow train_ranker: real engagement and/or logs (ranker.sources) -> training set (contract) -> CatBoost ->
+    evaluation -> MLflow (alias challenger)."""
     _settings(config)
     from flows.train_ranker import train_ranker_flow
     from ltrr_core.locking import DataDirBusy
@@ -493,9 +494,11 @@ def ranker_train_cmd(
     if as_json:
         sys.stdout.write(json.dumps(report, default=str) + "\n")
         return
-    console.print(f"ranker {report['version']} ({report['loss']}) -> {report['ranker_dir']}; "
-                  f"examination {report['position_bias']['examination']}")
-    _print_ranker_scores(f"evaluation day {report['evaluation_day']}", report["evaluation"])
+    console.print(f"ranker {report['version']} ({report['loss']}, sources {', '.join(report['sources'])}) -> "
+                  f"{report['ranker_dir']}; examination {(report.get('position_bias') or {}).get('examination', 'not estimated')}")
+    _print_ranker_scores(report["evaluated_on"], report["evaluation"])
+    if report.get("evaluation_logged_day"):
+        _print_ranker_scores(f"logged day {report['evaluation_day']} (GENERATED traffic)", report["evaluation_logged_day"])
 
 
 @ranker_app.command("nights")
@@ -555,7 +558,8 @@ def ranker_evaluate_cmd(
     if as_json:
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return
-    _print_ranker_scores(f"simulated day {result['evaluation_day']} (ranker {result['ranker']})", result["simulated"])
+    if result["simulated"]:
+        _print_ranker_scores(f"simulated day {result['evaluation_day']} (ranker {result['ranker']})", result["simulated"])
     if result.get("cpcd"):
         _print_ranker_scores("real CPCD held-out queries", result["cpcd"])
 

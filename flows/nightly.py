@@ -96,7 +96,13 @@ def nightly(date: str | None = None, steps: list[str] | None = None, config_path
             candidate = build_candidate(settings, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
             night.note(record, "bundle", candidate)
             if "promote" in selected:
-                night.note(record, "promote", promote_candidate(settings, candidate["bundle_id"]))
+                decision = promote_candidate(settings, candidate["bundle_id"])
+                night.note(record, "promote", decision)
+                alone = night.fallback_models(decision, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
+                if alone is not None and not decision["promoted"]:
+                    candidate = build_candidate(settings, alone["policy_dir"], alone["ranker_dir"])
+                    night.note(record, "bundle", candidate)
+                    night.note(record, "promote", promote_candidate(settings, candidate["bundle_id"]))
         if "retention" in selected:
             night.note(record, "retention", apply_retention(settings))
         return record_night(settings, record)

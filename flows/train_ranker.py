@@ -1,6 +1,7 @@
-"""Flow: logs of the days before D (contract-checked) -> training set (contract-checked) ->
-CatBoost ranker (losses compared, early stopping on D-1) -> evaluation on D against the fusion
-and the champion -> MLflow run + registered model (alias challenger)."""
+"""Flow: real engagement (CPCD train searches over the served bundle's retrieval) and/or the logs of
+the days before D (contract-checked), per ``ranker.sources`` -> training set (contract-checked) ->
+CatBoost ranker (losses compared, early stopping on the validation part) -> evaluation against the
+fusion and the champion -> MLflow run + registered model (alias challenger)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ def train_ranker_flow(day: str, window_days: int | None = None, config_path: str
     settings = load_settings(config_path)
     window = window_days or settings.ranker.window_days
     with writer_lock(settings, f"train_ranker {day}"):
-        split_days(settings, date.fromisoformat(day), window)
+        if "logs" in settings.ranker.sources:
+            split_days(settings, date.fromisoformat(day), window)
         ranker_dir, report, rows = train_ranker(settings, date.fromisoformat(day), window)
         tracked = track_ranker(settings, ranker_dir, report, rows, f"train_ranker {day}")
         return {**report, "ranker_dir": str(ranker_dir), "mlflow": tracked}

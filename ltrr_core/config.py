@@ -457,6 +457,10 @@ class LearnerConfig(_Model):
     min_engaged_requests: int = Field(50, gt=0)  # fewer: refuse to train rather than learn noise
     replay_depth: int = Field(100, gt=0)         # counterfactual replay runs every strategy this deep
     single_day_holdout: float = Field(0.3, gt=0, lt=1)  # one-day window: share of requests held out for the estimate
+    # What the policy learns from: ``logs`` (replayed engaged requests) and/or ``real`` (CPCD train
+    # searches replayed on the served bundle, likes as the engaged entities: ltrr_core.bandit.real).
+    # The off-policy estimate and the gate always read logged requests.
+    sources: list[Literal["logs", "real"]] = Field(["logs", "real"], min_length=1)
 
     @model_validator(mode="after")
     def _exploration_floor(self) -> LearnerConfig:
@@ -482,6 +486,21 @@ class PositionBiasConfig(_Model):
     floor: float = Field(0.1, gt=0, le=1)   # IPS weights at most 1/floor: bounded variance
 
 
+class RealEngagementConfig(_Model):
+    """Ranking data from real engagement (``ltrr_core.ranking.real``): the CPCD ``train`` searches,
+    the platform's own candidates for them, the people's likes as labels."""
+
+    # Train queries whose stable hash falls below this share validate (early stopping, loss
+    # choice, the ranker gate); the rest fit. Held-out and simulate conversations are never read.
+    validation_share: float = Field(0.2, gt=0, lt=1)
+    depth: int = Field(100, gt=0)          # each strategy's depth when drawing a query's candidates
+    # The memory index was built from these very train searches, so on them it knows the answer;
+    # a ranker fitted with it would trust it far beyond what it gives on new queries.
+    exclude_strategies: list[str] = ["memory"]
+    min_queries: int = Field(100, gt=0)    # train queries with a like needed to fit
+    max_queries: int | None = Field(None, gt=0)   # a stable-hash sample of the train queries (None: all)
+
+
 class RankerConfig(_Model):
     """The learned ranker (``ltrr_core.ranking``): graded labels, position-bias correction, CatBoost."""
 
@@ -499,6 +518,11 @@ class RankerConfig(_Model):
     min_requests: int = Field(50, gt=0)    # requests with a positive label needed to train
     explain_top_features: int = Field(3, ge=0)   # per result in the decision trace (SHAP)
     out_dir: str = "rankers"
+    # What the ranker learns from: ``real`` (labelled real engagement, ``real``), ``logs`` (the
+    # runtime's own impressions and feedback, position-bias corrected), or both. With ``real`` the
+    # gate judges the ranker on the real validation queries.
+    sources: list[Literal["real", "logs"]] = Field(["real"], min_length=1)
+    real: RealEngagementConfig = RealEngagementConfig()
 
 
 class PromotionConfig(_Model):

@@ -171,9 +171,9 @@ def train_policy(settings: Settings, day: date) -> Trained:
 
     data = learner.load_window(settings, day, settings.bandit.learner.window_days)
     try:
-        ranks = learner.replay_window(settings, data.outcomes, training.action_strategies(settings),
-                                      bundle_loader(settings))
-        directory, report = learner.fit(settings, data, ranks)
+        loader = bundle_loader(settings)
+        ranks = learner.replay_window(settings, data.outcomes, training.action_strategies(settings), loader)
+        directory, report = learner.fit(settings, data, ranks, learner.real_rows(settings, loader))
     except learner.NotEnoughData as error:
         return Trained("policy", None, None, str(error))
     return Trained("policy", directory, report, None, data.outcomes)
@@ -227,6 +227,22 @@ def build_candidate(settings: Settings, policy: Path | None, ranker: Path | None
     manifest = build_bundle(settings, chosen["policy"][0], chosen["ranker"][0])
     return {"bundle_id": manifest["bundle_id"], "components": manifest["components"],
             "sources": {name: source if path else "none" for name, (path, source) in chosen.items()}}
+
+
+def fallback_models(decision: dict[str, Any], policy: str | None, ranker: str | None) -> dict[str, str | None] | None:
+    """When tonight's bundle was refused only by the gate of one of tonight's two models, the
+    other model alone (beside the champion's) is worth a candidate of its own: a policy that
+    fails its off-policy gate should not keep a ranker that passed its own from serving, nor the
+    reverse. Returns the models of that second candidate, or None (both failed, one alone was
+    trained, or another gate -- contracts, integrity, a smoke test that ran -- refused it)."""
+    failed = {g["name"] for g in decision["gates"] if not g["passed"]}
+    smoke = next((g for g in decision["gates"] if g["name"] == "smoke"), None)
+    if smoke is not None and not smoke["passed"] and not smoke["reason"].startswith("not run"):
+        return None
+    failed.discard("smoke")
+    if not (policy and ranker) or failed not in ({"policy"}, {"ranker"}):
+        return None
+    return {"policy_dir": None, "ranker_dir": ranker} if failed == {"policy"} else {"policy_dir": policy, "ranker_dir": None}
 
 
 def promote_candidate(settings: Settings, bundle_id: str) -> dict[str, Any]:
@@ -394,6 +410,9 @@ def note(record: dict[str, Any], step: str, result: dict[str, Any]) -> None:
         record["outputs"]["bundle_id"] = result["bundle_id"]
     elif step == "promote":
         record["steps"][step] = {"status": "promoted" if result["promoted"] else "refused", "reasons": result["reasons"]}
+        # A night may gate two candidates (``fallback_models``): every decision is kept, the last one rules.
+        record.setdefault("promotion_attempts", []).append(
+            {"bundle_id": result["bundle_id"], "promoted": result["promoted"], "reasons": result["reasons"]})
         record["promotion"] = result
         record["mlflow"]["promotion"] = {"run_id": result["mlflow_run"], "experiment_id": result["mlflow_experiment_id"]}
     else:

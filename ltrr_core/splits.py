@@ -41,14 +41,15 @@ class SplitRefused(ValueError):
     """A tuning or learning step asked for data it must not see (held-out or simulate)."""
 
 
-def _unit(seed: str, key: str) -> float:
+def unit_hash(seed: str, key: str) -> float:
+    """A stable number in [0, 1) for ``key`` under ``seed``: every split of the project draws from it."""
     digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
 
 
 def cpcd_part(conv_id: str, config: SplitsConfig) -> CpcdPart:
     """``heldout`` below ``cpcd_heldout``, then ``simulate`` up to their sum, else ``train``."""
-    u = _unit(config.seed, conv_id)
+    u = unit_hash(config.seed, conv_id)
     if u < config.cpcd_heldout:
         return "heldout"
     if u < config.cpcd_heldout + config.cpcd_simulate:
@@ -57,11 +58,11 @@ def cpcd_part(conv_id: str, config: SplitsConfig) -> CpcdPart:
 
 
 def tag_assignment_part(artist_id: str, tag_id: str, config: SplitsConfig) -> Literal["catalog", "truth"]:
-    return "truth" if _unit(config.seed, f"lastfm-tag:{artist_id}:{tag_id}") < config.lastfm_tag_truth else "catalog"
+    return "truth" if unit_hash(config.seed, f"lastfm-tag:{artist_id}:{tag_id}") < config.lastfm_tag_truth else "catalog"
 
 
 def lastfm_user_part(user_id: str, config: SplitsConfig) -> Literal["platform", "simulate"]:
-    return "simulate" if _unit(config.seed, f"lastfm-user:{user_id}") < config.lastfm_user_simulate else "platform"
+    return "simulate" if unit_hash(config.seed, f"lastfm-user:{user_id}") < config.lastfm_user_simulate else "platform"
 
 
 def tag_assignment_rows(tagged: pd.DataFrame, config: SplitsConfig, part: Literal["catalog", "truth"]) -> pd.DataFrame:

@@ -45,8 +45,9 @@ def track_ranker(settings: Settings, ranker_dir: Path, report: dict[str, Any], r
         description=f"ranker {report['version']}",
         markdown="\n".join([
             f"# Ranker {report['version']} ({report['loss']})",
-            f"Trained on {report['train_days']}, validated on {report['validation_day']}, evaluated on "
-            f"{report['evaluation_day']}; examination by position {report['position_bias']['examination']}.",
+            f"Sources {report.get('sources')}; logged days {report['train_days'] or 'none'}, validated on "
+            f"{report['validation_day'] or 'real validation queries'}, gated on {report.get('evaluated_on')}; "
+            f"examination by position {(report.get('position_bias') or {}).get('examination', 'not estimated')}.",
             f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} (alias challenger); "
             f"champion {report['champion'] or 'none'}.",
             "", "| ranking | nDCG@10 | MRR@10 (engaged) | nDCG@10 − fusion, 95% |", "|---|---|---|---|", *lines,

@@ -123,3 +123,43 @@ def test_a_one_day_window_holds_out_a_share_of_its_requests_for_the_estimate(tmp
     # stable: the same requests are held out on a re-run
     again = learner.held_out_rows(data.outcomes, None, 0.3)
     assert again.sum() == held_out and (again == learner.held_out_rows(data.outcomes, None, 0.3)).all()
+
+
+def test_real_rows_teach_the_policy_a_context_its_logs_never_showed(tmp_path):
+    """Logs hold only f = 0 (strategy a finds it); real train queries hold f = 1, where only b does.
+    Trained on both, the policy picks b for f = 1; on the logs alone it has no reason to."""
+    from ltrr_core.bandit.real import RealPlanRows
+
+    settings = _settings(tmp_path)
+    data, ranks = _window(400, ["2026-02-01", "2026-02-02"], seed=0)
+    only_a = (data.outcomes["policy_features"] == json.dumps({"f": 0.0})).to_numpy()
+    data = learner.WindowData(data.days, data.outcomes[only_a].reset_index(drop=True), {})
+    ranks = ranks[only_a]
+    real = RealPlanRows(pd.DataFrame({"f": [1.0] * 200}), np.tile([np.inf, 30.0], (200, 1)), ["a", "b"], "synthetic")
+
+    def best_for_real_context(policy_dir) -> dict[str, int]:
+        policy = LearnedPolicy(policy_dir)
+        return policy.plans[policy.plan_names[int(np.argmax(policy.values({"f": 1.0})))]]
+
+    with_real, report = learner.fit(settings, data, ranks, real)
+    assert report["real"]["queries"] == 200 and report["real"]["replayable"] == 200
+    assert best_for_real_context(with_real).get("b", 0) >= 50
+    logs_only, _ = learner.fit(settings, data, ranks)
+    assert best_for_real_context(logs_only).get("b", 0) == 0
+
+
+@pytest.mark.slow
+def test_real_rows_replay_the_liked_tracks_of_train_queries_without_the_memory_index(bundle_dir, q2e_platform):
+    from ltrr_core.bandit.real import real_plan_rows
+    from ltrr_core.runtime import load_service
+
+    settings = q2e_platform[0].with_overrides(**{"ranker.real.max_queries": 120})
+    service = load_service(settings, bundle_dir)
+    strategies = training.action_strategies(settings)
+    rows = real_plan_rows(settings, service, strategies)
+    assert rows.ranks.shape == (len(rows.features), len(strategies)) and len(rows.features) == 120
+    memory = strategies.index("memory")
+    assert np.isinf(rows.ranks[:, memory]).all()             # built from these very searches: never credited
+    found = np.isfinite(rows.ranks).any(axis=1)
+    assert found.mean() > 0.8                                 # real lookups: lexical / structured find the liked track
+    assert (rows.features["memory_exact"] == 0).all() and (rows.features["n_chars"] > 0).all()

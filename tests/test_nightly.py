@@ -66,14 +66,19 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
         assert record["promotion"]["gates"] and record["steps"]["promote"]["status"] in ("promoted", "refused")
         assert set(record["outputs"]) >= {"q2e_version", "bundle_id"}
     # Night 1 was served by the apprentice (first champion: no learned models); a learned policy
-    # trained every night, the ranker once three days were logged (two before its evaluation day).
+    # trained every night, and so did the ranker: it learns from real engagement (CPCD train
+    # searches), which needs no logged day, and is gated on the real validation queries.
     assert all(p.startswith("epsilon") for p in rows[0]["served_by"]["policy"])
     assert all(r["steps"]["bandit"]["status"] == "trained" for r in records)
     assert all(r["steps"]["retention"]["status"] == "ran" for r in records)   # the last step of every night
-    assert records[-1]["steps"]["ranker"]["status"] == "trained"
-    assert records[0]["steps"]["ranker"]["status"] == "skipped"
+    assert all(r["steps"]["ranker"]["status"] == "trained" for r in records)
     decisions = [e for e in history(settings) if e["action"] == "promote"]
-    assert len(decisions) == NIGHTS + 1                               # the first champion + one per night
+    # the first champion + each night's candidates: tonight's models together, and a model that
+    # passed its own gate alone when the other one failed (``nightly.fallback_models``)
+    assert len(decisions) == 1 + sum(len(r["promotion_attempts"]) for r in records)
+    for record in records:
+        first, *second = record["promotion_attempts"]
+        assert len(second) <= 1 and (not second or not first["promoted"])
     for row in rows:       # a promoted night's policy serves the next day and is measured there
         if row["promotion"]["promoted"] and row["policy"]["version"]:
             assert row["policy"]["served_next_day"] and row["policy"]["measured_next_day"] == row["next_day"]["reward"]
@@ -248,3 +253,22 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
     for day in (rows[0]["date"], rows[1]["date"]):
         record = nightly.read_record(settings, date.fromisoformat(day))
         assert record["selected"] == ["validate_logs"] and "policy_dir" in record["outputs"]
+
+
+def _decision(failed: dict[str, str]) -> dict:
+    names = ("contracts", "ranker", "policy", "integrity", "smoke")
+    return {"gates": [{"name": n, "passed": n not in failed, "reason": failed.get(n, "ok")} for n in names]}
+
+
+@pytest.mark.parametrize("failed, policy, ranker, expected", [
+    ({"policy": "lower bound below", "smoke": "not run: policy failed"}, "P1", "R1", {"policy_dir": None, "ranker_dir": "R1"}),
+    ({"ranker": "nDCG below", "smoke": "not run: ranker failed"}, "P1", "R1", {"policy_dir": "P1", "ranker_dir": None}),
+    ({"policy": "x", "ranker": "y", "smoke": "not run: ranker, policy failed"}, "P1", "R1", None),
+    ({"policy": "x", "smoke": "not run: policy failed"}, "P1", None, None),          # nothing else was trained tonight
+    ({"contracts": "quarantined", "policy": "x", "smoke": "not run"}, "P1", "R1", None),
+    ({"smoke": "p95 900 ms over the budget"}, "P1", "R1", None),                      # the smoke test ran and refused
+])
+def test_a_model_that_passed_its_own_gate_gets_a_candidate_without_the_one_that_failed(failed, policy, ranker, expected):
+    from ltrr_core.nightly import fallback_models
+
+    assert fallback_models(_decision(failed), policy, ranker) == expected

@@ -198,7 +198,7 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
     config.write_text(yaml.safe_dump({
         "extends": str(q2e_platform[2]),
         "runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
-        "ranker": {"out_dir": str(out / "rankers"), "min_requests": 10, "iterations": 80,
+        "ranker": {"out_dir": str(out / "rankers"), "min_requests": 10, "iterations": 80, "sources": ["logs"],
                    "position_bias": {"randomize_share": 0.3}},
         "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}))
     settings = load_settings(config)
@@ -349,3 +349,44 @@ def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ra
         train.fit(settings, DAYS[2], bundle_loader(settings))
     after = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
     assert after == before
+
+
+@pytest.mark.slow
+def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion_on_its_validation_part(ranker_loop):
+    """Real engagement: CPCD train searches, candidates from the bundle's own retrieval, likes as
+    labels. Validation queries are train queries put aside by hash; no held-out query is read; the
+    pools are cached by what they depend on."""
+    from ltrr_core.eval.datasets import project_cpcd_queries
+    from ltrr_core.ranking import train
+    from ltrr_core.ranking.real import cached_real_engagement_set, real_engagement_set
+    from ltrr_core.runtime import bundle_loader
+    from ltrr_core.splits import SplitRefused
+
+    settings = ranker_loop[0].with_overrides(**{"ranker.sources": ["real"], "ranker.real.max_queries": 400,
+                                                "ranker.real.min_queries": 50})
+    ranker_dir, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
+    assert report["sources"] == ["real"] and report["train_days"] == []
+    assert report["contract"]["real_training"]["passed"] and report["contract"]["real_validation"]["passed"]
+    fitted, validated = report["real"]["fit"]["queries"], report["real"]["validation"]["queries"]
+    assert fitted + validated <= 400 and validated >= 40
+    assert "memory" not in report["real"]["plan"]                  # it knows the train searches by heart
+    train_texts = set(project_cpcd_queries(settings, "train").queries)
+    heldout_texts = set(project_cpcd_queries(settings, "heldout").queries) - train_texts
+    used = {r.removeprefix("cpcd:") for r in rows["request_id"]}
+    assert used <= train_texts and not used & heldout_texts
+    evaluation = report["evaluation"]
+    assert report["evaluated_on"].startswith(f"{evaluation['n_requests']} real validation queries")
+    assert evaluation["n_requests"] == validated
+    assert evaluation["ranker"]["ndcg@10"] > evaluation["fusion_baseline"]["ndcg@10"]
+    assert "evaluation_logged_day" in report                      # the GENERATED day, reported beside it
+
+    def refuse(bundle_id):
+        raise AssertionError(f"the cached pools should have been reused, not {bundle_id} reloaded")
+
+    from ltrr_core.learning_data import reference_bundle
+
+    bundle = reference_bundle(settings)
+    cached = cached_real_engagement_set(settings, bundle, refuse, train.rankers_root(settings) / "real-pools")
+    assert cached.fit["request_id"].nunique() == fitted and cached.validation["request_id"].nunique() == validated
+    with pytest.raises(SplitRefused, match="train part"):
+        real_engagement_set(settings, ranker_loop[2], project_cpcd_queries(settings, "heldout"))

@@ -5,8 +5,10 @@ A candidate is promoted only when every gate passes:
 a. ``contracts``: every log day its policy and ranker were trained on passed the log
    contracts with at most ``promotion.max_quarantine_fraction`` of rows quarantined, and the
    ranker's training set passed its own contract;
-b. ``ranker``: its nDCG@10 on its evaluation day is not worse than the champion's on the
-   same day (or, without a champion, the fusion baseline's) beyond ``ranker_ndcg_tolerance``;
+b. ``ranker``: its nDCG@10 on the queries it was evaluated on -- the real validation queries
+   when it learned from real engagement, else its logged evaluation day -- is not worse than the
+   champion's on the same queries (or, without a champion, the fusion baseline's) beyond
+   ``ranker_ndcg_tolerance``;
 c. ``policy``: the lower bound of its off-policy value (switch-DR) is not below the logging
    policy's value on the same held-out day minus ``policy_value_tolerance`` (safe policy
    improvement), and the effective sample size of its UNCLIPPED importance weights (the
@@ -146,11 +148,13 @@ def gate_ranker(settings: Settings, bundle: Path) -> Gate:
     reference = "champion" if evaluation.get("champion") else "fusion_baseline"
     candidate, baseline = evaluation["ranker"]["ndcg@10"], evaluation[reference]["ndcg@10"]
     tolerance = settings.promotion.ranker_ndcg_tolerance
+    evaluated_on = report.get("evaluated_on", f"logged day {report['evaluation_day']}")
     numbers = {"ndcg@10": candidate, f"{reference}_ndcg@10": baseline, "tolerance": tolerance,
-               "evaluation_day": report["evaluation_day"]}
+               "evaluation_day": report["evaluation_day"], "evaluated_on": evaluated_on}
     if candidate is None or baseline is None or candidate < baseline - tolerance:
-        return Gate("ranker", False, f"nDCG@10 {candidate} below the {reference}'s {baseline} beyond {tolerance}", numbers)
-    return Gate("ranker", True, f"nDCG@10 {candidate} vs {reference} {baseline}", numbers)
+        return Gate("ranker", False, f"nDCG@10 {candidate} below the {reference}'s {baseline} beyond {tolerance} "
+                                     f"({evaluated_on})", numbers)
+    return Gate("ranker", True, f"nDCG@10 {candidate} vs {reference} {baseline} ({evaluated_on})", numbers)
 
 
 def gate_policy(settings: Settings, bundle: Path) -> Gate:

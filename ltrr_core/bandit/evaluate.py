@@ -265,9 +265,9 @@ def evaluate_nights(settings: Settings, load_bundle: Callable[[str], Any], night
             paired_nights.append(paired)            # every learned night has the same baselines
         prior_rates = hits.mean(axis=0)             # tomorrow's static baselines are chosen on today
         try:
-            ranks = learner.replay_window(settings, data.outcomes, strategies,
-                                          lambda b: service if b == service.bundle_id else load_bundle(b))
-            policy_dir, report = learner.fit(settings, data, ranks)
+            loader = lambda b: service if b == service.bundle_id else load_bundle(b)   # noqa: E731
+            ranks = learner.replay_window(settings, data.outcomes, strategies, loader)
+            policy_dir, report = learner.fit(settings, data, ranks, learner.real_rows(settings, loader))
         except learner.NotEnoughData as error:
             night["training"] = f"skipped: {error}"
             results.append(night)

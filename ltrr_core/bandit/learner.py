@@ -31,10 +31,12 @@ import pandas as pd
 
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from ..learning_data import NoReferenceBundle, reference_bundle
 from ..models.policy import LearnedPolicy
 from . import training
 from .features import FEATURE_VERSION
 from .ope import LoggedFeedback, make_estimators
+from .real import RealPlanRows, cached_real_plan_rows
 
 _log = logging.getLogger("ltrr.bandit")
 
@@ -124,8 +126,24 @@ def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[s
     return ranks
 
 
-def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, dict[str, Any]]:
-    """Train on the window (last day held out), estimate off-policy, publish a policy version."""
+def real_rows(settings: Settings, load_bundle: Callable[[str], Any]) -> RealPlanRows | None:
+    """The real train queries' replay (``bandit.real``) over the reference bundle when ``real`` is
+    one of ``bandit.learner.sources``, else None (also when no bundle exists yet)."""
+    if "real" not in settings.bandit.learner.sources:
+        return None
+    try:
+        bundle = reference_bundle(settings)
+    except NoReferenceBundle as error:
+        _log.warning("policy: no real rows (%s)", error)
+        return None
+    return cached_real_plan_rows(settings, bundle, load_bundle, training.action_strategies(settings),
+                                 policies_root(settings) / "real-replay")
+
+
+def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
+        real: RealPlanRows | None = None) -> tuple[Path, dict[str, Any]]:
+    """Train on the window (last day held out) and on ``real`` rows when given (``real_rows``),
+    estimate off-policy on the held-out logged requests, publish a policy version."""
     from catboost import CatBoostClassifier
 
     config = settings.bandit.learner
@@ -147,6 +165,12 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
     hits = training.plan_hits(ranks, plans, strategies)
     x_train, y_train = training.expand(features[is_train & replayable], hits[is_train & replayable], plans, strategies)
     x_eval, y_eval = training.expand(features[is_eval & replayable], hits[is_eval & replayable], plans, strategies)
+    if "logs" not in config.sources:
+        x_train, y_train = x_train[:0], y_train[:0]
+    if real is not None:
+        real_features = real.features.reindex(columns=features.columns, fill_value=0.0)
+        x_real, y_real = training.expand(real_features, training.plan_hits(real.ranks, plans, strategies), plans, strategies)
+        x_train, y_train = np.vstack([x_train, x_real]), np.concatenate([y_train, y_real])
     model = CatBoostClassifier(iterations=config.iterations, depth=config.depth, learning_rate=config.learning_rate,
                                thread_count=config.threads, random_seed=config.seed, loss_function="Logloss",
                                allow_writing_files=False, verbose=False)
@@ -167,6 +191,7 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray) -> tuple[Path, 
         report = {"version": version, "window": data.days, "held_out_day": held_out_day, "held_out": held_out,
                   "contracts": data.validation,
                   "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
+                  "sources": list(config.sources), "real": real.summary() if real is not None else None,
                   "best_iteration": int(model.get_best_iteration() or config.iterations),
                   "ope": off_policy_report(settings, policy, outcomes[is_eval].reset_index(drop=True),
                                            features[is_eval].reset_index(drop=True))}

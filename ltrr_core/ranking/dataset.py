@@ -102,8 +102,10 @@ def contract_view(frame: pd.DataFrame, features: list[str]) -> pd.DataFrame:
     return view
 
 
-def check_ranking_set(settings: Settings, data: RankingSet) -> dict[str, Any]:
-    """Refuse (ContractViolation) a set that breaks ``data_contracts/ranker_training.json``."""
+def check_ranking_set(settings: Settings, data: RankingSet, max_group: int | None = None) -> dict[str, Any]:
+    """Refuse (ContractViolation) a set that breaks ``data_contracts/ranker_training.json``.
+    ``max_group``: the most rows per request (default ``runtime.max_results``, what a logged
+    impression shows; a real query's candidate pool holds up to ``ranker.rerank_depth``)."""
     from ..contracts.validate import ContractViolation, load_suite, validate_frame
 
     from ..contracts.validate import ROW
@@ -114,8 +116,8 @@ def check_ranking_set(settings: Settings, data: RankingSet) -> dict[str, Any]:
         "expect_table_columns_to_match_set:None": {"column_set": expected},
         "expect_column_values_to_be_between:label": {"max_value": max(settings.ranker.labels.values()) / floor},
         "expect_column_values_to_be_between:grade": {"max_value": max(settings.ranker.labels.values())},
-        "expect_column_values_to_be_between:group_size": {"max_value": settings.runtime.max_results},
-        "expect_column_values_to_be_between:position": {"max_value": settings.runtime.max_results},
+        "expect_column_values_to_be_between:group_size": {"max_value": max_group or settings.runtime.max_results},
+        "expect_column_values_to_be_between:position": {"max_value": max_group or settings.runtime.max_results},
     })
     view = contract_view(data.frame, data.features)
     report = validate_frame(view, suite, max_quarantine_fraction=0.0, example_columns=("request_id", "position"))

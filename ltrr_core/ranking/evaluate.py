@@ -105,6 +105,30 @@ def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Rank
     return {"day": day, "n_requests": len(impressions), "ground_truth": truth is not None, **result}
 
 
+def evaluate_real_validation(settings: Settings, real: Any, contenders: dict[str, Ranker | None]) -> dict[str, Any]:
+    """Contenders on the real validation queries (``ranking.real``: CPCD train part, put aside by
+    hash): each orders the same fused pool; nDCG@10 on the graded labels of the whole liked set,
+    MRR@10 on the liked tracks."""
+    from ..eval.labels import intended
+
+    k = settings.runtime.max_results
+    ranked: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
+    for request_id, rows in real.validation.groupby("request_id", sort=False):
+        rows = rows.sort_values("position")
+        ids = rows["entity_id"].tolist()
+        values = rows[real.features].to_numpy(float)
+        for name, ranker in contenders.items():
+            scores = ranker.score(values) if ranker is not None else -rows["position"].to_numpy(float)
+            ranked[name][request_id] = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-scores[i], i))[:k]]
+    graded = real.validation_qrels                 # a query whose pool came back empty scores 0
+    for lists in ranked.values():
+        for request_id in graded:
+            lists.setdefault(request_id, [])
+    result = score_contenders(ranked, graded, intended(graded, settings.eval), {q: "real_validation" for q in graded},
+                              settings.bandit.ope.confidence)
+    return {"n_requests": len(graded), "source": "real", **result}
+
+
 def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | None]) -> dict[str, Any]:
     """Real CPCD held-out queries, the default plan, the same feature path. Labels by the rule of
     ``ltrr_core.eval.labels``: nDCG@10 on graded labels (liked track 2, its artist entity 1),
@@ -131,6 +155,7 @@ def evaluate_ranker(settings: Settings, ranker_dir, load_bundle: Callable[[str],
     the champion (the serving ranker)."""
     from pathlib import Path
 
+    from ..logs import logged_days
     from .train import serving_ranker
 
     ranker = Ranker(Path(ranker_dir))
@@ -138,10 +163,11 @@ def evaluate_ranker(settings: Settings, ranker_dir, load_bundle: Callable[[str],
     contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": ranker}
     champion = serving_ranker(settings)
     contenders["champion"] = champion
-    simulated = evaluate_logged_day(settings, report["evaluation_day"], contenders, load_bundle)
-    out = {"ranker": ranker.version, "evaluation_day": report["evaluation_day"],
-           "champion_version": champion.version if champion else None,
-           "simulated": {name: simulated[name] for name in contenders}}
+    out: dict[str, Any] = {"ranker": ranker.version, "evaluation_day": report["evaluation_day"],
+                           "champion_version": champion.version if champion else None, "simulated": None}
+    if report["evaluation_day"] in logged_days(settings.data_dir / settings.runtime.log_dir):
+        simulated = evaluate_logged_day(settings, report["evaluation_day"], contenders, load_bundle)
+        out["simulated"] = {name: simulated[name] for name in contenders}
     if service is not None:
         cpcd = evaluate_cpcd(settings, service, contenders)
         out["cpcd"] = {"n_queries": cpcd["n_queries"], **{name: cpcd[name] for name in contenders}}

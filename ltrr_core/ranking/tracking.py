@@ -20,7 +20,7 @@ def _flat_metrics(report: dict[str, Any]) -> dict[str, float]:
     metrics: dict[str, float] = {}
     for loss, values in report["losses"].items():
         metrics[f"validation.{loss}.ndcg_at_10"] = values["validation_ndcg@10"]
-    for position, value in enumerate(report["position_bias"]["examination"], start=1):
+    for position, value in enumerate((report.get("position_bias") or {}).get("examination", []), start=1):
         metrics[f"examination.position_{position}"] = value
     for name, scores in report["evaluation"].items():
         if not isinstance(scores, dict) or "ndcg@10" not in scores:
@@ -46,6 +46,8 @@ def _plots(report: dict[str, Any], directory: Path) -> list[Path]:
     fig.tight_layout()
     fig.savefig(directory / "feature_importance.png", dpi=110)
     plt.close(fig)
+    if not (report.get("position_bias") or {}).get("examination"):
+        return [directory / "feature_importance.png"]      # real engagement only: no clicks by position
     examination = report["position_bias"]["examination"]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(range(1, len(examination) + 1), examination, marker="o", label="estimated (EM, PBM)")
@@ -59,6 +61,14 @@ def _plots(report: dict[str, Any], directory: Path) -> list[Path]:
     return [directory / "feature_importance.png", directory / "examination.png"]
 
 
+def _dataset_name(report: dict[str, Any]) -> str:
+    days = report["train_days"]
+    parts = [f"logged {days[0]}..{days[-1]}"] if days else []
+    if "real" in report:
+        parts.append("real CPCD train queries")
+    return "ranking rows " + " + ".join(parts)
+
+
 def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any], training_rows: pd.DataFrame,
                    run_name: str) -> dict[str, Any]:
     import mlflow
@@ -69,15 +79,16 @@ def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any],
     # threads, and MLflow's "current experiment" is process-wide.
     experiment_id = use_experiment(settings, settings.mlflow.ranker_experiment)
     with mlflow.start_run(run_name=run_name, experiment_id=experiment_id) as run:
-        mlflow.log_params({"train_days": ",".join(report["train_days"]), "validation_day": report["validation_day"],
+        mlflow.log_params({"sources": ",".join(report.get("sources", ["logs"])),
+                           "train_days": ",".join(report["train_days"]) or "none",
+                           "validation_day": report["validation_day"] or "real validation queries",
                            "evaluation_day": report["evaluation_day"], "loss": report["loss"],
                            "ranker_version": report["version"], "champion": report["champion"] or "none",
                            **{f"ranker.{k}": v for k, v in settings.ranker.model_dump().items()
                               if not isinstance(v, (dict, list))},
                            "ranker.position_bias.method": settings.ranker.position_bias.method})
         mlflow.log_metrics(_flat_metrics(report))
-        mlflow.log_input(mlflow.data.from_pandas(training_rows.astype(str), name=f"ranking rows {report['train_days'][0]}.."
-                                                 f"{report['train_days'][-1]}"), context="training")
+        mlflow.log_input(mlflow.data.from_pandas(training_rows.astype(str), name=_dataset_name(report)), context="training")
         with tempfile.TemporaryDirectory() as tmp:
             for plot in _plots(report, Path(tmp)):
                 mlflow.log_artifact(str(plot))

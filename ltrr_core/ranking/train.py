@@ -25,6 +25,9 @@ import pandas as pd
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
 from .dataset import RankingSet, build_ranking_set, check_ranking_set
+from ..learning_data import NoReferenceBundle, reference_bundle
+from .labels import no_position_bias
+from .real import DAY, RealEngagementSet, cached_real_engagement_set
 from .features import FEATURE_SPEC_VERSION
 from .model import MODEL_FILE, SPEC_FILE, Ranker
 
@@ -101,15 +104,21 @@ def serving_ranker(settings: Settings) -> Ranker | None:
     return Ranker(directory) if (directory / SPEC_FILE).is_file() else None
 
 
-def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
-        window: int | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
-    """Train on the days before ``day`` (contract-checked), evaluate on ``day`` against the fusion
-    and the champion, publish a ranker version; returns it with a report (split, position bias,
-    losses compared, training-set contract, evaluation). ``load_bundle`` (bundle id -> loaded
-    service, e.g. ``ltrr_core.runtime.bundle_loader``) replays the evaluation day's requests."""
-    from .evaluate import FUSION, evaluate_logged_day
+@dataclass
+class TrainingData:
+    """What one night's ranker fits on, whatever its sources (``ranker.sources``)."""
 
-    split = split_days(settings, day, window)
+    train: pd.DataFrame                    # labelled groups only
+    valid: pd.DataFrame
+    features: list[str]
+    report: dict[str, Any]
+    contract: dict[str, Any]
+    log_contracts: dict[str, Any]
+    logged: RankingSet | None = None       # the logged days' set (its position bias), when logs are a source
+    real: RealEngagementSet | None = None
+
+
+def _logged_data(settings: Settings, split: Split) -> TrainingData:
     training = build_ranking_set(settings, split.train_days)
     validation = build_ranking_set(settings, [split.validation_day], correct_position_bias=False)
     # Validation labels use the training days' examination estimate: one correction, fitted once.
@@ -121,45 +130,119 @@ def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
         raise NotEnoughRankingData(f"{train['request_id'].nunique()} labelled requests on {split.train_days} "
                                    f"(ranker.min_requests is {settings.ranker.min_requests}), "
                                    f"{valid['request_id'].nunique()} on the validation day {split.validation_day}")
-    features = training.features
-    losses = {loss: _fit_one(settings, loss, train, valid, features) for loss in settings.ranker.losses}
-    chosen = max(losses, key=lambda name: losses[name][1])
-    model = losses[chosen][0]
-    uncorrected = _uncorrected(settings, training, valid, features, chosen)
-    version = datetime.now(timezone.utc).strftime("R%Y%m%dT%H%M%S%fZ")
-    final = rankers_root(settings) / version
-    report = {"version": version, "train_days": split.train_days, "validation_day": split.validation_day,
-              "evaluation_day": split.evaluation_day, "loss": chosen,
-              "losses": {name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
-                         for name, (m, score) in losses.items()},
+    report = {"train_days": split.train_days, "validation_day": split.validation_day,
               "position_bias": training.bias.to_dict(),
               "training_set": {"rows": len(training.frame), "requests": int(training.frame["request_id"].nunique()),
                                "labelled_requests": int(train["request_id"].nunique()),
-                               "skipped_impressions": training.skipped_impressions},
-              "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in contract.items()},
-              "contracts": {**training.log_contracts, **validation.log_contracts},
+                               "skipped_impressions": training.skipped_impressions}}
+    return TrainingData(train, valid, training.features, report, contract,
+                        {**training.log_contracts, **validation.log_contracts}, logged=training)
+
+
+def _real_data(settings: Settings, load_bundle: Callable[[str], Any]) -> TrainingData:
+    try:
+        bundle = reference_bundle(settings)
+    except NoReferenceBundle as error:
+        raise NotEnoughRankingData(str(error)) from error
+    real = cached_real_engagement_set(settings, bundle, load_bundle, rankers_root(settings) / "real-pools")
+    n_queries = real.fit["request_id"].nunique()
+    if n_queries < settings.ranker.real.min_queries or real.validation.empty:
+        raise NotEnoughRankingData(f"{n_queries} real train queries with a like to fit (ranker.real.min_queries is "
+                                   f"{settings.ranker.real.min_queries}), {real.validation['request_id'].nunique()} to validate")
+    max_group = settings.ranker.rerank_depth
+    contract = {"real_training": check_ranking_set(settings, RankingSet(real.fit, real.features, 0, no_position_bias(1)), max_group),
+                "real_validation": check_ranking_set(settings, RankingSet(real.validation, real.features, 0,
+                                                                          no_position_bias(1)), max_group)}
+    return TrainingData(_labelled_groups(real.fit), _labelled_groups(real.validation), real.features,
+                        {"real": real.summary()}, contract, {}, real=real)
+
+
+def _joined(parts: list[TrainingData]) -> TrainingData:
+    if len(parts) == 1:
+        return parts[0]
+    logged = next((p.logged for p in parts if p.logged is not None), None)
+    real = next((p.real for p in parts if p.real is not None), None)
+    return TrainingData(pd.concat([p.train for p in parts], ignore_index=True),
+                        pd.concat([p.valid for p in parts], ignore_index=True), parts[0].features,
+                        {k: v for p in parts for k, v in p.report.items()},
+                        {k: v for p in parts for k, v in p.contract.items()},
+                        {k: v for p in parts for k, v in p.log_contracts.items()}, logged, real)
+
+
+def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
+        window: int | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+    """Train on ``ranker.sources`` -- real engagement (CPCD train searches over the served bundle's
+    retrieval) and/or the logged days before ``day`` (contract-checked) --, evaluate against the
+    fusion and the champion, publish a ranker version; returns it with a report (sources, position
+    bias, losses compared, training-set contracts, evaluations). The gate's ``evaluation`` is the
+    real validation queries' when real engagement is a source, else the logged evaluation day's.
+    ``load_bundle`` (bundle id -> loaded service, e.g. ``ltrr_core.runtime.bundle_loader``) serves
+    both the real queries' candidates and the replay of the evaluation day's requests."""
+    from .evaluate import FUSION, evaluate_logged_day, evaluate_real_validation
+
+    sources = settings.ranker.sources
+    split = split_days(settings, day, window) if "logs" in sources else None
+    parts = []
+    if split is not None:
+        parts.append(_logged_data(settings, split))
+    if "real" in sources:
+        parts.append(_real_data(settings, load_bundle))
+    data = _joined(parts)
+    features = data.features
+    losses = {loss: _fit_one(settings, loss, data.train, data.valid, features) for loss in settings.ranker.losses}
+    chosen = max(losses, key=lambda name: losses[name][1])
+    model = losses[chosen][0]
+    uncorrected = _uncorrected(settings, data.logged, data.valid, features, chosen) if data.logged is not None else None
+    version = datetime.now(timezone.utc).strftime("R%Y%m%dT%H%M%S%fZ")
+    final = rankers_root(settings) / version
+    evaluation_day = day.isoformat()
+    report = {"version": version, "sources": list(sources), "train_days": [], "validation_day": None,
+              "evaluation_day": evaluation_day, **data.report, "loss": chosen,
+              "losses": {name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
+                         for name, (m, score) in losses.items()},
+              "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in data.contract.items()},
+              "contracts": data.log_contracts,
               "feature_importance": dict(zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist()))}
     with staged_directory(final) as staging:
         model.save_model(str(staging / MODEL_FILE))
-        uncorrected.save_model(str(staging / "uncorrected.cbm"))
+        if uncorrected is not None:
+            uncorrected.save_model(str(staging / "uncorrected.cbm"))
         write_json_atomic(staging / SPEC_FILE, {"version": version, "feature_spec_version": FEATURE_SPEC_VERSION,
-                                                "feature_names": features, "loss": chosen,
-                                                "position_bias": settings.ranker.position_bias.method,
-                                                "trained_on": split.train_days, "validation_day": split.validation_day,
+                                                "feature_names": features, "loss": chosen, "sources": list(sources),
+                                                "position_bias": settings.ranker.position_bias.method if uncorrected else "none",
+                                                "trained_on": report["train_days"] or [DAY],
+                                                "validation_day": report["validation_day"],
                                                 "created_at": datetime.now(timezone.utc).isoformat()})
-        contenders = {FUSION: None, "ranker": Ranker(staging), "ranker_without_position_bias": Ranker(staging, "uncorrected.cbm")}
+        contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": Ranker(staging)}
+        if uncorrected is not None:
+            contenders["ranker_without_position_bias"] = Ranker(staging, "uncorrected.cbm")
         champion = serving_ranker(settings)
         if champion is not None:
             contenders["champion"] = champion
         report["champion"] = champion.version if champion else None
-        report["evaluation"] = evaluate_logged_day(settings, split.evaluation_day, contenders, load_bundle)
+        if data.real is not None:
+            report["evaluation"] = evaluate_real_validation(settings, data.real, contenders)
+            report["evaluated_on"] = f"{report['evaluation']['n_requests']} real validation queries (CPCD train part)"
+        if _has_logs(settings, evaluation_day):
+            simulated = evaluate_logged_day(settings, evaluation_day, contenders, load_bundle)
+            report["evaluation" if data.real is None else "evaluation_logged_day"] = simulated
+        if "evaluation" not in report:
+            raise NotEnoughRankingData(f"nothing to evaluate the ranker on: no real validation queries and no logs on {day}")
+        report.setdefault("evaluated_on", f"logged day {evaluation_day}")
         write_json_atomic(staging / "report.json", report)
     write_pointer(rankers_root(settings) / "LATEST", version)
-    return final, report, train
+    return final, report, data.train
+
+
+def _has_logs(settings: Settings, day: str) -> bool:
+    from ..logs import logged_days
+
+    return day in logged_days(settings.data_dir / settings.runtime.log_dir)
 
 
 def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, features: list[str], loss: str):
-    """The kept loss trained on raw grades: what the position-bias correction is measured against."""
+    """The kept loss trained on raw grades of the logged days: what the position-bias correction is
+    measured against."""
     raw = training.frame.assign(label=training.frame["grade"])
     return _fit_one(settings, loss, _labelled_groups(raw), valid, features)[0]
 

@@ -1,0 +1,110 @@
+"""Ranking data from real engagement: the CPCD ``train`` searches, the platform's own candidates
+for them, and what the people liked as labels.
+
+CPCD's ``search_results_labeled`` shows, for each search of a conversation, the tracks the person
+saw and which they liked. For every distinct ``train`` query with a like, the candidates come from
+the serving path itself (``SearchService.retrieve_plan`` with every strategy at
+``ranker.real.depth``, fused, the top ``ranker.rerank_depth``), and their features from the one
+feature function serving uses (``SearchService.ranking_features``), so a ranker fitted here sees
+at training time exactly what it sees when it serves. Labels follow the rule of every labelled
+evaluation (``ltrr_core.eval.labels``): a liked track 2, its artist entity 1, anything else 0.
+
+Only ``train`` conversations are read (``ltrr_core.splits``); a stable hash of the query puts
+``ranker.real.validation_share`` of them aside to validate (early stopping, loss choice and the
+ranker gate). The memory strategy is left out of the candidates (``ranker.real.exclude_strategies``):
+it was built from these very searches and would be a perfect, and misleading, feature.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ..config import Settings
+from ..durable import write_json_atomic, write_parquet
+from ..eval.datasets import LabelledQueries
+from ..learning_data import is_validation, prune, retrieval_key, served_strategies, train_queries
+from ..retrieval.base import Query
+from .dataset import KEYS
+from .features import FEATURE_SPEC_VERSION, feature_names
+
+DAY = "real:cpcd-train"       # the ``day`` key of real rows: they come from no logged day
+
+
+@dataclass
+class RealEngagementSet:
+    """Fused candidate pools of real train queries with features and graded labels."""
+
+    fit: pd.DataFrame                      # KEYS + randomized + features + grade + clicked + label
+    validation: pd.DataFrame
+    features: list[str]
+    validation_qrels: dict[str, dict[str, int]]   # request id -> graded labels (the whole set, not the pool)
+    plan: dict[str, int]
+    bundle_id: str
+
+    def summary(self) -> dict[str, Any]:
+        return {"source": "CPCD train searches with a like", "bundle_id": self.bundle_id, "plan": self.plan,
+                "fit": {"queries": int(self.fit["request_id"].nunique()), "rows": len(self.fit)},
+                "validation": {"queries": int(self.validation["request_id"].nunique()), "rows": len(self.validation)}}
+
+
+def candidate_plan(settings: Settings, strategies: list[str]) -> dict[str, int]:
+    return {name: settings.ranker.real.depth for name in served_strategies(settings, strategies)}
+
+
+def query_rows(service: Any, request_id: str, text: str, graded: dict[str, int],
+               plan: dict[str, int]) -> list[list[Any]]:
+    """One query's pool through the serving path: rows of KEYS + randomized + features + grade."""
+    understanding = service.understander.understand(text)
+    fused, per_strategy = service.retrieve_plan(Query(text, {}, understanding), plan)
+    pool = fused[:service.settings.ranker.rerank_depth]
+    values = service.ranking_features(understanding.to_dict(), {}, per_strategy, pool)
+    return [[request_id, DAY, position, c.entity_id, text, False, *row, float(graded.get(c.entity_id, 0))]
+            for position, (c, row) in enumerate(zip(pool, values.tolist()), start=1)]
+
+
+def real_engagement_set(settings: Settings, service: Any, labelled: LabelledQueries | None = None) -> RealEngagementSet:
+    """The real ranking data over ``service``'s bundle. ``labelled`` defaults to the project's CPCD
+    ``train`` part; another part is refused (``splits.require_train``)."""
+    queries = train_queries(settings, service.display, labelled)
+    graded = queries.qrels
+    names = feature_names(sorted(settings.retrieval.strategies))
+    plan = candidate_plan(settings, list(service.strategies))
+    records: list[list[Any]] = []
+    for query_id, grades in graded.items():
+        records += query_rows(service, f"cpcd:{query_id}", queries.queries[query_id], grades, plan)
+    frame = pd.DataFrame(records, columns=[*KEYS, "randomized", *names, "grade"])
+    frame["clicked"] = (frame["grade"] >= settings.eval.liked_track_grade).astype(float)
+    frame["label"] = frame["grade"]
+    validation = {f"cpcd:{q}": g for q, g in graded.items() if is_validation(q, settings)}
+    validating = frame["request_id"].isin(validation).to_numpy()
+    return RealEngagementSet(frame[~validating].reset_index(drop=True), frame[validating].reset_index(drop=True), names,
+                             validation, plan, service.bundle_id)
+
+
+def cached_real_engagement_set(settings: Settings, bundle: Path, load_bundle: Callable[[str], Any],
+                               cache: Path, keep: int = 3) -> RealEngagementSet:
+    """``real_engagement_set`` over ``bundle``, cached under ``cache`` by ``learning_data.retrieval_key``: a night whose
+    retrieval did not change (a new policy or Q2E table only) reuses the pools instead of running
+    every train query again. Written atomically; the newest ``keep`` sets are kept."""
+    key = retrieval_key(settings, bundle, "ranker pools", FEATURE_SPEC_VERSION, settings.ranker.rerank_depth)
+    frame_path, meta_path = cache / f"{key}.parquet", cache / f"{key}.json"
+    if frame_path.is_file() and meta_path.is_file():
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        frame = pd.read_parquet(frame_path)
+        validating = frame["request_id"].isin(meta["validation_qrels"]).to_numpy()
+        return RealEngagementSet(frame[~validating].reset_index(drop=True), frame[validating].reset_index(drop=True),
+                                 meta["features"], meta["validation_qrels"], meta["plan"], meta["bundle_id"])
+    real = real_engagement_set(settings, load_bundle(bundle.name))
+    write_parquet(pa.Table.from_pandas(pd.concat([real.fit, real.validation], ignore_index=True), preserve_index=False),
+                  frame_path)
+    write_json_atomic(meta_path, {"features": real.features, "validation_qrels": real.validation_qrels,
+                                  "plan": real.plan, "bundle_id": real.bundle_id})
+    prune(cache, keep)
+    return real
