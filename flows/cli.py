@@ -1024,8 +1024,9 @@ def demo(
                       _fmt(row["unique_candidates"], "{:.0f}"),
                       f"{policy['estimate']:.3f} [{policy['ci'][0]:.3f}, {policy['ci'][1]:.3f}]" if policy["estimate"] is not None else str(policy["trained"]),
                       _fmt(policy["measured_next_day"]) if policy["served_next_day"] else "(not served)",
-                      "yes" if promotion["promoted"] else "no",
-                      "; ".join(promotion["reasons"] or []))
+                      ("yes (" + " + ".join(promotion.get("models") or []) + ")") if promotion["promoted"] else "no",
+                      " / then: ".join("; ".join(a["reasons"] or []) for a in promotion.get("attempts") or [promotion]
+                                       if not a.get("promoted")))
     last = rows[-1]["next_day"] if rows else None
     if last:
         table.add_row(last["day"], _served_by(last["policies"], last["ranked_by"]), _fmt(last["candidate_recall"]),

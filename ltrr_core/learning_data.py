@@ -20,6 +20,9 @@ from .eval.datasets import LabelledQueries, project_cpcd_queries
 from .eval.labels import graded_labels
 from .splits import require_train, unit_hash
 
+# A bundle's trained ranker; its entity attributes and feature spec (also under ranker/) do count.
+MODEL_FILES = frozenset({"ranker/ranker.json", "ranker/model.cbm", "ranker/report.json", "ranker/uncorrected.cbm"})
+
 
 class NoReferenceBundle(ValueError):
     """No bundle exists to draw real queries' candidates from."""
@@ -70,12 +73,13 @@ def served_strategies(settings: Settings, strategies: list[str]) -> list[str]:
 
 
 def retrieval_key(settings: Settings, bundle: Path, *parts: Any) -> str:
-    """What a computation over a bundle's retrieval depends on: its retrieval files (not its policy
-    or ranker; not its Q2E table while the memory strategy is excluded), the split, the grading
+    """What a computation over a bundle's retrieval depends on: its retrieval and entity files (not
+    its policy or trained ranker; not its Q2E table while the memory strategy is excluded), the split, the grading
     rule, the real-data settings, and ``parts``. Equal keys, equal results."""
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
-    skipped = ("policy/", "ranker/", *(("q2e/",) if "memory" in settings.ranker.real.exclude_strategies else ()))
-    files = sorted((n, d) for n, d in manifest["files"].items() if not n.startswith(skipped))
+    skipped = ("policy/", *(("q2e/",) if "memory" in settings.ranker.real.exclude_strategies else ()))
+    files = sorted((n, d) for n, d in manifest["files"].items()
+                   if not n.startswith(skipped) and n not in MODEL_FILES)
     payload = [files, manifest["components"].get("lance"), settings.splits.model_dump(mode="json"),
                settings.ranker.real.model_dump(mode="json"), settings.eval.liked_track_grade,
                settings.eval.liked_track_artist_grade, settings.catalog.paths.cpcd_labels, *parts]

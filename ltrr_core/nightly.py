@@ -372,6 +372,8 @@ def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | 
     bandit = record["steps"].get("bandit", {})
     estimate = bandit.get("ope_switch_dr")
     decision = record.get("promotion") or {}
+    sources = (record["steps"].get("bundle") or {}).get("sources") or {}
+    promoted_models = [m for m, source in sources.items() if source == "tonight"] if decision.get("promoted") else []
     # The next day measures this night's policy only if it was promoted and served that day.
     version = bandit.get("version")
     served_next = bool(next_served and version and any(p.endswith(version) for p in next_served.get("policies") or {}))
@@ -390,7 +392,8 @@ def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | 
         "ranker": {"trained": record["steps"].get("ranker", {}).get("status"),
                    "ndcg@10": record["steps"].get("ranker", {}).get("ndcg@10")},
         "promotion": {"bundle_id": decision.get("bundle_id"), "promoted": decision.get("promoted"),
-                      "reasons": decision.get("reasons")},
+                      "reasons": decision.get("reasons"), "models": promoted_models,   # tonight's models now serving
+                      "attempts": record.get("promotion_attempts") or []},
         "next_day": {k: next_served.get(k) for k in ("day", "candidate_recall", "ndcg@10", "reward", "unique_candidates",
                                                     "policies", "ranked_by")} if next_served else None,
     }

@@ -80,7 +80,7 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
         first, *second = record["promotion_attempts"]
         assert len(second) <= 1 and (not second or not first["promoted"])
     for row in rows:       # a promoted night's policy serves the next day and is measured there
-        if row["promotion"]["promoted"] and row["policy"]["version"]:
+        if row["promotion"]["promoted"] and "policy" in row["promotion"]["models"]:
             assert row["policy"]["served_next_day"] and row["policy"]["measured_next_day"] == row["next_day"]["reward"]
 
 

@@ -364,7 +364,7 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
 
     settings = ranker_loop[0].with_overrides(**{"ranker.sources": ["real"], "ranker.real.max_queries": 400,
                                                 "ranker.real.min_queries": 50})
-    ranker_dir, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
+    _, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
     assert report["sources"] == ["real"] and report["train_days"] == []
     assert report["contract"]["real_training"]["passed"] and report["contract"]["real_validation"]["passed"]
     fitted, validated = report["real"]["fit"]["queries"], report["real"]["validation"]["queries"]

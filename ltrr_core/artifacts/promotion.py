@@ -205,7 +205,7 @@ def _timed_medians(services: list[Any], queries: list[str], repeats: int) -> lis
             order = list(range(len(services)))
             for index in order if (round_ + q) % 2 == 0 else order[::-1]:
                 started = time.perf_counter()
-                services[index].search(text)
+                services[index].search(text, explore=False)
                 samples[index][q].append((time.perf_counter() - started) * 1000)
     return [[float(np.median(per_query)) for per_query in per_service] for per_service in samples]
 
@@ -218,7 +218,9 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
     champion_path = champion_path if champion_path is not None and champion_path.name != Path(bundle).name else None
     try:
         service = load_service(settings, bundle)
-        empty = [text for text in config.smoke_queries if not service.search(text).results]   # also the warm-up
+        # The greedy plan (no exploration): a random exploratory plan (memory alone, say) may find
+        # nothing for a query, and the gate must judge the bundle, not the draw.
+        empty = [text for text in config.smoke_queries if not service.search(text, explore=False).results]   # also the warm-up
     except Exception as error:  # noqa: BLE001 - any failure to serve blocks promotion, with its reason
         return Gate("smoke", False, f"{type(error).__name__}: {error}")
     services, note = [service], ""
@@ -226,7 +228,7 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
         try:
             champion = load_service(settings, champion_path)
             for text in config.smoke_queries:
-                champion.search(text)
+                champion.search(text, explore=False)
             services.append(champion)
         except Exception as error:  # noqa: BLE001 - a broken champion must not block its replacement
             note = f" (champion {champion_path.name} could not be timed: {type(error).__name__}: {error})"

@@ -135,7 +135,7 @@ def render_loop(curve: list[dict[str, Any]], config: str) -> list[str]:
         "requests; `ESS` from the unclipped weights.",
         "",
         "| night | day | served by | cand. recall | nDCG@10 | reward | candidates | policy estimate [95% CI] | ESS | "
-        "measured next day | ranker nDCG@10 (fusion) on its evaluation day | promoted | why not |",
+        "measured next day | ranker nDCG@10 (fusion) where gated | promoted | why not |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in curve:
@@ -147,9 +147,21 @@ def render_loop(curve: list[dict[str, Any]], config: str) -> list[str]:
             f"| {row['night']} | {row['date']} | {served_by} | {_f(row['candidate_recall'])} | {_f(row['ndcg@10'])} | "
             f"{_f(row['reward'])} | {_f(row['unique_candidates'], '{:.0f}')} | {estimate} | {_f(policy['ess'], '{:.0f}')} | "
             f"{_f(policy['measured_next_day']) if policy['served_next_day'] else '(not served)'} | "
-            f"{_ranker(row['ranker'])} | {'yes' if promotion['promoted'] else 'no'} | "
-            f"{'; '.join(promotion['reasons'] or [])} |")
+            f"{_ranker(row['ranker'])} | {_promoted(promotion)} | {_why_not(promotion)} |")
     return lines + [""]
+
+
+def _promoted(promotion: dict[str, Any]) -> str:
+    if not promotion["promoted"]:
+        return "no"
+    models = promotion.get("models")
+    return f"yes ({' + '.join(models)})" if models else "yes"
+
+
+def _why_not(promotion: dict[str, Any]) -> str:
+    """The refusals of the night: every refused candidate's reasons (a night may gate two)."""
+    attempts = promotion.get("attempts") or [promotion]
+    return " / then: ".join("; ".join(a.get("reasons") or []) for a in attempts if not a.get("promoted"))
 
 
 def _ranker(ranker: dict[str, Any]) -> str:
