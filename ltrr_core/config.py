@@ -497,6 +497,9 @@ class RealEngagementConfig(_Model):
     # The memory index was built from these very train searches, so on them it knows the answer;
     # a ranker fitted with it would trust it far beyond what it gives on new queries.
     exclude_strategies: list[str] = ["memory"]
+    # Pools per query: ``wide`` (every strategy at ``depth``) and ``served`` (the reference bundle's
+    # greedy plan, what the ranker re-orders when it serves; measured to help on served pools).
+    pools: list[Literal["wide", "served"]] = Field(["wide", "served"], min_length=1)
     min_queries: int = Field(100, gt=0)    # train queries with a like needed to fit
     max_queries: int | None = Field(None, gt=0)   # a stable-hash sample of the train queries (None: all)
 

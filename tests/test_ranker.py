@@ -358,7 +358,7 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     pools are cached by what they depend on."""
     from ltrr_core.eval.datasets import project_cpcd_queries
     from ltrr_core.ranking import train
-    from ltrr_core.ranking.real import cached_real_engagement_set, real_engagement_set
+    from ltrr_core.ranking.real import cached_real_engagement_set, query_ids, real_engagement_set
     from ltrr_core.runtime import bundle_loader
     from ltrr_core.splits import SplitRefused
 
@@ -372,11 +372,12 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     assert "memory" not in report["real"]["plan"]                  # it knows the train searches by heart
     train_texts = set(project_cpcd_queries(settings, "train").queries)
     heldout_texts = set(project_cpcd_queries(settings, "heldout").queries) - train_texts
-    used = {r.removeprefix("cpcd:") for r in rows["request_id"]}
+    used = {r.removeprefix("cpcd:") for r in query_ids(rows)}
     assert used <= train_texts and not used & heldout_texts
     evaluation = report["evaluation"]
     assert report["evaluated_on"].startswith(f"{evaluation['n_requests']} real validation queries")
-    assert evaluation["n_requests"] == validated
+    assert evaluation["n_requests"] == validated                   # judged on the served pools, one per query
+    assert fitted < report["real"]["fit"]["pools"] <= 2 * fitted   # a wide and (unless empty) a served pool per query
     assert evaluation["ranker"]["ndcg@10"] > evaluation["fusion_baseline"]["ndcg@10"]
     assert "evaluation_logged_day" in report                      # the GENERATED day, reported beside it
 
@@ -387,6 +388,6 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
 
     bundle = reference_bundle(settings)
     cached = cached_real_engagement_set(settings, bundle, refuse, train.rankers_root(settings) / "real-pools")
-    assert cached.fit["request_id"].nunique() == fitted and cached.validation["request_id"].nunique() == validated
+    assert query_ids(cached.fit).nunique() == fitted and query_ids(cached.validation).nunique() == validated
     with pytest.raises(SplitRefused, match="train part"):
         real_engagement_set(settings, ranker_loop[2], project_cpcd_queries(settings, "heldout"))

@@ -144,10 +144,6 @@ def _plan_runs(service: Any, labelled: LabelledQueries, qids: list[str], depths:
     return out
 
 
-def _prefix(found: Candidates, depth: int) -> Candidates:
-    return Candidates(found.strategy, found.ids[:depth], found.scores[:depth], found.meta)
-
-
 def _fused_runs(per_strategy: dict[str, list[Candidates]], depths: dict[str, int], fusion, k: int) -> SystemRuns:
     """The plan's strategies cut to their depths (each strategy's top ``d`` is the prefix of its
     top ``eval.depth``), fused; candidates are their union."""
@@ -155,7 +151,7 @@ def _fused_runs(per_strategy: dict[str, list[Candidates]], depths: dict[str, int
     names = [n for n, d in depths.items() if d > 0 and n in per_strategy]
     n_queries = len(next(iter(per_strategy.values())))
     for i in range(n_queries):
-        parts = [_prefix(per_strategy[n][i], depths[n]) for n in names]
+        parts = [per_strategy[n][i].prefix(depths[n]) for n in names]
         out.ranked.append([f.entity_id for f in fuse(parts, fusion, k)])
         out.candidates.append({e for p in parts for e in p.ids})
         out.budget.append(sum(depths[n] for n in names))

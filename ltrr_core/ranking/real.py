@@ -18,6 +18,7 @@ it was built from these very searches and would be a perfect, and misleading, fe
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -28,12 +29,15 @@ import pyarrow as pa
 from ..config import Settings
 from ..durable import write_json_atomic, write_parquet
 from ..eval.datasets import LabelledQueries
+from ..bandit.features import policy_features
 from ..learning_data import is_validation, prune, retrieval_key, served_strategies, train_queries
+from ..models.policy import greedy_decision
 from ..retrieval.base import Query
 from .dataset import KEYS
 from .features import FEATURE_SPEC_VERSION, feature_names
 
 DAY = "real:cpcd-train"       # the ``day`` key of real rows: they come from no logged day
+POOL_MARK = "|pool="          # between a real query and the name of one of its pools in a group id
 
 
 @dataclass
@@ -48,24 +52,54 @@ class RealEngagementSet:
     bundle_id: str
 
     def summary(self) -> dict[str, Any]:
+        def counts(frame: pd.DataFrame) -> dict[str, int]:
+            return {"queries": int(query_ids(frame).nunique()), "pools": int(frame["request_id"].nunique()),
+                    "rows": len(frame)}
+
         return {"source": "CPCD train searches with a like", "bundle_id": self.bundle_id, "plan": self.plan,
-                "fit": {"queries": int(self.fit["request_id"].nunique()), "rows": len(self.fit)},
-                "validation": {"queries": int(self.validation["request_id"].nunique()), "rows": len(self.validation)}}
+                "fit": counts(self.fit), "validation": counts(self.validation)}
+
+
+def query_ids(frame: pd.DataFrame) -> pd.Series:
+    """The real query of each row (``cpcd:<query>``), whichever of its pools the row is in."""
+    return frame["request_id"].str.replace(rf"{re.escape(POOL_MARK)}[a-z]+$", "", regex=True)
 
 
 def candidate_plan(settings: Settings, strategies: list[str]) -> dict[str, int]:
     return {name: settings.ranker.real.depth for name in served_strategies(settings, strategies)}
 
 
-def query_rows(service: Any, request_id: str, text: str, graded: dict[str, int],
-               plan: dict[str, int]) -> list[list[Any]]:
-    """One query's pool through the serving path: rows of KEYS + randomized + features + grade."""
+def query_rows(service: Any, query_id: str, text: str, graded: dict[str, int], plan: dict[str, int],
+               pools: list[str]) -> list[list[Any]]:
+    """One query's pools through the serving path: rows of KEYS + randomized + features + grade.
+
+    Each strategy of ``plan`` is run once; ``wide`` fuses them all at the plan's depth, ``served``
+    cuts them to the greedy plan the bundle's policy picks for the query (its context is the query
+    alone, with no memory probe: the memory index knows every train search), so the ranker also
+    learns on pools like the ones it re-orders when it serves. A strategy's top d is taken as the
+    prefix of its top ``ranker.real.depth`` (exact for lexical and semantic; structured search may
+    relax its filters differently at another depth)."""
     understanding = service.understander.understand(text)
-    fused, per_strategy = service.retrieve_plan(Query(text, {}, understanding), plan)
-    pool = fused[:service.settings.ranker.rerank_depth]
-    values = service.ranking_features(understanding.to_dict(), {}, per_strategy, pool)
-    return [[request_id, DAY, position, c.entity_id, text, False, *row, float(graded.get(c.entity_id, 0))]
-            for position, (c, row) in enumerate(zip(pool, values.tolist()), start=1)]
+    found = {name: service.strategies[name].retrieve(Query(text, {}, understanding), depth)
+             for name, depth in plan.items() if name in service.strategies}
+    depths = {"wide": plan}
+    if "served" in pools:
+        decision = greedy_decision(service.policy, policy_features(understanding, {}, None))
+        depths["served"] = {n: min(d, plan[n]) for n, d in decision.depths.items() if n in plan}
+    rows = []
+    for pool_name in pools:
+        fused, per_strategy = service.fuse_plan(found, depths[pool_name])
+        pool = fused[:service.settings.ranker.rerank_depth]
+        values = service.ranking_features(understanding.to_dict(), {}, per_strategy, pool)
+        request_id = request_of(query_id, pool_name)
+        rows += [[request_id, DAY, position, c.entity_id, text, False, *row, float(graded.get(c.entity_id, 0))]
+                 for position, (c, row) in enumerate(zip(pool, values.tolist()), start=1)]
+    return rows
+
+
+def request_of(query_id: str, pool: str) -> str:
+    """The group id of one pool of one real query (``cpcd:<query>`` for the wide pool)."""
+    return f"cpcd:{query_id}" if pool == "wide" else f"cpcd:{query_id}{POOL_MARK}{pool}"
 
 
 def real_engagement_set(settings: Settings, service: Any, labelled: LabelledQueries | None = None) -> RealEngagementSet:
@@ -75,14 +109,17 @@ def real_engagement_set(settings: Settings, service: Any, labelled: LabelledQuer
     graded = queries.qrels
     names = feature_names(sorted(settings.retrieval.strategies))
     plan = candidate_plan(settings, list(service.strategies))
+    pools = list(settings.ranker.real.pools)
     records: list[list[Any]] = []
     for query_id, grades in graded.items():
-        records += query_rows(service, f"cpcd:{query_id}", queries.queries[query_id], grades, plan)
+        records += query_rows(service, query_id, queries.queries[query_id], grades, plan, pools)
     frame = pd.DataFrame(records, columns=[*KEYS, "randomized", *names, "grade"])
     frame["clicked"] = (frame["grade"] >= settings.eval.liked_track_grade).astype(float)
     frame["label"] = frame["grade"]
-    validation = {f"cpcd:{q}": g for q, g in graded.items() if is_validation(q, settings)}
-    validating = frame["request_id"].isin(validation).to_numpy()
+    # The gate judges the pools the ranker will re-order: the served ones when they are built.
+    judged = "served" if "served" in pools else "wide"
+    validation = {request_of(q, judged): g for q, g in graded.items() if is_validation(q, settings)}
+    validating = query_ids(frame).isin({f"cpcd:{q}" for q in graded if is_validation(q, settings)}).to_numpy()
     return RealEngagementSet(frame[~validating].reset_index(drop=True), frame[validating].reset_index(drop=True), names,
                              validation, plan, service.bundle_id)
 
@@ -92,12 +129,14 @@ def cached_real_engagement_set(settings: Settings, bundle: Path, load_bundle: Ca
     """``real_engagement_set`` over ``bundle``, cached under ``cache`` by ``learning_data.retrieval_key``: a night whose
     retrieval did not change (a new policy or Q2E table only) reuses the pools instead of running
     every train query again. Written atomically; the newest ``keep`` sets are kept."""
-    key = retrieval_key(settings, bundle, "ranker pools", FEATURE_SPEC_VERSION, settings.ranker.rerank_depth)
+    key = retrieval_key(settings, bundle, "ranker pools", FEATURE_SPEC_VERSION, settings.ranker.rerank_depth,
+                        *(_policy_files(bundle) if "served" in settings.ranker.real.pools else ()))
     frame_path, meta_path = cache / f"{key}.parquet", cache / f"{key}.json"
     if frame_path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         frame = pd.read_parquet(frame_path)
-        validating = frame["request_id"].isin(meta["validation_qrels"]).to_numpy()
+        validation_queries = {r.split(POOL_MARK)[0] for r in meta["validation_qrels"]}
+        validating = query_ids(frame).isin(validation_queries).to_numpy()
         return RealEngagementSet(frame[~validating].reset_index(drop=True), frame[validating].reset_index(drop=True),
                                  meta["features"], meta["validation_qrels"], meta["plan"], meta["bundle_id"])
     real = real_engagement_set(settings, load_bundle(bundle.name))
@@ -107,3 +146,9 @@ def cached_real_engagement_set(settings: Settings, bundle: Path, load_bundle: Ca
                                   "plan": real.plan, "bundle_id": real.bundle_id})
     prune(cache, keep)
     return real
+
+
+def _policy_files(bundle: Path) -> list[tuple[str, str]]:
+    """The served pools follow the bundle's policy: its files join the cache key."""
+    manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
+    return sorted((n, d) for n, d in manifest["files"].items() if n.startswith("policy/"))

@@ -57,6 +57,10 @@ class Candidates:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def prefix(self, depth: int) -> "Candidates":
+        """The answer at a smaller depth: a strategy's top ``d`` is the prefix of its top ``k >= d``."""
+        return Candidates(self.strategy, self.ids[:depth], self.scores[:depth], self.meta)
+
 
 @runtime_checkable
 class RetrievalStrategy(Protocol):

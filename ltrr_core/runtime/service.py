@@ -119,18 +119,28 @@ class SearchService:
                       timings: dict[str, float] | None = None) -> tuple[list, dict[str, dict[str, Any]]]:
         """The plan's strategies at their depths, fused with provenance: (fused candidates, per
         strategy its trace). Serving and the ranker's replay evaluation go through here."""
-        candidates, per_strategy = [], {}
+        found = {}
         for name, depth in depths.items():
             if depth <= 0 or name not in self.strategies:
                 continue
             tick = time.perf_counter()
-            found = self.strategies[name].retrieve(query, depth)
+            found[name] = self.strategies[name].retrieve(query, depth)
             if timings is not None:
                 timings[name] = (time.perf_counter() - tick) * 1000
-            candidates.append(found)
-            per_strategy[name] = {"depth": depth, "n": len(found), "ids": list(found.ids[:TRACE_CANDIDATES]),
-                                  "scores": [round(s, 6) for s in found.scores[:TRACE_CANDIDATES]],
-                                  "meta": dict(found.meta)}
+        return self.fuse_plan(found, depths)
+
+    def fuse_plan(self, found: dict[str, Any], depths: dict[str, int]) -> tuple[list, dict[str, dict[str, Any]]]:
+        """Each strategy's answer (``Candidates``, at least as deep as the plan) cut to the plan's
+        depth and fused with provenance: what ``retrieve_plan`` returns for the same plan."""
+        candidates, per_strategy = [], {}
+        for name, depth in depths.items():
+            if depth <= 0 or name not in found:
+                continue
+            answer = found[name].prefix(depth)
+            candidates.append(answer)
+            per_strategy[name] = {"depth": depth, "n": len(answer), "ids": list(answer.ids[:TRACE_CANDIDATES]),
+                                  "scores": [round(s, 6) for s in answer.scores[:TRACE_CANDIDATES]],
+                                  "meta": dict(answer.meta)}
         # every candidate drawn, fused (the ranking takes its own prefix): the logged candidate set is whole
         return fuse(candidates, self.settings.retrieval.fusion), per_strategy
 
