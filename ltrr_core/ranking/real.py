@@ -109,7 +109,7 @@ def real_engagement_set(settings: Settings, service: Any, labelled: LabelledQuer
     graded = queries.qrels
     names = feature_names(sorted(settings.retrieval.strategies))
     plan = candidate_plan(settings, list(service.strategies))
-    pools = list(settings.ranker.real.pools)
+    pools: list[str] = list(settings.ranker.real.pools)
     records: list[list[Any]] = []
     for query_id, grades in graded.items():
         records += query_rows(service, query_id, queries.queries[query_id], grades, plan, pools)
