@@ -86,6 +86,12 @@ def retrieval_key(settings: Settings, bundle: Path, *parts: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
 
 
+def cache_dir(settings: Settings, name: str) -> Path:
+    """Where a derived, re-computable result is cached: ``<data_dir>/cache/<name>``, outside every
+    versioned store (a store lists its versions by directory; a cache is not one)."""
+    return settings.data_dir / "cache" / name
+
+
 def prune(cache: Path, keep: int) -> None:
     """Keep the newest ``keep`` cached results (a ``.json`` each, with its data file beside it)."""
     for old in sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime)[:-keep]:

@@ -384,10 +384,10 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     def refuse(bundle_id):
         raise AssertionError(f"the cached pools should have been reused, not {bundle_id} reloaded")
 
-    from ltrr_core.learning_data import reference_bundle
+    from ltrr_core.learning_data import cache_dir, reference_bundle
 
     bundle = reference_bundle(settings)
-    cached = cached_real_engagement_set(settings, bundle, refuse, train.rankers_root(settings) / "real-pools")
+    cached = cached_real_engagement_set(settings, bundle, refuse, cache_dir(settings, "real-pools"))
     assert query_ids(cached.fit).nunique() == fitted and query_ids(cached.validation).nunique() == validated
     with pytest.raises(SplitRefused, match="train part"):
         real_engagement_set(settings, ranker_loop[2], project_cpcd_queries(settings, "heldout"))

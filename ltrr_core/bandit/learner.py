@@ -31,7 +31,7 @@ import pandas as pd
 
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
-from ..learning_data import NoReferenceBundle, reference_bundle
+from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
 from ..models.policy import LearnedPolicy
 from . import training
 from .features import FEATURE_VERSION
@@ -137,7 +137,7 @@ def real_rows(settings: Settings, load_bundle: Callable[[str], Any]) -> RealPlan
         _log.warning("policy: no real rows (%s)", error)
         return None
     return cached_real_plan_rows(settings, bundle, load_bundle, training.action_strategies(settings),
-                                 policies_root(settings) / "real-replay")
+                                 cache_dir(settings, "real-replay"))
 
 
 def fit(settings: Settings, data: WindowData, ranks: np.ndarray,

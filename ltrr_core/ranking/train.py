@@ -25,7 +25,7 @@ import pandas as pd
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
 from .dataset import RankingSet, build_ranking_set, check_ranking_set
-from ..learning_data import NoReferenceBundle, reference_bundle
+from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
 from .labels import no_position_bias
 from .real import DAY, RealEngagementSet, cached_real_engagement_set
 from .features import FEATURE_SPEC_VERSION
@@ -144,7 +144,7 @@ def _real_data(settings: Settings, load_bundle: Callable[[str], Any]) -> Trainin
         bundle = reference_bundle(settings)
     except NoReferenceBundle as error:
         raise NotEnoughRankingData(str(error)) from error
-    real = cached_real_engagement_set(settings, bundle, load_bundle, rankers_root(settings) / "real-pools")
+    real = cached_real_engagement_set(settings, bundle, load_bundle, cache_dir(settings, "real-pools"))
     n_queries = real.fit["request_id"].nunique()
     if n_queries < settings.ranker.real.min_queries or real.validation.empty:
         raise NotEnoughRankingData(f"{n_queries} real train queries with a like to fit (ranker.real.min_queries is "
