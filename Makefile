@@ -21,6 +21,7 @@ export HF_HOME ?= $(CURDIR)/var/hf
 export MPLCONFIGDIR ?= $(CURDIR)/var/matplotlib
 export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
+export XDG_CACHE_HOME ?= $(CURDIR)/var/cache-home
 
 .PHONY: venv demo results test test-fast bench soak deploy ui ui-stop clean distclean
 

@@ -1,4 +1,4 @@
-"""Flow: published catalog -> (BM25 || QU resources || vectors: plan -> encode partitions -> write + ANN)
+"""Flow: published catalog -> (BM25 || QU resources || ONNX query encoder || vectors: plan -> encode partitions -> write + ANN)
 -> publish build. The task runner comes from ``orchestration.task_runner`` (threads, or Dask
 workers: ``flows.runners.with_task_runner``)."""
 
@@ -12,6 +12,7 @@ from ltrr_core.config import load_settings
 from ltrr_core.locking import writer_lock
 from tasks.indexes import (
     build_bm25,
+    build_query_encoder,
     build_query_resources,
     encode_partition,
     finish_vectors,
@@ -30,10 +31,12 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
         build_id = start_build(settings)
         bm25 = build_bm25.submit(settings, entities, build_id)
         query_resources = build_query_resources.submit(settings, entities, build_id)
+        query_encoder = build_query_encoder.submit(settings, entities, build_id)
         plan = plan_vectors(settings, entities)
         parts = encode_partition.map(unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions))
         vectors = finish_vectors(settings, plan, [part.result() for part in parts])
-        reports = {"bm25": bm25.result(), "query_resources": query_resources.result(), "vectors": vectors}
+        reports = {"bm25": bm25.result(), "query_resources": query_resources.result(),
+                   "query_encoder": query_encoder.result(), "vectors": vectors}
         return publish_build(settings, build_id, catalog_version, reports)
 
 

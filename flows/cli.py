@@ -713,6 +713,51 @@ def eval_cmd(
     _emit(evaluate_labelled(settings, service, labelled, seen_queries(settings)).to_dict(), as_json)
 
 
+@app.command("eval-encoders")
+def eval_encoders_cmd(
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
+    split: Annotated[Optional[str], typer.Option(help="heldout, simulate, train or all (default: heldout of the "
+                                                      "project's file, all of --queries FILE)")] = None,
+    encoders: Annotated[str, typer.Option(help="comma-separated, the first is the reference: torch, onnx_int8, onnx_fp32")]
+        = "torch,onnx_int8,onnx_fp32",
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="also write the table to this file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Query encoders side by side on labelled queries: semantic, hybrid and served quality with each
+    behind `semantic`, paired intervals against the first, agreement, single-query latency."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.eval.encoders import compare_query_encoders, load_encoders
+    from ltrr_core.index.query_encoder import QueryEncoderError
+    from ltrr_core.runtime.service import load_service
+
+    kinds = [k.strip() for k in encoders.split(",") if k.strip()]
+    unknown = sorted(set(kinds) - {"torch", "onnx_int8", "onnx_fp32"})
+    if unknown or not kinds:
+        console.print(f"[red]--encoders: unknown {unknown or 'empty list'}; choose from torch, onnx_int8, onnx_fp32[/red]")
+        raise typer.Exit(2)
+    labelled = _labelled(settings, queries, split or ("all" if queries else "heldout"))
+    try:
+        service = load_service(settings, bundle or serving_bundle(settings))
+        loaded = load_encoders(settings, kinds, service.display)
+    except (BundleError, QueryEncoderError) as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    result = compare_query_encoders(settings, service, labelled, loaded)
+    if markdown:
+        from ltrr_core.durable import write_bytes_atomic
+
+        write_bytes_atomic(markdown, (result.markdown() + "\n").encode("utf-8"))
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        return
+    console.print(f"{result.n_queries} queries, bundle {result.bundle_id}, reference {result.reference}")
+    console.print(result.markdown())
+
+
 @app.command("eval-qu")
 def eval_qu_cmd(
     directory: Annotated[Optional[Path], typer.Option("--data", help="MusicRecoNER folder (default: shared data)")] = None,

@@ -94,6 +94,13 @@ class EmbeddingConfig(_Model):
     batch_size: int = 128
     torch_threads: int = 2
     max_tags_in_text: int = 8
+    # What serving encodes queries with: the same model exported to ONNX (int8: dynamic
+    # quantisation, per-channel weights, fused attention; fp32), or the torch model itself.
+    # Document vectors are always the torch model's; the export gate proves the spaces agree.
+    query_encoder: Literal["onnx_int8", "onnx_fp32", "torch"] = "onnx_int8"
+    # Export gate: mean cosine between the export's and the torch model's vectors on sample texts.
+    query_min_cosine: float = Field(0.98, gt=0, le=1)
+    query_agreement_sample: int = Field(512, ge=16)
 
 
 class BM25Config(_Model):
@@ -341,6 +348,10 @@ class RuntimeConfig(_Model):
     flush_rows: int = Field(1000, gt=0)
     flush_seconds: float = Field(5.0, gt=0)
     reload_poll_seconds: float = Field(10.0, ge=0)   # `ltrr serve` checks the promoted pointer this often; 0: off
+    # The ONNX query encoder: intra-op threads per process (one: a second stalls when the other
+    # core is busy) and how many distinct query texts keep their vector (real queries repeat).
+    query_encoder_threads: int = Field(1, ge=1)
+    query_cache_size: int = Field(4096, ge=0)
 
 
 class ClickModelConfig(_Model):

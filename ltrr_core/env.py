@@ -36,6 +36,8 @@ def apply_offline_env(data_dir: Path | str) -> None:
         "MPLCONFIGDIR": data_dir / "matplotlib",
         "NUMBA_CACHE_DIR": data_dir / "numba",
         "IR_DATASETS_HOME": data_dir / "ir_datasets",  # ranx imports ir_datasets, which writes ~/.ir_datasets
+        # onnxruntime writes a device id under $XDG_CACHE_HOME (default ~/.cache) when imported
+        "XDG_CACHE_HOME": data_dir / "cache-home",
     }
     for key, path in state_dirs.items():
         os.environ.setdefault(key, str(path))

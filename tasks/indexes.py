@@ -49,6 +49,13 @@ def build_query_resources(settings: Settings, entities: pd.DataFrame, build_id: 
     return report
 
 
+@task(name="build_query_encoder", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
+def build_query_encoder(settings: Settings, entities: pd.DataFrame, build_id: str) -> dict[str, Any]:
+    report = build.build_query_encoder(settings, entities, build.staging_dir(settings, build_id))
+    get_run_logger().info("query encoder: %s", json.dumps(report))
+    return report
+
+
 @task(name="plan_vectors", cache_policy=NO_CACHE)
 def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
     plan = build.plan_vectors(settings, entities)
@@ -83,6 +90,7 @@ def publish_build(settings: Settings, build_id: str, catalog_version: str, repor
             f"| vectors | {vectors['n_vectors']} rows, encoded {vectors['n_encoded']}, removed {vectors['n_removed']}, Lance v{vectors['table_version']} |",
             f"| ANN | {vectors['ann']} recall {vectors['ann_recall']} |",
             f"| QU resources | {manifest['query_resources']} |",
+            f"| query encoder | {manifest.get('query_encoder')} |",
         ]),
     )
     return manifest

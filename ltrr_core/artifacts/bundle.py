@@ -6,6 +6,9 @@ Layout under ``<data_dir>/bundles``::
                                  versions, package versions, sha256 of every other file
     <bundle_id>/bm25/            the BM25 index of the index build
     <bundle_id>/qu/              QU resources (entity fields, name vocabulary)
+    <bundle_id>/query_encoder/   the ONNX query encoder of the index build (model, tokenizer,
+                                 spec with its agreement to the document encoder), when it has one;
+                                 without it the runtime encodes queries with the torch model
     <bundle_id>/q2e/q2e.parquet  the Q2E memory table
     <bundle_id>/retrieval.json   strategies, depth and fusion the runtime serves with
     <bundle_id>/display.parquet  id, type, title, artists: what results show
@@ -41,7 +44,7 @@ from ..durable import read_pointer, sha256_file, staged_directory, write_json_at
 
 BUNDLE_SCHEMA_VERSION = "1.0"
 MANIFEST = "manifest.json"
-PACKAGES = ("bm25s", "lancedb", "pylance", "sentence-transformers", "rapidfuzz", "pyarrow")
+PACKAGES = ("bm25s", "lancedb", "pylance", "sentence-transformers", "onnxruntime", "tokenizers", "rapidfuzz", "pyarrow")
 
 
 class BundleError(ValueError):
@@ -78,6 +81,8 @@ def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | 
     with staged_directory(final) as staging:
         shutil.copytree(build_dir / "bm25", staging / "bm25")
         shutil.copytree(build_dir / "qu", staging / "qu")
+        if (build_dir / "query_encoder").is_dir():
+            shutil.copytree(build_dir / "query_encoder", staging / "query_encoder")
         (staging / "q2e").mkdir()
         shutil.copy2(store.path() / "q2e.parquet", staging / "q2e" / "q2e.parquet")
         write_json_atomic(staging / "retrieval.json", settings.retrieval.model_dump(mode="json"))

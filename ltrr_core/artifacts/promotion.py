@@ -14,6 +14,9 @@ c. ``policy``: the lower bound of its off-policy value (switch-DR) is not below 
    improvement), and the effective sample size of its UNCLIPPED importance weights (the
    report's ``ess``, not ``ess_clipped``) is at least ``min_ess``;
 d. ``integrity``: the manifest and every checksum verify;
+   ``query_encoder``: the bundle's ONNX query encoder was exported from the model its document
+   vectors were built with, and its agreement with that model (mean cosine on the export's
+   sample texts) meets ``embedding.query_min_cosine``;
 e. ``smoke``: a fresh runtime loads it and answers ``smoke_queries`` (real queries), each with
    results; its p95 latency (after a warm-up, median of ``smoke_repeats`` per query) is within
    ``latency_budget_ms``, or else no worse than the champion's -- loaded beside it and timed in
@@ -47,6 +50,7 @@ import numpy as np
 
 from ..config import Settings
 from ..durable import read_pointer, write_bytes_atomic, write_pointer
+from ..index.query_encoder import QueryEncoderError, read_spec
 from .bundle import BundleError, bundles_root, verify_bundle
 
 POINTER = "PROMOTED"
@@ -195,6 +199,29 @@ def gate_integrity(bundle: Path) -> Gate:
     return Gate("integrity", True, f"{len(manifest['files'])} files verify", {"files": len(manifest["files"])})
 
 
+def gate_query_encoder(settings: Settings, bundle: Path) -> Gate:
+    """The bundle's ONNX query encoder was exported from the model its document vectors were
+    built with, and its export gate's agreement still meets today's threshold."""
+    directory = Path(bundle) / "query_encoder"
+    if not directory.is_dir():
+        return Gate("query_encoder", True, "no query encoder in the bundle: the torch model encodes queries")
+    try:
+        spec = read_spec(directory)
+        lance_model = verify_bundle(bundle)["components"]["lance"]["model"]
+    except (QueryEncoderError, BundleError, ValueError) as error:
+        return Gate("query_encoder", False, str(error))
+    numbers = {"precision": spec.precision, **spec.agreement.model_dump()}
+    if spec.model != lance_model:
+        return Gate("query_encoder", False, f"exported from {spec.model!r}, the document vectors are {lance_model!r}",
+                    numbers)
+    threshold = settings.embedding.query_min_cosine
+    if spec.agreement.mean_cosine < threshold:
+        return Gate("query_encoder", False, f"mean cosine to the document encoder {spec.agreement.mean_cosine} "
+                                            f"below {threshold}", numbers)
+    return Gate("query_encoder", True, f"{spec.precision}, mean cosine {spec.agreement.mean_cosine} >= {threshold} "
+                                       f"on {spec.agreement.n_texts} texts", numbers)
+
+
 def _timed_medians(services: list[Any], queries: list[str], repeats: int) -> list[list[float]]:
     """Per service, per query the median latency (ms) of ``repeats`` answers, after one warm-up
     answer each. Services take turns query by query (order alternating), so load on the machine
@@ -264,7 +291,7 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
 
 def evaluate_gates(settings: Settings, bundle: Path) -> list[Gate]:
     gates = [gate_contracts(settings, bundle), gate_ranker(settings, bundle), gate_policy(settings, bundle),
-             gate_integrity(bundle)]
+             gate_integrity(bundle), gate_query_encoder(settings, bundle)]
     # A bundle that does not verify is never loaded, and one already refused is not worth a runtime.
     failed = [g.name for g in gates if not g.passed]
     gates.append(Gate("smoke", False, f"not run: {', '.join(failed)} failed") if failed else gate_smoke(settings, bundle))

@@ -31,6 +31,8 @@ from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_text
 from ..index.encoder import Encoder
+from ..index.onnx_export import cached_query_encoder, first_artist, sample_texts
+from ..index.query_encoder import OnnxQueryEncoder, TextEncoder
 from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
@@ -121,9 +123,21 @@ def _real_vectors(settings: Settings, entities: pd.DataFrame, encoder: Encoder) 
     return encoder.encode(texts, show_progress=True)
 
 
+def _query_encoder(settings: Settings, entities: pd.DataFrame) -> TextEncoder:
+    """What serving encodes queries with (``embedding.query_encoder``), from the export cache (or
+    exported and gated now), uncached: every bench query pays for its encoding."""
+    threads = settings.runtime.query_encoder_threads
+    if settings.embedding.query_encoder == "torch":
+        return Encoder(settings.embedding.model_copy(update={"torch_threads": threads}))
+    sample = sample_texts(entities[S.TITLE].astype(str).tolist(), [first_artist(a) for a in entities[S.ARTISTS]],
+                          settings.embedding.query_agreement_sample)
+    directory, _ = cached_query_encoder(settings.embedding, build.indexes_root(settings) / "query-encoders", sample)
+    return OnnxQueryEncoder(directory, threads, cache_size=0)
+
+
 def _bench_size(
     label: str, settings: Settings, entities: pd.DataFrame, vectors: np.ndarray, queries: list[str],
-    encoder: Encoder, workdir: Path, index_type: str, serve_in_process: bool = False,
+    encoder: TextEncoder, workdir: Path, index_type: str, serve_in_process: bool = False,
 ) -> dict[str, Any]:
     rss_before = _rss_mb()
     rows = entities.to_dict("records")
@@ -250,7 +264,9 @@ def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = Non
         sample = [embedding_text(r, settings.embedding.max_tags_in_text) for r in real.sample(settings.bench.embed_sample, random_state=1).to_dict("records")]
         _, embed_seconds = _timed("real: encode sample", lambda: encoder.encode(sample))
         real_vectors = _real_vectors(settings, real, encoder)
-        real_result = _bench_size("real", settings, real, real_vectors, queries, encoder, workdir, settings.vector.index_type)
+        query_encoder = _query_encoder(settings, real)
+        real_result = _bench_size("real", settings, real, real_vectors, queries, query_encoder, workdir,
+                                  settings.vector.index_type)
         real_result["ingest_cu_s"] = round(ingest_seconds, 1)
         real_result["runtime"] = _runtime_real(settings, config_path, queries, workdir)
 
@@ -268,7 +284,8 @@ def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = Non
         _, gen_cu_seconds = _timed(f"generated: contract + content rules on {cu_rows} rows", contract_and_rules)
         gen_vectors = derived_vectors(real_vectors, len(generated), settings.bench.seed)
         gen_result = _bench_size(
-            "generated", settings, generated, gen_vectors, queries, encoder, workdir, settings.bench.generated_index_type,
+            "generated", settings, generated, gen_vectors, queries, query_encoder, workdir,
+            settings.bench.generated_index_type,
             serve_in_process=True,
         )
         gen_result["ingest_cu_s"] = (
@@ -299,7 +316,9 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
         f"are real MiniLM vectors plus noise, not encodings. Encoding throughput is measured on "
         f"{settings.bench.embed_sample} real entity texts: **{report['embedding_texts_per_s']} texts/s** "
         f"({settings.embedding.torch_threads} torch threads). Latency: {settings.bench.n_latency_queries} real CPCD "
-        f"queries, top {settings.retrieval.k}, one at a time; `hybrid` = query understanding + all four strategies + "
+        f"queries, top {settings.retrieval.k}, one at a time, each query encoded by the serving query encoder "
+        f"(`{settings.embedding.query_encoder}`, {settings.runtime.query_encoder_threads} thread, no cache: "
+        f"every request pays for its encoding); `hybrid` = query understanding + all four strategies + "
         f"RRF fusion. The memory index here holds template predictions only (no logs); the generated catalog has no "
         f"content-understanding attributes, so structured search there matches names and tags only.",
         "",

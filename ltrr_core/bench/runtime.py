@@ -108,7 +108,9 @@ def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, que
     config = log_dir / "bench-serve.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
     config.write_text(yaml.safe_dump({"extends": str(Path(config_path).resolve()), "data_dir": str(settings.data_dir),
-                                      "runtime": {"log_dir": str(log_dir / "logs")}}))
+                                      "runtime": {"log_dir": str(log_dir / "logs"),
+                                                  # every level sends the same queries: measure misses
+                                                  "query_cache_size": 0}}))
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     ltrr = Path(sys.executable).with_name("ltrr")

@@ -77,14 +77,14 @@ def evaluate_labelled(settings: Settings, service: Any, labelled: LabelledQuerie
         raise ValueError("no labelled queries with a relevant entity to evaluate")
     graded = graded_labels(labelled, service.display, settings.eval).qrels
     depth = settings.eval.depth
-    runs, per_strategy, intents = _retrieve(service, labelled, qids, depth)
+    runs, per_strategy, intents = retrieve_runs(service, labelled, qids, depth)
     plans = dict(service.policy.plans)
-    runs[HYBRID] = _fused_runs(per_strategy, {n: depth for n in per_strategy}, service.settings.retrieval.fusion, depth)
+    runs[HYBRID] = fused_runs(per_strategy, {n: depth for n in per_strategy}, service.settings.retrieval.fusion, depth)
     served_budget = float(np.mean(runs[SERVED].budget))
     mixture_plan, _ = _best_mixture(per_strategy, plans, served_budget, service, graded, qids, settings)
     runs[MIXTURE] = _plan_runs(service, labelled, qids, plans[mixture_plan], depth)
     order = [*per_strategy, HYBRID, MIXTURE, SERVED]
-    values = {view: {name: _per_query_values(runs[name], graded, qids, view, settings) for name in order}
+    values = {view: {name: per_query_values(runs[name], graded, qids, view, settings) for name in order}
               for view in VIEWS}
     slices = {"seen": [i for i, q in enumerate(qids) if query_slice(labelled.queries[q], seen) == "seen"]}
     seen_rows = set(slices["seen"])
@@ -106,7 +106,7 @@ def evaluate_labelled(settings: Settings, service: Any, labelled: LabelledQuerie
     )
 
 
-def _retrieve(service: Any, labelled: LabelledQueries, qids: list[str],
+def retrieve_runs(service: Any, labelled: LabelledQueries, qids: list[str],
               depth: int) -> tuple[dict[str, SystemRuns], dict[str, list[Candidates]], list[str]]:
     """The served answer and every strategy at ``depth`` for each query, with QU's main intent."""
     served = SystemRuns()
@@ -144,7 +144,7 @@ def _plan_runs(service: Any, labelled: LabelledQueries, qids: list[str], depths:
     return out
 
 
-def _fused_runs(per_strategy: dict[str, list[Candidates]], depths: dict[str, int], fusion, k: int) -> SystemRuns:
+def fused_runs(per_strategy: dict[str, list[Candidates]], depths: dict[str, int], fusion, k: int) -> SystemRuns:
     """The plan's strategies cut to their depths (each strategy's top ``d`` is the prefix of its
     top ``eval.depth``), fused; candidates are their union."""
     out = SystemRuns()
@@ -169,15 +169,15 @@ def _best_mixture(per_strategy: dict[str, list[Candidates]], plans: dict[str, di
         dict([min(plans.items(), key=lambda item: sum(item[1].values()))])
     best: tuple[float, str, SystemRuns] | None = None
     for name in sorted(within):
-        runs = _fused_runs(per_strategy, within[name], service.settings.retrieval.fusion, settings.eval.depth)
-        score = float(_per_query_values(runs, graded, qids, "graded", settings)[metric].mean())
+        runs = fused_runs(per_strategy, within[name], service.settings.retrieval.fusion, settings.eval.depth)
+        score = float(per_query_values(runs, graded, qids, "graded", settings)[metric].mean())
         if best is None or score > best[0]:
             best = (score, name, runs)
     assert best is not None
     return best[1], best[2]
 
 
-def _per_query_values(runs: SystemRuns, graded: dict[str, dict[str, int]], qids: list[str], view: str,
+def per_query_values(runs: SystemRuns, graded: dict[str, dict[str, int]], qids: list[str], view: str,
                       settings: Settings) -> dict[str, np.ndarray]:
     ranked = dict(zip(qids, runs.ranked))
     return {metric: per_query_array(qrels_for(metric, view, graded, settings.eval), ranked, metric, qids)

@@ -4,6 +4,8 @@ Layout under ``<data_dir>/indexes``::
 
     lance/                       the Lance database (the vector table keeps its own versions)
     builds/<build_id>/bm25/      the bm25s index of this build
+    builds/<build_id>/query_encoder/  the ONNX query encoder serving uses (``index.query_encoder``)
+    query-encoders/<key>/        cached ONNX exports, one per model weights x precision x libraries
     builds/<build_id>/manifest.json
     CURRENT                      the build that search reads
 
@@ -36,6 +38,7 @@ from ..config import EmbeddingConfig, Settings
 from ..durable import checksum_tree, read_json, read_pointer, write_json_atomic, write_pointer
 from .bm25 import BM25Index, BM25Settings, weighted_document
 from .documents import document_fields, embedding_text
+from .query_encoder import read_spec
 from .vector import VectorPlan, apply_vector_update, build_ann_index, measure_recall, open_db, plan_vector_update
 
 MANIFEST_VERSION = "1.0"
@@ -93,6 +96,24 @@ def build_query_resources(settings: Settings, entities: pd.DataFrame, out_dir: P
     started = time.perf_counter()
     counts = write_resources(entities, out_dir / "qu", settings.query_understanding.min_tag_entities)
     return {**counts, "seconds": round(time.perf_counter() - started, 2)}
+
+
+def build_query_encoder(settings: Settings, entities: pd.DataFrame, out_dir: Path) -> dict[str, Any]:
+    """The query encoder serving uses, copied from the export cache (exported and gated the first
+    time). ``embedding.query_encoder: torch``: none -- serving loads the torch model."""
+    if settings.embedding.query_encoder == "torch":
+        return {"kind": "torch"}
+    # Deferred: the exporter imports torch, onnx and the quantiser, which only a build needs.
+    from .onnx_export import cached_query_encoder, first_artist, sample_texts
+
+    started = time.perf_counter()
+    artists = [first_artist(a) for a in entities[S.ARTISTS]]
+    sample = sample_texts(entities[S.TITLE].astype(str).tolist(), artists, settings.embedding.query_agreement_sample)
+    source, reused = cached_query_encoder(settings.embedding, indexes_root(settings) / "query-encoders", sample)
+    shutil.copytree(source, out_dir / "query_encoder")
+    spec = read_spec(out_dir / "query_encoder")
+    return {"kind": f"onnx_{spec.precision}", "export": source.name, "reused": reused,
+            "agreement": spec.agreement.model_dump(), "seconds": round(time.perf_counter() - started, 2)}
 
 
 def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
@@ -194,7 +215,8 @@ def publish_build(
         "settings_fingerprint": settings_fingerprint(settings),
         "entity_schema_version": S.ENTITY_SCHEMA_VERSION,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-        "component_versions": _versions("ltrr", "bm25s", "lancedb", "pylance", "sentence-transformers", "torch"),
+        "component_versions": _versions("ltrr", "bm25s", "lancedb", "pylance", "sentence-transformers", "torch",
+                                        "onnxruntime"),
         **reports,
     }
     manifest["checksums"] = checksum_tree(staged)

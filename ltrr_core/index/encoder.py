@@ -9,7 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import EmbeddingConfig
+from ..config import EmbeddingConfig, RuntimeConfig
+from .query_encoder import SPEC_FILE, OnnxQueryEncoder, QueryEncoderError, TextEncoder, read_spec
 
 _log = logging.getLogger("ltrr.encoder")
 
@@ -84,3 +85,28 @@ def shared_encoder(config: EmbeddingConfig) -> Encoder:
             _SHARED[key] = Encoder(config)
         return _SHARED[key]
 
+
+
+_SHARED_ONNX: dict[tuple[str, int, int], OnnxQueryEncoder] = {}
+
+
+def serving_encoder(embedding: EmbeddingConfig, runtime: RuntimeConfig, directory: Path | None) -> TextEncoder:
+    """What serving encodes queries with: the ONNX query encoder in ``directory`` (an index
+    build's or a bundle's) unless ``embedding.query_encoder`` is ``torch``; the torch model for
+    a build or bundle made before query encoders existed. One per model checksum in a process,
+    so hot reloads and a second service (the smoke gate) share it and its cache."""
+    if embedding.query_encoder == "torch":
+        return shared_encoder(embedding)
+    if directory is None or not (Path(directory) / SPEC_FILE).is_file():
+        _log.warning("no query encoder in %s; encoding queries with the torch model", directory)
+        return shared_encoder(embedding)
+    spec = read_spec(Path(directory))
+    if spec.model != embedding.model:
+        raise QueryEncoderError(f"{directory}: query encoder exported from {spec.model!r}, this config's "
+                                f"document vectors are {embedding.model!r}")
+    key = (spec.model_sha256, runtime.query_encoder_threads, runtime.query_cache_size)
+    with _SHARED_LOCK:
+        if key not in _SHARED_ONNX:
+            _SHARED_ONNX[key] = OnnxQueryEncoder(Path(directory), runtime.query_encoder_threads,
+                                                 runtime.query_cache_size)
+        return _SHARED_ONNX[key]

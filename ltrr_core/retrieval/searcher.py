@@ -17,6 +17,7 @@ from .. import schema as S
 from ..config import Settings
 from ..index.bm25 import BM25Index
 from ..index.build import current_build
+from ..index.encoder import serving_encoder
 from ..index.vector import open_db
 from .base import Candidates, Query, RetrievalStrategy, SupportsBatchRetrieve
 from .fusion import FusedCandidate, fuse
@@ -74,6 +75,7 @@ class ServingPaths:
     lance_dir: Path
     lance_table: str
     lance_version: int
+    query_encoder: Path | None = None   # None or missing: queries are encoded by the torch model
 
     @classmethod
     def of_current_build(cls, settings: Settings) -> "ServingPaths":
@@ -89,7 +91,7 @@ class ServingPaths:
                 _log.warning("no memory index: %s", missing)
         vectors = manifest["vectors"]
         return cls(build_dir / "bm25", build_dir / "qu", q2e, settings.data_dir / "indexes" / "lance",
-                   vectors["table"], int(vectors["table_version"]))
+                   vectors["table"], int(vectors["table_version"]), build_dir / "query_encoder")
 
 
 def _lexical(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
@@ -97,11 +99,10 @@ def _lexical(settings: Settings, paths: ServingPaths, understander) -> Retrieval
 
 
 def _semantic(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
-    from ..index.encoder import shared_encoder
-
     table = open_db(paths.lance_dir).open_table(paths.lance_table)
     table.checkout(paths.lance_version)
-    return SemanticStrategy(table, shared_encoder(settings.embedding), settings.vector)
+    return SemanticStrategy(table, serving_encoder(settings.embedding, settings.runtime, paths.query_encoder),
+                            settings.vector)
 
 
 def _structured(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:

@@ -1,9 +1,10 @@
-"""``semantic``: all-MiniLM-L6-v2 query embedding, nearest entities in the Lance table."""
+"""``semantic``: all-MiniLM-L6-v2 query embedding (ONNX int8 by default, see
+``ltrr_core.index.query_encoder``), nearest entities in the Lance table."""
 
 from __future__ import annotations
 
 from ..config import VectorConfig
-from ..index.encoder import Encoder
+from ..index.query_encoder import TextEncoder
 from ..index.vector import search_vectors
 from .base import Candidates, Query
 
@@ -11,7 +12,7 @@ from .base import Candidates, Query
 class SemanticStrategy:
     name = "semantic"
 
-    def __init__(self, table, encoder: Encoder, config: VectorConfig):
+    def __init__(self, table, encoder: TextEncoder, config: VectorConfig):
         self.table = table
         self.encoder = encoder
         self.config = config

@@ -177,6 +177,15 @@ class SearchService:
             ranking["top_features"] = self.ranker.explain(values[order], self.settings.ranker.explain_top_features)
         return [(pool[i], float(scores[i])) for i in order], ranking
 
+    def with_strategy(self, strategy: RetrievalStrategy) -> "SearchService":
+        """The same bundle with one strategy replaced by ``strategy`` (same name): how an
+        evaluation serves a bundle with, say, another query encoder behind ``semantic``."""
+        if strategy.name not in self.strategies:
+            raise ValueError(f"bundle {self.bundle_id} serves no {strategy.name!r} strategy to replace")
+        strategies = [strategy if s.name == strategy.name else s for s in self.strategies.values()]
+        return SearchService(self.settings, self.bundle_id, strategies, self.understander, self.policy, self.display,
+                             self.startup, self.entities, self.ranker)
+
     @property
     def policy_label(self) -> str:
         version = getattr(self.policy, "version", None)
@@ -244,7 +253,8 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     retrieval = RetrievalConfig.model_validate(json.loads((root / "retrieval.json").read_text(encoding="utf-8")))
     settings = settings.with_overrides(retrieval=retrieval.model_dump(mode="python"))
     paths = ServingPaths(root / "bm25", root / "qu", root / "q2e" / "q2e.parquet",
-                         settings.data_dir / lance["path"], lance["table"], int(lance["version"]))
+                         settings.data_dir / lance["path"], lance["table"], int(lance["version"]),
+                         root / "query_encoder")
     understander = _COMPONENTS.get("qu", _files_key(manifest, "qu/", settings.query_understanding,
                                                     settings.content_understanding),
                                    lambda: load_understander(paths.qu, settings))
