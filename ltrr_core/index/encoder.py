@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +41,10 @@ class Encoder:
         self.config = config
         self.model_path = resolve_model_path(config.model)
         self._model = SentenceTransformer(str(self.model_path), device="cpu")
-        self.dim = int(self._model.get_embedding_dimension())
+        dim = self._model.get_embedding_dimension()
+        if dim is None:
+            raise ValueError(f"{self.model_path}: the model does not declare its embedding dimension")
+        self.dim = int(dim)
 
     @property
     def name(self) -> str:
@@ -51,7 +55,7 @@ class Encoder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunk = self.config.batch_size * 16
-        starts = range(0, len(texts), chunk)
+        starts: Iterable[int] = range(0, len(texts), chunk)
         if show_progress and len(texts) > chunk:
             from rich.progress import track
 
