@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tempfile
 import time
+import warnings
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Any
@@ -105,7 +107,9 @@ def _export_graph(model_path: Path, out: Path, threads: int) -> None:
     torch.set_num_threads(threads)
     transformer = AutoModel.from_pretrained(str(model_path)).eval()
     example = torch.ones((2, 8), dtype=torch.long)
-    with torch.no_grad():
+    # The TorchScript exporter's tracer warnings concern shapes the graph keeps dynamic (batch, tokens).
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         torch.onnx.export(
             _PooledEncoder(transformer), (example, torch.ones_like(example), torch.zeros_like(example)), str(out),
             input_names=list(INPUTS), output_names=["embedding"], opset_version=OPSET, dynamo=False,
@@ -122,9 +126,16 @@ def _optimise(source: Path, out: Path, model_path: Path, precision: str, scratch
         return
     fused = scratch / "fused.onnx"
     optimised.save_model_to_file(str(fused))
-    # Shape inference does not type the fused operators' outputs; their tensors are float32.
-    quantize_dynamic(str(fused), str(out), per_channel=True, weight_type=QuantType.QInt8,
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # Shape inference does not type the fused operators' outputs; their tensors are float32. The
+    # quantiser's advice (pre-processing) is for static quantisation: kept off the run logs.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        quantize_dynamic(str(fused), str(out), per_channel=True, weight_type=QuantType.QInt8,
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    finally:
+        root.setLevel(level)
 
 
 def measure_agreement(encoder: OnnxQueryEncoder, reference: Encoder, texts: list[str]) -> Agreement:
