@@ -750,7 +750,11 @@ def eval_encoders_cmd(
     if markdown:
         from ltrr_core.durable import write_bytes_atomic
 
-        write_bytes_atomic(markdown, (result.markdown() + "\n").encode("utf-8"))
+        from ltrr_core.eval.report import provenance
+
+        command = "ltrr eval-encoders " + " ".join(sys.argv[sys.argv.index("eval-encoders") + 1:])
+        page = result.document(provenance(settings, command, _config_arg(config), Path.cwd(), output=markdown))
+        write_bytes_atomic(markdown, page.encode("utf-8"))
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict()) + "\n")
         return
