@@ -4,6 +4,12 @@ Fields are weighted by repeating their tokens (a BM25F approximation bm25s suppo
 changes). Tokenisation is ``ltrr_core.text.normalize`` followed by bm25s's tokenizer with the
 configured Snowball stemmer and stopword list; the same settings are saved with the index and
 used for every query, so indexing and querying cannot drift apart.
+
+The numba backend's scorer is compiled on its first query (about 5 s on 2 cores). bm25s does
+not ask numba to cache that compilation, so ``cache_numba_scorer`` turns numba's own on-disk
+cache on for bm25s's jitted functions (``Dispatcher.enable_caching``; the cache lives in
+``NUMBA_CACHE_DIR``, ``<data_dir>/numba``): the first process compiles once, every later one --
+a restarted runtime, a second worker -- loads the compiled code in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -35,6 +41,25 @@ class BM25Settings:
     def from_config(cls, config: BM25Config) -> "BM25Settings":
         return cls(config.method, config.k1, config.b, config.stemmer, config.stopwords,
                    dict(config.field_weights), config.backend)
+
+
+_SCORER_CACHED = False
+
+
+def cache_numba_scorer() -> None:
+    """Numba's on-disk cache for bm25s's jitted retrieval functions (idempotent)."""
+    global _SCORER_CACHED
+    if _SCORER_CACHED:
+        return
+    import bm25s.numba.retrieve_utils as retrieve_utils
+    import bm25s.numba.selection as selection
+    from numba.core.registry import CPUDispatcher
+
+    for module in (retrieve_utils, selection):
+        for function in vars(module).values():
+            if isinstance(function, CPUDispatcher):
+                function.enable_caching()
+    _SCORER_CACHED = True
 
 
 def weighted_document(fields: dict[str, str], weights: dict[str, int]) -> str:
@@ -77,6 +102,8 @@ class BM25Index:
     def search(self, queries: list[str], k: int) -> list[list[tuple[str, float]]]:
         """Top-k (entity id, score) per query; queries with no known token get no results."""
         k = min(k, len(self.entity_ids))
+        if self.settings.backend == "numba":
+            cache_numba_scorer()          # before the first compilation (a freshly built index)
         tokenized = self._tokenize_queries(queries)
         vocab = self.retriever.vocab_dict
         results: list[list[tuple[str, float]]] = [[] for _ in queries]
@@ -110,6 +137,7 @@ class BM25Index:
         retriever = bm25s.BM25.load(str(directory), mmap=mmap)
         retriever.backend = settings.backend
         if settings.backend == "numba":
+            cache_numba_scorer()
             retriever.activate_numba_scorer()
         entity_ids = np.load(directory / IDS_FILE, allow_pickle=False)
         return cls(settings, retriever, entity_ids)

@@ -14,7 +14,6 @@ matcher) rather than hand-written similarity.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -42,33 +41,54 @@ def feature_names(strategies: list[str]) -> list[str]:
             *[f"slot_match_{k}" for k in _MATCHED_SLOTS], *_CATALOG_FEATURES, *_QUERY_FEATURES]
 
 
-@dataclass
 class EntityAttributes:
-    """The catalog attributes the features read, normalised once at load (bundle ``ranker/entities.parquet``)."""
+    """The catalog attributes the features read (bundle ``ranker/entities.parquet``), normalised on
+    first use and kept: loading reads the columns only, so a runtime's cold start does not pay
+    for the whole catalog, and each request normalises at most its new candidates."""
 
-    rows: dict[str, dict[str, Any]]
+    def __init__(self, frame: pd.DataFrame):
+        self._position = pd.Index(frame["id"])
+        if not self._position.is_unique:
+            repeated = self._position[self._position.duplicated()].unique()[:5].tolist()
+            raise ValueError(f"entity attributes: ids must be unique, repeated: {repeated}")
+        self._columns = {column: frame[column].to_numpy() for column in frame.columns if column != "id"}
+        self._rows: dict[str, dict[str, Any]] = {}
 
     @classmethod
     def from_frame(cls, frame: pd.DataFrame) -> "EntityAttributes":
-        rows = {}
-        for record in frame.to_dict("records"):
-            def values(column: str) -> frozenset:
-                items = record.get(column)
-                return frozenset(normalize(v) for v in items) if items is not None else frozenset()
-
-            year = record.get("year")
-            rows[record["id"]] = {
-                "type": record["type"], "title": normalize(record.get("title") or ""),
-                "artists": values("artists"), "tags": values("tags"), "genres": values("genres"),
-                "moods": values("moods"), "seasons": values("seasons"), "version_types": values("version_types"),
-                "decades": frozenset(str(int(d)) for d in (record.get("decades") if record.get("decades") is not None else [])),
-                "year": float(year) if year is not None and not pd.isna(year) else math.nan,
-                "popularity": float(record.get("popularity") or 0.0)}
-        return cls(rows)
+        return cls(frame.reset_index(drop=True))
 
     @classmethod
     def load(cls, path: Path) -> "EntityAttributes":
-        return cls.from_frame(pd.read_parquet(path))
+        return cls(pd.read_parquet(path, columns=ENTITY_COLUMNS))
+
+    def get(self, entity_id: str) -> dict[str, Any] | None:
+        row = self._rows.get(entity_id)
+        if row is None:
+            try:
+                position = self._position.get_loc(entity_id)
+            except KeyError:
+                return None
+            row = self._rows[entity_id] = self._normalised(int(position))   # racing threads write equal rows
+        return row
+
+    def _normalised(self, i: int) -> dict[str, Any]:
+        def column(name: str) -> Any:
+            values = self._columns.get(name)
+            return None if values is None else values[i]
+
+        def values(name: str) -> frozenset:
+            items = column(name)
+            return frozenset(normalize(v) for v in items) if items is not None else frozenset()
+
+        year, decades = column("year"), column("decades")
+        return {
+            "type": column("type"), "title": normalize(column("title") or ""),
+            "artists": values("artists"), "tags": values("tags"), "genres": values("genres"),
+            "moods": values("moods"), "seasons": values("seasons"), "version_types": values("version_types"),
+            "decades": frozenset(str(int(d)) for d in (decades if decades is not None else [])),
+            "year": float(year) if year is not None and not pd.isna(year) else math.nan,
+            "popularity": float(column("popularity") or 0.0)}
 
 
 def _slot_matches(entity: dict[str, Any], slot: dict[str, Any]) -> bool:
@@ -101,7 +121,7 @@ def candidate_features(qu: dict[str, Any], context: dict[str, Any], strategy_met
     ordered = sorted(strategies)
     rows = []
     for entity_id, found_by in candidates:
-        entity = entities.rows.get(entity_id)
+        entity = entities.get(entity_id)
         row: list[float] = []
         for s in ordered:
             rank, score = found_by.get(s, (None, None))
