@@ -455,9 +455,13 @@ class LearnerConfig(_Model):
     """The off-policy learner of the retrieval policy (ltrr_core.bandit.learner)."""
 
     window_days: int = Field(7, gt=0)
-    # Reward of a request: its strongest engagement (weights) minus cost_penalty * candidates / budget.
+    # Reward of a request: its strongest engagement (weights) minus cost_penalty * candidates / budget ...
     event_weights: dict[str, float] = {"like": 1.0, "stream": 1.0, "click": 0.5, "skip": 0.0}
     cost_penalty: float = Field(0.05, ge=0)
+    # ... and minus latency_penalty * the plan's expected ms / latency_reference_ms, per strategy and
+    # depth as the runtime's own traces measured them (ltrr_core.bandit.latency).
+    latency_penalty: float = Field(0.05, ge=0)
+    latency_reference_ms: float = Field(20.0, gt=0)
     epsilon: float = Field(0.1, ge=0, le=1)     # exploration of the learned policy; floor epsilon / n_plans
     min_epsilon: float = Field(0.02, gt=0, le=1)  # refused below: see PolicyConfig (same rule, learned policy)
     iterations: int = Field(300, gt=0)

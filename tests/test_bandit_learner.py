@@ -163,3 +163,41 @@ def test_real_rows_replay_the_liked_tracks_of_train_queries_without_the_memory_i
     found = np.isfinite(rows.ranks).any(axis=1)
     assert found.mean() > 0.8                                 # real lookups: lexical / structured find the liked track
     assert (rows.features["memory_exact"] == 0).all() and (rows.features["n_chars"] > 0).all()
+
+
+def _timed(data, ms_per_strategy: dict[str, float], seed: int = 1):
+    """The window with stage timings logged: each strategy the plan ran took its base time plus
+    1 ms per 100 candidates of depth, with noise (what the runtime's trace records)."""
+    rng = np.random.default_rng(seed)
+    timings = [json.dumps({s: float(ms_per_strategy[s] + depth / 100 + rng.exponential(0.5))
+                           for s, depth in json.loads(d).items() if depth > 0}) for d in data.outcomes["depths"]]
+    return learner.WindowData(data.days, data.outcomes.assign(timings_ms=timings), data.validation)
+
+
+@pytest.mark.parametrize("slow", ["a", "b"])
+def test_the_policy_skips_a_strategy_whose_logged_latency_does_not_pay(tmp_path, slow):
+    """Both strategies find what people want equally (rank 40 for every context); one of them
+    took 80 ms per request in the logged traces. The fitted latency lines price it, and the
+    learned policy's greedy plan for every context leaves it out -- for either one made slow."""
+    settings = _settings(tmp_path)
+    data, ranks = _window(300, ["2026-02-01", "2026-02-02"], seed=3)
+    ranks = np.where(np.isfinite(ranks).any(axis=1)[:, None], 40.0, np.inf)     # both find every engaged entity
+    fast = "b" if slow == "a" else "a"
+    policy_dir, report = learner.fit(settings, _timed(data, {slow: 80.0, fast: 1.0}), ranks)
+    policy = LearnedPolicy(policy_dir)
+    lines = report["latency"]["lines"]
+    assert lines[slow][0] > 60 and lines[fast][0] < 5 and 0 < lines[fast][1] < 0.05
+    for f in (0.0, 1.0):
+        greedy = policy.plans[policy.greedy({"f": f})]
+        assert greedy.get(slow, 0) == 0 and greedy.get(fast, 0) > 0, greedy
+    latency = dict(zip(policy.plan_names, policy.plan_latency_ms))
+    assert latency[f"{slow}100"] > 60 > latency[f"{fast}100"]
+
+
+def test_logs_without_timings_leave_the_policy_priced_by_candidates_alone(tmp_path):
+    settings = _settings(tmp_path)
+    data, ranks = _window(200, ["2026-02-01", "2026-02-02"], seed=0)
+    policy_dir, report = learner.fit(settings, data, ranks)
+    policy = LearnedPolicy(policy_dir)
+    assert report["latency"]["lines"] == {} and not policy.plan_latency_ms.any()
+    np.testing.assert_allclose(policy.plan_penalties, policy.cost_penalty * policy.plan_costs)

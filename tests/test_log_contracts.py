@@ -18,7 +18,8 @@ def _impression(request_id: str, **changes) -> dict:
            "normalised_query": "halo", "qu": "{}", "plan": "all", "depths": json.dumps({"lexical": 100}),
            "propensity": 0.84, "strategy_propensities": "{}", "candidates": "{}", "shown_ids": ["cpcd:a", "cpcd:b"],
            "shown_scores": [0.2, 0.1], "shown_features": "[]", "bundle_id": "B1", "log_schema_version": "1.0",
-           "rng_seed": None, "candidate_ids": None}     # schema 1.0 carried no seed, no candidate set
+           "rng_seed": None, "candidate_ids": None,     # schema 1.0 carried no seed, no candidate set,
+           "timings_ms": None}                          # no timings
     return {**row, **changes}
 
 

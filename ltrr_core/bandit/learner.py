@@ -4,8 +4,10 @@ Model: one CatBoost classifier of P(hit | request features, plan depths), traine
 replay-expanded engaged requests (``training``): every plan of the library is a labelled row
 for every engaged request, so learning is full-information on that subset and generalises
 across plans through the per-strategy depth columns -- a new strategy is a new column, not
-new code. The policy serves argmax_plan P(hit) - cost_penalty * candidates / budget with
-epsilon-greedy exploration (exact propensities, floor epsilon / n_plans).
+new code. The policy serves argmax_plan P(hit) - cost_penalty * candidates / budget -
+latency_penalty * expected ms / latency_reference_ms (per strategy and depth, fitted on the
+window's logged stage timings: ``latency``) with epsilon-greedy exploration (exact
+propensities, floor epsilon / n_plans).
 
 Chosen over Vowpal Wabbit ``cb_explore_adf``: VW learns from the one logged action's reward,
 while replay gives every plan's label for engaged requests; a classifier on those labels uses
@@ -35,6 +37,7 @@ from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
 from ..models.policy import LearnedPolicy
 from . import training
 from .features import FEATURE_VERSION
+from .latency import StrategyLatency, fit_latency, plan_latencies
 from .ope import LoggedFeedback, make_estimators
 from .real import RealPlanRows, cached_real_plan_rows
 
@@ -163,6 +166,7 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
     held_out = held_out_day or f"{config.single_day_holdout:.0%} of {data.days[0]}'s requests"
     features = training.features_frame(outcomes)
     hits = training.plan_hits(ranks, plans, strategies)
+    latency = fit_latency(outcomes[is_train], strategies)
     x_train, y_train = training.expand(features[is_train & replayable], hits[is_train & replayable], plans, strategies)
     x_eval, y_eval = training.expand(features[is_eval & replayable], hits[is_eval & replayable], plans, strategies)
     if "logs" not in config.sources:
@@ -183,7 +187,9 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
         model.save_model(str(staging / "model.cbm"))
         spec = {"version": version, "feature_version": FEATURE_VERSION, "feature_names": list(features.columns),
                 "strategies": strategies, "plans": plans, "cost_penalty": config.cost_penalty,
-                "budget": budget,
+                "budget": budget, "latency": latency.to_dict(),
+                "plan_latency_ms": {name: round(float(ms), 3) for name, ms in zip(plans, plan_latencies(latency, plans))},
+                "latency_penalty": config.latency_penalty, "latency_reference_ms": config.latency_reference_ms,
                 "epsilon": config.epsilon, "trained_on": [d for d in data.days if d != held_out_day],
                 "held_out_day": held_out_day, "held_out": held_out, "created_at": datetime.now(timezone.utc).isoformat()}
         write_json_atomic(staging / "policy.json", spec)
@@ -192,6 +198,7 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
                   "contracts": data.validation,
                   "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
                   "sources": list(config.sources), "real": real.summary() if real is not None else None,
+                  "latency": latency.to_dict(),
                   "best_iteration": int(model.get_best_iteration() or config.iterations),
                   "ope": off_policy_report(settings, policy, outcomes[is_eval].reset_index(drop=True),
                                            features[is_eval].reset_index(drop=True))}
@@ -209,9 +216,16 @@ def held_out_rows(outcomes: pd.DataFrame, held_out_day: str | None, share: float
     return buckets < int(round(share * 1000))
 
 
-def rewards(outcomes: pd.DataFrame, settings: Settings, budget: float) -> np.ndarray:
-    return (outcomes["engagement"].to_numpy(float)
-            - settings.bandit.learner.cost_penalty * outcomes["candidates"].to_numpy(float) / budget)
+def rewards(outcomes: pd.DataFrame, settings: Settings, budget: float,
+            latency: StrategyLatency | None = None) -> np.ndarray:
+    """Engagement minus the candidate cost; with ``latency`` (a policy's fitted lines) also minus
+    the latency cost of the logged plan's depths, as the policy itself prices plans."""
+    config = settings.bandit.learner
+    reward = outcomes["engagement"].to_numpy(float) - config.cost_penalty * outcomes["candidates"].to_numpy(float) / budget
+    if latency is None:
+        return reward
+    expected = np.array([latency.predict(json.loads(d)) for d in outcomes["depths"]], dtype=float)
+    return reward - config.latency_penalty * expected / config.latency_reference_ms
 
 
 def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.DataFrame,
@@ -219,7 +233,7 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     """The learned policy's value on logged requests (IPS, SNIPS, DR, switch-DR) beside the
     logging policy's own (on-policy) value, both with bootstrap intervals."""
     ope = settings.bandit.ope
-    reward = rewards(outcomes, settings, policy.budget)
+    reward = rewards(outcomes, settings, policy.budget, StrategyLatency.from_dict(policy.latency_lines))
     names = policy.plan_names
     index = {n: i for i, n in enumerate(names)}
     # A logged plan outside the learned policy's library (wider than its budget) has target
@@ -228,7 +242,7 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     inside = logged >= 0
     contexts = features.reindex(columns=policy.feature_names, fill_value=0.0).to_numpy(float)
     hit = policy.hit_matrix(contexts)                                            # (n, plans)
-    values = hit - policy.cost_penalty * policy.plan_costs
+    values = hit - policy.plan_penalties
     best = values.argmax(axis=1)
     n, k = hit.shape
     target = np.full((n, k), policy.epsilon / k)
@@ -237,7 +251,7 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     at = np.where(inside, logged, 0)
     hit_logged = np.where(inside, hit[rows, at], 0.0)
     scale = float((outcomes["engagement"].to_numpy() * hit_logged).sum() / max((hit_logged ** 2).sum(), 1e-9))
-    q = scale * hit - policy.cost_penalty * policy.plan_costs                     # reward model for DM / DR
+    q = scale * hit - policy.plan_penalties                                       # reward model for DM / DR
     data = LoggedFeedback(reward, outcomes["propensity"].to_numpy(float), np.where(inside, target[rows, at], 0.0),
                           np.where(inside, q[rows, at], 0.0), (target * q).sum(axis=1))
     estimators = make_estimators([e for e in ope.estimators], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)
@@ -246,7 +260,8 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     return {"n": n, "logged_outside_library": int((~inside).sum()), "logging_policy": logging_value.to_dict(),
             "learned_policy": {e.name: e.estimate(data).to_dict() for e in estimators},
             "reward_model_scale": round(scale, 4),
-            "learned_greedy_candidates": round(float((policy.plan_costs[best] * policy.budget).mean()), 1)}
+            "learned_greedy_candidates": round(float((policy.plan_costs[best] * policy.budget).mean()), 1),
+            "learned_greedy_latency_ms": round(float(policy.plan_latency_ms[best].mean()), 2)}
 
 
 def load_report(policy_dir: Path) -> dict[str, Any]:

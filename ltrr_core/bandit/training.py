@@ -50,6 +50,7 @@ def request_outcomes(impressions: pd.DataFrame, feedback: pd.DataFrame, config: 
     best = events.drop_duplicates("request_id").set_index("request_id")
     out = impressions[["request_id", "timestamp", "raw_query", "plan", "depths", "propensity", "bundle_id",
                        "policy_features"]].copy()
+    out["timings_ms"] = impressions["timings_ms"].to_numpy() if "timings_ms" in impressions.columns else None
     out["engagement"] = out["request_id"].map(best["weight"]).fillna(0.0).astype(float)
     out["engaged_entity"] = out["request_id"].map(best["entity_id"])
     out["candidates"] = out["depths"].map(lambda d: sum(json.loads(d).values()))

@@ -26,7 +26,7 @@ import pyarrow as pa
 
 from ..durable import write_parquet
 
-LOG_SCHEMA_VERSION = "1.4"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed; 1.4: candidate_ids
+LOG_SCHEMA_VERSION = "1.5"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed; 1.4: candidate_ids; 1.5: timings_ms
 _TS = pa.timestamp("us", tz="UTC")
 
 IMPRESSION_SCHEMA = pa.schema([
@@ -55,6 +55,9 @@ IMPRESSION_SCHEMA = pa.schema([
     # The whole fused candidate set, best first (``candidates`` traces only each strategy's top
     # 20): candidate recall and candidate counts are measured on it. Null in files of schema < 1.4.
     pa.field("candidate_ids", pa.list_(pa.string())),
+    # JSON: the request's stage timings in ms (qu, policy, each strategy it ran, rank, total): what
+    # the policy's latency cost is learned from (ltrr_core.bandit.latency). Null in files of schema < 1.5.
+    pa.field("timings_ms", pa.string()),
 ])
 
 FEEDBACK_SCHEMA = pa.schema([
@@ -99,6 +102,7 @@ def impression_record(response, user_id: str | None, context: dict[str, Any], ti
         "log_schema_version": LOG_SCHEMA_VERSION,
         "rng_seed": int(response.rng_seed),
         "candidate_ids": list(response.candidate_ids),
+        "timings_ms": json.dumps(response.timings_ms, sort_keys=True),
     }
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -111,6 +111,14 @@ class LearnedPolicy:
         self._names = list(self.plans)
         self._depths = np.array([[self.plans[n].get(s, 0) for s in self.strategies] for n in self._names], dtype=float)
         self._cost = self._depths.sum(axis=1) / self.budget
+        # Policies trained before latency entered the cost carry no plan latencies: 0 ms each.
+        latency = spec.get("plan_latency_ms") or {}
+        self.plan_latency_ms = np.array([float(latency.get(n, 0.0)) for n in self._names])
+        self.latency_lines: dict[str, Any] = spec.get("latency") or {}    # ltrr_core.bandit.latency, as fitted
+        self.latency_penalty = float(spec.get("latency_penalty", 0.0))
+        self.latency_reference_ms = float(spec.get("latency_reference_ms", 1.0))
+        self._penalty = (self.cost_penalty * self._cost
+                         + self.latency_penalty * self.plan_latency_ms / self.latency_reference_ms)
 
     @property
     def plan_names(self) -> list[str]:
@@ -118,7 +126,14 @@ class LearnedPolicy:
 
     @property
     def plan_costs(self) -> np.ndarray:
+        """Per plan: candidates drawn / budget."""
         return self._cost.copy()
+
+    @property
+    def plan_penalties(self) -> np.ndarray:
+        """Per plan, in reward units: cost_penalty * candidates / budget + latency_penalty *
+        expected ms / latency_reference_ms."""
+        return self._penalty.copy()
 
     def hit_matrix(self, contexts: np.ndarray) -> np.ndarray:
         """(n, n_plans) predicted P(the engaged entity is among the plan's candidates), for n
@@ -128,9 +143,9 @@ class LearnedPolicy:
         return self.model.predict_proba(rows)[:, 1].reshape(n, k)
 
     def values(self, features: dict[str, float]) -> np.ndarray:
-        """Per plan: predicted P(hit) - cost_penalty * candidates / budget."""
+        """Per plan: predicted P(hit) minus its penalties (candidates and latency)."""
         context = np.array([[features.get(f, 0.0) for f in self.feature_names]], dtype=float)
-        return self.hit_matrix(context)[0] - self.cost_penalty * self._cost
+        return self.hit_matrix(context)[0] - self._penalty
 
     def greedy(self, features: dict[str, float]) -> str:
         """The plan the policy exploits: what it would serve without exploration."""

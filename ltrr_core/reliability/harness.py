@@ -38,6 +38,9 @@ HARNESS_OVERRIDES: dict[str, Any] = {
     "promotion.smoke_queries": ["taylor swift", "rock", "bohemian rhapsody queen"],
     "ranker.min_requests": 5, "ranker.iterations": 30,
     "bandit.learner.min_engaged_requests": 10, "bandit.learner.iterations": 30, "bandit.ope.n_bootstrap": 100,
+    # The writers' durability does not depend on what the models learn from: the simulated days
+    # alone, not the real CPCD replay (minutes of retrieval per learner run, in every child).
+    "ranker.sources": ["logs"], "bandit.learner.sources": ["logs"],
 }
 TRAFFIC = (40, 30, 15)          # simulated requests on each of three days (train / validate / evaluate)
 CHILD_TIMEOUT_S = 900.0
