@@ -684,6 +684,7 @@ class BenchConfig(_Model):
     soak: SoakConfig = SoakConfig()
     generated_entities: int = 1_000_000
     http_concurrency: list[int] = [1, 4, 16]   # client threads per runtime load level
+    http_workers: list[int] = [1, 2]           # `ltrr serve --workers N` runs measured on the real catalog
     http_requests: int = Field(300, gt=0)      # searches per load level
     n_latency_queries: int = 200
     embed_sample: int = 2_000

@@ -199,8 +199,10 @@ def _runtime_in_process(label, settings, entities, index, table, vector_config, 
     return result
 
 
-def _runtime_real(settings: Settings, config_path: Path | None, queries: list[str], workdir: Path) -> dict[str, Any] | str:
-    """``ltrr serve`` on the platform's promoted bundle, or why not."""
+def _runtime_real(settings: Settings, config_path: Path | None, queries: list[str],
+                  workdir: Path) -> list[dict[str, Any]] | str:
+    """``ltrr serve --workers N`` on the platform's promoted bundle for each N of
+    ``bench.http_workers``, or why not."""
     from ..artifacts import BundleError
     from ..artifacts.promotion import serving_bundle
 
@@ -208,9 +210,12 @@ def _runtime_real(settings: Settings, config_path: Path | None, queries: list[st
         bundle = serving_bundle(settings)
     except BundleError as error:
         return f"not measured: {error}"
-    result, _ = _timed("real: ltrr serve over HTTP", lambda: runtime_bench.bench_serve_process(
-        settings, config_path, bundle, queries, workdir / "runtime-real"))
-    return {**result, "bundle": bundle.name}
+    runs = []
+    for workers in settings.bench.http_workers:
+        result, _ = _timed(f"real: ltrr serve --workers {workers} over HTTP", lambda: runtime_bench.bench_serve_process(
+            settings, config_path, bundle, queries, workdir / f"runtime-real-{workers}", workers))
+        runs.append({**result, "bundle": bundle.name})
+    return runs
 
 
 def _qu_strategies(label: str, settings: Settings, entities: pd.DataFrame, workdir: Path):
@@ -339,12 +344,16 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
 
 def _runtime_markdown(real: dict[str, Any] | str, gen: dict[str, Any] | str) -> list[str]:
     lines = ["", "## Query runtime over HTTP (127.0.0.1)", "",
-             "Real catalog: a separate `ltrr serve` process on the platform's promoted bundle. Generated 1M: the "
+             "Real catalog: a separate `ltrr serve --workers N` process on the platform's promoted bundle (cold start: "
+             "from the command to the first answered search; query-vector cache off, so every request encodes). "
+             "Generated 1M: the "
              "SearchService assembled in the bench process and served from a thread, clients in the same process "
              "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries with "
              "`trace: true`; stage latencies are the server's own timings, end to end is measured by the client; "
              "the policy samples plans as in production, so a strategy's stage latency counts the requests whose plan ran it.", ""]
-    sizes = {"real catalog": real, "generated 1M": gen}
+    sizes: dict[str, Any] = ({f"real catalog, {r['workers']} worker(s)": r for r in real} if isinstance(real, list)
+                             else {"real catalog": real})
+    sizes["generated 1M"] = gen
     for label, result in sizes.items():
         if not isinstance(result, dict):
             lines.append(f"- {label}: {result}")

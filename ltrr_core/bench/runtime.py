@@ -100,8 +100,10 @@ def _load_levels(base_url: str, queries: list[str], settings: Settings) -> list[
     return [http_load(base_url, queries, c, settings.bench.http_requests) for c in settings.bench.http_concurrency]
 
 
-def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, queries: list[str], log_dir: Path) -> dict[str, Any]:
-    """A real ``ltrr serve`` process: cold start to first healthy answer, RSS, HTTP load."""
+def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, queries: list[str], log_dir: Path,
+                        workers: int = 1) -> dict[str, Any]:
+    """A real ``ltrr serve [--workers N]`` process: cold start to the first answered search, RSS
+    of each serving process, HTTP load."""
     import psutil
     import yaml
 
@@ -115,19 +117,58 @@ def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, que
     base = f"http://127.0.0.1:{port}"
     ltrr = Path(sys.executable).with_name("ltrr")
     started = time.perf_counter()
-    process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--bundle", str(bundle)],
+    process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--bundle", str(bundle),
+                                "--workers", str(workers)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
-        wait_healthy(base, process, 3600)
+        wait_answering(base, process, queries[0], 3600)
         cold_start = time.perf_counter() - started
-        rss_ready = psutil.Process(process.pid).memory_info().rss / 2**20
+        _wait_workers_loaded(process.pid, workers, 600)
+        rss_ready = _serving_rss(process.pid, workers)
         levels = _load_levels(base, queries, settings)
-        rss_loaded = psutil.Process(process.pid).memory_info().rss / 2**20
+        rss_loaded = _serving_rss(process.pid, workers)
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-    return {"cold_start_s": round(cold_start, 1), "rss_mb": f"{rss_ready:.0f} ready, {rss_loaded:.0f} after load",
-            "levels": levels}
+    return {"workers": workers, "cold_start_s": round(cold_start, 1),
+            "rss_mb": f"{rss_ready} ready, {rss_loaded} after load (per serving process)", "levels": levels}
+
+
+def _serving_rss(pid: int, workers: int) -> list[int]:
+    """RSS (MiB) of each process that serves: the process itself, or uvicorn's worker processes."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    processes = [parent] if workers == 1 else [c for c in parent.children(recursive=True)
+                                               if c.memory_info().rss > 100 * 2**20]
+    return [round(p.memory_info().rss / 2**20) for p in processes]
+
+
+def _wait_workers_loaded(pid: int, workers: int, timeout_s: float) -> None:
+    """Until every worker holds a loaded bundle (a serving process past 300 MiB), so the load levels
+    measure all of them, not the first one while the others still load."""
+    deadline = time.monotonic() + timeout_s
+    while len([mb for mb in _serving_rss(pid, workers) if mb > 300]) < workers:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{workers} workers were not all loaded within {timeout_s} s")
+        time.sleep(0.1)
+
+
+def wait_answering(base: str, process: subprocess.Popen, query: str, timeout_s: float) -> None:
+    """Until a search is answered (200): the cold start a user sees."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering")
+        try:
+            if httpx.post(f"{base}/search", json={"query": query}, timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"ltrr serve did not answer within {timeout_s} s")
 
 
 def bench_in_process(service, queries: list[str], settings: Settings, log_dir: Path, rss_growth_mb: float) -> dict[str, Any]:
