@@ -116,8 +116,10 @@ class BM25Config(_Model):
 class VectorConfig(_Model):
     table: str = "entities"
     metric: Literal["cosine", "dot", "l2"] = "cosine"
-    # Below this many rows brute force is exact and fast enough; above it build an ANN index.
-    ann_min_rows: int = 50_000
+    # Below this many rows brute force is exact and fast enough; above it build an ANN index. Lance's
+    # flat scan reads every vector per query: 46 ms at 26k rows on 2 cores, where IVF_HNSW_SQ answers
+    # in 6 ms at recall@10 0.995 after a 6 s build.
+    ann_min_rows: int = 10_000
     index_type: Literal["IVF_HNSW_SQ", "IVF_PQ", "IVF_FLAT"] = "IVF_HNSW_SQ"
     num_partitions: int | None = None
     nprobes: int = 20

@@ -348,8 +348,8 @@ def _runtime_markdown(real: dict[str, Any] | str, gen: dict[str, Any] | str) -> 
              "from the command to the first answered search; query-vector cache off, so every request encodes). "
              "Generated 1M: the "
              "SearchService assembled in the bench process and served from a thread, clients in the same process "
-             "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries with "
-             "`trace: true`; stage latencies are the server's own timings, end to end is measured by the client; "
+             "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries (no trace: "
+             "its per-result feature explanations cost ~15 ms); stage latencies are the server's own timings, end to end is measured by the client; "
              "the policy samples plans as in production, so a strategy's stage latency counts the requests whose plan ran it.", ""]
     sizes: dict[str, Any] = ({f"real catalog, {r['workers']} worker(s)": r for r in real} if isinstance(real, list)
                              else {"real catalog": real})

@@ -216,7 +216,8 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
         except InvalidQuery as error:
             raise HTTPException(status_code=422, detail=f"invalid query: {error}") from error
         recorder.record_search(response, request.user_id, request.context, datetime.now(timezone.utc))
-        body = {"request_id": response.request_id, "bundle_id": response.bundle_id, "results": response.results}
+        body = {"request_id": response.request_id, "bundle_id": response.bundle_id, "results": response.results,
+                "timings_ms": response.timings_ms}       # per stage, also without a trace (cheap; the trace's explain is not)
         if request.trace:
             body["trace"] = {**response.trace(), "qu": response.understanding}
         return body
