@@ -164,7 +164,7 @@ def serve(
     import uvicorn
 
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.runtime.serve import BUNDLE_ENV, CONFIG_ENV, build_app, chosen_bundle
+    from ltrr_core.runtime.serve import BUNDLE_ENV, CONFIG_ENV, HTTP_PROTOCOL, build_app, chosen_bundle
 
     try:
         if workers == 1:
@@ -178,13 +178,14 @@ def serve(
     if workers == 1:
         service = app_.state.current_service()
         console.print(f"serving bundle {service.bundle_id} (cold start {service.startup})")
-        uvicorn.run(app_, host=host, port=port, log_level="info")
+        uvicorn.run(app_, host=host, port=port, log_level="info", http=HTTP_PROTOCOL)
         return
     os.environ[CONFIG_ENV] = str(Path(_config_arg(config)).resolve())
     os.environ.pop(BUNDLE_ENV, None)
     if bundle is not None:
         os.environ[BUNDLE_ENV] = str(bundle.resolve())
     uvicorn.run("ltrr_core.runtime.serve:app_from_env", factory=True, workers=workers, host=host, port=port,
+                http=HTTP_PROTOCOL,
                 log_level="info")
 
 

@@ -179,3 +179,36 @@ def test_hot_reload_of_a_promoted_bundle_under_concurrent_requests_fails_none(bu
         shutil.rmtree(tampered, ignore_errors=True)
     assert statuses and set(statuses) == {200}
     assert served == {bundle_dir.name, fresh.name}
+
+
+@pytest.mark.parametrize("protocol, nodelay", [("h11", 0), ("ltrr_core.runtime.serve:NoDelayH11Protocol", 1)])
+def test_serve_turns_nagle_off_on_connections_of_a_socket_bound_like_uvicorns_workers(protocol, nodelay):
+    """``ltrr serve --workers N``: uvicorn binds the listening socket itself (protocol number 0) and
+    asyncio then leaves Nagle on for its connections -- plain h11 shows it -- so keep-alive answers
+    waited for the client's delayed ACK. The serving protocol turns it off on every connection."""
+    import asyncio
+    import socket
+
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    async def accepted_nodelay() -> int:
+        config = Config(app=lambda scope, receive, send: None, host="127.0.0.1", port=0, http=protocol, lifespan="off")
+        config.load()
+        listening = config.bind_socket()
+        made = []
+
+        def factory():
+            made.append(config.http_protocol_class(config=config, server_state=ServerState(), app_state={}))
+            return made[-1]
+
+        server = await asyncio.get_running_loop().create_server(factory, sock=listening)
+        _, writer = await asyncio.open_connection(*listening.getsockname()[:2])
+        while not made or made[0].transport is None:
+            await asyncio.sleep(0.01)
+        value = made[0].transport.get_extra_info("socket").getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+        writer.close()
+        server.close()
+        return int(bool(value))
+
+    assert asyncio.run(accepted_nodelay()) == nodelay

@@ -9,10 +9,13 @@ readers merge them). uvicorn's supervisor restarts a worker that dies.
 
 from __future__ import annotations
 
+import asyncio
 import os
+import socket
 from pathlib import Path
 
 from fastapi import FastAPI
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..artifacts.promotion import promoted_bundle, require_gated, serving_bundle
 from ..config import Settings, load_settings
@@ -21,6 +24,21 @@ from .service import load_service
 
 CONFIG_ENV = "LTRR_SERVE_CONFIG"
 BUNDLE_ENV = "LTRR_SERVE_BUNDLE"
+# uvicorn's ``http`` option for every ``ltrr serve``: the protocol below.
+HTTP_PROTOCOL = "ltrr_core.runtime.serve:NoDelayH11Protocol"
+
+
+class NoDelayH11Protocol(H11Protocol):
+    """uvicorn's h11 protocol with Nagle's algorithm off on every connection. With ``--workers``
+    uvicorn binds the listening socket itself (protocol number 0), and asyncio sets TCP_NODELAY
+    only on sockets whose protocol is IPPROTO_TCP: each keep-alive response then waited for the
+    client's delayed ACK, 52 ms end to end against 6 ms of server time (measured, 2 workers)."""
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        sock = transport.get_extra_info("socket")
+        if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        super().connection_made(transport)
 
 
 def chosen_bundle(settings: Settings, bundle: Path | None) -> Path:
