@@ -217,15 +217,16 @@ def held_out_rows(outcomes: pd.DataFrame, held_out_day: str | None, share: float
 
 
 def rewards(outcomes: pd.DataFrame, settings: Settings, budget: float,
-            latency: StrategyLatency | None = None) -> np.ndarray:
-    """Engagement minus the candidate cost; with ``latency`` (a policy's fitted lines) also minus
-    the latency cost of the logged plan's depths, as the policy itself prices plans."""
-    config = settings.bandit.learner
-    reward = outcomes["engagement"].to_numpy(float) - config.cost_penalty * outcomes["candidates"].to_numpy(float) / budget
-    if latency is None:
+            policy: LearnedPolicy | None = None) -> np.ndarray:
+    """Engagement minus the candidate cost; with ``policy``, also minus the latency cost of the
+    logged plan's depths, priced by the policy's own fitted lines and weight."""
+    reward = (outcomes["engagement"].to_numpy(float)
+              - settings.bandit.learner.cost_penalty * outcomes["candidates"].to_numpy(float) / budget)
+    if policy is None:
         return reward
+    latency = StrategyLatency.from_dict(policy.latency_lines)
     expected = np.array([latency.predict(json.loads(d)) for d in outcomes["depths"]], dtype=float)
-    return reward - config.latency_penalty * expected / config.latency_reference_ms
+    return reward - policy.latency_penalty * expected / policy.latency_reference_ms
 
 
 def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.DataFrame,
@@ -233,7 +234,7 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     """The learned policy's value on logged requests (IPS, SNIPS, DR, switch-DR) beside the
     logging policy's own (on-policy) value, both with bootstrap intervals."""
     ope = settings.bandit.ope
-    reward = rewards(outcomes, settings, policy.budget, StrategyLatency.from_dict(policy.latency_lines))
+    reward = rewards(outcomes, settings, policy.budget, policy)
     names = policy.plan_names
     index = {n: i for i, n in enumerate(names)}
     # A logged plan outside the learned policy's library (wider than its budget) has target

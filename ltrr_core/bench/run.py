@@ -31,8 +31,8 @@ from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_text
 from ..index.encoder import Encoder
-from ..index.onnx_export import cached_query_encoder, first_artist, sample_texts
-from ..index.query_encoder import OnnxQueryEncoder, TextEncoder
+from ..eval.encoders import load_encoders
+from ..index.query_encoder import TextEncoder
 from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
@@ -126,13 +126,8 @@ def _real_vectors(settings: Settings, entities: pd.DataFrame, encoder: Encoder) 
 def _query_encoder(settings: Settings, entities: pd.DataFrame) -> TextEncoder:
     """What serving encodes queries with (``embedding.query_encoder``), from the export cache (or
     exported and gated now), uncached: every bench query pays for its encoding."""
-    threads = settings.runtime.query_encoder_threads
-    if settings.embedding.query_encoder == "torch":
-        return Encoder(settings.embedding.model_copy(update={"torch_threads": threads}))
-    sample = sample_texts(entities[S.TITLE].astype(str).tolist(), [first_artist(a) for a in entities[S.ARTISTS]],
-                          settings.embedding.query_agreement_sample)
-    directory, _ = cached_query_encoder(settings.embedding, build.indexes_root(settings) / "query-encoders", sample)
-    return OnnxQueryEncoder(directory, threads, cache_size=0)
+    kind = settings.embedding.query_encoder
+    return load_encoders(settings, [kind], entities)[kind]
 
 
 def _bench_size(

@@ -33,21 +33,24 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_healthy(base: str, process: subprocess.Popen, seconds: float) -> None:
-    """Poll ``/healthz`` until the server answers; RuntimeError if it exits or ``seconds`` pass."""
+def wait_healthy(base: str, process: subprocess.Popen, seconds: float, query: str | None = None) -> None:
+    """Poll ``/healthz`` -- or, with ``query``, ``/search`` until it answers that query: the cold
+    start a user sees -- until it answers 200; RuntimeError if the server exits or ``seconds`` pass."""
     import httpx
 
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering /healthz")
+            raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering")
         try:
-            if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+            answer = (httpx.post(f"{base}/search", json={"query": query}, timeout=5) if query
+                      else httpx.get(f"{base}/healthz", timeout=1))
+            if answer.status_code == 200:
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.25)
-    raise RuntimeError(f"ltrr serve did not answer /healthz within {seconds:.0f} s")
+        time.sleep(0.05 if query else 0.25)
+    raise RuntimeError(f"ltrr serve did not answer {'/search' if query else '/healthz'} within {seconds:.0f} s")
 
 
 def _percentiles(values: list[float]) -> str:
@@ -104,7 +107,6 @@ def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, que
                         workers: int = 1) -> dict[str, Any]:
     """A real ``ltrr serve [--workers N]`` process: cold start to the first answered search, RSS
     of each serving process, HTTP load."""
-    import psutil
     import yaml
 
     config = log_dir / "bench-serve.yaml"
@@ -121,7 +123,7 @@ def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, que
                                 "--workers", str(workers)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
     try:
-        wait_answering(base, process, queries[0], 3600)
+        wait_healthy(base, process, 3600, query=queries[0])
         cold_start = time.perf_counter() - started
         _wait_workers_loaded(process.pid, workers, 600)
         rss_ready = _serving_rss(process.pid, workers)
@@ -152,23 +154,6 @@ def _wait_workers_loaded(pid: int, workers: int, timeout_s: float) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"{workers} workers were not all loaded within {timeout_s} s")
         time.sleep(0.1)
-
-
-def wait_answering(base: str, process: subprocess.Popen, query: str, timeout_s: float) -> None:
-    """Until a search is answered (200): the cold start a user sees."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering")
-        try:
-            if httpx.post(f"{base}/search", json={"query": query}, timeout=5).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"ltrr serve did not answer within {timeout_s} s")
 
 
 def bench_in_process(service, queries: list[str], settings: Settings, log_dir: Path, rss_growth_mb: float) -> dict[str, Any]:

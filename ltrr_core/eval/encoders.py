@@ -17,9 +17,8 @@ from typing import Any
 import numpy as np
 
 from ..config import Settings
-from ..index.build import indexes_root
+from ..index.build import query_encoder_export
 from ..index.encoder import Encoder
-from ..index.onnx_export import cached_query_encoder, first_artist, sample_texts
 from ..index.query_encoder import OnnxQueryEncoder, TextEncoder
 from ..retrieval.semantic import SemanticStrategy
 from .datasets import LabelledQueries
@@ -134,19 +133,17 @@ def _latency(encoder: TextEncoder, texts: list[str]) -> dict[str, float]:
     return {p: round(float(np.percentile(ms, q)), 3) for p, q in (("p50", 50), ("p95", 95), ("p99", 99))}
 
 
-def load_encoders(settings: Settings, kinds: list[str], display: Any) -> dict[str, TextEncoder]:
+def load_encoders(settings: Settings, kinds: list[str], entities: Any) -> dict[str, TextEncoder]:
     """``torch`` and ``onnx_int8`` / ``onnx_fp32`` (exported and gated now, or from the export
-    cache), all single-threaded as serving runs them and without the query cache. ``display``:
-    the bundle's entities (title, artists), whose titles are the export gate's sample texts."""
+    cache), all with serving's thread count and without the query cache. ``entities``: a frame
+    with ``title`` and ``artists`` (a bundle's display table), the export gate's sample texts."""
     threads = settings.runtime.query_encoder_threads
-    artists = [first_artist(a) for a in display["artists"]]
-    sample = sample_texts(display["title"].astype(str).tolist(), artists, settings.embedding.query_agreement_sample)
     out: dict[str, TextEncoder] = {}
     for kind in kinds:
         config = settings.embedding.model_copy(update={"query_encoder": kind, "torch_threads": threads})
         if kind == "torch":
             out[kind] = Encoder(config)
             continue
-        directory, _ = cached_query_encoder(config, indexes_root(settings) / "query-encoders", sample)
+        directory, _ = query_encoder_export(settings, entities, config)
         out[kind] = OnnxQueryEncoder(directory, threads, cache_size=0)
     return out

@@ -103,7 +103,7 @@ class BM25Index:
         """Top-k (entity id, score) per query; queries with no known token get no results."""
         k = min(k, len(self.entity_ids))
         if self.settings.backend == "numba":
-            cache_numba_scorer()          # before the first compilation (a freshly built index)
+            cache_numba_scorer()          # before the first query compiles the scorer (loaded or built)
         tokenized = self._tokenize_queries(queries)
         vocab = self.retriever.vocab_dict
         results: list[list[tuple[str, float]]] = [[] for _ in queries]
@@ -137,7 +137,6 @@ class BM25Index:
         retriever = bm25s.BM25.load(str(directory), mmap=mmap)
         retriever.backend = settings.backend
         if settings.backend == "numba":
-            cache_numba_scorer()
             retriever.activate_numba_scorer()
         entity_ids = np.load(directory / IDS_FILE, allow_pickle=False)
         return cls(settings, retriever, entity_ids)

@@ -103,17 +103,22 @@ def build_query_encoder(settings: Settings, entities: pd.DataFrame, out_dir: Pat
     time). ``embedding.query_encoder: torch``: none -- serving loads the torch model."""
     if settings.embedding.query_encoder == "torch":
         return {"kind": "torch"}
-    # Deferred: the exporter imports torch, onnx and the quantiser, which only a build needs.
-    from .onnx_export import cached_query_encoder, first_artist, sample_texts
-
     started = time.perf_counter()
-    artists = [first_artist(a) for a in entities[S.ARTISTS]]
-    sample = sample_texts(entities[S.TITLE].astype(str).tolist(), artists, settings.embedding.query_agreement_sample)
-    source, reused = cached_query_encoder(settings.embedding, indexes_root(settings) / "query-encoders", sample)
+    source, reused = query_encoder_export(settings, entities)
     shutil.copytree(source, out_dir / "query_encoder")
     spec = read_spec(out_dir / "query_encoder")
     return {"kind": f"onnx_{spec.precision}", "export": source.name, "reused": reused,
             "agreement": spec.agreement.model_dump(), "seconds": round(time.perf_counter() - started, 2)}
+
+
+def query_encoder_export(settings: Settings, entities: pd.DataFrame,
+                         embedding: EmbeddingConfig | None = None) -> tuple[Path, bool]:
+    """The cached ONNX export for ``embedding`` (default: the configured one) under
+    ``indexes/query-encoders/``, exported and gated on ``entities``' texts when missing: (directory, reused)."""
+    # Deferred: the exporter imports torch, onnx and the quantiser, which only a build needs.
+    from .onnx_export import cached_query_encoder
+
+    return cached_query_encoder(embedding or settings.embedding, indexes_root(settings) / "query-encoders", entities)
 
 
 def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:

@@ -90,7 +90,6 @@ def shared_encoder(config: EmbeddingConfig) -> Encoder:
         return _SHARED[key]
 
 
-
 _SHARED_ONNX: dict[tuple[str, int, int], OnnxQueryEncoder] = {}
 
 

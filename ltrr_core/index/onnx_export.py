@@ -27,11 +27,13 @@ from pathlib import Path
 from typing import Any
 
 import onnx
+import pandas as pd
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 from transformers import AutoConfig, AutoModel
 
+from .. import schema as S
 from ..config import EmbeddingConfig
 from ..durable import sha256_file, staged_directory, write_json_atomic
 from .encoder import Encoder, resolve_model_path
@@ -178,22 +180,25 @@ def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str
     return spec
 
 
-def cached_query_encoder(config: EmbeddingConfig, cache_root: Path, sample: list[str]) -> tuple[Path, bool]:
-    """The export for ``config`` under ``cache_root`` (exported now if missing): (directory, reused)."""
+def cached_query_encoder(config: EmbeddingConfig, cache_root: Path, entities: pd.DataFrame) -> tuple[Path, bool]:
+    """The export for ``config`` under ``cache_root`` (exported now, gated on texts of
+    ``entities``, if missing): (directory, reused)."""
     directory = Path(cache_root) / export_key(config)
     if (directory / SPEC_FILE).is_file():
         return directory, True
-    export_query_encoder(config, directory, sample)
+    export_query_encoder(config, directory, sample_texts(entities, config.query_agreement_sample))
     return directory, False
 
 
-def first_artist(artists: Any) -> str:
-    """The first of an entity's artists (a list or array; None or empty: "")."""
+def _first_artist(artists: Any) -> str:
     return str(next(iter(artists), "")) if artists is not None else ""
 
 
-def sample_texts(titles: list[str], artists: list[str], n: int) -> list[str]:
-    """Query-like texts for the export gate: every k-th title, and "title artist" for half of them."""
+def sample_texts(entities: pd.DataFrame, n: int) -> list[str]:
+    """Query-like texts for the export gate from entities (``title``, ``artists``): every k-th
+    title, and "title artist" for half of them."""
+    titles = entities[S.TITLE].astype(str).tolist()
+    artists = [_first_artist(a) for a in entities[S.ARTISTS]]
     step = max(1, len(titles) // max(1, n))
     picked = list(range(0, len(titles), step))[:n]
     texts = [titles[i] if j % 2 == 0 or not artists[i] else f"{titles[i]} {artists[i]}" for j, i in enumerate(picked)]

@@ -20,7 +20,6 @@ a bounded LRU cache (``runtime.query_cache_size`` texts).
 
 from __future__ import annotations
 
-import json
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal, Protocol
@@ -125,7 +124,3 @@ class OnnxQueryEncoder:
         vector = np.asarray(vectors[0], dtype=np.float32)
         vector.setflags(write=False)      # shared by every request that asks for this text
         return vector
-
-
-def spec_json(spec: QueryEncoderSpec) -> str:
-    return json.dumps(spec.model_dump(mode="json"), indent=2, sort_keys=True)
