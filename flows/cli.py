@@ -763,6 +763,56 @@ def eval_encoders_cmd(
     console.print(result.markdown())
 
 
+@app.command("eval-semantic")
+def eval_semantic_cmd(
+    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
+    split: Annotated[Optional[str], typer.Option(help="heldout, simulate, train or all (default: heldout of the "
+                                                      "project's file, all of --queries FILE)")] = None,
+    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
+    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="also write the table to this file")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """The semantic strategy's document vectors side by side on labelled queries: a plain MiniLM over
+    "title by artists from album", the whole entity text, the blend, the blend with type caps, and
+    the bundle's own strategy; paired intervals against the first, by QU intent."""
+    settings = _settings(config)
+    from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.catalog import CatalogStore
+    from ltrr_core.durable import read_json
+    from ltrr_core.eval.semantic import compare_semantic_documents
+    from ltrr_core.index.encoder import Encoder
+    from ltrr_core.runtime.service import load_service
+
+    labelled = _labelled(settings, queries, split or ("all" if queries else "heldout"))
+    try:
+        path = bundle or serving_bundle(settings)
+        service = load_service(settings, path)
+    except BundleError as error:
+        console.print(f"[red]{error}[/red]")
+        raise typer.Exit(2) from error
+    if "semantic" not in service.strategies:
+        console.print(f"[red]bundle {service.bundle_id} does not serve the semantic strategy[/red]")
+        raise typer.Exit(2)
+    catalog_version = read_json(Path(path) / "manifest.json")["components"]["catalog_version"]
+    entities = CatalogStore(settings.data_dir / "catalog").load(catalog_version)
+    result = compare_semantic_documents(settings, service, labelled, entities, catalog_version,
+                                        Encoder(settings.embedding))
+    if markdown:
+        from ltrr_core.durable import write_bytes_atomic
+        from ltrr_core.eval.report import provenance
+
+        command = "ltrr eval-semantic " + " ".join(sys.argv[sys.argv.index("eval-semantic") + 1:])
+        page = result.document(provenance(settings, command, _config_arg(config), Path.cwd(), output=markdown))
+        write_bytes_atomic(markdown, page.encode("utf-8"))
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict()) + "\n")
+        return
+    console.print(f"{result.n_queries} queries, bundle {result.bundle_id}, {result.n_entities} entities")
+    console.print(result.markdown())
+
+
 @app.command("eval-qu")
 def eval_qu_cmd(
     directory: Annotated[Optional[Path], typer.Option("--data", help="MusicRecoNER folder (default: shared data)")] = None,

@@ -94,6 +94,11 @@ class EmbeddingConfig(_Model):
     batch_size: int = 128
     torch_threads: int = 2
     max_tags_in_text: int = 8
+    # An entity's vector: name_weight x the embedding of its name line ("title by artists from
+    # album") + (1 - name_weight) x that of its whole text (name line, tags, genres, moods, decades).
+    # Descriptors dilute name matching; the blend keeps names sharp and descriptive queries
+    # answered. 0: the whole text alone. Chosen on the CPCD train part (docs/semantic.md).
+    name_weight: float = Field(0.7, ge=0, lt=1)
     # What serving encodes queries with: the same model exported to ONNX (int8: dynamic
     # quantisation, per-channel weights, fused attention; fp32), or the torch model itself.
     # Document vectors are always the torch model's; the export gate proves the spaces agree.
@@ -115,7 +120,14 @@ class BM25Config(_Model):
 
 class VectorConfig(_Model):
     table: str = "entities"
-    metric: Literal["cosine", "dot", "l2"] = "cosine"
+    # dot: the blended vectors (embedding.name_weight) are not unit length, and their dot product
+    # with a query is exactly the blend of the two cosines.
+    metric: Literal["cosine", "dot", "l2"] = "dot"
+    # Per entity type, at most this many rows in one semantic answer (-1: no cap): the catalog's
+    # artist entities are short names that sound alike and crowd tracks out of name queries.
+    max_per_type: dict[str, int] = {"artist": 1}
+    # Rows fetched per row wanted when types are capped; a second search fills what caps left short.
+    type_cap_overfetch: int = Field(2, ge=1)
     # Below this many rows brute force is exact and fast enough; above it build an ANN index. Lance's
     # flat scan reads every vector per query: 46 ms at 26k rows on 2 cores, where IVF_HNSW_SQ answers
     # in 6 ms at recall@10 0.995 after a 6 s build.

@@ -14,6 +14,7 @@ from prefect.cache_policies import NO_CACHE
 from ltrr_core.catalog import CatalogStore
 from ltrr_core.config import Settings
 from ltrr_core.index import build
+from ltrr_core.index.documents import EmbeddingText
 from ltrr_core.index.vector import VectorPlan
 
 # ltrr_core reports progress (e.g. "encoded 20480/81186 texts") on the "ltrr" logger; Prefect
@@ -65,7 +66,7 @@ def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
 
 
 @task(name="encode_partition", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
-def encode_partition(settings: Settings, texts: list[str]) -> build.EncodedPartition:
+def encode_partition(settings: Settings, texts: list[EmbeddingText]) -> build.EncodedPartition:
     return build.encode_texts(settings, texts, show_progress=len(texts) > 0)
 
 

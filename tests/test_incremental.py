@@ -12,7 +12,7 @@ from ltrr_core import schema as S
 from ltrr_core.catalog import CatalogStore
 from ltrr_core.catalog.pipeline import ingest_catalog, publish_catalog, understand, validate_catalog
 from ltrr_core.index import build
-from ltrr_core.index.documents import embedding_text
+from ltrr_core.index.documents import embedding_input
 from tests.conftest import make_settings
 
 REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -38,7 +38,9 @@ def _run_catalog(settings):
 
 
 def _embedding_texts(entities: pd.DataFrame, settings) -> dict[str, str]:
-    return {r[S.ID]: embedding_text(r, settings.embedding.max_tags_in_text) for r in entities.to_dict("records")}
+    """Entity id -> what its vector is a function of (name line, whole text, blend)."""
+    return {r[S.ID]: embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight).fingerprint
+            for r in entities.to_dict("records")}
 
 
 def _build(settings):

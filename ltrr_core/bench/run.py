@@ -29,7 +29,7 @@ from ..durable import write_bytes_atomic
 from ..eval.datasets import project_cpcd_queries
 from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
-from ..index.documents import document_fields, embedding_text
+from ..index.documents import document_fields, embedding_input
 from ..index.encoder import Encoder
 from ..eval.encoders import load_encoders
 from ..index.query_encoder import TextEncoder
@@ -119,8 +119,9 @@ def _real_vectors(settings: Settings, entities: pd.DataFrame, encoder: Encoder) 
             return np.stack(frame.loc[entities[S.ID], VECTOR].to_numpy()).astype(np.float32)
     except (FileNotFoundError, KeyError, ValueError):
         pass
-    texts = [embedding_text(r, settings.embedding.max_tags_in_text) for r in entities.to_dict("records")]
-    return encoder.encode(texts, show_progress=True)
+    texts = [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
+             for r in entities.to_dict("records")]
+    return build.blend_embeddings(encoder, texts, show_progress=True)
 
 
 def _query_encoder(settings: Settings, entities: pd.DataFrame) -> TextEncoder:
@@ -261,8 +262,9 @@ def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = Non
             return understand(scoped, kept)[0]
 
         real, ingest_seconds = _timed("real: ingest + contract + content understanding", ingest_and_understand)
-        sample = [embedding_text(r, settings.embedding.max_tags_in_text) for r in real.sample(settings.bench.embed_sample, random_state=1).to_dict("records")]
-        _, embed_seconds = _timed("real: encode sample", lambda: encoder.encode(sample))
+        sample = [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
+                  for r in real.sample(settings.bench.embed_sample, random_state=1).to_dict("records")]
+        _, embed_seconds = _timed("real: encode sample", lambda: build.blend_embeddings(encoder, sample))
         real_vectors = _real_vectors(settings, real, encoder)
         query_encoder = _query_encoder(settings, real)
         real_result = _bench_size("real", settings, real, real_vectors, queries, query_encoder, workdir,

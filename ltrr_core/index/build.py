@@ -37,7 +37,8 @@ from .. import schema as S
 from ..config import EmbeddingConfig, Settings
 from ..durable import checksum_tree, read_json, read_pointer, write_json_atomic, write_pointer
 from .bm25 import BM25Index, BM25Settings, weighted_document
-from .documents import document_fields, embedding_text
+from .documents import EmbeddingText, document_fields, embedding_input
+from .encoder import MODEL_IMPORT_LOCK, Encoder
 from .query_encoder import read_spec
 from .vector import VectorPlan, apply_vector_update, build_ann_index, measure_recall, open_db, plan_vector_update
 
@@ -116,7 +117,8 @@ def query_encoder_export(settings: Settings, entities: pd.DataFrame,
     """The cached ONNX export for ``embedding`` (default: the configured one) under
     ``indexes/query-encoders/``, exported and gated on ``entities``' texts when missing: (directory, reused)."""
     # Deferred: the exporter imports torch, onnx and the quantiser, which only a build needs.
-    from .onnx_export import cached_query_encoder
+    with MODEL_IMPORT_LOCK:
+        from .onnx_export import cached_query_encoder
 
     return cached_query_encoder(embedding or settings.embedding, indexes_root(settings) / "query-encoders", entities)
 
@@ -131,15 +133,13 @@ def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
     """Which entities need encoding. The flow splits ``plan.partitions(n)`` over its task runner
     (threads, or Dask workers on other machines) and hands the vectors to ``finish_vectors``."""
     rows = entities.to_dict("records")
-    texts = [embedding_text(row, settings.embedding.max_tags_in_text) for row in rows]
+    texts = [embedding_input(row, settings.embedding.max_tags_in_text, settings.embedding.name_weight) for row in rows]
     db = open_db(indexes_root(settings) / "lance")
     return plan_vector_update(db, settings.vector.table, entities[S.ID].tolist(), entities[S.TYPE].tolist(), texts)
 
 
 @lru_cache(maxsize=2)
-def _encoder(config: EmbeddingConfig):
-    from .encoder import Encoder
-
+def _encoder(config: EmbeddingConfig) -> Encoder:
     return Encoder(config)
 
 
@@ -149,13 +149,26 @@ class EncodedPartition:
     seconds: float
 
 
-def encode_texts(settings: Settings, texts: list[str], show_progress: bool = False) -> EncodedPartition:
+def encode_texts(settings: Settings, texts: list[EmbeddingText], show_progress: bool = False) -> EncodedPartition:
     """One partition's embeddings (the encoder is loaded once per worker process)."""
     encoder = _encoder(settings.embedding)
     started = time.perf_counter()
-    vectors = (encoder.encode(texts, show_progress=show_progress) if texts
-               else np.zeros((0, encoder.dim), dtype=np.float32))
+    vectors = blend_embeddings(encoder, texts, show_progress)
     return EncodedPartition(vectors, time.perf_counter() - started)
+
+
+def blend_embeddings(encoder: Any, texts: list[EmbeddingText], show_progress: bool = False) -> np.ndarray:
+    """Each text's vector: ``name_weight`` x its name line's embedding + the rest x its whole
+    text's; a name line equal to the whole text (nothing to describe) is encoded once."""
+    if not texts:
+        return np.zeros((0, encoder.dim), dtype=np.float32)
+    vectors = encoder.encode([t.full for t in texts], show_progress=show_progress)
+    blended = [i for i, t in enumerate(texts) if t.name_weight > 0 and t.name != t.full]
+    if blended:
+        names = encoder.encode([texts[i].name for i in blended], show_progress=show_progress)
+        weights = np.array([texts[i].name_weight for i in blended], dtype=np.float32)[:, None]
+        vectors[blended] = weights * names + (1 - weights) * vectors[blended]
+    return vectors
 
 
 def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPartition]) -> dict[str, Any]:

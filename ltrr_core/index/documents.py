@@ -6,6 +6,7 @@ tags field, so that "christmas songs" or "80s rock" meet entities whose own text
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from .. import schema as S
@@ -45,17 +46,48 @@ def document_fields(row: dict[str, Any], max_tags: int) -> dict[str, str]:
     }
 
 
-def embedding_text(row: dict[str, Any], max_tags: int) -> str:
-    """One sentence-like line for the sentence encoder."""
-    fields = document_fields(row, max_tags)
+def name_line(fields: dict[str, str], entity_type: Any) -> str:
+    """"title by artists from album": what a lookup query names."""
     parts = [fields["title"]]
-    if fields["artists"] and row.get(S.TYPE) != "artist":
+    if fields["artists"] and entity_type != "artist":
         parts.append(f"by {fields['artists']}")
     if fields["album"]:
         parts.append(f"from {fields['album']}")
-    text = " ".join(parts)
+    return " ".join(parts)
+
+
+def embedding_text(row: dict[str, Any], max_tags: int) -> str:
+    """One sentence-like line for the sentence encoder: the name line, then the descriptors."""
+    fields = document_fields(row, max_tags)
+    text = name_line(fields, row.get(S.TYPE))
     if fields["tags"]:
         text += ". " + ", ".join(descriptor_terms(row, max_tags))
     if fields["description"]:
         text += ". " + fields["description"]
     return text
+
+
+@dataclass(frozen=True)
+class EmbeddingText:
+    """What an entity's vector is made of: ``name_weight`` x the name line's embedding +
+    (1 - ``name_weight``) x the whole text's (name line and descriptors). Name queries meet the
+    sharp name vector, descriptive ones the descriptors; the blend is one vector, so a dot
+    product scores both at the price of one search. ``name_weight`` 0: the whole text alone."""
+
+    name: str
+    full: str
+    name_weight: float
+
+    @property
+    def fingerprint(self) -> str:
+        """What the vector is a function of (the vector table re-encodes a row when it changes);
+        with ``name_weight`` 0 the whole text alone, as before blends existed."""
+        return self.full if self.name_weight == 0 else f"{self.name_weight:g}\x1f{self.name}\x1f{self.full}"
+
+    def edited(self, suffix: str) -> EmbeddingText:
+        return EmbeddingText(self.name, self.full + suffix, self.name_weight)
+
+
+def embedding_input(row: dict[str, Any], max_tags: int, name_weight: float) -> EmbeddingText:
+    fields = document_fields(row, max_tags)
+    return EmbeddingText(name_line(fields, row.get(S.TYPE)), embedding_text(row, max_tags), name_weight)

@@ -30,12 +30,21 @@ def resolve_model_path(model: str) -> Path:
     return path
 
 
+# transformers initialises its lazy modules on first import, which is not thread-safe: an index
+# build that loads the encoder in one task thread while another imports the ONNX exporter got
+# "cannot import name 'AutoConfig' from 'transformers'". Whoever first imports the model stack
+# holds this lock.
+MODEL_IMPORT_LOCK = threading.Lock()
+
+
 class Encoder:
     """Batch and single-query encoding with L2-normalised float32 output, shape (n, dim)."""
 
     def __init__(self, config: EmbeddingConfig):
-        import torch
-        from sentence_transformers import SentenceTransformer
+        # Deferred: serving imports this module and never the torch model stack.
+        with MODEL_IMPORT_LOCK:
+            import torch
+            from sentence_transformers import SentenceTransformer
 
         torch.set_num_threads(config.torch_threads)
         self.config = config

@@ -1,8 +1,8 @@
 """The Lance vector table: incremental embeddings, ANN index when the table needs one.
 
-Rows are (id, type, text_hash, vector). ``text_hash`` is the sha256 of the exact text that was
-encoded, so an entity is re-encoded only when its embedding text changes (a popularity update
-changes the catalog's content hash but not the text, and costs no encoding). Lance keeps every
+Rows are (id, type, text_hash, vector). ``text_hash`` is the sha256 of what was encoded (the
+``EmbeddingText``'s fingerprint: its texts and blend), so an entity is re-encoded only when that
+changes (a popularity update changes the catalog's content hash but not the text, and costs no encoding). Lance keeps every
 write as a table version; the build manifest records the version it produced, and readers open
 that version, so a later build never changes what an earlier manifest points at.
 """
@@ -19,6 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..config import VectorConfig
+from .documents import EmbeddingText
 
 ID, TYPE, TEXT_HASH, VECTOR = "id", "type", "text_hash", "vector"
 
@@ -65,19 +66,20 @@ class VectorPlan:
     n_total: int
     todo_ids: list[str]
     todo_types: list[str]
-    todo_texts: list[str]
+    todo_texts: list[EmbeddingText]
     todo_hashes: list[str]
     removed: list[str]
 
-    def partitions(self, n: int) -> list[list[str]]:
+    def partitions(self, n: int) -> list[list[EmbeddingText]]:
         """The texts to encode in ``n`` contiguous slices (order kept, so results concatenate)."""
         size = -(-len(self.todo_texts) // max(n, 1)) or 1
         return [self.todo_texts[i:i + size] for i in range(0, len(self.todo_texts), size)]
 
 
-def plan_vector_update(db, table_name: str, ids: list[str], types: list[str], texts: list[str]) -> VectorPlan:
+def plan_vector_update(db, table_name: str, ids: list[str], types: list[str],
+                       texts: list[EmbeddingText]) -> VectorPlan:
     """Compare the catalog's texts with the table's hashes: only new or changed texts are encoded."""
-    hashes = [text_hash(t) for t in texts]
+    hashes = [text_hash(t.fingerprint) for t in texts]
     before: dict[str, str] = {}
     if table_name in db.table_names():
         existing = db.open_table(table_name).to_arrow().select([ID, TEXT_HASH]).to_pydict()
@@ -140,9 +142,16 @@ def build_ann_index(table, config: VectorConfig, force: bool = False) -> dict[st
 def search_vectors(
     table, query: np.ndarray, k: int, config: VectorConfig, exact: bool = False, where: str | None = None
 ) -> list[tuple[str, float]]:
-    """(entity id, cosine similarity) for the k nearest entities."""
+    """(entity id, similarity) for the k nearest entities: the cosine (``metric: cosine``) or the
+    dot product (``dot``: blended vectors are not unit length)."""
+    return [(i, score) for i, _, score in _search(table, query, k, config, exact, where)]
+
+
+def _search(table, query: np.ndarray, k: int, config: VectorConfig, exact: bool = False,
+            where: str | None = None) -> list[tuple[str, str, float]]:
+    """(entity id, entity type, similarity), best first."""
     builder = table.search(query.astype(np.float32), vector_column_name=VECTOR).distance_type(config.metric)
-    builder = builder.select([ID]).limit(k)
+    builder = builder.select([ID, TYPE]).limit(k)
     if where:
         builder = builder.where(where, prefilter=True)
     if exact:
@@ -152,8 +161,48 @@ def search_vectors(
         if config.refine_factor:
             builder = builder.refine_factor(config.refine_factor)
     result = builder.to_arrow().to_pydict()
-    # cosine distance = 1 - cosine similarity; report similarity so larger is better everywhere.
-    return [(i, 1.0 - float(d)) for i, d in zip(result[ID], result["_distance"])]
+    # cosine and dot distances are 1 - similarity; report similarity so larger is better everywhere.
+    return [(i, t, 1.0 - float(d)) for i, t, d in zip(result[ID], result[TYPE], result["_distance"])]
+
+
+def search_capped(table, query: np.ndarray, k: int, config: VectorConfig) -> list[tuple[str, float]]:
+    """The k nearest entities with at most ``config.max_per_type[t]`` of each capped type (so that
+    thousands of similar-sounding artist names cannot crowd the tracks out of a name query).
+
+    One search of ``k x type_cap_overfetch`` rows answers almost every query; when the capped types
+    filled so much of it that fewer than k rows remain, a second search excludes them outright."""
+    caps = {t: n for t, n in config.max_per_type.items() if n >= 0}
+    if not caps:
+        return search_vectors(table, query, k, config)
+    fetch = k * config.type_cap_overfetch
+    found = _search(table, query, fetch, config)
+    kept = apply_type_caps(found, caps, k)
+    if len(kept) < k and len(found) == fetch:
+        excluded = ", ".join("'" + t.replace("'", "''") + "'" for t in caps)
+        rest = _search(table, query, k, config, where=f"{TYPE} NOT IN ({excluded})")
+        capped = [row for row in found if row[1] in caps][:sum(caps.values())]
+        kept = apply_type_caps(sorted(capped + rest, key=lambda row: -row[2]), caps, k)
+    return [(i, score) for i, _, score in kept]
+
+
+def apply_type_caps(rows: list[tuple[str, str, float]], caps: dict[str, int], k: int) -> list[tuple[str, str, float]]:
+    """The first k of (id, type, score) rows, best first, with at most ``caps[t]`` rows of type t."""
+    kept: list[tuple[str, str, float]] = []
+    used: dict[str, int] = {}
+    seen: set[str] = set()
+    for row in rows:
+        entity_id, entity_type, _ = row
+        if entity_id in seen:
+            continue
+        if entity_type in caps:
+            if used.get(entity_type, 0) >= caps[entity_type]:
+                continue
+            used[entity_type] = used.get(entity_type, 0) + 1
+        seen.add(entity_id)
+        kept.append(row)
+        if len(kept) == k:
+            break
+    return kept
 
 
 def measure_recall(table, config: VectorConfig, n_probes: int | None = None) -> dict[str, Any]:

@@ -137,8 +137,12 @@ class EntityVectors:
         arrow = table.to_arrow().select(["id", "vector"])
         self.dim = int(vectors["dim"])
         self._row = {entity: i for i, entity in enumerate(arrow.column("id").to_pylist())}
-        self._matrix = np.asarray(arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
-                                  dtype=np.float32).reshape(-1, self.dim)
+        matrix = np.asarray(arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
+                            dtype=np.float32).reshape(-1, self.dim)
+        # Blended vectors (embedding.name_weight) are shorter than one: normalised here, so that
+        # neighbours are ranked by cosine whatever the blend.
+        norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+        self._matrix = matrix / np.where(norms > 0, norms, 1.0)
 
     def __call__(self, ids: list[str]) -> np.ndarray:
         out = np.zeros((len(ids), self.dim), dtype=np.float32)

@@ -288,7 +288,7 @@ def prepare(settings: Settings, work: Path, query: str = "taylor swift") -> Cont
     from ..artifacts.promotion import promote, promoted_bundle
     from ..catalog.store import CatalogStore
     from ..index.build import encode_texts
-    from ..index.documents import embedding_text
+    from ..index.documents import embedding_input
     from ..logs import impression_record
     from ..runtime.service import load_service
 
@@ -309,7 +309,8 @@ def prepare(settings: Settings, work: Path, query: str = "taylor swift") -> Cont
     rows = entities.to_dict("records")
     return Context(settings, work, query, days, impressions, (champion.name, candidate.name),
                    entities["id"].tolist(), entities["type"].tolist(),
-                   [embedding_text(r, settings.embedding.max_tags_in_text) for r in rows],
+                   [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
+                    for r in rows],
                    lambda texts: encode_texts(settings, texts).vectors)
 
 

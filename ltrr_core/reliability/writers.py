@@ -20,6 +20,7 @@ import numpy as np
 
 from ..config import Settings
 from ..durable import read_pointer
+from ..index.documents import EmbeddingText
 from .checks import Seen, hidden_entries, json_lines, manifest_checksums, parquet_files, versioned_store
 from .inject import AFTER, DATA, KILL, LANCE, POINTER, PUBLISH, Fault, Scope, injected, lance_fault
 
@@ -38,8 +39,8 @@ class Context:
     candidates: tuple[str, str]                  # bundles the promotion cells switch between
     entity_ids: list[str] = field(default_factory=list)
     entity_types: list[str] = field(default_factory=list)
-    entity_texts: list[str] = field(default_factory=list)
-    encode: Callable[[list[str]], np.ndarray] | None = None
+    entity_texts: list[EmbeddingText] = field(default_factory=list)
+    encode: Callable[[list[EmbeddingText]], np.ndarray] | None = None
 
 
 class Writer:
@@ -181,7 +182,7 @@ class IndexBuildWriter(Writer):
 class LancePayload:
     ids: list[str]
     types: list[str]
-    texts: list[str]
+    texts: list[EmbeddingText]
     changed: dict[str, np.ndarray]      # entity id -> its vector, for every row whose text differs from the table
     edited: set[str]                    # the rows this run edits
 
@@ -211,7 +212,7 @@ class LanceWriter(Writer):
         picks = np.random.default_rng(0).choice(len(ctx.entity_ids), size=self.n_changed, replace=False)
         texts = list(ctx.entity_texts)
         for i in picks:
-            texts[i] = f"{texts[i]} (reliability edit {run})"
+            texts[i] = texts[i].edited(f" (reliability edit {run})")
         plan = plan_vector_update(open_db(self.root(ctx.settings)), ctx.settings.vector.table,
                                   ctx.entity_ids, ctx.entity_types, texts)
         vectors = ctx.encode(plan.todo_texts)     # the edit, plus any row an earlier run left different
@@ -236,7 +237,7 @@ class LanceWriter(Writer):
         table = open_db(self.root(settings)).open_table(settings.vector.table)
         rows = table.to_arrow().select([ID, TEXT_HASH]).to_pydict()
         hashes = dict(zip(rows[ID], rows[TEXT_HASH]))
-        wanted = {i: text_hash(t) for i, t in zip(payload.ids, payload.texts) if i in payload.edited}
+        wanted = {i: text_hash(t.fingerprint) for i, t in zip(payload.ids, payload.texts) if i in payload.edited}
         applied = sum(hashes.get(i) == h for i, h in wanted.items())
         problems = [] if applied in (0, len(wanted)) else [
             f"half an update is visible: {applied} of {len(wanted)} edited rows carry the new text"]

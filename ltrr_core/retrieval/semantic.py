@@ -1,11 +1,13 @@
 """``semantic``: all-MiniLM-L6-v2 query embedding (ONNX int8 by default, see
-``ltrr_core.index.query_encoder``), nearest entities in the Lance table."""
+``ltrr_core.index.query_encoder``), nearest entities in the Lance table by dot product with their
+blended name / whole-text vectors (``ltrr_core.index.documents.EmbeddingText``), at most
+``vector.max_per_type`` of each capped entity type."""
 
 from __future__ import annotations
 
 from ..config import VectorConfig
 from ..index.query_encoder import TextEncoder
-from ..index.vector import search_vectors
+from ..index.vector import search_capped
 from .base import Candidates, Query
 
 
@@ -23,6 +25,6 @@ class SemanticStrategy:
     def retrieve_batch(self, queries: list[Query], k: int) -> list[Candidates]:
         vectors = self.encoder.encode([q.text for q in queries])
         return [
-            Candidates.from_pairs(self.name, search_vectors(self.table, vector, k, self.config))
+            Candidates.from_pairs(self.name, search_capped(self.table, vector, k, self.config))
             for vector in vectors
         ]
