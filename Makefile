@@ -54,13 +54,16 @@ demo: $(STAMP)
 
 # docs/results.md from the platform `make demo` built: the retrieval policy's nights on a fresh
 # copy of it (bench/bandit-evaluate.sh), then `ltrr report` (held-out CPCD, the demo's nights, QU,
-# content understanding, OBD, the train-part sweeps). About 20 minutes on 2 cores.
+# content understanding, OBD, the train-part sweeps), and the semantic strategy's document vectors on the
+# train part (where the blend was chosen) and the held-out part (docs/semantic*.md). About 25 minutes on 2 cores.
 RESULTS_NIGHTS ?= 5
 RESULTS_QUERIES ?= 300
 results: $(STAMP)
 	NIGHTS=$(RESULTS_NIGHTS) Q=$(RESULTS_QUERIES) bench/bandit-evaluate.sh
 	$(BIN)/ltrr --config $(DEMO_CONFIG) report --sweeps --bandit var/reports/bandit-evaluate.json \
 		--bandit-command "NIGHTS=$(RESULTS_NIGHTS) Q=$(RESULTS_QUERIES) bench/bandit-evaluate.sh" --via "make demo && make results"
+	$(BIN)/ltrr --config $(DEMO_CONFIG) eval-semantic --split train --markdown docs/semantic-train.md
+	$(BIN)/ltrr --config $(DEMO_CONFIG) eval-semantic --split heldout --markdown docs/semantic.md
 
 # Prefect server + MLflow UI on 127.0.0.1 in the background (pids under var/run, logs under var/log).
 UI_DATA ?= var

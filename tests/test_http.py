@@ -212,3 +212,38 @@ def test_serve_turns_nagle_off_on_connections_of_a_socket_bound_like_uvicorns_wo
         return int(bool(value))
 
     assert asyncio.run(accepted_nodelay()) == nodelay
+
+
+def test_explain_shows_every_stage_of_one_query_and_logs_nothing(service, tmp_path):
+    from ltrr_core.runtime.http import create_app
+
+    log_root = tmp_path / "logs"
+    app = create_app(service, log_root, lambda: service, None)
+    with TestClient(app) as client:
+        data = client.get("/explain.json", params={"q": "ghosts deadmau5", "k": 5})
+        assert data.status_code == 200, data.text
+        e = data.json()
+        # QU, the plan with its propensity, each planned strategy's candidates, fusion, ranker, timings
+        assert e["understanding"]["normalised"] == "ghosts deadmau5" and e["understanding"]["interpretations"]
+        assert 0 < e["propensity"] <= 1 and set(e["depths"]) == {s["name"] for s in e["strategies"]}
+        assert all(s["candidates"] and s["candidates"][0]["rank"] == 1 for s in e["strategies"])
+        assert e["n_fused"] >= len(e["fused"]) > 0 and len(e["results"]) == 5
+        for result in e["results"]:
+            assert result["found_by"] and result["fused_rank"] >= 1
+            assert set(result["features"]) >= {"fusion_score", "title_artist_similarity"}
+            planned = {s["name"] for s in e["strategies"]}
+            assert set(result["found_by"]) <= planned
+        assert e["ranker"].startswith("catboost:") and e["results"][0]["top_features"]
+        assert set(e["timings_ms"]) >= {"qu", "policy", "rank", "total"}
+        # The page renders the same explanation, escaped, under a CSP without scripts.
+        page = client.get("/explain", params={"q": "<b>ghosts</b> deadmau5"})
+        assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+        assert "&lt;b&gt;ghosts&lt;/b&gt;" in page.text and "<b>ghosts</b>" not in page.text
+        for section in ('id="understanding"', 'id="plan"', 'id="strategies"', 'id="fused"', 'id="results"'):
+            assert section in page.text
+        assert "script-src" not in page.headers["content-security-policy"]
+        assert client.get("/explain").status_code == 200                     # the form alone
+        refused = client.get("/explain", params={"q": "?!..."})
+        assert refused.status_code == 422 and "no letters or digits" in refused.text
+        assert client.get("/explain.json", params={"q": "?!..."}).status_code == 422
+    assert read_logs(log_root, "impressions").empty                            # explanations are not impressions

@@ -1,4 +1,5 @@
-"""The HTTP API (FastAPI; OpenAPI docs at /docs): search, feedback, health, admin reload.
+"""The HTTP API (FastAPI; OpenAPI docs at /docs): search, feedback, health, admin reload, and
+the explain page (``GET /explain?q=``, HTML; ``GET /explain.json?q=``, the JSON it renders).
 
 Every answered search writes an impression; feedback must name a logged request and an
 entity that request showed. Both logs are flushed when the app shuts down (uvicorn runs the
@@ -25,7 +26,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Literal
 
-from fastapi import FastAPI, Header, HTTPException
+from fastapi import FastAPI, Header, HTTPException, Query
+from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..artifacts import BundleError
@@ -33,10 +35,12 @@ from ..config import RuntimeConfig
 from ..query import InvalidQuery
 from ..logs import LOG_SCHEMA_VERSION
 from ..logs.recorder import InteractionRecorder, NotShown, UnknownRequest
+from .explain import Explanation, explain_query, render_html
 from .service import SearchService
 
 _log = logging.getLogger("ltrr.runtime")
-LIMITED_PATHS = ("/search", "/feedback")          # what the concurrency limit counts; health stays answerable
+LIMITED_PATHS = ("/search", "/feedback", "/explain", "/explain.json")   # what the concurrency limit counts
+EXPLAIN_PAGE = "/explain"
 SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
                     (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
 # The docs pages load Swagger UI / ReDoc from their CDN; everything else is JSON and needs nothing.
@@ -44,6 +48,8 @@ DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.
             b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
             b"frame-ancestors 'none'")
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
+# The explain page: its own inline style and a form that submits to itself; no script at all.
+EXPLAIN_CSP = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
 
 
 def _depth(value: Any) -> int:
@@ -104,7 +110,7 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = dict(scope.get("headers") or [])
-        csp = DOCS_CSP if scope["path"] in ("/docs", "/redoc") else API_CSP
+        csp = {"/docs": DOCS_CSP, "/redoc": DOCS_CSP, EXPLAIN_PAGE: EXPLAIN_CSP}.get(scope["path"], API_CSP)
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.config.max_body_bytes:
             await self._refuse(send, 413, f"request body of {declared.decode('latin-1')!r} bytes; at most "
@@ -235,6 +241,32 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
         except NotShown as error:
             raise HTTPException(status_code=422, detail=str(error)) from error
         return {"status": "recorded"}
+
+    def explained(q: str, k: int) -> Explanation:
+        try:
+            return explain_query(state["service"], q, k)
+        except InvalidQuery as error:
+            raise HTTPException(status_code=422, detail=f"invalid query: {error}") from error
+
+    max_k = config.max_results
+
+    @app.get("/explain.json")
+    def explain_json(q: str = Query(..., description="the query to explain"),
+                     k: int = Query(10, ge=1, le=max_k, description="results to rank")) -> dict[str, Any]:
+        """Every stage of one query (QU, plan and propensity, each strategy's candidates, fusion, ranker
+        features and contributions per result, timings). Greedy plan; nothing is logged."""
+        return explained(q, k).to_dict()
+
+    @app.get(EXPLAIN_PAGE, response_class=HTMLResponse)
+    def explain_page(q: str = Query("", description="the query to explain (empty: the form alone)"),
+                     k: int = Query(10, ge=1, le=max_k, description="results to rank")) -> HTMLResponse:
+        """The same as /explain.json, as a page a person reads."""
+        if not q.strip():
+            return HTMLResponse(render_html(None, q, k))
+        try:
+            return HTMLResponse(render_html(explained(q, k), q, k))
+        except HTTPException as error:
+            return HTMLResponse(render_html(None, q, k, str(error.detail)), status_code=error.status_code)
 
     @app.get("/healthz")
     def healthz() -> dict[str, Any]:
