@@ -67,6 +67,7 @@ results: $(STAMP)
 
 # Prefect server + MLflow UI on 127.0.0.1 in the background (pids under var/run, logs under var/log).
 UI_DATA ?= var
+UI_WAIT_SECONDS ?= 180      # `make ui` returns once both answer (MLflow takes ~45 s to start on 2 cores)
 ui: $(STAMP)
 	@mkdir -p var/run var/log
 	@if [ -f var/run/prefect.pid ] && kill -0 $$(cat var/run/prefect.pid) 2>/dev/null; then echo "Prefect already running"; else \
@@ -74,6 +75,10 @@ ui: $(STAMP)
 	@if [ -f var/run/mlflow.pid ] && kill -0 $$(cat var/run/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
 		mkdir -p $(UI_DATA)/mlflow; setsid nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
 		--backend-store-uri sqlite:///$(abspath $(UI_DATA))/mlflow/mlflow.db > var/log/mlflow.log 2>&1 & echo $$! > var/run/mlflow.pid; fi
+	@for url in http://127.0.0.1:$(PREFECT_PORT)/api/health http://127.0.0.1:$(MLFLOW_PORT)/health; do \
+		for i in $$(seq 1 $(UI_WAIT_SECONDS)); do curl -sf -o /dev/null $$url && break; sleep 1; done; \
+		curl -sf -o /dev/null $$url || { echo "$$url did not answer within $(UI_WAIT_SECONDS) s (logs in var/log)" >&2; exit 1; }; \
+	done
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api for flows to report there)"
 	@echo "MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   (runs of data_dir $(UI_DATA)); stop both with: make ui-stop"
 

@@ -19,6 +19,8 @@ from rich.table import Table
 
 from ltrr_core.config import DEFAULT_CONFIG, Settings, load_settings
 from ltrr_core.env import apply_offline_env
+from ltrr_core.nightly import STEPS as NIGHTLY_STEPS
+from ltrr_core.nightly import parse_day, select_steps
 
 app = typer.Typer(help="ltrr: learning to rank and retrieve.", no_args_is_help=True, add_completion=False)
 console = Console(stderr=True)
@@ -1015,8 +1017,7 @@ def fusion_sweep_cmd(
 @app.command()
 def nightly(
     day: Annotated[Optional[str], typer.Option("--date", help="day whose logs to learn from (default: yesterday)")] = None,
-    steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of: " + ", ".join(
-        ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote", "retention")))] = None,
+    steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of: " + ", ".join(NIGHTLY_STEPS))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the night's record as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -1024,7 +1025,9 @@ def nightly(
     _settings(config)
     from flows.nightly import nightly as nightly_flow
 
-    record = _run_nightly(lambda: nightly_flow(day, steps.split(",") if steps else None, _config_arg(config)))
+    selected = _run_nightly(lambda: _checked_steps(steps))
+    when = _run_nightly(lambda: parse_day(day)) if day else None
+    record = _run_nightly(lambda: nightly_flow(when, selected, _config_arg(config)))
     _print_record(record, as_json)
 
 
@@ -1040,13 +1043,24 @@ def backfill(
     _settings(config)
     from flows.nightly import backfill as backfill_flow
 
-    records = _run_nightly(lambda: backfill_flow(start_date, end_date, steps.split(",") if steps else None,
-                                                 _config_arg(config)))
+    selected = _run_nightly(lambda: _checked_steps(steps))
+    first, last = _run_nightly(lambda: (parse_day(start_date, "start_date"), parse_day(end_date, "end_date")))
+    records = _run_nightly(lambda: backfill_flow(first, last, selected, _config_arg(config)))
     for record in records:
         if "skipped" in record:
             console.print(f"{record['date']}: skipped ({record['skipped']})")
         else:
             _print_record(record, as_json)
+
+
+def _checked_steps(steps: str | None) -> list[str] | None:
+    """The flows' parameters are typed (the run form offers the step names); the CLI checks them
+    first so that a typo gets the domain's message naming the valid steps, not a schema error."""
+    if not steps:
+        return None
+    selected = [s.strip() for s in steps.split(",") if s.strip()]
+    select_steps(selected)
+    return selected
 
 
 def _run_nightly(run):
@@ -1080,10 +1094,14 @@ def _print_record(record: dict, as_json: bool) -> None:
 @app.command()
 def deploy(
     register_only: Annotated[bool, typer.Option("--register-only", help="register the deployments and exit")] = False,
+    pause_on_stop: Annotated[bool, typer.Option("--pause-on-stop", help="pause the nightly schedule when this "
+                                                 "process stops (default: orchestration.pause_schedules_on_stop)")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Register the `nightly` (cron from config) and `backfill` deployments and serve them (runs scheduled and UI-triggered flows)."""
     settings = _settings(config)
+    if pause_on_stop:
+        settings = settings.with_overrides(**{"orchestration.pause_schedules_on_stop": True})
     from flows.deploy import deployments, serve_deployments
 
     if register_only:

@@ -58,4 +58,5 @@ def deployments(settings: Settings, config_path: str) -> list[Any]:
 def serve_deployments(settings: Settings, config_path: str, limit: int | None = None) -> None:
     from prefect import serve
 
-    serve(*deployments(settings, config_path), limit=limit)
+    serve(*deployments(settings, config_path), limit=limit,
+          pause_on_shutdown=settings.orchestration.pause_schedules_on_stop)

@@ -19,6 +19,7 @@ from datetime import date as date_type
 from typing import Any
 
 from prefect import flow
+from prefect.runtime import flow_run
 
 from flows.build_indexes import build_indexes
 from flows.content_understanding import content_understanding
@@ -33,6 +34,7 @@ from tasks.nightly import (
     catalog_status,
     indexes_status,
     promote_candidate,
+    publish_backfill_summary,
     q2e_status,
     record_night,
     track_model,
@@ -71,12 +73,32 @@ def refresh_platform(config_path: str | None = None, until: str | None = None,
     return out
 
 
-@flow(name="nightly", log_prints=True)
-def nightly(date: str | None = None, steps: list[str] | None = None, config_path: str | None = None) -> dict[str, Any]:
-    """``date``: the day whose logs to learn from (default: yesterday, for the scheduled run).
-    ``steps``: a subset of ``ltrr_core.nightly.STEPS`` (default all)."""
+def _nightly_run_name() -> str:
+    """``nightly 2026-01-03``: the date the run learns from (a scheduled run's is yesterday)."""
+    parameters = flow_run.parameters
+    try:
+        day = night.resolve_day(load_settings(parameters.get("config_path")), _iso(parameters.get("date")))
+    except (night.NightlyError, OSError, ValueError):     # naming never fails a run; the run reports the error
+        return "nightly"
+    return f"nightly {day.isoformat()}"
+
+
+def _iso(day: date_type | str | None) -> str | None:
+    return day.isoformat() if isinstance(day, date_type) else day
+
+
+@flow(name="nightly", log_prints=True, flow_run_name=_nightly_run_name)
+def nightly(date: date_type | None = None, steps: list[night.Step] | None = None,
+            config_path: str | None = None) -> dict[str, Any]:
+    """One night of the platform for one date.
+
+    Args:
+        date: the day whose logs to learn from, YYYY-MM-DD (empty: yesterday, as the schedule runs it).
+        steps: which steps to run, in their fixed order (empty: all). "promote" needs "bundle".
+        config_path: the platform's YAML config (set by the deployment).
+    """
     settings = load_settings(config_path)
-    day, selected = night.resolve_day(settings, date), night.select_steps(steps)
+    day, selected = night.resolve_day(settings, _iso(date)), night.select_steps(steps)
     with writer_lock(settings, f"nightly {day}"):
         record = night.new_record(settings, day, selected)
         logs = validate_logs.submit(settings, day) if "validate_logs" in selected else None
@@ -105,25 +127,32 @@ def nightly(date: str | None = None, steps: list[str] | None = None, config_path
                     night.note(record, "promote", promote_candidate(settings, candidate["bundle_id"]))
         if "retention" in selected:
             night.note(record, "retention", apply_retention(settings))
-        return record_night(settings, record)
+        return {**record_night(settings, record), "flow_run_id": str(flow_run.id)}
 
 
-@flow(name="backfill", log_prints=True)
-def backfill(start_date: str, end_date: str, steps: list[str] | None = None,
+@flow(name="backfill", log_prints=True, flow_run_name="backfill {start_date}..{end_date}")
+def backfill(start_date: date_type, end_date: date_type, steps: list[night.Step] | None = None,
              config_path: str | None = None) -> list[dict[str, Any]]:
-    """The nightly logic for each date from ``start_date`` to ``end_date`` in order (dates
-    without logs are reported and skipped); ``steps`` as for ``nightly``."""
+    """The nightly logic for each date from start_date to end_date, in order.
+
+    Args:
+        start_date: the first date, YYYY-MM-DD.
+        end_date: the last date, YYYY-MM-DD (dates without logs are reported and skipped).
+        steps: which steps each night runs, in their fixed order (empty: all). "promote" needs "bundle".
+        config_path: the platform's YAML config (set by the deployment).
+    """
     settings = load_settings(config_path)
+    start, end = _iso(start_date) or "", _iso(end_date) or ""
     night.select_steps(steps)
-    out = []
-    with writer_lock(settings, f"backfill {start_date}..{end_date}"):
-        for day in night.backfill_days(start_date, end_date):
+    out: list[dict[str, Any]] = []
+    with writer_lock(settings, f"backfill {start}..{end}"):
+        for day in night.backfill_days(start, end):
             if not night.has_logs(settings, day):
                 out.append({"date": day.isoformat(), "skipped": "no logs"})
                 continue
-            out.append(nightly(day.isoformat(), steps, config_path))
+            out.append(nightly(day, steps, config_path))
+    publish_backfill_summary(start, end, out)
     return out
-
 
 if __name__ == "__main__":
     import sys

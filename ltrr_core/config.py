@@ -622,6 +622,9 @@ class OrchestrationConfig(_Model):
     # Across the two deployments the data-dir lock above serialises them.
     deployment_concurrency_limit: int = Field(1, ge=1)
     deployment_collision_strategy: Literal["enqueue", "cancel_new"] = "enqueue"
+    # Whether stopping `ltrr deploy` pauses the nightly schedule (Prefect's default). Off: a worker
+    # restart (deploy, crash) leaves the schedule on, and the next `ltrr deploy` runs what is due.
+    pause_schedules_on_stop: bool = False
 
 
 class RetentionConfig(_Model):

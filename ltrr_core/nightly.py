@@ -20,12 +20,17 @@ import json
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .config import Settings
 from .durable import read_json, write_json_atomic
 
-STEPS = ("validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote", "retention")
+# The steps of a night, in order; the flows' ``steps`` parameter is a list of them (the Prefect
+# UI's run form offers them as choices).
+Step = Literal["validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote", "retention"]
+STEPS: tuple[str, ...] = get_args(Step)
+DETAIL_ITEMS = 8          # key: value pairs a report row shows per step
+DETAIL_CHARS = 60         # characters of one value
 
 
 class NightlyError(ValueError):
@@ -297,8 +302,7 @@ def markdown(record: dict[str, Any], mlflow_ui: str | None = None) -> str:
              "| step | status | details |", "|---|---|---|"]
     for name in STEPS:
         step = record["steps"].get(name, {"status": "not selected"})
-        details = {k: v for k, v in step.items() if k not in ("status",)}
-        lines.append(f"| {name} | {step['status']} | {json.dumps(details, default=str)[:400]} |")
+        lines.append(f"| {name} | {step['status']} | {readable_details(step)} |")
     served = record.get("served_day")
     if served:
         lines += ["", f"Served on {record['date']}: {served['requests']} requests, candidate recall "
@@ -316,6 +320,46 @@ def markdown(record: dict[str, Any], mlflow_ui: str | None = None) -> str:
             lines.append(f"- {name}: [{run['run_id']}]({link})" if link else f"- {name}: run {run['run_id']}")
     if record.get("retired"):
         lines += ["", f"Replaced outputs of the previous run of this date: {record['retired']}"]
+    return "\n".join(lines)
+
+
+def readable_details(step: dict[str, Any]) -> str:
+    """A step's details for a table cell: its scalar facts as ``key: value``, nested ones by their
+    dotted key, values shortened and pipes escaped (the whole step is in the JSON record)."""
+    pairs: list[str] = []
+
+    def walk(prefix: str, value: Any) -> None:
+        if len(pairs) >= DETAIL_ITEMS:
+            return
+        if isinstance(value, dict):
+            for key, inner in value.items():
+                walk(f"{prefix}.{key}" if prefix else str(key), inner)
+            return
+        text = json.dumps(value, default=str) if isinstance(value, list) else str(value)
+        text = text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS - 1] + "…"
+        pairs.append(f"{prefix}: {text}".replace("|", "\\|"))
+
+    walk("", {k: v for k, v in step.items() if k != "status"})
+    return "<br>".join(pairs) or "–"
+
+
+def backfill_summary(start: str, end: str, nights: list[dict[str, Any]], run_link: str | None = None) -> str:
+    """The backfill run's artifact: one row per date -- skipped, or what its night did -- with a
+    link to that night's flow run (``run_link`` formatted with its ``flow_run_id``), whose
+    artifact is the night's report."""
+    lines = [f"# Backfill {start}..{end}", "",
+             "| date | night | promoted | why not | served nDCG@10 | report |", "|---|---|---|---|---|---|"]
+    for night in nights:
+        if "skipped" in night:
+            lines.append(f"| {night['date']} | skipped: {night['skipped']} | – | – | – | – |")
+            continue
+        decision = night.get("promotion") or {}
+        promoted = "yes" if decision.get("promoted") else ("no" if decision else "not run")
+        reasons = "; ".join(decision.get("reasons", []))[:200].replace("|", "\\|") or "–"
+        served = (night.get("served_day") or {}).get("ndcg@10", "–")
+        run_id = night.get("flow_run_id")
+        report = f"[nightly {night['date']}]({run_link.format(flow_run_id=run_id)})" if run_link and run_id else "–"
+        lines.append(f"| {night['date']} | run {night.get('attempt', '?')} | {promoted} | {reasons} | {served} | {report} |")
     return "\n".join(lines)
 
 

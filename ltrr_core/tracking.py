@@ -5,6 +5,11 @@ from __future__ import annotations
 
 from .config import Settings
 
+# MLflow 3's UI opens an experiment by its kind: GenAI ones on a traces/tokens overview, model
+# development ones on their runs -- these are training runs.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+
 
 def tracking_uri(settings: Settings) -> str:
     if settings.mlflow.tracking_uri:
@@ -23,8 +28,34 @@ def use_experiment(settings: Settings, name: str) -> str:
     if experiment is None:
         artifacts = (settings.data_dir / "mlflow" / "artifacts" / name).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts.as_uri(),
+                                                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
     else:
         experiment_id = experiment.experiment_id
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:      # made before the tag was set
+            mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
+
+
+CHALLENGER = "challenger"
+NIGHT_TAG = "ltrr.night"            # the day a registered model version learned up to
+
+
+def register_challenger(settings: Settings, model_name: str, version: str | int, night: str) -> bool:
+    """Tag a newly registered model version with its night and point the ``challenger`` alias at
+    it, unless the current challenger learned from a later night: a backfill of past dates
+    registers its models but never moves the alias backwards. Returns whether the alias moved."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri(settings))
+    client.set_model_version_tag(model_name, str(version), NIGHT_TAG, night)
+    try:
+        current = client.get_model_version_by_alias(model_name, CHALLENGER).tags.get(NIGHT_TAG, "")
+    except MlflowException:                 # no challenger yet
+        current = ""
+    if current > night:
+        return False
+    client.set_registered_model_alias(model_name, CHALLENGER, str(version))
+    return True

@@ -15,6 +15,8 @@ from ltrr_core.bandit import learner, training
 from ltrr_core.config import Settings
 from ltrr_core.runtime import bundle_loader
 
+ALIAS_NOTE = {True: "alias challenger", False: "challenger kept: it learned from a later night"}
+
 
 @task(name="validate_window_logs", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def validate_window_logs(settings: Settings, end: date, window_days: int) -> learner.WindowData:
@@ -52,7 +54,7 @@ def track_policy(settings: Settings, policy_dir: Path, report: dict[str, Any], d
             f"Window {report['window']}, held out {report['held_out']}; "
             f"training {report['training']}.",
             f"Logging policy value {ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}; "
-            f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} (alias challenger).",
+            f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} ({ALIAS_NOTE[tracked['challenger']]}).",
             "", "| estimator | learned policy | interval | ESS |", "|---|---|---|---|", *rows,
         ]),
     )

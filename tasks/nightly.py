@@ -85,3 +85,12 @@ def record_night(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
     create_markdown_artifact(key=f"nightly-{record['date']}", description=f"nightly run of {record['date']}",
                              markdown=nightly.markdown(record, nightly.mlflow_ui_url(settings)))
     return record
+
+
+PREFECT_RUN_LINK = "/runs/flow-run/{flow_run_id}"      # the Prefect UI's page of a flow run (its artifacts tab)
+
+
+@task(name="publish_backfill_summary", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
+def publish_backfill_summary(start: str, end: str, nights: list[dict[str, Any]]) -> None:
+    create_markdown_artifact(key=f"backfill-{start}-{end}", description=f"backfill {start}..{end}",
+                             markdown=nightly.backfill_summary(start, end, nights, PREFECT_RUN_LINK))

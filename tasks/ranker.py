@@ -15,6 +15,8 @@ from ltrr_core.config import Settings
 from ltrr_core.ranking import train
 from ltrr_core.runtime import bundle_loader
 
+ALIAS_NOTE = {True: "alias challenger", False: "challenger kept: it learned from a later night"}
+
 
 @task(name="split_days", cache_policy=NO_CACHE)
 def split_days(settings: Settings, day: date, window_days: int) -> train.Split:
@@ -48,7 +50,7 @@ def track_ranker(settings: Settings, ranker_dir: Path, report: dict[str, Any], r
             f"Sources {report.get('sources')}; logged days {report['train_days'] or 'none'}, validated on "
             f"{report['validation_day'] or 'real validation queries'}, gated on {report.get('evaluated_on')}; "
             f"examination by position {(report.get('position_bias') or {}).get('examination', 'not estimated')}.",
-            f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} (alias challenger); "
+            f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} ({ALIAS_NOTE[tracked['challenger']]}); "
             f"champion {report['champion'] or 'none'}.",
             "", "| ranking | nDCG@10 | MRR@10 (engaged) | nDCG@10 − fusion, 95% |", "|---|---|---|---|", *lines,
         ]),

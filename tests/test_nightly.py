@@ -240,6 +240,7 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
                 assert time.monotonic() < deadline, (tmp_path / "deploy.log").read_text()[-3000:]
                 time.sleep(2)
             assert state.is_completed(), (tmp_path / "deploy.log").read_text()[-3000:]
+            _assert_the_operator_finds_each_night_by_date(client, deployment, run.id, first, last)
     finally:
         for process in (runner, server):
             if process is not None and process.poll() is None:
@@ -253,6 +254,27 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
     for day in (rows[0]["date"], rows[1]["date"]):
         record = nightly.read_record(settings, date.fromisoformat(day))
         assert record["selected"] == ["validate_logs"] and "policy_dir" in record["outputs"]
+
+
+def _assert_the_operator_finds_each_night_by_date(client, deployment, run_id, first: str, last: str) -> None:
+    """The run form offers dates as dates and the steps as choices, with descriptions; the backfill
+    and its nights are named by date; the backfill's artifact links each night's run."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterName
+
+    schema = deployment.parameter_openapi_schema
+    properties = schema["properties"]
+    assert properties["start_date"]["format"] == "date" and properties["start_date"]["description"]
+    steps = properties["steps"]["anyOf"][0]["items"]
+    choices = steps.get("enum") or schema["definitions"][steps["$ref"].rsplit("/", 1)[-1]]["enum"]
+    assert choices[0] == "validate_logs" and "promote" in choices and properties["steps"]["description"]
+    assert client.read_flow_run(run_id).name == f"backfill {first}..{last}"
+    names = [f"nightly {first}", f"nightly {last}"]
+    nights = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=names)))
+    assert sorted(n.name for n in nights) == names and all(n.parent_task_run_id for n in nights)
+    key = f"backfill-{first}-{last}"
+    artifact = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))[0]
+    for night in nights:
+        assert f"[{night.name}](/runs/flow-run/{night.id})" in artifact.data
 
 
 def _decision(failed: dict[str, str]) -> dict:

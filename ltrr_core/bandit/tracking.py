@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import Settings
-from ..tracking import use_experiment
+from ..tracking import register_challenger, use_experiment
 from .plots import plot_intervals, plot_nights
 
 
@@ -20,7 +20,6 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
                      run_name: str) -> dict[str, Any]:
     import mlflow
     from catboost import CatBoostClassifier
-    from mlflow import MlflowClient
 
     use_experiment(settings, settings.mlflow.bandit_experiment)
     ope = report["ope"]
@@ -53,8 +52,9 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
         info = mlflow.catboost.log_model(model, name="policy", registered_model_name=settings.mlflow.policy_model_name,
                                          extra_files=[str(policy_dir / "policy.json")])
         version = info.registered_model_version
-        MlflowClient().set_registered_model_alias(settings.mlflow.policy_model_name, "challenger", version)
-    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version, "experiment": settings.mlflow.bandit_experiment}
+        challenger = register_challenger(settings, settings.mlflow.policy_model_name, version, report["window"][-1])
+    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version,
+            "experiment": settings.mlflow.bandit_experiment, "challenger": challenger}
 
 
 def log_evaluation_run(settings: Settings, nights: list[dict[str, Any]], pooled: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import Settings
-from ..tracking import use_experiment
+from ..tracking import register_challenger, use_experiment
 
 
 def _flat_metrics(report: dict[str, Any]) -> dict[str, float]:
@@ -73,7 +73,6 @@ def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any],
                    run_name: str) -> dict[str, Any]:
     import mlflow
     from catboost import CatBoostRanker
-    from mlflow import MlflowClient
 
     # The experiment goes to start_run explicitly: the nightly trains policy and ranker in two
     # threads, and MLflow's "current experiment" is process-wide.
@@ -98,5 +97,6 @@ def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any],
         info = mlflow.catboost.log_model(model, name="ranker", registered_model_name=settings.mlflow.ranker_model_name,
                                          extra_files=[str(ranker_dir / "ranker.json")])
         version = info.registered_model_version
-        MlflowClient().set_registered_model_alias(settings.mlflow.ranker_model_name, "challenger", version)
-    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version, "experiment": settings.mlflow.ranker_experiment}
+        challenger = register_challenger(settings, settings.mlflow.ranker_model_name, version, report["evaluation_day"])
+    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version,
+            "experiment": settings.mlflow.ranker_experiment, "challenger": challenger}
