@@ -23,7 +23,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
 export XDG_CACHE_HOME ?= $(CURDIR)/var/cache-home
 
-.PHONY: venv demo results test test-fast bench soak deploy ui ui-stop clean distclean
+.PHONY: venv chromium demo results test test-fast bench soak deploy ui ui-stop clean distclean
 
 venv: $(STAMP)
 
@@ -92,7 +92,15 @@ ui-stop:
 deploy: $(STAMP)
 	PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:$(PREFECT_PORT)/api} $(BIN)/ltrr --config $(CONFIG) deploy
 
-test: $(STAMP)
+# The browser tests drive Debian's Chromium through Playwright (no browser download): installed
+# here when missing (root, or sudo without a password, as on CI machines of this kind).
+chromium:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium > /dev/null; \
+	fi
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)

@@ -162,7 +162,7 @@ Nothing of this request was logged; the plan is the greedy one, what the bundle 
 
 <h2 id="understanding">1. Query understanding</h2>
 <p>Normalised: <code>{{ e.understanding.normalised }}</code>{% if e.understanding.corrections %}; corrections:
-{% for wrong, right in e.understanding.corrections.items() %}<code>{{ wrong }}</code> → <code>{{ right }}</code> {% endfor %}{% endif %}.
+{% for wrong, right in e.understanding.corrections.items() %}<code>{{ wrong }}</code> → <code>{{ right | join(" / ") if right is not string else right }}</code> {% endfor %}{% endif %}.
 Intent: {% for name, p in e.understanding.intent.items() %}{{ name }} {{ p | num(3) }}{% if not loop.last %}, {% endif %}{% endfor %}.</p>
 <table><tr><th>interpretation</th><th>probability</th><th>intent</th><th>slots (kind = value, confidence)</th><th>unexplained</th></tr>
 {% for i in e.understanding.interpretations %}<tr><td class="num">{{ loop.index }}</td><td class="num">{{ i.probability | num(3) }}</td>
