@@ -80,7 +80,7 @@ ui: $(STAMP)
 		curl -sf -o /dev/null $$url || { echo "$$url did not answer within $(UI_WAIT_SECONDS) s (logs in var/log)" >&2; exit 1; }; \
 	done
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api for flows to report there)"
-	@echo "MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   (runs of data_dir $(UI_DATA)); stop both with: make ui-stop"
+	@echo "MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   (runs of data_dir $(UI_DATA); in an experiment, the Model training toggle shows its runs); stop both with: make ui-stop"
 
 ui-stop:
 	@# Each service was started as its own process group (setsid): stop the group (MLflow runs worker children).

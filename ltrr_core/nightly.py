@@ -24,6 +24,7 @@ from typing import Any, Literal, get_args
 
 from .config import Settings
 from .durable import read_json, write_json_atomic
+from .tracking import MODEL_TRAINING_VIEW
 
 # The steps of a night, in order; the flows' ``steps`` parameter is a list of them (the Prefect
 # UI's run form offers them as choices).
@@ -316,11 +317,19 @@ def markdown(record: dict[str, Any], mlflow_ui: str | None = None) -> str:
     if runs:
         lines += ["", "## MLflow runs", ""]
         for name, run in runs.items():
-            link = f"{mlflow_ui}/#/experiments/{run['experiment_id']}/runs/{run['run_id']}" if mlflow_ui and run.get("experiment_id") else None
-            lines.append(f"- {name}: [{run['run_id']}]({link})" if link else f"- {name}: run {run['run_id']}")
+            lines.append(mlflow_run_line(name, run, mlflow_ui))
     if record.get("retired"):
         lines += ["", f"Replaced outputs of the previous run of this date: {record['retired']}"]
     return "\n".join(lines)
+
+
+def mlflow_run_line(name: str, run: dict[str, Any], mlflow_ui: str | None) -> str:
+    """One MLflow run of the night: a link to it, and to its experiment's training view where the
+    nights compare side by side."""
+    if not (mlflow_ui and run.get("experiment_id")):
+        return f"- {name}: run {run['run_id']}"
+    experiment = f"{mlflow_ui}/#/experiments/{run['experiment_id']}"
+    return f"- {name}: [{run['run_id']}]({experiment}/runs/{run['run_id']}) ([all nights]({experiment}/runs{MODEL_TRAINING_VIEW}))"
 
 
 def readable_details(step: dict[str, Any]) -> str:

@@ -5,10 +5,8 @@ from __future__ import annotations
 
 from .config import Settings
 
-# MLflow 3's UI opens an experiment by its kind: GenAI ones on a traces/tokens overview, model
-# development ones on their runs -- these are training runs.
-EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
-EXPERIMENT_KIND = "custom_model_development"
+# MLflow 3's UI opens an experiment on its GenAI overview unless the URL asks for the training view.
+MODEL_TRAINING_VIEW = "?workflowType=machine_learning"
 
 
 def tracking_uri(settings: Settings) -> str:
@@ -28,12 +26,9 @@ def use_experiment(settings: Settings, name: str) -> str:
     if experiment is None:
         artifacts = (settings.data_dir / "mlflow" / "artifacts" / name).resolve()
         artifacts.mkdir(parents=True, exist_ok=True)
-        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts.as_uri(),
-                                                 tags={EXPERIMENT_KIND_TAG: EXPERIMENT_KIND})
+        experiment_id = mlflow.create_experiment(name, artifact_location=artifacts.as_uri())
     else:
         experiment_id = experiment.experiment_id
-        if experiment.tags.get(EXPERIMENT_KIND_TAG) != EXPERIMENT_KIND:      # made before the tag was set
-            mlflow.MlflowClient().set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, EXPERIMENT_KIND)
     mlflow.set_experiment(experiment_id=experiment_id)
     return experiment_id
 

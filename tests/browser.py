@@ -8,6 +8,8 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from tests.conftest import ROOT
@@ -16,16 +18,21 @@ CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "var" / "test-artifacts"
 
 
-def launch_chromium():
-    """Yields a headless Chromium (the ``browser`` fixture of ``tests/conftest.py``)."""
+@contextmanager
+def chromium() -> Iterator:
+    """A headless Chromium, for the lines of a test that drive it. Playwright's sync API runs an
+    asyncio loop in the calling thread until it stops, so anything that calls ``asyncio.run``
+    (Prefect's client, uvicorn, dask) must run outside this block: never a session fixture."""
     from playwright.sync_api import sync_playwright
 
     assert CHROMIUM.is_file(), f"{CHROMIUM} missing: `make test` installs Debian's chromium (make chromium)"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port() -> int:

@@ -121,11 +121,3 @@ def gated_bundle_dir(bundle_dir, q2e_platform):
         assert all(g.passed for g in decision.gates), decision.reasons
     return bundle_dir
 
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """Headless Debian Chromium through Playwright (``tests.browser``)."""
-    from tests.browser import launch_chromium
-
-    yield from launch_chromium()

@@ -19,13 +19,20 @@ pytestmark = pytest.mark.slow
 TOKEN = "property-token"
 # Examples per (operation, mode): together well over 2,000 requests. /healthz has one shape and
 # no invalid form; /admin/reload takes only a header, which has no invalid form that HTTP can carry.
+# The explain endpoints answer (or refuse) but never log.
 EXAMPLES = {("POST", "/search", GenerationMode.POSITIVE): 800, ("POST", "/search", GenerationMode.NEGATIVE): 500,
             ("POST", "/feedback", GenerationMode.POSITIVE): 350, ("POST", "/feedback", GenerationMode.NEGATIVE): 350,
-            ("POST", "/admin/reload", GenerationMode.POSITIVE): 200, ("GET", "/healthz", GenerationMode.POSITIVE): 1}
+            ("POST", "/admin/reload", GenerationMode.POSITIVE): 200, ("GET", "/healthz", GenerationMode.POSITIVE): 1,
+            ("GET", "/explain.json", GenerationMode.POSITIVE): 120, ("GET", "/explain.json", GenerationMode.NEGATIVE): 80,
+            ("GET", "/explain", GenerationMode.POSITIVE): 60, ("GET", "/explain", GenerationMode.NEGATIVE): 40}
 
 
 def _explains_itself(response) -> bool:
-    """A 4xx body says what was wrong: a message, or pydantic's list of (field, rule)."""
+    """A 4xx body says what was wrong: a message, or pydantic's list of (field, rule); the explain
+    page shows the message on the page."""
+    content_type = response.headers.get("content-type") or [""]       # schemathesis: a list per header
+    if (content_type if isinstance(content_type, str) else content_type[0]).startswith("text/html"):
+        return 'id="error"' in response.text
     detail = response.json().get("detail")
     if isinstance(detail, list):
         return all(item.get("loc") and item.get("msg") for item in detail)
@@ -39,7 +46,8 @@ def test_generated_requests_get_no_server_error_and_answered_searches_are_logged
     app = create_app(service_for_properties, log_root, lambda: service_for_properties, TOKEN)
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     operations = {(op.method.upper(), op.path): op for op in (result.ok() for result in schema.get_all_operations())}
-    assert {path for _, path in operations} == {"/search", "/feedback", "/healthz", "/admin/reload"}
+    assert {path for _, path in operations} == {"/search", "/feedback", "/healthz", "/admin/reload", "/explain",
+                                               "/explain.json"}
     statuses: Counter[tuple[str, int]] = Counter()
     answered: list[str] = []
     unexplained: list[str] = []

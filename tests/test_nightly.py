@@ -4,6 +4,7 @@ demo loop -- on a copy of the test platform (real catalog slice, GENERATED traff
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -294,3 +295,43 @@ def test_a_model_that_passed_its_own_gate_gets_a_candidate_without_the_one_that_
     from ltrr_core.nightly import fallback_models
 
     assert fallback_models(_decision(failed), policy, ranker) == expected
+
+
+@pytest.mark.slow
+def test_two_nights_ranker_runs_compare_in_the_mlflow_ui_with_datasets_and_metrics(demo_run, tmp_path):
+    """The MLflow UI (a real server on 127.0.0.1, the demo's tracking store) in Chromium: the ranker
+    experiment's training runs, two nights selected and compared like a person would."""
+    from mlflow import MlflowClient
+
+    from ltrr_core.tracking import tracking_uri
+    from tests.browser import ARTIFACTS, chromium, free_port, stop, wait_http
+
+    settings, _, rows = demo_run
+    experiment = MlflowClient(tracking_uri(settings)).get_experiment_by_name(settings.mlflow.ranker_experiment)
+    port, log = free_port(), tmp_path / "mlflow.log"
+    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
+                               "--port", str(port), "--backend-store-uri", tracking_uri(settings), "--workers", "1"],
+                              stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=tmp_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", 240, server, log)
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            # The *Model training* view of the experiment (MLflow 3 opens on a GenAI overview otherwise).
+            page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning")
+            nights = [f"nightly {row['date']}" for row in rows[-2:]]
+            for name in nights:
+                page.get_by_role("row").filter(has_text=name).get_by_role("checkbox").first.check(timeout=60_000)
+            # each run's training dataset (mlflow.log_input), listed beside it
+            assert page.get_by_role("button", name=re.compile(r"^ranking rows .*real CPCD train queries")).count() >= 2
+            page.get_by_role("button", name="Compare").click()
+            page.get_by_text("Comparing 2 Runs").wait_for(timeout=60_000)
+            page.get_by_text("ranker_version").first.wait_for()
+            body = page.inner_text("body")
+            assert all(name in body for name in nights)
+            assert "ranker.ndcg_at_10" in body and "fusion_baseline.ndcg_at_10" in body       # metrics side by side
+            page.get_by_text("feature_importance.png").first.dispatch_event("click")        # the plots side by side (the assistant panel overlaps it)
+            page.locator("img[src*='feature_importance.png'], img[alt*='feature_importance']").first.wait_for(timeout=30_000)
+            page.screenshot(path=str(ARTIFACTS / "mlflow-compare.png"), full_page=True)
+            page.close()
+    finally:
+        stop(server)

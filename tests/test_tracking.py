@@ -23,14 +23,3 @@ def test_a_backfill_of_past_nights_does_not_move_the_challenger_backwards(tmp_pa
     assert register_challenger(settings, "ranker", versions[3], "2026-01-05")      # a re-run of the same night moves it
     assert client.get_model_version_by_alias("ranker", CHALLENGER).version == versions[3]
 
-
-def test_experiments_are_marked_as_model_development_so_the_ui_opens_on_their_runs(tmp_path):
-    from ltrr_core.tracking import EXPERIMENT_KIND, EXPERIMENT_KIND_TAG, use_experiment
-
-    settings = load_settings(None, data_dir=str(tmp_path))
-    experiment_id = use_experiment(settings, "ltrr-ranker")
-    client = MlflowClient(tracking_uri(settings))
-    assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
-    client.delete_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG)          # an experiment made before the tag
-    assert use_experiment(settings, "ltrr-ranker") == experiment_id
-    assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == EXPERIMENT_KIND
