@@ -26,17 +26,23 @@ from tasks.indexes import (
 @flow(name="build_indexes", log_prints=True)
 def build_indexes(config_path: str | None = None) -> dict[str, Any]:
     settings = load_settings(config_path)
-    with writer_lock(settings, "build_indexes"):      # held by this (the flow's) process, not the tasks'
+    with writer_lock(settings, "build_indexes"):  # held by this (the flow's) process, not the tasks'
         catalog_version, entities = load_catalog(settings)
         build_id = start_build(settings)
         bm25 = build_bm25.submit(settings, entities, build_id)
         query_resources = build_query_resources.submit(settings, entities, build_id)
         query_encoder = build_query_encoder.submit(settings, entities, build_id)
         plan = plan_vectors(settings, entities)
-        parts = encode_partition.map(unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions))
+        parts = encode_partition.map(
+            unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions)
+        )
         vectors = finish_vectors(settings, plan, [part.result() for part in parts])
-        reports = {"bm25": bm25.result(), "query_resources": query_resources.result(),
-                   "query_encoder": query_encoder.result(), "vectors": vectors}
+        reports = {
+            "bm25": bm25.result(),
+            "query_resources": query_resources.result(),
+            "query_encoder": query_encoder.result(),
+            "vectors": vectors,
+        }
         return publish_build(settings, build_id, catalog_version, reports)
 
 

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -26,9 +26,9 @@ app = typer.Typer(help="ltrr: learning to rank and retrieve.", no_args_is_help=T
 console = Console(stderr=True)
 
 ConfigOption = Annotated[
-    Optional[Path], typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml)")
+    Path | None, typer.Option("--config", "-c", help="YAML config (default: configs/default.yaml)")
 ]
-_state: dict[str, Optional[Path]] = {"config": None}
+_state: dict[str, Path | None] = {"config": None}
 
 
 @app.callback()
@@ -36,7 +36,7 @@ def _main(config: ConfigOption = None) -> None:
     _state["config"] = config
 
 
-def _settings(config: Optional[Path]) -> Settings:
+def _settings(config: Path | None) -> Settings:
     path = config or _state["config"] or DEFAULT_CONFIG
     try:
         settings = load_settings(path)
@@ -47,7 +47,7 @@ def _settings(config: Optional[Path]) -> Settings:
     return settings
 
 
-def _config_arg(config: Optional[Path]) -> str:
+def _config_arg(config: Path | None) -> str:
     return str(config or _state["config"] or DEFAULT_CONFIG)
 
 
@@ -58,8 +58,10 @@ def content_understanding_cmd(config: ConfigOption = None) -> None:
     from flows.content_understanding import content_understanding
 
     manifest = _run_flow(content_understanding, _config_arg(config))
-    console.print(f"catalog {manifest['version']}: {manifest['n_entities']} entities, "
-                  f"diff {manifest['diff']}, quarantined {manifest['n_quarantined']}")
+    console.print(
+        f"catalog {manifest['version']}: {manifest['n_entities']} entities, "
+        f"diff {manifest['diff']}, quarantined {manifest['n_quarantined']}"
+    )
 
 
 @app.command("build-indexes")
@@ -71,8 +73,10 @@ def build_indexes_cmd(config: ConfigOption = None) -> None:
 
     manifest = _run_flow(with_task_runner(build_indexes, settings), _config_arg(config))
     vectors = manifest["vectors"]
-    console.print(f"build {manifest['build_id']}: {vectors['n_vectors']} vectors "
-                  f"({vectors['n_encoded']} encoded), ANN {vectors['ann']['kind']} {vectors['ann_recall']}")
+    console.print(
+        f"build {manifest['build_id']}: {vectors['n_vectors']} vectors "
+        f"({vectors['n_encoded']} encoded), ANN {vectors['ann']['kind']} {vectors['ann_recall']}"
+    )
 
 
 @app.command("generate-q2e")
@@ -82,8 +86,10 @@ def generate_q2e_cmd(config: ConfigOption = None) -> None:
     from flows.generate_q2e import generate_q2e
 
     manifest = _run_flow(generate_q2e, _config_arg(config))
-    console.print(f"Q2E {manifest['version']}: {manifest['n_rows']} rows {manifest['rows_by_source']}, "
-                  f"{manifest['n_queries']} queries, scope {manifest['scope']['mode']}")
+    console.print(
+        f"Q2E {manifest['version']}: {manifest['n_rows']} rows {manifest['rows_by_source']}, "
+        f"{manifest['n_queries']} queries, scope {manifest['scope']['mode']}"
+    )
 
 
 bundle_app = typer.Typer(help="Serving bundles: build one from the latest builds, verify one.", no_args_is_help=True)
@@ -92,8 +98,12 @@ app.add_typer(bundle_app, name="bundle")
 
 @bundle_app.command("build")
 def bundle_build_cmd(
-    policy: Annotated[str, typer.Option(help="'latest' (the newest trained policy, if any), 'none', or a directory")] = "latest",
-    ranker: Annotated[str, typer.Option(help="'latest' (the newest trained ranker, if any), 'none', or a directory")] = "latest",
+    policy: Annotated[
+        str, typer.Option(help="'latest' (the newest trained policy, if any), 'none', or a directory")
+    ] = "latest",
+    ranker: Annotated[
+        str, typer.Option(help="'latest' (the newest trained ranker, if any), 'none', or a directory")
+    ] = "latest",
     config: ConfigOption = None,
 ) -> None:
     """Assemble an immutable bundle (BM25, QU resources, Q2E table, retrieval config, Lance reference, policy, ranker)."""
@@ -106,12 +116,14 @@ def bundle_build_cmd(
     chosen_ranker = latest_ranker(settings) if ranker == "latest" else None if ranker == "none" else Path(ranker)
     with _writing(settings, "bundle build"):
         manifest = build_bundle(settings, chosen, chosen_ranker)
-    console.print(f"bundle {manifest['bundle_id']}: {len(manifest['files'])} files, components {manifest['components']}")
+    console.print(
+        f"bundle {manifest['bundle_id']}: {len(manifest['files'])} files, components {manifest['components']}"
+    )
 
 
 @bundle_app.command("verify")
 def bundle_verify_cmd(
-    path: Annotated[Optional[Path], typer.Argument(help="bundle directory (default: the latest built)")] = None,
+    path: Annotated[Path | None, typer.Argument(help="bundle directory (default: the latest built)")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Check a bundle's manifest, every checksum and that no path leaves the bundle."""
@@ -152,9 +164,11 @@ def logs_validate_cmd(
 
 @app.command()
 def serve(
-    host: Annotated[Optional[str], typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
-    port: Annotated[Optional[int], typer.Option(help="port (default: runtime.port)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option(help="a bundle that has passed the gates (default: the promoted one)")] = None,
+    host: Annotated[str | None, typer.Option(help="bind address (default: runtime.host, 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default: runtime.port)")] = None,
+    bundle: Annotated[
+        Path | None, typer.Option(help="a bundle that has passed the gates (default: the promoted one)")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="worker processes sharing the port (each loads the bundle)")] = 1,
     config: ConfigOption = None,
 ) -> None:
@@ -172,7 +186,7 @@ def serve(
         if workers == 1:
             app_ = build_app(settings, bundle)
         else:
-            chosen_bundle(settings, bundle)          # refuse here, with the reason, before any worker starts
+            chosen_bundle(settings, bundle)  # refuse here, with the reason, before any worker starts
     except BundleError as error:
         console.print(f"[red]bundle refused:[/red] {error}")
         raise typer.Exit(1) from error
@@ -186,18 +200,25 @@ def serve(
     os.environ.pop(BUNDLE_ENV, None)
     if bundle is not None:
         os.environ[BUNDLE_ENV] = str(bundle.resolve())
-    uvicorn.run("ltrr_core.runtime.serve:app_from_env", factory=True, workers=workers, host=host, port=port,
-                http=HTTP_PROTOCOL,
-                log_level="info")
+    uvicorn.run(
+        "ltrr_core.runtime.serve:app_from_env",
+        factory=True,
+        workers=workers,
+        host=host,
+        port=port,
+        http=HTTP_PROTOCOL,
+        log_level="info",
+    )
 
 
 @app.command()
 def simulate(
     days: Annotated[int, typer.Option("--days", min=1, help="simulated days")] = 1,
-    queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=1,
-                                                           help="default: simulate.queries_per_day")] = None,
-    start_date: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD (default: day after the last logged day)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option(help="bundle directory (default: the promoted one)")] = None,
+    queries_per_day: Annotated[
+        int | None, typer.Option("--queries-per-day", min=1, help="default: simulate.queries_per_day")
+    ] = None,
+    start_date: Annotated[str | None, typer.Option(help="YYYY-MM-DD (default: day after the last logged day)")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="bundle directory (default: the promoted one)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the day summaries as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -208,9 +229,9 @@ def simulate(
     from rich.progress import Progress
 
     from ltrr_core.artifacts import BundleError
+    from ltrr_core.artifacts.promotion import serving_bundle
     from ltrr_core.contracts import ContractViolation
     from ltrr_core.contracts.logs import check_logged_day
-    from ltrr_core.artifacts.promotion import serving_bundle
     from ltrr_core.runtime import load_service
     from ltrr_core.simulate import DayAlreadyLogged
     from ltrr_core.simulate.run import simulate as run_simulation
@@ -220,6 +241,7 @@ def simulate(
     except ValueError as error:
         raise typer.BadParameter(f"--start-date {start_date!r} is not YYYY-MM-DD") from error
     with Progress(console=console, transient=True) as bar:
+
         def progress(n: int):
             task = bar.add_task("simulating a day", total=n)
             return lambda: bar.advance(task)
@@ -247,8 +269,16 @@ def simulate(
         table.add_column(column)
     for row in out:
         quarantined = row["contracts"]["impressions"]["quarantined"] + row["contracts"]["feedback"]["quarantined"]
-        table.add_row(row["day"], str(row["requests"]), str(row["clicks"]), str(row["streams"]), str(row["likes"]),
-                      f"{row['success_at_10']:.3f}", f"{row['mrr_at_10']:.3f}", str(quarantined))
+        table.add_row(
+            row["day"],
+            str(row["requests"]),
+            str(row["clicks"]),
+            str(row["streams"]),
+            str(row["likes"]),
+            f"{row['success_at_10']:.3f}",
+            f"{row['mrr_at_10']:.3f}",
+            str(quarantined),
+        )
     Console().print(table)
 
 
@@ -259,7 +289,7 @@ app.add_typer(bandit_app, name="bandit")
 @bandit_app.command("train")
 def bandit_train_cmd(
     day: Annotated[str, typer.Option("--date", help="last day of the window, YYYY-MM-DD")],
-    window_days: Annotated[Optional[int], typer.Option(help="default: bandit.learner.window_days")] = None,
+    window_days: Annotated[int | None, typer.Option(help="default: bandit.learner.window_days")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the training report as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -278,8 +308,10 @@ def bandit_train_cmd(
         sys.stdout.write(json.dumps(report, default=str) + "\n")
         return
     ope = report["ope"]
-    console.print(f"policy {report['version']} -> {report['policy_dir']}; logging policy value "
-                  f"{ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}")
+    console.print(
+        f"policy {report['version']} -> {report['policy_dir']}; logging policy value "
+        f"{ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}"
+    )
     for name, e in ope["learned_policy"].items():
         console.print(f"  learned, {name}: {e['estimate']:.4f} [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}] ESS {e['ess']:.0f}")
 
@@ -287,19 +319,21 @@ def bandit_train_cmd(
 @bandit_app.command("evaluate")
 def bandit_evaluate_cmd(
     nights: Annotated[int, typer.Option("--nights", min=1, help="simulated days, each followed by training")] = 7,
-    queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=1)] = None,
-    cpcd_heldout: Annotated[bool, typer.Option(help="also measure the final policy on the real CPCD held-out queries")] = True,
+    queries_per_day: Annotated[int | None, typer.Option("--queries-per-day", min=1)] = None,
+    cpcd_heldout: Annotated[
+        bool, typer.Option(help="also measure the final policy on the real CPCD held-out queries")
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print one object per night")] = False,
     config: ConfigOption = None,
 ) -> None:
     """Nights of simulate -> measure candidate hit rates (learned, best static, single strategies, oracle) -> train."""
     settings = _settings(config)
     from ltrr_core.bandit.evaluate import evaluate_nights
-
     from ltrr_core.runtime import bundle_loader
 
-    evaluation = evaluate_nights(settings, bundle_loader(settings), nights, queries_per_day,
-                                 lambda message: console.log(message))
+    evaluation = evaluate_nights(
+        settings, bundle_loader(settings), nights, queries_per_day, lambda message: console.log(message)
+    )
     results = evaluation.nights
     cpcd = None
     if cpcd_heldout:
@@ -317,30 +351,54 @@ def bandit_evaluate_cmd(
             sys.stdout.write(json.dumps({"cpcd_heldout": cpcd}) + "\n")
         return
     table = Table(title="retrieval policy by night: share of requests whose candidates hold an intended entity")
-    for column in ("day", "policy", "served", "learned (greedy)", "candidates", "best static, same budget (plan)",
-                   "learned − best static", "static mixture chosen on the previous day", "learned − that mixture",
-                   "oracle", "measured value", "previous night's DR estimate"):
+    for column in (
+        "day",
+        "policy",
+        "served",
+        "learned (greedy)",
+        "candidates",
+        "best static, same budget (plan)",
+        "learned − best static",
+        "static mixture chosen on the previous day",
+        "learned − that mixture",
+        "oracle",
+        "measured value",
+        "previous night's DR estimate",
+    ):
         table.add_column(column)
-    for night in [*results, {"day": "CPCD held-out", "policy": cpcd["policy"], "candidate_hit_rate": cpcd}] if cpcd else results:
+    for night in (
+        [*results, {"day": "CPCD held-out", "policy": cpcd["policy"], "candidate_hit_rate": cpcd}] if cpcd else results
+    ):
         m = night["candidate_hit_rate"]
-        learned = m.get("learned") or {"hit_rate": m["served"], "avg_candidates": m["avg_candidates"],
-                                       "best_static": m["best_static"], "minus_best_static_ci": m["served_minus_best_static_ci"]}
+        learned = m.get("learned") or {
+            "hit_rate": m["served"],
+            "avg_candidates": m["avg_candidates"],
+            "best_static": m["best_static"],
+            "minus_best_static_ci": m["served_minus_best_static_ci"],
+        }
         prior = learned.get("static_from_previous_day")
         estimate = night.get("previous_estimate")
-        table.add_row(night["day"], night["policy"], f"{m['served']:.3f}", f"{learned['hit_rate']:.3f}",
-                      f"{learned['avg_candidates']:.0f}",
-                      f"{learned['best_static']['hit_rate']:.3f} ({learned['best_static']['plan']})",
-                      "[{:+.3f}, {:+.3f}]".format(*learned["minus_best_static_ci"]),
-                      f"{prior['best_static_mixture']['hit_rate']:.3f}" if prior else "-",
-                      "[{:+.3f}, {:+.3f}]".format(*prior["minus_best_static_mixture_ci"]) if prior else "-",
-                      f"{m['oracle']:.3f}",
-                      f"{night['measured_value']:.3f}" if "measured_value" in night else "-",
-                      f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-")
+        table.add_row(
+            night["day"],
+            night["policy"],
+            f"{m['served']:.3f}",
+            f"{learned['hit_rate']:.3f}",
+            f"{learned['avg_candidates']:.0f}",
+            f"{learned['best_static']['hit_rate']:.3f} ({learned['best_static']['plan']})",
+            "[{:+.3f}, {:+.3f}]".format(*learned["minus_best_static_ci"]),
+            f"{prior['best_static_mixture']['hit_rate']:.3f}" if prior else "-",
+            "[{:+.3f}, {:+.3f}]".format(*prior["minus_best_static_mixture_ci"]) if prior else "-",
+            f"{m['oracle']:.3f}",
+            f"{night['measured_value']:.3f}" if "measured_value" in night else "-",
+            f"{estimate['estimate']:.3f} [{estimate['ci'][0]:.3f}, {estimate['ci'][1]:.3f}]" if estimate else "-",
+        )
     Console().print(table)
     if evaluation.pooled:
         pooled = evaluation.pooled
-        summary = Table(title=f"learned nights pooled ({pooled['nights']} nights, {pooled['requests']} requests): "
-                              f"learned {pooled['learned']:.3f}")
+        summary = Table(
+            title=f"learned nights pooled ({pooled['nights']} nights, {pooled['requests']} requests): "
+            f"learned {pooled['learned']:.3f}"
+        )
         for column in ("baseline (same budget each night)", "hit rate", "learned − baseline, paired 95%"):
             summary.add_column(column)
         for name, row in pooled["baselines"].items():
@@ -348,14 +406,16 @@ def bandit_evaluate_cmd(
         Console().print(summary)
         agreement = pooled.get("ope_agreement")
         if agreement:
-            Console().print("previous night's estimate vs measured value, {nights} nights: measured - estimate "
-                            "{mean_measured_minus_estimate:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]; nights agreeing "
-                            "{nights_agreeing}, strictly covered {nights_strictly_covered}".format(**agreement))
+            Console().print(
+                "previous night's estimate vs measured value, {nights} nights: measured - estimate "
+                "{mean_measured_minus_estimate:+.3f} [{ci[0]:+.3f}, {ci[1]:+.3f}]; nights agreeing "
+                "{nights_agreeing}, strictly covered {nights_strictly_covered}".format(**agreement)
+            )
 
 
 @app.command()
 def promote(
-    bundle: Annotated[Optional[Path], typer.Option(help="candidate bundle (default: the latest built)")] = None,
+    bundle: Annotated[Path | None, typer.Option(help="candidate bundle (default: the latest built)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="run and record the gates, switch nothing")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print the decision as JSON")] = False,
     config: ConfigOption = None,
@@ -376,7 +436,11 @@ def promote(
         for gate in decision.gates:
             table.add_row(gate.name, "yes" if gate.passed else "[red]no[/red]", gate.reason)
         Console().print(table)
-        console.print("promoted" if decision.promoted else f"not promoted; serving stays {decision.previous or 'the latest built'}")
+        console.print(
+            "promoted"
+            if decision.promoted
+            else f"not promoted; serving stays {decision.previous or 'the latest built'}"
+        )
     if not decision.promoted and not dry_run:
         raise typer.Exit(1)
 
@@ -411,9 +475,14 @@ def promotions(
             sys.stdout.write(json.dumps(entry, default=str) + "\n")
         else:
             verdict = entry.get("promoted")
-            console.print(f"{entry['decided_at']}  {entry['action']:9s} {entry['bundle_id']}"
-                          + (f"  promoted={verdict} {entry.get('reasons') or ''}" if verdict is not None else
-                             f"  (from {entry.get('from') or entry.get('previous')})"))
+            console.print(
+                f"{entry['decided_at']}  {entry['action']:9s} {entry['bundle_id']}"
+                + (
+                    f"  promoted={verdict} {entry.get('reasons') or ''}"
+                    if verdict is not None
+                    else f"  (from {entry.get('from') or entry.get('previous')})"
+                )
+            )
 
 
 @app.command()
@@ -433,28 +502,49 @@ def retention(
             plan = plan_retention(settings)
             result = apply_retention(plan)
     if as_json:
-        sys.stdout.write(json.dumps({"dry_run": dry_run, "plan": plan.to_dict(),
-                                     "result": result.to_dict() if result else None}, default=str) + "\n")
+        sys.stdout.write(
+            json.dumps(
+                {"dry_run": dry_run, "plan": plan.to_dict(), "result": result.to_dict() if result else None},
+                default=str,
+            )
+            + "\n"
+        )
         return
     _print_retention(plan, dry_run)
     if result is not None:
-        console.print(f"removed {sum(map(len, result.removed.values()))} item(s) {result.removed}; Lance: {result.lance}"
-                      + (f"; skipped {result.skipped}" if result.skipped else ""))
+        console.print(
+            f"removed {sum(map(len, result.removed.values()))} item(s) {result.removed}; Lance: {result.lance}"
+            + (f"; skipped {result.skipped}" if result.skipped else "")
+        )
 
 
 def _print_retention(plan, dry_run: bool) -> None:
-    table = Table(title="retention plan" + (" (dry run)" if dry_run else "") + ("" if plan.enabled else " -- retention.enabled is false"))
+    table = Table(
+        title="retention plan"
+        + (" (dry run)" if dry_run else "")
+        + ("" if plan.enabled else " -- retention.enabled is false")
+    )
     for column in ("kind", "kept", "removed", "protected (beyond the newest N)"):
         table.add_column(column)
     for kind in plan.kinds.values():
-        protected = [f"{name}: {'; '.join(r for r in why if not r.startswith('newest'))}"
-                     for name, why in kind.kept.items() if any(not r.startswith("newest") for r in why)]
-        table.add_row(kind.kind, str(len(kind.kept)), "\n".join(f"{r.name} ({r.reason})" for r in kind.removals) or "-",
-                      "\n".join(protected)[:600] or "-")
+        protected = [
+            f"{name}: {'; '.join(r for r in why if not r.startswith('newest'))}"
+            for name, why in kind.kept.items()
+            if any(not r.startswith("newest") for r in why)
+        ]
+        table.add_row(
+            kind.kind,
+            str(len(kind.kept)),
+            "\n".join(f"{r.name} ({r.reason})" for r in kind.removals) or "-",
+            "\n".join(protected)[:600] or "-",
+        )
     if plan.lance:
-        table.add_row("lance versions", str(len(plan.lance.versions) - len(plan.lance.removable)),
-                      ", ".join(map(str, plan.lance.removable)) or "-",
-                      f"floor {plan.lance.floor}: {plan.lance.reason}")
+        table.add_row(
+            "lance versions",
+            str(len(plan.lance.versions) - len(plan.lance.removable)),
+            ", ".join(map(str, plan.lance.removable)) or "-",
+            f"floor {plan.lance.floor}: {plan.lance.reason}",
+        )
     Console(width=200).print(table)
 
 
@@ -477,8 +567,10 @@ app.add_typer(ranker_app, name="ranker")
 
 @ranker_app.command("train")
 def ranker_train_cmd(
-    day: Annotated[str, typer.Option("--date", help="evaluation day D: logs train on the days before it, validate on D-1")],
-    window_days: Annotated[Optional[int], typer.Option(help="default: ranker.window_days")] = None,
+    day: Annotated[
+        str, typer.Option("--date", help="evaluation day D: logs train on the days before it, validate on D-1")
+    ],
+    window_days: Annotated[int | None, typer.Option(help="default: ranker.window_days")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the training report as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -497,11 +589,15 @@ def ranker_train_cmd(
     if as_json:
         sys.stdout.write(json.dumps(report, default=str) + "\n")
         return
-    console.print(f"ranker {report['version']} ({report['loss']}, sources {', '.join(report['sources'])}) -> "
-                  f"{report['ranker_dir']}; examination {(report.get('position_bias') or {}).get('examination', 'not estimated')}")
+    console.print(
+        f"ranker {report['version']} ({report['loss']}, sources {', '.join(report['sources'])}) -> "
+        f"{report['ranker_dir']}; examination {(report.get('position_bias') or {}).get('examination', 'not estimated')}"
+    )
     _print_ranker_scores(report["evaluated_on"], report["evaluation"])
     if report.get("evaluation_logged_day"):
-        _print_ranker_scores(f"logged day {report['evaluation_day']} (GENERATED traffic)", report["evaluation_logged_day"])
+        _print_ranker_scores(
+            f"logged day {report['evaluation_day']} (GENERATED traffic)", report["evaluation_logged_day"]
+        )
 
 
 @ranker_app.command("nights")
@@ -521,13 +617,35 @@ def ranker_nights_cmd(
 
     start, end = date.fromisoformat(first), date.fromisoformat(last)
     days = [start + timedelta(days=i) for i in range((end - start).days + 1)]
-    reports = train_nights(settings, days, bundle_loader(settings), lambda path, report, rows: log_ranker_run(
-        settings, path, report, rows, f"ranker nights {report['evaluation_day']}"))
+    reports = train_nights(
+        settings,
+        days,
+        bundle_loader(settings),
+        lambda path, report, rows: log_ranker_run(
+            settings, path, report, rows, f"ranker nights {report['evaluation_day']}"
+        ),
+    )
     for report in reports:
         if as_json:
-            sys.stdout.write(json.dumps({k: report[k] for k in ("evaluation_day", "version", "loss", "losses",
-                                                                "position_bias", "champion", "training_set",
-                                                                "evaluation")}, default=str) + "\n")
+            sys.stdout.write(
+                json.dumps(
+                    {
+                        k: report[k]
+                        for k in (
+                            "evaluation_day",
+                            "version",
+                            "loss",
+                            "losses",
+                            "position_bias",
+                            "champion",
+                            "training_set",
+                            "evaluation",
+                        )
+                    },
+                    default=str,
+                )
+                + "\n"
+            )
         else:
             _print_ranker_scores(f"evaluation day {report['evaluation_day']} ({report['loss']})", report["evaluation"])
 
@@ -544,7 +662,7 @@ def _print_ranker_scores(title: str, scores: dict) -> None:
 
 @ranker_app.command("evaluate")
 def ranker_evaluate_cmd(
-    ranker: Annotated[Optional[Path], typer.Option(help="a trained ranker directory (default: the latest)")] = None,
+    ranker: Annotated[Path | None, typer.Option(help="a trained ranker directory (default: the latest)")] = None,
     cpcd_heldout: Annotated[bool, typer.Option(help="also on the real CPCD held-out queries")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print {simulated: {...}, cpcd: {...}}")] = False,
     config: ConfigOption = None,
@@ -562,7 +680,9 @@ def ranker_evaluate_cmd(
         sys.stdout.write(json.dumps(result, default=str) + "\n")
         return
     if result["simulated"]:
-        _print_ranker_scores(f"simulated day {result['evaluation_day']} (ranker {result['ranker']})", result["simulated"])
+        _print_ranker_scores(
+            f"simulated day {result['evaluation_day']} (ranker {result['ranker']})", result["simulated"]
+        )
     if result.get("cpcd"):
         _print_ranker_scores("real CPCD held-out queries", result["cpcd"])
 
@@ -580,7 +700,7 @@ def _latest_ranker_or_exit(settings) -> Path:
 @bandit_app.command("ope-obd")
 def bandit_ope_obd_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="print the report as JSON")] = False,
-    plot: Annotated[Optional[Path], typer.Option(help="also draw the intervals to this PNG")] = None,
+    plot: Annotated[Path | None, typer.Option(help="also draw the intervals to this PNG")] = None,
     config: ConfigOption = None,
 ) -> None:
     """Estimate the uniform policy's click rate from OBD's Thompson-sampling log; compare with its own log."""
@@ -600,13 +720,19 @@ def bandit_ope_obd_cmd(
         sys.stdout.write(json.dumps(report) + "\n")
         return
     on = report["on_policy"]
-    table = Table(title=f"OBD uniform policy: on-policy click rate {on['value']:.4f} "
-                        f"[{on['ci'][0]:.4f}, {on['ci'][1]:.4f}]")
+    table = Table(
+        title=f"OBD uniform policy: on-policy click rate {on['value']:.4f} [{on['ci'][0]:.4f}, {on['ci'][1]:.4f}]"
+    )
     for column in ("estimator", "estimate", f"{report['confidence']:.0%} interval", "ESS", "covers on-policy"):
         table.add_column(column)
     for name, r in report["estimators"].items():
-        table.add_row(name, f"{r['estimate']:.4f}", f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]", f"{r['ess']:.0f}",
-                      "yes" if r["covers_on_policy"] else "no")
+        table.add_row(
+            name,
+            f"{r['estimate']:.4f}",
+            f"[{r['ci'][0]:.4f}, {r['ci'][1]:.4f}]",
+            f"{r['ess']:.0f}",
+            "yes" if r["covers_on_policy"] else "no",
+        )
     Console().print(table)
 
 
@@ -665,8 +791,7 @@ def _print_results(result, entities, k: int) -> None:
         row = entities.loc[candidate.entity_id]
         found = ", ".join(f"{s} (#{r}, {sc:.3f})" for s, (r, sc) in candidate.found_by.items())
         artists = ", ".join(list(row["artists"])) if row["artists"] is not None else ""
-        table.add_row(str(position), row["type"], str(row["title"]), artists, found,
-                      f"{candidate.score:.4f}")
+        table.add_row(str(position), row["type"], str(row["title"]), artists, found, f"{candidate.score:.4f}")
     Console(width=160).print(table)
 
 
@@ -684,10 +809,19 @@ def _print_understanding(understanding) -> None:
 
 @app.command("eval")
 def eval_cmd(
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
-    split: Annotated[Optional[str], typer.Option(help="conversations to evaluate: heldout, simulate, train, or all "
-                                                      "(default: heldout of the project's file, all of --queries FILE)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="conversations to evaluate: heldout, simulate, train, or all "
+            "(default: heldout of the project's file, all of --queries FILE)"
+        ),
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -718,13 +852,22 @@ def eval_cmd(
 
 @app.command("eval-encoders")
 def eval_encoders_cmd(
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
-    split: Annotated[Optional[str], typer.Option(help="heldout, simulate, train or all (default: heldout of the "
-                                                      "project's file, all of --queries FILE)")] = None,
-    encoders: Annotated[str, typer.Option(help="comma-separated, the first is the reference: torch, onnx_int8, onnx_fp32")]
-        = "torch,onnx_int8,onnx_fp32",
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="also write the table to this file")] = None,
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="heldout, simulate, train or all (default: heldout of the project's file, all of --queries FILE)"
+        ),
+    ] = None,
+    encoders: Annotated[
+        str, typer.Option(help="comma-separated, the first is the reference: torch, onnx_int8, onnx_fp32")
+    ] = "torch,onnx_int8,onnx_fp32",
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="also write the table to this file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -740,7 +883,9 @@ def eval_encoders_cmd(
     kinds = [k.strip() for k in encoders.split(",") if k.strip()]
     unknown = sorted(set(kinds) - {"torch", "onnx_int8", "onnx_fp32"})
     if unknown or not kinds:
-        console.print(f"[red]--encoders: unknown {unknown or 'empty list'}; choose from torch, onnx_int8, onnx_fp32[/red]")
+        console.print(
+            f"[red]--encoders: unknown {unknown or 'empty list'}; choose from torch, onnx_int8, onnx_fp32[/red]"
+        )
         raise typer.Exit(2)
     labelled = _labelled(settings, queries, split or ("all" if queries else "heldout"))
     try:
@@ -752,10 +897,9 @@ def eval_encoders_cmd(
     result = compare_query_encoders(settings, service, labelled, loaded)
     if markdown:
         from ltrr_core.durable import write_bytes_atomic
-
         from ltrr_core.eval.report import provenance
 
-        command = "ltrr eval-encoders " + " ".join(sys.argv[sys.argv.index("eval-encoders") + 1:])
+        command = "ltrr eval-encoders " + " ".join(sys.argv[sys.argv.index("eval-encoders") + 1 :])
         page = result.document(provenance(settings, command, _config_arg(config), Path.cwd(), output=markdown))
         write_bytes_atomic(markdown, page.encode("utf-8"))
     if as_json:
@@ -767,11 +911,19 @@ def eval_encoders_cmd(
 
 @app.command("eval-semantic")
 def eval_semantic_cmd(
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")] = None,
-    split: Annotated[Optional[str], typer.Option(help="heldout, simulate, train or all (default: heldout of the "
-                                                      "project's file, all of --queries FILE)")] = None,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
-    markdown: Annotated[Optional[Path], typer.Option("--markdown", help="also write the table to this file")] = None,
+    queries: Annotated[
+        Path | None, typer.Option("--queries", help="CPCD-format TSV (default: the project's CPCD file)")
+    ] = None,
+    split: Annotated[
+        str | None,
+        typer.Option(
+            help="heldout, simulate, train or all (default: heldout of the project's file, all of --queries FILE)"
+        ),
+    ] = None,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option("--markdown", help="also write the table to this file")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -799,13 +951,14 @@ def eval_semantic_cmd(
         raise typer.Exit(2)
     catalog_version = read_json(Path(path) / "manifest.json")["components"]["catalog_version"]
     entities = CatalogStore(settings.data_dir / "catalog").load(catalog_version)
-    result = compare_semantic_documents(settings, service, labelled, entities, catalog_version,
-                                        Encoder(settings.embedding))
+    result = compare_semantic_documents(
+        settings, service, labelled, entities, catalog_version, Encoder(settings.embedding)
+    )
     if markdown:
         from ltrr_core.durable import write_bytes_atomic
         from ltrr_core.eval.report import provenance
 
-        command = "ltrr eval-semantic " + " ".join(sys.argv[sys.argv.index("eval-semantic") + 1:])
+        command = "ltrr eval-semantic " + " ".join(sys.argv[sys.argv.index("eval-semantic") + 1 :])
         page = result.document(provenance(settings, command, _config_arg(config), Path.cwd(), output=markdown))
         write_bytes_atomic(markdown, page.encode("utf-8"))
     if as_json:
@@ -817,7 +970,7 @@ def eval_semantic_cmd(
 
 @app.command("eval-qu")
 def eval_qu_cmd(
-    directory: Annotated[Optional[Path], typer.Option("--data", help="MusicRecoNER folder (default: shared data)")] = None,
+    directory: Annotated[Path | None, typer.Option("--data", help="MusicRecoNER folder (default: shared data)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -828,16 +981,31 @@ def eval_qu_cmd(
         sys.stdout.write(json.dumps(result) + "\n")
         return
     table = Table(title=f"QU mention detection on {result['n_requests']} MusicRecoNER requests")
-    for column in ("type", "precision", "recall", "precision (lenient)", "recall in catalog", "gold", "gold in catalog"):
+    for column in (
+        "type",
+        "precision",
+        "recall",
+        "precision (lenient)",
+        "recall in catalog",
+        "gold",
+        "gold in catalog",
+    ):
         table.add_column(column)
     for kind in ("artist", "work"):
         r = result[kind]
-        table.add_row(kind, f"{r['precision']:.3f}", f"{r['recall']:.3f}", f"{r['precision_lenient']:.3f}",
-                      f"{r['recall_in_catalog']:.3f}", str(r["n_gold"]), str(r["n_gold_in_catalog"]))
+        table.add_row(
+            kind,
+            f"{r['precision']:.3f}",
+            f"{r['recall']:.3f}",
+            f"{r['precision_lenient']:.3f}",
+            f"{r['recall_in_catalog']:.3f}",
+            str(r["n_gold"]),
+            str(r["n_gold_in_catalog"]),
+        )
     Console(width=160).print(table)
 
 
-def _qu_mentions(settings: Settings, directory: Optional[Path]) -> dict:
+def _qu_mentions(settings: Settings, directory: Path | None) -> dict:
     """QU of the current index build against MusicRecoNER's annotated mentions."""
     from ltrr_core.eval.qu_mentions import catalog_names, evaluate_mentions
     from ltrr_core.index.build import current_build
@@ -847,17 +1015,29 @@ def _qu_mentions(settings: Settings, directory: Optional[Path]) -> dict:
     build_dir, _ = current_build(settings)
     _, vocabulary = read_resources(build_dir / "qu")
     understander = QueryUnderstander(vocabulary, settings.query_understanding, settings.content_understanding)
-    return evaluate_mentions(understander, directory or settings.shared_path("musicreco-ner"), catalog_names(vocabulary))
+    return evaluate_mentions(
+        understander, directory or settings.shared_path("musicreco-ner"), catalog_names(vocabulary)
+    )
 
 
 @app.command()
 def report(
     out: Annotated[Path, typer.Option("--out", help="markdown file to write (atomically)")] = Path("docs/results.md"),
-    sweeps: Annotated[bool, typer.Option("--sweeps", help="also run the BM25 and fusion sweeps on the train part")] = False,
-    bundle: Annotated[Optional[Path], typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")] = None,
-    bandit: Annotated[Optional[Path], typer.Option("--bandit", help="output of `ltrr bandit evaluate --json` to include")] = None,
-    bandit_command: Annotated[str, typer.Option(help="the command that wrote --bandit")] = "ltrr bandit evaluate --json",
-    via: Annotated[Optional[str], typer.Option(help="the command people should run to regenerate (e.g. a make target)")] = None,
+    sweeps: Annotated[
+        bool, typer.Option("--sweeps", help="also run the BM25 and fusion sweeps on the train part")
+    ] = False,
+    bundle: Annotated[
+        Path | None, typer.Option("--bundle", help="bundle to serve (default: the promoted champion)")
+    ] = None,
+    bandit: Annotated[
+        Path | None, typer.Option("--bandit", help="output of `ltrr bandit evaluate --json` to include")
+    ] = None,
+    bandit_command: Annotated[
+        str, typer.Option(help="the command that wrote --bandit")
+    ] = "ltrr bandit evaluate --json",
+    via: Annotated[
+        str | None, typer.Option(help="the command people should run to regenerate (e.g. a make target)")
+    ] = None,
     config: ConfigOption = None,
 ) -> None:
     """Regenerate docs/results.md: held-out CPCD (served vs hybrid vs static mixture, slices,
@@ -899,9 +1079,13 @@ def report(
     if sweeps:
         sections.append(_sweep_sections(settings, cfg))
     catalog = {"version": store.current_version(), "n_entities": len(service.display)}
-    command = f"ltrr --config {cfg} report" + (" --sweeps" if sweeps else "") + (f" --bundle {bundle}" if bundle else "") \
-        + (f" --bandit {bandit} --bandit-command '{bandit_command}'" if bandit else "") \
+    command = (
+        f"ltrr --config {cfg} report"
+        + (" --sweeps" if sweeps else "")
+        + (f" --bundle {bundle}" if bundle else "")
+        + (f" --bandit {bandit} --bandit-command '{bandit_command}'" if bandit else "")
         + (f" --out {out}" if out != Path("docs/results.md") else "")
+    )
     text = rep.render_report(rep.provenance(settings, command, cfg, Path.cwd(), via, out), sections, catalog)
     write_bytes_atomic(out, text.encode("utf-8"))
     console.print(f"wrote {out}")
@@ -917,12 +1101,17 @@ def _sweep_sections(settings: Settings, cfg: str) -> list[str]:
 
     train = project_cpcd_queries(settings, "train")
     lines = ["## 7. Tuning on the train part", ""]
-    lines += rep.render_sweep("BM25 tokenisation (lexical only)", f"ltrr --config {cfg} bm25-sweep --json",
-                              sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), train))
+    lines += rep.render_sweep(
+        "BM25 tokenisation (lexical only)",
+        f"ltrr --config {cfg} bm25-sweep --json",
+        sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), train),
+    )
     fusion = sweep_fusion(load_searcher(settings), train, settings.eval.metrics, settings.eval.depth)
     for half, scores in fusion.items():
         n = scores.pop("n_queries")
-        lines += rep.render_sweep(f"Static fusion, {half} of the train queries ({n})", f"ltrr --config {cfg} fusion-sweep", scores)
+        lines += rep.render_sweep(
+            f"Static fusion, {half} of the train queries ({n})", f"ltrr --config {cfg} fusion-sweep", scores
+        )
     return lines
 
 
@@ -940,7 +1129,7 @@ def eval_beir_cmd(
     _emit(evaluate_beir(settings, directory, split), as_json)
 
 
-def _labelled(settings: Settings, queries: Optional[Path], split: str, tuning: str | None = None):
+def _labelled(settings: Settings, queries: Path | None, split: str, tuning: str | None = None):
     """The labelled queries of a CPCD-format file; ``tuning`` names a sweep, which reads train only.
     Bad input (a missing file or column, a bad label, a refused split) is one clear line, exit 2."""
     from ltrr_core.eval.datasets import load_cpcd_queries
@@ -949,7 +1138,9 @@ def _labelled(settings: Settings, queries: Optional[Path], split: str, tuning: s
     try:
         if tuning:
             require_train(split, tuning)
-        return load_cpcd_queries(queries or settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, split)
+        return load_cpcd_queries(
+            queries or settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, split
+        )
     except (FileNotFoundError, ValueError) as error:
         console.print(f"[red]{error}[/red]")
         raise typer.Exit(2) from error
@@ -959,11 +1150,15 @@ def _emit(result: dict, as_json: bool) -> None:
     if as_json:
         sys.stdout.write(json.dumps(result) + "\n")
         return
-    _metrics_table(result, f"{result['n_queries']} queries" + (f", bundle {result['bundle_id']}" if "bundle_id" in result else ""))
+    _metrics_table(
+        result, f"{result['n_queries']} queries" + (f", bundle {result['bundle_id']}" if "bundle_id" in result else "")
+    )
     for name, interval in result.get("intervals", {}).items():
         Console(width=160).print(f"{name} (paired {len(interval)} metrics, 95% bootstrap): {interval}")
     if "candidate_hit" in result:
-        Console(width=160).print(f"candidate hit (intended entity among the candidates drawn): {result['candidate_hit']}")
+        Console(width=160).print(
+            f"candidate hit (intended entity among the candidates drawn): {result['candidate_hit']}"
+        )
     for name, part in result.get("slices", {}).items():
         _metrics_table(part, f"{name}: {part['n_queries']} queries")
     for intent, part in result.get("by_intent", {}).items():
@@ -985,8 +1180,10 @@ def _metrics_table(result: dict, title: str) -> None:
 
 @app.command("bm25-sweep")
 def bm25_sweep_cmd(
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
-    split: Annotated[str, typer.Option(help="conversations to tune on: train only (anything else is refused)")] = "train",
+    queries: Annotated[Path | None, typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    split: Annotated[
+        str, typer.Option(help="conversations to tune on: train only (anything else is refused)")
+    ] = "train",
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -994,6 +1191,7 @@ def bm25_sweep_cmd(
     settings = _settings(config)
     from ltrr_core.catalog import CatalogStore
     from ltrr_core.eval.bm25_sweep import sweep_bm25
+
     labelled = _labelled(settings, queries, split, tuning="bm25-sweep")
     results = sweep_bm25(settings, CatalogStore(settings.data_dir / "catalog").load(), labelled)
     _emit({"n_queries": len(labelled.queries), "strategies": results}, as_json)
@@ -1001,14 +1199,17 @@ def bm25_sweep_cmd(
 
 @app.command("fusion-sweep")
 def fusion_sweep_cmd(
-    queries: Annotated[Optional[Path], typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
-    split: Annotated[str, typer.Option(help="conversations to tune on: train only (anything else is refused)")] = "train",
+    queries: Annotated[Path | None, typer.Option("--queries", help="CPCD-style TSV (default: CPCD train)")] = None,
+    split: Annotated[
+        str, typer.Option(help="conversations to tune on: train only (anything else is refused)")
+    ] = "train",
     config: ConfigOption = None,
 ) -> None:
     """Measure static fusions (RRF, CombSUM x semantic weight) on two halves of labelled train queries."""
     settings = _settings(config)
     from ltrr_core.eval.fusion_sweep import sweep_fusion
     from ltrr_core.retrieval.searcher import load_searcher
+
     labelled = _labelled(settings, queries, split, tuning="fusion-sweep")
     report = sweep_fusion(load_searcher(settings), labelled, settings.eval.metrics, settings.eval.depth)
     sys.stdout.write(json.dumps(report) + "\n")
@@ -1016,8 +1217,8 @@ def fusion_sweep_cmd(
 
 @app.command()
 def nightly(
-    day: Annotated[Optional[str], typer.Option("--date", help="day whose logs to learn from (default: yesterday)")] = None,
-    steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of: " + ", ".join(NIGHTLY_STEPS))] = None,
+    day: Annotated[str | None, typer.Option("--date", help="day whose logs to learn from (default: yesterday)")] = None,
+    steps: Annotated[str | None, typer.Option(help="comma-separated subset of: " + ", ".join(NIGHTLY_STEPS))] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the night's record as JSON")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -1035,7 +1236,7 @@ def nightly(
 def backfill(
     start_date: Annotated[str, typer.Option("--start", help="first date, YYYY-MM-DD")],
     end_date: Annotated[str, typer.Option("--end", help="last date, YYYY-MM-DD")],
-    steps: Annotated[Optional[str], typer.Option(help="comma-separated subset of the nightly steps")] = None,
+    steps: Annotated[str | None, typer.Option(help="comma-separated subset of the nightly steps")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one record per date")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -1094,8 +1295,13 @@ def _print_record(record: dict, as_json: bool) -> None:
 @app.command()
 def deploy(
     register_only: Annotated[bool, typer.Option("--register-only", help="register the deployments and exit")] = False,
-    pause_on_stop: Annotated[bool, typer.Option("--pause-on-stop", help="pause the nightly schedule when this "
-                                                 "process stops (default: orchestration.pause_schedules_on_stop)")] = False,
+    pause_on_stop: Annotated[
+        bool,
+        typer.Option(
+            "--pause-on-stop",
+            help="pause the nightly schedule when this process stops (default: orchestration.pause_schedules_on_stop)",
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Register the `nightly` (cron from config) and `backfill` deployments and serve them (runs scheduled and UI-triggered flows)."""
@@ -1108,16 +1314,18 @@ def deploy(
         for deployment in deployments(settings, _config_arg(config)):
             console.print(f"registered {deployment.name}: {deployment.apply()}")
         return
-    console.print(f"serving deployments {settings.orchestration.nightly_deployment} (cron "
-                  f"'{settings.orchestration.nightly_cron}' {settings.orchestration.timezone}) and "
-                  f"{settings.orchestration.backfill_deployment}; Ctrl-C stops")
+    console.print(
+        f"serving deployments {settings.orchestration.nightly_deployment} (cron "
+        f"'{settings.orchestration.nightly_cron}' {settings.orchestration.timezone}) and "
+        f"{settings.orchestration.backfill_deployment}; Ctrl-C stops"
+    )
     serve_deployments(settings, _config_arg(config))
 
 
 @app.command()
 def demo(
-    nights: Annotated[Optional[int], typer.Option("--nights", min=1, help="default: demo.nights")] = None,
-    queries_per_day: Annotated[Optional[int], typer.Option("--queries-per-day", min=10)] = None,
+    nights: Annotated[int | None, typer.Option("--nights", min=1, help="default: demo.nights")] = None,
+    queries_per_day: Annotated[int | None, typer.Option("--queries-per-day", min=10)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="one object per night")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -1130,37 +1338,70 @@ def demo(
         for row in rows:
             sys.stdout.write(json.dumps(row, default=str) + "\n")
         return
-    table = Table(title="the loop: what each day served, the policy trained that night, the promotion "
-                        "(GENERATED traffic: real users and intents, simulated behaviour)")
-    for column in ("day", "served by (policy / ranker)", "cand. recall", "nDCG@10", "reward", "cands",
-                   "night: policy estimate", "measured next day", "promoted", "why not"):
+    table = Table(
+        title="the loop: what each day served, the policy trained that night, the promotion "
+        "(GENERATED traffic: real users and intents, simulated behaviour)"
+    )
+    for column in (
+        "day",
+        "served by (policy / ranker)",
+        "cand. recall",
+        "nDCG@10",
+        "reward",
+        "cands",
+        "night: policy estimate",
+        "measured next day",
+        "promoted",
+        "why not",
+    ):
         table.add_column(column)
     for row in rows:
         policy, promotion = row["policy"], row["promotion"]
-        table.add_row(row["date"], _served_by(row["served_by"]["policy"], row["served_by"]["ranker"]),
-                      _fmt(row["candidate_recall"]), _fmt(row["ndcg@10"]), _fmt(row["reward"]),
-                      _fmt(row["unique_candidates"], "{:.0f}"),
-                      f"{policy['estimate']:.3f} [{policy['ci'][0]:.3f}, {policy['ci'][1]:.3f}]" if policy["estimate"] is not None else str(policy["trained"]),
-                      _fmt(policy["measured_next_day"]) if policy["served_next_day"] else "(not served)",
-                      ("yes (" + " + ".join(promotion.get("models") or []) + ")") if promotion["promoted"] else "no",
-                      " / then: ".join("; ".join(a["reasons"] or []) for a in promotion.get("attempts") or [promotion]
-                                       if not a.get("promoted")))
+        table.add_row(
+            row["date"],
+            _served_by(row["served_by"]["policy"], row["served_by"]["ranker"]),
+            _fmt(row["candidate_recall"]),
+            _fmt(row["ndcg@10"]),
+            _fmt(row["reward"]),
+            _fmt(row["unique_candidates"], "{:.0f}"),
+            f"{policy['estimate']:.3f} [{policy['ci'][0]:.3f}, {policy['ci'][1]:.3f}]"
+            if policy["estimate"] is not None
+            else str(policy["trained"]),
+            _fmt(policy["measured_next_day"]) if policy["served_next_day"] else "(not served)",
+            ("yes (" + " + ".join(promotion.get("models") or []) + ")") if promotion["promoted"] else "no",
+            " / then: ".join(
+                "; ".join(a["reasons"] or []) for a in promotion.get("attempts") or [promotion] if not a.get("promoted")
+            ),
+        )
     last = rows[-1]["next_day"] if rows else None
     if last:
-        table.add_row(last["day"], _served_by(last["policies"], last["ranked_by"]), _fmt(last["candidate_recall"]),
-                      _fmt(last["ndcg@10"]), _fmt(last["reward"]), _fmt(last["unique_candidates"], "{:.0f}"),
-                      "(served only)", "", "", "")
+        table.add_row(
+            last["day"],
+            _served_by(last["policies"], last["ranked_by"]),
+            _fmt(last["candidate_recall"]),
+            _fmt(last["ndcg@10"]),
+            _fmt(last["reward"]),
+            _fmt(last["unique_candidates"], "{:.0f}"),
+            "(served only)",
+            "",
+            "",
+            "",
+        )
     Console(width=220).print(table)
     import os
 
     ports = settings.orchestration
-    prefect_where = (f"the flow runs 'demo' and 'nightly' with their markdown artifacts are at {os.environ['PREFECT_API_URL'].removesuffix('/api')}"
-                     if os.environ.get("PREFECT_API_URL") else
-                     "these flow runs used a temporary Prefect API; start `make ui` before `make demo` to keep them in the "
-                     f"UI (http://127.0.0.1:{ports.prefect_port})")
-    console.print(f"Prefect: {prefect_where}. MLflow: `make ui`, then http://127.0.0.1:{ports.mlflow_port} (experiments "
-                  f"{settings.mlflow.bandit_experiment}, {settings.mlflow.ranker_experiment}, {settings.mlflow.promotion_experiment}). "
-                  f"Records: {settings.data_dir / ports.out_dir}; promotions: `ltrr promotions`.")
+    prefect_where = (
+        f"the flow runs 'demo' and 'nightly' with their markdown artifacts are at {os.environ['PREFECT_API_URL'].removesuffix('/api')}"
+        if os.environ.get("PREFECT_API_URL")
+        else "these flow runs used a temporary Prefect API; start `make ui` before `make demo` to keep them in the "
+        f"UI (http://127.0.0.1:{ports.prefect_port})"
+    )
+    console.print(
+        f"Prefect: {prefect_where}. MLflow: `make ui`, then http://127.0.0.1:{ports.mlflow_port} (experiments "
+        f"{settings.mlflow.bandit_experiment}, {settings.mlflow.ranker_experiment}, {settings.mlflow.promotion_experiment}). "
+        f"Records: {settings.data_dir / ports.out_dir}; promotions: `ltrr promotions`."
+    )
 
 
 def _served_by(policies: dict | None, rankers: dict | None) -> str:
@@ -1188,7 +1429,7 @@ def bench(
 @app.command("bench-soak")
 def bench_soak(
     out: Annotated[Path, typer.Option("--out", help="Markdown file for the soak figures")] = Path("bench/SOAK.md"),
-    minutes: Annotated[Optional[float], typer.Option(help="default: bench.soak.minutes")] = None,
+    minutes: Annotated[float | None, typer.Option(help="default: bench.soak.minutes")] = None,
     config: ConfigOption = None,
 ) -> None:
     """ltrr serve --workers under steady load (70% of measured capacity) with hot reloads and a worker restart."""
@@ -1203,7 +1444,7 @@ def bench_soak(
 
     if minutes is not None:
         settings = settings.with_overrides(**{"bench.soak.minutes": minutes})
-    queries = list(project_cpcd_queries(settings, "all").queries)   # load only: every query text
+    queries = list(project_cpcd_queries(settings, "all").queries)  # load only: every query text
     command = f"ltrr --config {_config_arg(config)} bench-soak --minutes {settings.bench.soak.minutes:g}"
     with tempfile.TemporaryDirectory(prefix="ltrr-soak-") as tmp:
         try:
@@ -1218,9 +1459,13 @@ def bench_soak(
 
 @app.command()
 def reliability(
-    out: Annotated[Path, typer.Option("--out", help="Markdown file for the writer x fault table")] = Path("docs/reliability.md"),
-    platform: Annotated[Optional[Path], typer.Option(
-        "--platform", help="a built data dir to copy (its catalog, indexes, q2e) instead of building one")] = None,
+    out: Annotated[Path, typer.Option("--out", help="Markdown file for the writer x fault table")] = Path(
+        "docs/reliability.md"
+    ),
+    platform: Annotated[
+        Path | None,
+        typer.Option("--platform", help="a built data dir to copy (its catalog, indexes, q2e) instead of building one"),
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="one point per fault instead of every point")] = False,
     config: ConfigOption = None,
 ) -> None:
@@ -1235,17 +1480,23 @@ def reliability(
         settings = _reliability_platform(profile, platform, Path(tmp))
         from ltrr_core.reliability.report import generate
 
-        outcomes = generate(settings, Path(tmp) / "work", out, command.strip(),
-                            f"profile {profile.name}, " + ("a copy of " + str(platform) if platform else "built by the flows"),
-                            every_point=not quick,
-                            progress=lambda o: console.print(f"{'ok ' if o.ok else 'FAIL'} {o.writer} x {o.fault} at "
-                                                             f"{o.point} ({o.seconds:.0f} s)"))
+        outcomes = generate(
+            settings,
+            Path(tmp) / "work",
+            out,
+            command.strip(),
+            f"profile {profile.name}, " + ("a copy of " + str(platform) if platform else "built by the flows"),
+            every_point=not quick,
+            progress=lambda o: console.print(
+                f"{'ok ' if o.ok else 'FAIL'} {o.writer} x {o.fault} at {o.point} ({o.seconds:.0f} s)"
+            ),
+        )
     console.print(f"wrote {out}: {sum(o.ok for o in outcomes)} of {len(outcomes)} runs held")
     if not all(o.ok for o in outcomes):
         raise typer.Exit(1)
 
 
-def _reliability_platform(profile: Path, platform: Optional[Path], tmp: Path) -> Settings:
+def _reliability_platform(profile: Path, platform: Path | None, tmp: Path) -> Settings:
     """A platform in ``tmp``: a copy of a built data dir, or the content_understanding,
     build_indexes and generate_q2e flows run on ``profile``."""
     import shutil

@@ -17,13 +17,14 @@ from tasks.demo import ensure_champion, measure_day, simulate_day
 
 
 @flow(name="demo", log_prints=True)
-def demo_loop(nights: int | None = None, queries_per_day: int | None = None,
-              config_path: str | None = None) -> list[dict[str, Any]]:
+def demo_loop(
+    nights: int | None = None, queries_per_day: int | None = None, config_path: str | None = None
+) -> list[dict[str, Any]]:
     """Returns one learning-curve row per night (``ltrr_core.nightly.curve_row``)."""
     settings = load_settings(config_path)
     nights = nights or settings.demo.nights
     queries = queries_per_day or settings.demo.queries_per_day
-    with writer_lock(settings, f"demo ({nights} nights)"):     # the subflows share this process's hold
+    with writer_lock(settings, f"demo ({nights} nights)"):  # the subflows share this process's hold
         refresh_platform(config_path)
         ensure_champion(settings)
         records = []

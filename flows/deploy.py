@@ -26,8 +26,10 @@ def concurrency(settings: Settings) -> Any:
     from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 
     orchestration = settings.orchestration
-    return ConcurrencyLimitConfig(limit=orchestration.deployment_concurrency_limit,
-                                  collision_strategy=ConcurrencyLimitStrategy(orchestration.deployment_collision_strategy.upper()))
+    return ConcurrencyLimitConfig(
+        limit=orchestration.deployment_concurrency_limit,
+        collision_strategy=ConcurrencyLimitStrategy(orchestration.deployment_collision_strategy.upper()),
+    )
 
 
 def deployments(settings: Settings, config_path: str) -> list[Any]:
@@ -44,19 +46,24 @@ def deployments(settings: Settings, config_path: str) -> list[Any]:
             parameters={"config_path": config},
             concurrency_limit=concurrency(settings),
             description="validate logs -> catalog / indexes / Q2E (if changed) -> bandit || ranker -> bundle -> gates "
-                        "-> promote -> retention; `date` defaults to yesterday",
-            tags=["ltrr", "nightly"]),
+            "-> promote -> retention; `date` defaults to yesterday",
+            tags=["ltrr", "nightly"],
+        ),
         backfill.to_deployment(
             name=orchestration.backfill_deployment,
             parameters={"config_path": config},
             concurrency_limit=concurrency(settings),
             description="the nightly logic for each date from start_date to end_date (optionally only some steps)",
-            tags=["ltrr", "backfill"]),
+            tags=["ltrr", "backfill"],
+        ),
     ]
 
 
 def serve_deployments(settings: Settings, config_path: str, limit: int | None = None) -> None:
     from prefect import serve
 
-    serve(*deployments(settings, config_path), limit=limit,
-          pause_on_shutdown=settings.orchestration.pause_schedules_on_stop)
+    serve(
+        *deployments(settings, config_path),
+        limit=limit,
+        pause_on_shutdown=settings.orchestration.pause_schedules_on_stop,
+    )

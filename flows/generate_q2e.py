@@ -25,8 +25,14 @@ def generate_q2e(config_path: str | None = None, until: str | None = None) -> di
         engagement = load_engagement.submit(settings, cutoff)
         todo, drop_ids, scope = entities_to_predict(settings, catalog_version, entities)
         fresh, doc2query = generate_predictions(settings, todo, engagement.result())
-        return publish_q2e(settings, catalog_version, fresh, drop_ids, engagement.result(),
-                           {"scope": scope, "doc2query": doc2query, "inputs_fingerprint": fingerprint})
+        return publish_q2e(
+            settings,
+            catalog_version,
+            fresh,
+            drop_ids,
+            engagement.result(),
+            {"scope": scope, "doc2query": doc2query, "inputs_fingerprint": fingerprint},
+        )
 
 
 if __name__ == "__main__":

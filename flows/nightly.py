@@ -45,8 +45,9 @@ from tasks.nightly import (
 
 
 @flow(name="refresh_platform", log_prints=True)
-def refresh_platform(config_path: str | None = None, until: str | None = None,
-                     steps: list[str] | None = None) -> dict[str, Any]:
+def refresh_platform(
+    config_path: str | None = None, until: str | None = None, steps: list[str] | None = None
+) -> dict[str, Any]:
     """The catalog chain: content understanding if the catalog's inputs changed, index builds if
     the catalog or index settings changed, then the Q2E table from engagement up to ``until``."""
     settings = load_settings(config_path)
@@ -54,20 +55,33 @@ def refresh_platform(config_path: str | None = None, until: str | None = None,
     with writer_lock(settings, f"refresh_platform until {until or 'now'}"):
         if "catalog" in selected:
             status = catalog_status(settings)
-            out["catalog"] = ({"status": "ran", "reason": status["reason"],
-                               "version": content_understanding(config_path)["version"]}
-                              if status["stale"] else {"status": "skipped", **status})
+            out["catalog"] = (
+                {"status": "ran", "reason": status["reason"], "version": content_understanding(config_path)["version"]}
+                if status["stale"]
+                else {"status": "skipped", **status}
+            )
         if "indexes" in selected:
             status = indexes_status(settings)
-            out["indexes"] = ({"status": "ran", "reason": status["reason"],
-                               "build_id": with_task_runner(build_indexes, settings)(config_path)["build_id"]}
-                              if status["stale"] else {"status": "skipped", **status})
+            out["indexes"] = (
+                {
+                    "status": "ran",
+                    "reason": status["reason"],
+                    "build_id": with_task_runner(build_indexes, settings)(config_path)["build_id"],
+                }
+                if status["stale"]
+                else {"status": "skipped", **status}
+            )
         if "q2e" in selected:
             status = q2e_status(settings, date_type.fromisoformat(until) if until else None)
             if status["stale"]:
                 q2e = generate_q2e(config_path, until)
-                out["q2e"] = {"status": "ran", "reason": status["reason"], "version": q2e["version"],
-                              "rows": q2e["n_rows"], "by_source": q2e["rows_by_source"]}
+                out["q2e"] = {
+                    "status": "ran",
+                    "reason": status["reason"],
+                    "version": q2e["version"],
+                    "rows": q2e["n_rows"],
+                    "by_source": q2e["rows_by_source"],
+                }
             else:
                 out["q2e"] = {"status": "skipped", **status}
     return out
@@ -78,7 +92,7 @@ def _nightly_run_name() -> str:
     parameters = flow_run.parameters
     try:
         day = night.resolve_day(load_settings(parameters.get("config_path")), _iso(parameters.get("date")))
-    except (night.NightlyError, OSError, ValueError):     # naming never fails a run; the run reports the error
+    except (night.NightlyError, OSError, ValueError):  # naming never fails a run; the run reports the error
         return "nightly"
     return f"nightly {day.isoformat()}"
 
@@ -88,8 +102,9 @@ def _iso(day: date_type | str | None) -> str | None:
 
 
 @flow(name="nightly", log_prints=True, flow_run_name=_nightly_run_name)
-def nightly(date: date_type | None = None, steps: list[night.Step] | None = None,
-            config_path: str | None = None) -> dict[str, Any]:
+def nightly(
+    date: date_type | None = None, steps: list[night.Step] | None = None, config_path: str | None = None
+) -> dict[str, Any]:
     """One night of the platform for one date.
 
     Args:
@@ -103,10 +118,16 @@ def nightly(date: date_type | None = None, steps: list[night.Step] | None = None
         record = night.new_record(settings, day, selected)
         logs = validate_logs.submit(settings, day) if "validate_logs" in selected else None
         wait = [logs] if logs else []
-        policy = (track_model.submit(settings, train_policy.submit(settings, day, wait_for=wait), day)
-                  if "bandit" in selected else None)
-        ranker = (track_model.submit(settings, train_ranker.submit(settings, day, wait_for=wait), day)
-                  if "ranker" in selected else None)
+        policy = (
+            track_model.submit(settings, train_policy.submit(settings, day, wait_for=wait), day)
+            if "bandit" in selected
+            else None
+        )
+        ranker = (
+            track_model.submit(settings, train_ranker.submit(settings, day, wait_for=wait), day)
+            if "ranker" in selected
+            else None
+        )
         if logs:
             night.note(record, "validate_logs", logs.result())
         for step, result in refresh_platform(config_path, day.isoformat(), selected).items():
@@ -115,12 +136,16 @@ def nightly(date: date_type | None = None, steps: list[night.Step] | None = None
             if future is not None:
                 night.note(record, step, future.result())
         if "bundle" in selected:
-            candidate = build_candidate(settings, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
+            candidate = build_candidate(
+                settings, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir")
+            )
             night.note(record, "bundle", candidate)
             if "promote" in selected:
                 decision = promote_candidate(settings, candidate["bundle_id"])
                 night.note(record, "promote", decision)
-                alone = night.fallback_models(decision, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir"))
+                alone = night.fallback_models(
+                    decision, record["outputs"].get("policy_dir"), record["outputs"].get("ranker_dir")
+                )
                 if alone is not None and not decision["promoted"]:
                     candidate = build_candidate(settings, alone["policy_dir"], alone["ranker_dir"])
                     night.note(record, "bundle", candidate)
@@ -131,8 +156,9 @@ def nightly(date: date_type | None = None, steps: list[night.Step] | None = None
 
 
 @flow(name="backfill", log_prints=True, flow_run_name="backfill {start_date}..{end_date}")
-def backfill(start_date: date_type, end_date: date_type, steps: list[night.Step] | None = None,
-             config_path: str | None = None) -> list[dict[str, Any]]:
+def backfill(
+    start_date: date_type, end_date: date_type, steps: list[night.Step] | None = None, config_path: str | None = None
+) -> list[dict[str, Any]]:
     """The nightly logic for each date from start_date to end_date, in order.
 
     Args:
@@ -153,6 +179,7 @@ def backfill(start_date: date_type, end_date: date_type, steps: list[night.Step]
             out.append(nightly(day, steps, config_path))
     publish_backfill_summary(start, end, out)
     return out
+
 
 if __name__ == "__main__":
     import sys

@@ -16,9 +16,14 @@ def task_runner(config: TaskRunnerConfig) -> Any:
 
         if config.dask_address:
             return DaskTaskRunner(address=config.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"n_workers": config.dask_workers,
-                                              "threads_per_worker": config.dask_threads_per_worker,
-                                              "processes": config.dask_processes, "dashboard_address": None})
+        return DaskTaskRunner(
+            cluster_kwargs={
+                "n_workers": config.dask_workers,
+                "threads_per_worker": config.dask_threads_per_worker,
+                "processes": config.dask_processes,
+                "dashboard_address": None,
+            }
+        )
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner()

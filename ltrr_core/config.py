@@ -164,16 +164,23 @@ class QueryUnderstandingConfig(_Model):
     min_tag_entities: int = 3
     # Spelling: a token rarer than this (entity count) also gets close vocabulary tokens.
     rare_token_count: int = 3
-    max_edits_short: int = 1          # tokens of 4-6 characters
-    max_edits_long: int = 2           # tokens of 7+ characters
+    max_edits_short: int = 1  # tokens of 4-6 characters
+    max_edits_long: int = 2  # tokens of 7+ characters
     min_correctable_chars: int = 4
     max_corrections: int = 3
     # A partial artist mention ("taylor") may name these many of the most popular artists.
     max_partial_names: int = 3
     min_partial_coverage: float = 0.3
     slot_priors: dict[str, float] = {
-        "artist": 1.0, "title": 0.8, "album": 0.5, "tag": 0.7, "genre": 0.9, "mood": 0.8,
-        "season": 1.0, "version": 1.0, "decade": 1.0,
+        "artist": 1.0,
+        "title": 0.8,
+        "album": 0.5,
+        "tag": 0.7,
+        "genre": 0.9,
+        "mood": 0.8,
+        "season": 1.0,
+        "version": 1.0,
+        "decade": 1.0,
     }
     # Every slot costs this factor, so one long match beats several short ones.
     slot_factor: float = Field(0.6, gt=0, le=1)
@@ -192,10 +199,10 @@ class QueryUnderstandingConfig(_Model):
 class StructuredConfig(_Model):
     """The ``structured`` strategy: field-constrained search from QU interpretations."""
 
-    min_title_similarity: float = 70.0     # rapidfuzz 0-100 between title slot and entity title
-    relaxed_filter_factor: float = 0.5     # score factor when a filter had to be dropped
-    popularity_weight: float = 0.2         # the more popular of two equal matches first
-    artist_entity_bonus: float = 1.1       # the artist entity itself above its tracks for artist-only queries
+    min_title_similarity: float = 70.0  # rapidfuzz 0-100 between title slot and entity title
+    relaxed_filter_factor: float = 0.5  # score factor when a filter had to be dropped
+    popularity_weight: float = 0.2  # the more popular of two equal matches first
+    artist_entity_bonus: float = 1.1  # the artist entity itself above its tracks for artist-only queries
     max_topic_candidates: int = 5000
 
 
@@ -209,16 +216,17 @@ class SplitsConfig(_Model):
     """The one split of each real data set (``ltrr_core.splits``): learned / simulated / evaluated."""
 
     seed: str = "ltrr-cpcd-split-v1"
-    cpcd_heldout: float = Field(0.2, gt=0, lt=1)      # conversations for evaluation only
-    cpcd_simulate: float = Field(0.2, ge=0, lt=1)     # conversations simulated people replay
+    cpcd_heldout: float = Field(0.2, gt=0, lt=1)  # conversations for evaluation only
+    cpcd_simulate: float = Field(0.2, ge=0, lt=1)  # conversations simulated people replay
     lastfm_tag_truth: float = Field(0.5, gt=0, lt=1)  # (artist, tag) pairs kept for simulated truth
     lastfm_user_simulate: float = Field(0.5, gt=0, lt=1)  # users who become simulated people
 
     @model_validator(mode="after")
-    def _train_left(self) -> "SplitsConfig":
+    def _train_left(self) -> SplitsConfig:
         if self.cpcd_heldout + self.cpcd_simulate >= 1:
-            raise ValueError(f"splits: cpcd_heldout {self.cpcd_heldout} + cpcd_simulate {self.cpcd_simulate} "
-                             "leaves no train part")
+            raise ValueError(
+                f"splits: cpcd_heldout {self.cpcd_heldout} + cpcd_simulate {self.cpcd_simulate} leaves no train part"
+            )
         return self
 
 
@@ -229,12 +237,18 @@ class MemoryConfig(_Model):
     prior_strength: float = Field(5.0, gt=0)
     # Prior engagement rate for an observed query/entity pair that no generator predicted.
     base_rate: float = Field(0.05, gt=0, lt=1)
-    event_weights: dict[str, float] = {"like": 1.0, "stream": 0.8, "click": 0.4, "impression": 0.0,
-                                       "skip": 0.0, "dislike": 0.0}
+    event_weights: dict[str, float] = {
+        "like": 1.0,
+        "stream": 0.8,
+        "click": 0.4,
+        "impression": 0.0,
+        "skip": 0.0,
+        "dislike": 0.0,
+    }
     # Examination probability by position (1-based; the last value holds for deeper positions);
     # impressions without a position (CPCD) count as examined.
     examination_by_position: list[float] = [1.0, 0.85, 0.72, 0.62, 0.54, 0.48, 0.43, 0.39, 0.36, 0.33]
-    fuzzy_min_similarity: float = 88.0     # rapidfuzz token_sort_ratio for near-duplicate queries
+    fuzzy_min_similarity: float = 88.0  # rapidfuzz token_sort_ratio for near-duplicate queries
     fuzzy_max_queries: int = 3
     bootstrap: BootstrapLogsConfig = BootstrapLogsConfig()
     # Add the runtime's own logs (every contract-checked day under runtime.log_dir).
@@ -243,19 +257,19 @@ class MemoryConfig(_Model):
 
 class TemplateConfig(_Model):
     entity_type: str
-    pattern: str                  # str.format fields: title, artist, album, tag
+    pattern: str  # str.format fields: title, artist, album, tag
     score: float = Field(gt=0, le=1)
 
 
 class NeighbourConfig(_Model):
     queries_per_entity: int = 3
     min_score: float = 0.45
-    engagement_share: float = 0.5   # weight of "engaged with similar entities" vs query-entity similarity
+    engagement_share: float = 0.5  # weight of "engaged with similar entities" vs query-entity similarity
     chunk_size: int = 4096
 
 
 class Seq2SeqConfig(_Model):
-    model_path: str | None = None   # a doc2query-T5-style checkpoint directory; None = backend off
+    model_path: str | None = None  # a doc2query-T5-style checkpoint directory; None = backend off
     batch_size: int = 16
     num_return_sequences: int = 5
     max_input_tokens: int = 128
@@ -322,7 +336,7 @@ class PolicyConfig(_Model):
         return out
 
     @model_validator(mode="after")
-    def _default_is_a_plan(self) -> "PolicyConfig":
+    def _default_is_a_plan(self) -> PolicyConfig:
         _check_exploration("runtime.policy", self.epsilon, self.min_epsilon)
         if self.default_plan not in self.plans:
             raise ValueError(f"runtime.policy.default_plan {self.default_plan!r} is not one of {sorted(self.plans)}")
@@ -334,9 +348,11 @@ class PolicyConfig(_Model):
 
 def _check_exploration(section: str, epsilon: float, floor: float) -> None:
     if epsilon < floor:
-        raise ValueError(f"{section}.epsilon {epsilon} is below the exploration floor {section}.min_epsilon {floor}: "
-                         f"plans the policy does not choose would get propensity below {floor} / n_plans "
-                         f"(0 at epsilon 0) and the next night could not learn about them off-policy")
+        raise ValueError(
+            f"{section}.epsilon {epsilon} is below the exploration floor {section}.min_epsilon {floor}: "
+            f"plans the policy does not choose would get propensity below {floor} / n_plans "
+            f"(0 at epsilon 0) and the next night could not learn about them off-policy"
+        )
 
 
 class RuntimeConfig(_Model):
@@ -358,10 +374,10 @@ class RuntimeConfig(_Model):
     # Requests (search, feedback) in flight per process; beyond it 503 + Retry-After instead of a queue.
     max_concurrent_requests: int = Field(8, ge=1)
     retry_after_seconds: int = Field(1, ge=1)
-    log_dir: str = "logs"        # under data_dir
+    log_dir: str = "logs"  # under data_dir
     flush_rows: int = Field(1000, gt=0)
     flush_seconds: float = Field(5.0, gt=0)
-    reload_poll_seconds: float = Field(10.0, ge=0)   # `ltrr serve` checks the promoted pointer this often; 0: off
+    reload_poll_seconds: float = Field(10.0, ge=0)  # `ltrr serve` checks the promoted pointer this often; 0: off
     # The ONNX query encoder: intra-op threads per process (one: a second stalls when the other
     # core is busy) and how many distinct query texts keep their vector (real queries repeat).
     query_encoder_threads: int = Field(1, ge=1)
@@ -397,9 +413,9 @@ class SimulateConfig(_Model):
     """The user simulator: intents and people from real data, behaviour generated."""
 
     queries_per_day: int = Field(500, gt=0)
-    start_date: str = "2026-01-01"      # first simulated day when no logs exist yet
+    start_date: str = "2026-01-01"  # first simulated day when no logs exist yet
     seed: int = 7
-    out_dir: str = "simulation"        # ground truth under data_dir/simulation (never in the logs)
+    out_dir: str = "simulation"  # ground truth under data_dir/simulation (never in the logs)
     # Share of each intent kind: a real CPCD search (the simulate part of the conversations), one of the
     # user's own top Last.fm artists, a Last.fm tag with its most-tagged artists, or
     # "songs like" one of the user's artists (relevant: artists its listeners also play).
@@ -417,17 +433,41 @@ class SimulateConfig(_Model):
     phrasing_musicreconer_dir: str = "musicreco-ner"
     phrasing_cpcd_dialogs: str = "cpcd/dialogs.train.jsonl"
     phrasing_cpcd_parts: list[Literal["train", "simulate"]] = ["train", "simulate"]
-    phrasing_genres: str = "wikidata-music/genres.tsv"   # which Last.fm tags are genre words
+    phrasing_genres: str = "wikidata-music/genres.tsv"  # which Last.fm tags are genre words
     tag_phrasings: list[str] = ["{tag}", "{tag} music", "best {tag} songs", "{tag} playlist"]
     similar_phrasings: list[str] = ["songs like {artist}", "artists like {artist}", "similar to {artist}"]
-    tag_min_artists: int = 20           # tags tagged on fewer artists are not intents
-    relevant_per_tag: int = 20          # top-tagged artists: first half intended, rest related
-    similar_min_listeners: int = 3      # co-listeners needed before an artist counts as similar
+    tag_min_artists: int = 20  # tags tagged on fewer artists are not intents
+    relevant_per_tag: int = 20  # top-tagged artists: first half intended, rest related
+    similar_min_listeners: int = 3  # co-listeners needed before an artist counts as similar
     relevant_per_similar: int = 10
     # Relative traffic by local hour 0..23, from the Open Bandit Dataset random log's real
     # timestamps (UTC shifted to Japan time, where ZOZO's shoppers are); see README.
-    hourly_traffic: list[float] = [725, 301, 181, 89, 77, 116, 216, 299, 341, 357, 420, 417,
-                                   570, 416, 399, 433, 403, 437, 458, 537, 654, 698, 755, 701]
+    hourly_traffic: list[float] = [
+        725,
+        301,
+        181,
+        89,
+        77,
+        116,
+        216,
+        299,
+        341,
+        357,
+        420,
+        417,
+        570,
+        416,
+        399,
+        433,
+        403,
+        437,
+        458,
+        537,
+        654,
+        698,
+        755,
+        701,
+    ]
     click_model: ClickModelConfig = ClickModelConfig()
 
     @field_validator("intent_mix")
@@ -435,7 +475,9 @@ class SimulateConfig(_Model):
     def _known_intents(cls, value: dict[str, float]) -> dict[str, float]:
         unknown = set(value) - {"cpcd_query", "artist", "tag", "similar"}
         if unknown or not value or any(w < 0 for w in value.values()) or sum(value.values()) <= 0:
-            raise ValueError(f"intent_mix needs non-negative weights over cpcd_query, artist, tag, similar; got {value}")
+            raise ValueError(
+                f"intent_mix needs non-negative weights over cpcd_query, artist, tag, similar; got {value}"
+            )
         return value
 
     @field_validator("hourly_traffic")
@@ -452,7 +494,7 @@ class OPEConfig(_Model):
     estimators: list[Literal["ips", "snips", "dm", "dr", "switch_dr"]] = ["ips", "snips", "dm", "dr", "switch_dr"]
     n_bootstrap: int = Field(1000, ge=100)
     confidence: float = Field(0.95, gt=0, lt=1)
-    max_weight: float = Field(10.0, gt=1)      # switch-DR: beyond this weight, the reward model alone
+    max_weight: float = Field(10.0, gt=1)  # switch-DR: beyond this weight, the reward model alone
     reward_model_prior: float = Field(10.0, gt=0)
     cross_fit_folds: int = Field(2, ge=2)
     seed: int = 0
@@ -476,7 +518,7 @@ class LearnerConfig(_Model):
     # depth as the runtime's own traces measured them (ltrr_core.bandit.latency).
     latency_penalty: float = Field(0.05, ge=0)
     latency_reference_ms: float = Field(20.0, gt=0)
-    epsilon: float = Field(0.1, ge=0, le=1)     # exploration of the learned policy; floor epsilon / n_plans
+    epsilon: float = Field(0.1, ge=0, le=1)  # exploration of the learned policy; floor epsilon / n_plans
     min_epsilon: float = Field(0.02, gt=0, le=1)  # refused below: see PolicyConfig (same rule, learned policy)
     iterations: int = Field(300, gt=0)
     depth: int = Field(6, gt=0, le=10)
@@ -484,7 +526,7 @@ class LearnerConfig(_Model):
     threads: int = Field(2, gt=0)
     seed: int = 0
     min_engaged_requests: int = Field(50, gt=0)  # fewer: refuse to train rather than learn noise
-    replay_depth: int = Field(100, gt=0)         # counterfactual replay runs every strategy this deep
+    replay_depth: int = Field(100, gt=0)  # counterfactual replay runs every strategy this deep
     single_day_holdout: float = Field(0.3, gt=0, lt=1)  # one-day window: share of requests held out for the estimate
     # What the policy learns from: ``logs`` (replayed engaged requests) and/or ``real`` (CPCD train
     # searches replayed on the served bundle, likes as the engaged entities: ltrr_core.bandit.real).
@@ -501,7 +543,7 @@ class BanditConfig(_Model):
     ope: OPEConfig = OPEConfig()
     obd: OBDConfig = OBDConfig()
     learner: LearnerConfig = LearnerConfig()
-    out_dir: str = "policies"                    # learned policy versions under data_dir
+    out_dir: str = "policies"  # learned policy versions under data_dir
 
 
 class PositionBiasConfig(_Model):
@@ -509,10 +551,10 @@ class PositionBiasConfig(_Model):
     or by EM of the position-based click model where the same results recur at varied positions."""
 
     method: Literal["randomized", "em", "none"] = "randomized"
-    randomize_share: float = Field(0.1, ge=0, le=1)   # requests whose shown top-k the runtime shuffles
+    randomize_share: float = Field(0.1, ge=0, le=1)  # requests whose shown top-k the runtime shuffles
     positions: int = Field(10, gt=1)
     iterations: int = Field(100, gt=0)
-    floor: float = Field(0.1, gt=0, le=1)   # IPS weights at most 1/floor: bounded variance
+    floor: float = Field(0.1, gt=0, le=1)  # IPS weights at most 1/floor: bounded variance
 
 
 class RealEngagementConfig(_Model):
@@ -522,15 +564,15 @@ class RealEngagementConfig(_Model):
     # Train queries whose stable hash falls below this share validate (early stopping, loss
     # choice, the ranker gate); the rest fit. Held-out and simulate conversations are never read.
     validation_share: float = Field(0.2, gt=0, lt=1)
-    depth: int = Field(100, gt=0)          # each strategy's depth when drawing a query's candidates
+    depth: int = Field(100, gt=0)  # each strategy's depth when drawing a query's candidates
     # The memory index was built from these very train searches, so on them it knows the answer;
     # a ranker fitted with it would trust it far beyond what it gives on new queries.
     exclude_strategies: list[str] = ["memory"]
     # Pools per query: ``wide`` (every strategy at ``depth``) and ``served`` (the reference bundle's
     # greedy plan, what the ranker re-orders when it serves; measured to help on served pools).
     pools: list[Literal["wide", "served"]] = Field(["wide", "served"], min_length=1)
-    min_queries: int = Field(100, gt=0)    # train queries with a like needed to fit
-    max_queries: int | None = Field(None, gt=0)   # a stable-hash sample of the train queries (None: all)
+    min_queries: int = Field(100, gt=0)  # train queries with a like needed to fit
+    max_queries: int | None = Field(None, gt=0)  # a stable-hash sample of the train queries (None: all)
 
 
 class RankerConfig(_Model):
@@ -540,15 +582,15 @@ class RankerConfig(_Model):
     labels: dict[str, float] = {"like": 3.0, "stream": 2.0, "click": 1.0, "skip": 0.0}
     position_bias: PositionBiasConfig = PositionBiasConfig()
     losses: list[Literal["YetiRank", "QueryRMSE", "PairLogit", "YetiRankPairwise"]] = ["YetiRank", "QueryRMSE"]
-    window_days: int = Field(7, gt=1)      # days before the evaluation day; the last is the validation day
-    rerank_depth: int = Field(50, gt=0)    # fused candidates the ranker re-orders at serving
+    window_days: int = Field(7, gt=1)  # days before the evaluation day; the last is the validation day
+    rerank_depth: int = Field(50, gt=0)  # fused candidates the ranker re-orders at serving
     iterations: int = Field(400, gt=0)
     depth: int = Field(6, gt=0, le=10)
     learning_rate: float = Field(0.08, gt=0)
     threads: int = Field(2, gt=0)
     seed: int = 0
-    min_requests: int = Field(50, gt=0)    # requests with a positive label needed to train
-    explain_top_features: int = Field(3, ge=0)   # per result in the decision trace (SHAP)
+    min_requests: int = Field(50, gt=0)  # requests with a positive label needed to train
+    explain_top_features: int = Field(3, ge=0)  # per result in the decision trace (SHAP)
     out_dir: str = "rankers"
     # What the ranker learns from: ``real`` (labelled real engagement, ``real``), ``logs`` (the
     # runtime's own impressions and feedback, position-bias corrected), or both. With ``real`` the
@@ -560,9 +602,9 @@ class RankerConfig(_Model):
 class PromotionConfig(_Model):
     """Gates a candidate bundle must pass before the runtime serves it (``ltrr_core.artifacts.promotion``)."""
 
-    max_quarantine_fraction: float = Field(0.05, ge=0, le=1)   # per log day the models were trained on
-    ranker_ndcg_tolerance: float = Field(0.005, ge=0)          # vs the champion on the same evaluation day
-    policy_value_tolerance: float = Field(0.0, ge=0)           # switch-DR lower bound vs the logging policy's value
+    max_quarantine_fraction: float = Field(0.05, ge=0, le=1)  # per log day the models were trained on
+    ranker_ndcg_tolerance: float = Field(0.005, ge=0)  # vs the champion on the same evaluation day
+    policy_value_tolerance: float = Field(0.0, ge=0)  # switch-DR lower bound vs the logging policy's value
     # Kish ESS of the UNCLIPPED importance weights of the switch-DR report (its ``ess``, never
     # ``ess_clipped``: clipping bounds variance but creates no support for the target policy).
     min_ess: float = Field(50.0, ge=0)
@@ -581,8 +623,18 @@ class PromotionConfig(_Model):
     latency_regression_tolerance: float = Field(0.5, ge=0)
     latency_slack_ms: float = Field(25.0, ge=0)
     first_champion_latency_budget_ms: float = Field(2000.0, gt=0)
-    smoke_queries: list[str] = ["taylor swift", "shake it off", "rock", "songs like radiohead", "bohemian rhapsody queen",
-                                "jazz music", "beyonce halo", "chill playlist", "metallica one", "adele hello"]
+    smoke_queries: list[str] = [
+        "taylor swift",
+        "shake it off",
+        "rock",
+        "songs like radiohead",
+        "bohemian rhapsody queen",
+        "jazz music",
+        "beyonce halo",
+        "chill playlist",
+        "metallica one",
+        "adele hello",
+    ]
 
 
 class TaskRunnerConfig(_Model):
@@ -602,7 +654,7 @@ class TaskRunnerConfig(_Model):
 class OrchestrationConfig(_Model):
     """The nightly DAG and its deployments (``flows.nightly``, ``ltrr deploy``)."""
 
-    nightly_cron: str = "0 2 * * *"            # 02:00 every day
+    nightly_cron: str = "0 2 * * *"  # 02:00 every day
     timezone: str = "UTC"
     nightly_deployment: str = "ltrr-nightly"
     backfill_deployment: str = "ltrr-backfill"
@@ -611,7 +663,7 @@ class OrchestrationConfig(_Model):
     task_runner: TaskRunnerConfig = TaskRunnerConfig()
     prefect_port: int = 4200
     mlflow_port: int = 5000
-    out_dir: str = "nightly"                   # per-date run records, under data_dir
+    out_dir: str = "nightly"  # per-date run records, under data_dir
     # One writer per data directory (``ltrr_core.locking``): a flow that finds another process
     # writing the data dir waits up to this long (0: refuses at once, naming the holder),
     # trying again every ``lock_poll_seconds``.
@@ -638,7 +690,7 @@ class RetentionConfig(_Model):
     window before the newest logged day are kept whatever ``log_days`` says."""
 
     enabled: bool = True
-    log_days: int = Field(90, ge=1)               # keep the log days within this many days of the newest logged day
+    log_days: int = Field(90, ge=1)  # keep the log days within this many days of the newest logged day
     bundles_keep: int = Field(5, ge=1)
     catalog_versions_keep: int = Field(3, ge=1)
     index_builds_keep: int = Field(3, ge=1)
@@ -678,31 +730,31 @@ class EvalConfig(_Model):
     # The grading rule (ltrr_core.eval.labels): a liked track is intended, its artist entity related.
     liked_track_grade: int = Field(2, ge=1)
     liked_track_artist_grade: int = Field(1, ge=0)
-    confidence: float = Field(0.95, gt=0, lt=1)       # paired bootstrap intervals
+    confidence: float = Field(0.95, gt=0, lt=1)  # paired bootstrap intervals
     n_bootstrap: int = Field(1000, ge=100)
-    min_slice_queries: int = Field(20, ge=1)          # intent slices with fewer queries are not reported
+    min_slice_queries: int = Field(20, ge=1)  # intent slices with fewer queries are not reported
 
 
 class SoakConfig(_Model):
     """``ltrr bench-soak``: steady load on ``ltrr serve --workers`` with hot reloads and a worker restart."""
 
     minutes: float = Field(10.0, gt=0)
-    load_fraction: float = Field(0.7, gt=0, le=1)      # of the capacity measured just before, closed loop
+    load_fraction: float = Field(0.7, gt=0, le=1)  # of the capacity measured just before, closed loop
     workers: int = Field(2, ge=1)
-    reload_every_s: float = Field(30.0, gt=0)          # the promoted pointer flips between two champion copies
-    restart_at_fraction: float = Field(0.5, ge=0, le=1)   # when one worker gets SIGTERM (its supervisor restarts it)
+    reload_every_s: float = Field(30.0, gt=0)  # the promoted pointer flips between two champion copies
+    restart_at_fraction: float = Field(0.5, ge=0, le=1)  # when one worker gets SIGTERM (its supervisor restarts it)
     capacity_clients: int = Field(4, ge=1)
     capacity_seconds: float = Field(20.0, gt=0)
-    client_threads: int = Field(32, ge=1)              # senders of the open-loop schedule
-    max_retries: int = Field(10, ge=0)                 # a 503 is retried after its Retry-After, this often
+    client_threads: int = Field(32, ge=1)  # senders of the open-loop schedule
+    max_retries: int = Field(10, ge=0)  # a 503 is retried after its Retry-After, this often
 
 
 class BenchConfig(_Model):
     soak: SoakConfig = SoakConfig()
     generated_entities: int = 1_000_000
-    http_concurrency: list[int] = [1, 4, 16]   # client threads per runtime load level
-    http_workers: list[int] = [1, 2]           # `ltrr serve --workers N` runs measured on the real catalog
-    http_requests: int = Field(300, gt=0)      # searches per load level
+    http_concurrency: list[int] = [1, 4, 16]  # client threads per runtime load level
+    http_workers: list[int] = [1, 2]  # `ltrr serve --workers N` runs measured on the real catalog
+    http_requests: int = Field(300, gt=0)  # searches per load level
     n_latency_queries: int = 200
     embed_sample: int = 2_000
     recall_probes: int = 50
@@ -744,7 +796,7 @@ class Settings(_Model):
     bench: BenchConfig = BenchConfig()
 
     @model_validator(mode="after")
-    def _profile_exists(self) -> "Settings":
+    def _profile_exists(self) -> Settings:
         if self.profile not in self.catalog.profiles:
             known = ", ".join(sorted(self.catalog.profiles))
             raise ValueError(f"profile {self.profile!r} is not one of the catalog profiles: {known}")
@@ -758,7 +810,7 @@ class Settings(_Model):
     def shared_path(self, relative: str) -> Path:
         return self.shared_data_dir / relative
 
-    def with_overrides(self, **changes: Any) -> "Settings":
+    def with_overrides(self, **changes: Any) -> Settings:
         """A copy with top-level or dotted (``"catalog.max_rows_per_source"``) fields replaced."""
         data = self.model_dump(mode="python")
         for dotted, value in changes.items():

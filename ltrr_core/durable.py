@@ -95,11 +95,7 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
 
 def checksum_tree(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root``, keyed by its relative POSIX path."""
-    return {
-        path.relative_to(root).as_posix(): sha256_file(path)
-        for path in sorted(root.rglob("*"))
-        if path.is_file()
-    }
+    return {path.relative_to(root).as_posix(): sha256_file(path) for path in sorted(root.rglob("*")) if path.is_file()}
 
 
 def read_pointer(path: Path) -> str | None:

@@ -78,11 +78,17 @@ def retrieval_key(settings: Settings, bundle: Path, *parts: Any) -> str:
     rule, the real-data settings, and ``parts``. Equal keys, equal results."""
     manifest = json.loads((bundle / "manifest.json").read_text(encoding="utf-8"))
     skipped = ("policy/", *(("q2e/",) if "memory" in settings.ranker.real.exclude_strategies else ()))
-    files = sorted((n, d) for n, d in manifest["files"].items()
-                   if not n.startswith(skipped) and n not in MODEL_FILES)
-    payload = [files, manifest["components"].get("lance"), settings.splits.model_dump(mode="json"),
-               settings.ranker.real.model_dump(mode="json"), settings.eval.liked_track_grade,
-               settings.eval.liked_track_artist_grade, settings.catalog.paths.cpcd_labels, *parts]
+    files = sorted((n, d) for n, d in manifest["files"].items() if not n.startswith(skipped) and n not in MODEL_FILES)
+    payload = [
+        files,
+        manifest["components"].get("lance"),
+        settings.splits.model_dump(mode="json"),
+        settings.ranker.real.model_dump(mode="json"),
+        settings.eval.liked_track_grade,
+        settings.eval.liked_track_artist_grade,
+        settings.catalog.paths.cpcd_labels,
+        *parts,
+    ]
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode("utf-8")).hexdigest()[:20]
 
 

@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from .config import Settings
@@ -54,8 +54,10 @@ class DataDirBusy(RuntimeError):
     def __init__(self, data_dir: Path, holder: Holder | None, waited: float):
         self.data_dir, self.holder, self.waited = data_dir, holder, waited
         who = holder.describe() if holder else "another process (its lock file holds no record yet)"
-        super().__init__(f"data dir {data_dir} is being written by {who}; waited {waited:.0f} s: "
-                         "retry later or raise orchestration.lock_wait_seconds")
+        super().__init__(
+            f"data dir {data_dir} is being written by {who}; waited {waited:.0f} s: "
+            "retry later or raise orchestration.lock_wait_seconds"
+        )
 
 
 @dataclass
@@ -65,8 +67,8 @@ class _Hold:
     holder: Holder
 
 
-_guard = threading.Lock()               # guards the two dicts below
-_held: dict[str, _Hold] = {}            # data dir -> this process's hold
+_guard = threading.Lock()  # guards the two dicts below
+_held: dict[str, _Hold] = {}  # data dir -> this process's hold
 _gates: dict[str, threading.Lock] = {}  # data dir -> one acquiring thread at a time
 
 
@@ -113,7 +115,7 @@ def _lock(data_dir: Path, what: str, wait_seconds: float, poll_seconds: float) -
             os.close(fd)
             raise DataDirBusy(data_dir, read_holder(data_dir), waited)
         time.sleep(min(poll_seconds, wait_seconds - waited))
-    holder = Holder(os.getpid(), socket.gethostname(), what, datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    holder = Holder(os.getpid(), socket.gethostname(), what, datetime.now(UTC).isoformat(timespec="seconds"))
     _record(fd, holder)
     return _Hold(fd, 1, holder)
 
@@ -145,8 +147,7 @@ def _release(key: str) -> None:
 
 
 @contextmanager
-def hold_data_dir(data_dir: Path, what: str, wait_seconds: float = 0.0,
-                  poll_seconds: float = 1.0) -> Iterator[Holder]:
+def hold_data_dir(data_dir: Path, what: str, wait_seconds: float = 0.0, poll_seconds: float = 1.0) -> Iterator[Holder]:
     """Hold ``data_dir``'s writer lock for the block (re-entrant within this process); yields the
     holder (the outermost one when nested). ``DataDirBusy`` if another process keeps it past
     ``wait_seconds``."""
@@ -164,6 +165,7 @@ def writer_lock(settings: Settings, what: str) -> Iterator[Holder]:
     """``hold_data_dir`` for ``settings.data_dir`` with the configured wait
     (``orchestration.lock_wait_seconds``, ``lock_poll_seconds``)."""
     orchestration = settings.orchestration
-    with hold_data_dir(settings.data_dir, what, orchestration.lock_wait_seconds,
-                       orchestration.lock_poll_seconds) as holder:
+    with hold_data_dir(
+        settings.data_dir, what, orchestration.lock_wait_seconds, orchestration.lock_poll_seconds
+    ) as holder:
         yield holder

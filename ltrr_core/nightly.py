@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -30,8 +30,8 @@ from .tracking import MODEL_TRAINING_VIEW
 # UI's run form offers them as choices).
 Step = Literal["validate_logs", "catalog", "indexes", "q2e", "bandit", "ranker", "bundle", "promote", "retention"]
 STEPS: tuple[str, ...] = get_args(Step)
-DETAIL_ITEMS = 8          # key: value pairs a report row shows per step
-DETAIL_CHARS = 60         # characters of one value
+DETAIL_ITEMS = 8  # key: value pairs a report row shows per step
+DETAIL_CHARS = 60  # characters of one value
 
 
 class NightlyError(ValueError):
@@ -61,7 +61,7 @@ def resolve_day(settings: Settings, day: str | None, today: date | None = None) 
     """The date a run processes: the given one, else (a scheduled run) today + ``nightly_day_offset``."""
     if day:
         return parse_day(day)
-    return (today or datetime.now(timezone.utc).date()) + timedelta(days=settings.orchestration.nightly_day_offset)
+    return (today or datetime.now(UTC).date()) + timedelta(days=settings.orchestration.nightly_day_offset)
 
 
 def backfill_days(start: str, end: str) -> list[date]:
@@ -100,8 +100,10 @@ def validate_logs(settings: Settings, day: date) -> dict[str, Any]:
     from .contracts.logs import check_logged_day
 
     if not has_logs(settings, day):
-        raise NightlyError(f"no impressions logged for {day} under {log_root(settings)}: nothing to learn from "
-                           "(serve traffic or run `ltrr simulate` first)")
+        raise NightlyError(
+            f"no impressions logged for {day} under {log_root(settings)}: nothing to learn from "
+            "(serve traffic or run `ltrr simulate` first)"
+        )
     _, _, report = check_logged_day(log_root(settings), day.isoformat())
     return report
 
@@ -118,7 +120,12 @@ def catalog_status(settings: Settings) -> dict[str, Any]:
     recorded = read_json(store.versions_dir / version / "manifest.json").get("ingest", {}).get("inputs_fingerprint")
     if recorded != fingerprint:
         return {"stale": True, "reason": f"inputs changed since {version}", "fingerprint": fingerprint}
-    return {"stale": False, "reason": f"inputs unchanged since {version}", "version": version, "fingerprint": fingerprint}
+    return {
+        "stale": False,
+        "reason": f"inputs unchanged since {version}",
+        "version": version,
+        "fingerprint": fingerprint,
+    }
 
 
 def indexes_status(settings: Settings) -> dict[str, Any]:
@@ -135,8 +142,11 @@ def indexes_status(settings: Settings) -> dict[str, Any]:
         return {"stale": True, "reason": f"built from {manifest['catalog_version']}, catalog is {catalog_version}"}
     if manifest.get("settings_fingerprint") != settings_fingerprint(settings):
         return {"stale": True, "reason": "index settings changed"}
-    return {"stale": False, "reason": f"build {manifest['build_id']} matches catalog {catalog_version}",
-            "build_id": manifest["build_id"]}
+    return {
+        "stale": False,
+        "reason": f"build {manifest['build_id']} matches catalog {catalog_version}",
+        "build_id": manifest["build_id"],
+    }
 
 
 def q2e_status(settings: Settings, until: date | None) -> dict[str, Any]:
@@ -161,7 +171,7 @@ class Trained:
     directory: Path | None
     report: dict[str, Any] | None
     skipped: str | None
-    data: Any = None          # what its MLflow run logs as the training dataset
+    data: Any = None  # what its MLflow run logs as the training dataset
 
     def summary(self) -> dict[str, Any]:
         if self.directory is None:
@@ -210,7 +220,9 @@ def tracked_summary(settings: Settings, trained: Trained, run_name: str) -> dict
     else:
         from .ranking.tracking import log_ranker_run as log_run
 
-        summary["ndcg@10"] = {k: v.get("ndcg@10") for k, v in trained.report["evaluation"].items() if isinstance(v, dict)}
+        summary["ndcg@10"] = {
+            k: v.get("ndcg@10") for k, v in trained.report["evaluation"].items() if isinstance(v, dict)
+        }
     summary["mlflow"] = log_run(settings, trained.directory, trained.report, trained.data, run_name)
     return summary
 
@@ -228,11 +240,16 @@ def build_candidate(settings: Settings, policy: Path | None, ranker: Path | None
     """A bundle from tonight's indexes and Q2E, tonight's models or else the champion's."""
     from .artifacts import build_bundle
 
-    chosen = {"policy": (policy, "tonight") if policy else (champion_component(settings, "policy"), "champion"),
-              "ranker": (ranker, "tonight") if ranker else (champion_component(settings, "ranker"), "champion")}
+    chosen = {
+        "policy": (policy, "tonight") if policy else (champion_component(settings, "policy"), "champion"),
+        "ranker": (ranker, "tonight") if ranker else (champion_component(settings, "ranker"), "champion"),
+    }
     manifest = build_bundle(settings, chosen["policy"][0], chosen["ranker"][0])
-    return {"bundle_id": manifest["bundle_id"], "components": manifest["components"],
-            "sources": {name: source if path else "none" for name, (path, source) in chosen.items()}}
+    return {
+        "bundle_id": manifest["bundle_id"],
+        "components": manifest["components"],
+        "sources": {name: source if path else "none" for name, (path, source) in chosen.items()},
+    }
 
 
 def fallback_models(decision: dict[str, Any], policy: str | None, ranker: str | None) -> dict[str, str | None] | None:
@@ -248,7 +265,11 @@ def fallback_models(decision: dict[str, Any], policy: str | None, ranker: str | 
     failed.discard("smoke")
     if not (policy and ranker) or failed not in ({"policy"}, {"ranker"}):
         return None
-    return {"policy_dir": None, "ranker_dir": ranker} if failed == {"policy"} else {"policy_dir": policy, "ranker_dir": None}
+    return (
+        {"policy_dir": None, "ranker_dir": ranker}
+        if failed == {"policy"}
+        else {"policy_dir": policy, "ranker_dir": None}
+    )
 
 
 def promote_candidate(settings: Settings, bundle_id: str) -> dict[str, Any]:
@@ -275,7 +296,11 @@ def retire_previous(settings: Settings, previous: dict[str, Any] | None, current
     store = q2e_store(settings)
     if old.get("q2e_version") and old["q2e_version"] not in (new.get("q2e_version"), store.current_version()):
         candidates.append(store.root / "versions" / old["q2e_version"])
-    if old.get("bundle_id") and old["bundle_id"] != new.get("bundle_id") and old["bundle_id"] not in protected_bundles(settings):
+    if (
+        old.get("bundle_id")
+        and old["bundle_id"] != new.get("bundle_id")
+        and old["bundle_id"] not in protected_bundles(settings)
+    ):
         candidates.append(bundles_root(settings) / old["bundle_id"])
     removed = []
     for path in candidates:
@@ -299,16 +324,23 @@ def gate_table(decision: dict[str, Any]) -> list[str]:
 
 def markdown(record: dict[str, Any], mlflow_ui: str | None = None) -> str:
     """The run's Prefect artifact: what ran, counts, metrics, gate decisions, MLflow runs."""
-    lines = [f"# Nightly {record['date']} (run {record['attempt']})", "",
-             "| step | status | details |", "|---|---|---|"]
+    lines = [
+        f"# Nightly {record['date']} (run {record['attempt']})",
+        "",
+        "| step | status | details |",
+        "|---|---|---|",
+    ]
     for name in STEPS:
         step = record["steps"].get(name, {"status": "not selected"})
         lines.append(f"| {name} | {step['status']} | {readable_details(step)} |")
     served = record.get("served_day")
     if served:
-        lines += ["", f"Served on {record['date']}: {served['requests']} requests, candidate recall "
-                      f"{served['candidate_recall']}, nDCG@10 {served['ndcg@10']}, reward {served['reward']}, "
-                      f"{served['unique_candidates']} candidates per request, ranked by {served['ranked_by']}."]
+        lines += [
+            "",
+            f"Served on {record['date']}: {served['requests']} requests, candidate recall "
+            f"{served['candidate_recall']}, nDCG@10 {served['ndcg@10']}, reward {served['reward']}, "
+            f"{served['unique_candidates']} candidates per request, ranked by {served['ranked_by']}.",
+        ]
     decision = record.get("promotion")
     if decision:
         verdict = "promoted" if decision["promoted"] else f"not promoted ({'; '.join(decision['reasons'])})"
@@ -345,7 +377,7 @@ def readable_details(step: dict[str, Any]) -> str:
                 walk(f"{prefix}.{key}" if prefix else str(key), inner)
             return
         text = json.dumps(value, default=str) if isinstance(value, list) else str(value)
-        text = text if len(text) <= DETAIL_CHARS else text[:DETAIL_CHARS - 1] + "…"
+        text = text if len(text) <= DETAIL_CHARS else text[: DETAIL_CHARS - 1] + "…"
         pairs.append(f"{prefix}: {text}".replace("|", "\\|"))
 
     walk("", {k: v for k, v in step.items() if k != "status"})
@@ -356,8 +388,12 @@ def backfill_summary(start: str, end: str, nights: list[dict[str, Any]], run_lin
     """The backfill run's artifact: one row per date -- skipped, or what its night did -- with a
     link to that night's flow run (``run_link`` formatted with its ``flow_run_id``), whose
     artifact is the night's report."""
-    lines = [f"# Backfill {start}..{end}", "",
-             "| date | night | promoted | why not | served nDCG@10 | report |", "|---|---|---|---|---|---|"]
+    lines = [
+        f"# Backfill {start}..{end}",
+        "",
+        "| date | night | promoted | why not | served nDCG@10 | report |",
+        "|---|---|---|---|---|---|",
+    ]
     for night in nights:
         if "skipped" in night:
             lines.append(f"| {night['date']} | skipped: {night['skipped']} | – | – | – | – |")
@@ -368,15 +404,24 @@ def backfill_summary(start: str, end: str, nights: list[dict[str, Any]], run_lin
         served = (night.get("served_day") or {}).get("ndcg@10", "–")
         run_id = night.get("flow_run_id")
         report = f"[nightly {night['date']}]({run_link.format(flow_run_id=run_id)})" if run_link and run_id else "–"
-        lines.append(f"| {night['date']} | run {night.get('attempt', '?')} | {promoted} | {reasons} | {served} | {report} |")
+        lines.append(
+            f"| {night['date']} | run {night.get('attempt', '?')} | {promoted} | {reasons} | {served} | {report} |"
+        )
     return "\n".join(lines)
 
 
 def new_record(settings: Settings, day: date, selected: list[str]) -> dict[str, Any]:
     """The record a run of D fills in; ``attempt`` counts the runs of D so far."""
     previous = read_record(settings, day)
-    return {"date": day.isoformat(), "attempt": (previous or {}).get("attempt", 0) + 1, "selected": selected,
-            "started_at": datetime.now(timezone.utc).isoformat(), "steps": {}, "outputs": {}, "mlflow": {}}
+    return {
+        "date": day.isoformat(),
+        "attempt": (previous or {}).get("attempt", 0) + 1,
+        "selected": selected,
+        "started_at": datetime.now(UTC).isoformat(),
+        "steps": {},
+        "outputs": {},
+        "mlflow": {},
+    }
 
 
 def finish_record(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
@@ -385,19 +430,31 @@ def finish_record(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
     from .eval.served import measure_served_day
 
     previous = read_record(settings, date.fromisoformat(record["date"]))
-    record = {**record, "finished_at": datetime.now(timezone.utc).isoformat()}
+    record = {**record, "finished_at": datetime.now(UTC).isoformat()}
     if previous:
         # A run of some steps (a backfill of one stage) keeps what earlier runs of D made
         # for the other steps: only the steps that ran are replaced.
-        carried = {k: {**v, "from_run": v.get("from_run", previous["attempt"])}
-                   for k, v in previous["steps"].items() if k not in record["steps"]}
-        record["steps"] = {k: ({**carried, **record["steps"]})[k] for k in STEPS if k in carried or k in record["steps"]}
+        carried = {
+            k: {**v, "from_run": v.get("from_run", previous["attempt"])}
+            for k, v in previous["steps"].items()
+            if k not in record["steps"]
+        }
+        record["steps"] = {
+            k: ({**carried, **record["steps"]})[k] for k in STEPS if k in carried or k in record["steps"]
+        }
         ran = {"bandit": "policy_dir", "ranker": "ranker_dir", "q2e": "q2e_version", "bundle": "bundle_id"}
-        record["outputs"] = {**{k: v for k, v in previous.get("outputs", {}).items()
-                                if not any(k == out and step in record["selected"] for step, out in ran.items())},
-                             **record["outputs"]}
-        record["mlflow"] = {**{k: v for k, v in previous.get("mlflow", {}).items() if k not in record["mlflow"]},
-                            **record["mlflow"]}
+        record["outputs"] = {
+            **{
+                k: v
+                for k, v in previous.get("outputs", {}).items()
+                if not any(k == out and step in record["selected"] for step, out in ran.items())
+            },
+            **record["outputs"],
+        }
+        record["mlflow"] = {
+            **{k: v for k, v in previous.get("mlflow", {}).items() if k not in record["mlflow"]},
+            **record["mlflow"],
+        }
         if "promotion" not in record and previous.get("promotion") and "promote" not in record["selected"]:
             record["promotion"] = previous["promotion"]
     if "validate_logs" in record["selected"]:
@@ -432,23 +489,43 @@ def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | 
     served_next = bool(next_served and version and any(p.endswith(version) for p in next_served.get("policies") or {}))
     measured = next_served.get("reward") if served_next else None
     return {
-        "night": night, "date": record["date"],
-        "candidate_recall": served.get("candidate_recall"), "ndcg@10": served.get("ndcg@10"),
-        "reward": served.get("reward"), "unique_candidates": served.get("unique_candidates"),
+        "night": night,
+        "date": record["date"],
+        "candidate_recall": served.get("candidate_recall"),
+        "ndcg@10": served.get("ndcg@10"),
+        "reward": served.get("reward"),
+        "unique_candidates": served.get("unique_candidates"),
         "served_by": {"policy": served.get("policies"), "ranker": served.get("ranked_by")},
-        "policy": {"trained": bandit.get("status"), "version": bandit.get("version"),
-                   "estimate": estimate["estimate"] if estimate else None, "ci": estimate["ci"] if estimate else None,
-                   "ess": estimate["ess"] if estimate else None,
-                   "measured_next_day": measured, "served_next_day": served_next,
-                   "next_day_served_by": next_served.get("policies") if next_served else None,
-                   "covered": bool(estimate["ci"][0] <= measured <= estimate["ci"][1]) if estimate and measured is not None else None},
-        "ranker": {"trained": record["steps"].get("ranker", {}).get("status"),
-                   "ndcg@10": record["steps"].get("ranker", {}).get("ndcg@10")},
-        "promotion": {"bundle_id": decision.get("bundle_id"), "promoted": decision.get("promoted"),
-                      "reasons": decision.get("reasons"), "models": promoted_models,   # tonight's models now serving
-                      "attempts": record.get("promotion_attempts") or []},
-        "next_day": {k: next_served.get(k) for k in ("day", "candidate_recall", "ndcg@10", "reward", "unique_candidates",
-                                                    "policies", "ranked_by")} if next_served else None,
+        "policy": {
+            "trained": bandit.get("status"),
+            "version": bandit.get("version"),
+            "estimate": estimate["estimate"] if estimate else None,
+            "ci": estimate["ci"] if estimate else None,
+            "ess": estimate["ess"] if estimate else None,
+            "measured_next_day": measured,
+            "served_next_day": served_next,
+            "next_day_served_by": next_served.get("policies") if next_served else None,
+            "covered": bool(estimate["ci"][0] <= measured <= estimate["ci"][1])
+            if estimate and measured is not None
+            else None,
+        },
+        "ranker": {
+            "trained": record["steps"].get("ranker", {}).get("status"),
+            "ndcg@10": record["steps"].get("ranker", {}).get("ndcg@10"),
+        },
+        "promotion": {
+            "bundle_id": decision.get("bundle_id"),
+            "promoted": decision.get("promoted"),
+            "reasons": decision.get("reasons"),
+            "models": promoted_models,  # tonight's models now serving
+            "attempts": record.get("promotion_attempts") or [],
+        },
+        "next_day": {
+            k: next_served.get(k)
+            for k in ("day", "candidate_recall", "ndcg@10", "reward", "unique_candidates", "policies", "ranked_by")
+        }
+        if next_served
+        else None,
     }
 
 
@@ -465,12 +542,19 @@ def note(record: dict[str, Any], step: str, result: dict[str, Any]) -> None:
         record["steps"][step] = {"status": "ran", **result}
         record["outputs"]["bundle_id"] = result["bundle_id"]
     elif step == "promote":
-        record["steps"][step] = {"status": "promoted" if result["promoted"] else "refused", "reasons": result["reasons"]}
+        record["steps"][step] = {
+            "status": "promoted" if result["promoted"] else "refused",
+            "reasons": result["reasons"],
+        }
         # A night may gate two candidates (``fallback_models``): every decision is kept, the last one rules.
         record.setdefault("promotion_attempts", []).append(
-            {"bundle_id": result["bundle_id"], "promoted": result["promoted"], "reasons": result["reasons"]})
+            {"bundle_id": result["bundle_id"], "promoted": result["promoted"], "reasons": result["reasons"]}
+        )
         record["promotion"] = result
-        record["mlflow"]["promotion"] = {"run_id": result["mlflow_run"], "experiment_id": result["mlflow_experiment_id"]}
+        record["mlflow"]["promotion"] = {
+            "run_id": result["mlflow_run"],
+            "experiment_id": result["mlflow_experiment_id"],
+        }
     else:
         record["steps"][step] = result
         if step == "q2e":
@@ -489,8 +573,10 @@ def ensure_champion(settings: Settings) -> dict[str, Any] | None:
     candidate = build_candidate(settings, None, None)
     decision = promote_candidate(settings, candidate["bundle_id"])
     if not decision["promoted"]:
-        raise NoChampion(f"the first (static) champion {candidate['bundle_id']} failed its gates, so nothing may "
-                         f"serve: {'; '.join(decision['reasons'])}")
+        raise NoChampion(
+            f"the first (static) champion {candidate['bundle_id']} failed its gates, so nothing may "
+            f"serve: {'; '.join(decision['reasons'])}"
+        )
     return decision
 
 

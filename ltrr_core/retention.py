@@ -60,13 +60,17 @@ class KindPlan:
 
     kind: str
     root: Path
-    pointers: tuple[Path, ...]                # the store's pointer files, read again before removing
+    pointers: tuple[Path, ...]  # the store's pointer files, read again before removing
     kept: dict[str, list[str]] = field(default_factory=dict)
     removals: list[Removal] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"root": str(self.root), "pointers": [str(p) for p in self.pointers], "kept": self.kept,
-                "remove": [{"name": r.name, "reason": r.reason, "paths": [str(p) for p in r.paths]} for r in self.removals]}
+        return {
+            "root": str(self.root),
+            "pointers": [str(p) for p in self.pointers],
+            "kept": self.kept,
+            "remove": [{"name": r.name, "reason": r.reason, "paths": [str(p) for p in r.paths]} for r in self.removals],
+        }
 
 
 @dataclass
@@ -97,15 +101,18 @@ class RetentionPlan:
         return [r for plan in self.kinds.values() for r in plan.removals]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"data_dir": str(self.data_dir), "enabled": self.enabled,
-                "kinds": {k: p.to_dict() for k, p in self.kinds.items()},
-                "lance": self.lance.to_dict() if self.lance else None}
+        return {
+            "data_dir": str(self.data_dir),
+            "enabled": self.enabled,
+            "kinds": {k: p.to_dict() for k, p in self.kinds.items()},
+            "lance": self.lance.to_dict() if self.lance else None,
+        }
 
 
 @dataclass
 class RetentionResult:
-    removed: dict[str, list[str]]             # kind -> names removed
-    skipped: list[str]                        # planned, not removed, and why
+    removed: dict[str, list[str]]  # kind -> names removed
+    skipped: list[str]  # planned, not removed, and why
     lance: dict[str, Any] | None
 
     def to_dict(self) -> dict[str, Any]:
@@ -113,6 +120,7 @@ class RetentionResult:
 
 
 # -- what the logs and the promotion history protect ------------------------------------------
+
 
 def log_root(settings: Settings) -> Path:
     return settings.data_dir / settings.runtime.log_dir
@@ -153,6 +161,7 @@ def protected_bundles(settings: Settings, days: list[str] | None = None) -> dict
 
 
 # -- planning ---------------------------------------------------------------------------------
+
 
 def _partition_days(folder: Path) -> list[str]:
     """The days of a log kind's ``date=YYYY-MM-DD`` partitions (anything else there is left alone)."""
@@ -202,9 +211,15 @@ def plan_logs(settings: Settings) -> KindPlan:
         if reasons:
             plan.kept[day] = reasons
         else:
-            plan.removals.append(Removal("logs", day, _log_day_paths(settings, day),
-                                         f"more than retention.log_days ({settings.retention.log_days}) before "
-                                         f"{newest}, outside every training window"))
+            plan.removals.append(
+                Removal(
+                    "logs",
+                    day,
+                    _log_day_paths(settings, day),
+                    f"more than retention.log_days ({settings.retention.log_days}) before "
+                    f"{newest}, outside every training window",
+                )
+            )
     for folder in [root / kind for kind in _LOG_KINDS] + [root / "quarantine" / kind for kind in _LOG_KINDS]:
         plan.removals += _trash(folder, "logs")
     return plan
@@ -222,12 +237,22 @@ def _versions(root: Path, prefix: str) -> list[str]:
 def _trash(root: Path, kind: str) -> list[Removal]:
     if not root.is_dir():
         return []
-    return [Removal(kind, p.name, (p,), "left over by an interrupted removal")
-            for p in sorted(root.iterdir()) if p.name.startswith(TRASH_PREFIX)]
+    return [
+        Removal(kind, p.name, (p,), "left over by an interrupted removal")
+        for p in sorted(root.iterdir())
+        if p.name.startswith(TRASH_PREFIX)
+    ]
 
 
-def _plan_versions(kind: str, root: Path, prefix: str, keep: int, setting: str, pointers: tuple[Path, ...],
-                   protected: dict[str, list[str]]) -> KindPlan:
+def _plan_versions(
+    kind: str,
+    root: Path,
+    prefix: str,
+    keep: int,
+    setting: str,
+    pointers: tuple[Path, ...],
+    protected: dict[str, list[str]],
+) -> KindPlan:
     """Newest ``keep`` + what ``pointers`` name + ``protected`` stay; the other versions go."""
     names = _versions(root, prefix)
     plan = KindPlan(kind, root, pointers)
@@ -238,9 +263,13 @@ def _plan_versions(kind: str, root: Path, prefix: str, keep: int, setting: str, 
     for name, why in protected.items():
         reasons.setdefault(name, []).extend(why)
     plan.kept = {name: reasons[name] for name in names if name in reasons}
-    plan.removals = [Removal(kind, name, (root / name,), f"older than the newest {keep} (retention.{setting}); "
-                                                        "nothing kept names it")
-                     for name in names if name not in reasons]
+    plan.removals = [
+        Removal(
+            kind, name, (root / name,), f"older than the newest {keep} (retention.{setting}); nothing kept names it"
+        )
+        for name in names
+        if name not in reasons
+    ]
     plan.removals += _trash(root, kind)
     return plan
 
@@ -285,18 +314,44 @@ def plan_lance(settings: Settings, pins: dict[int, list[str]], unknown: list[str
     stamps = {int(v["version"]): v["timestamp"] for v in table.list_versions()}
     versions = sorted(stamps)
     if unknown:
-        return LancePlan(db_path, table_name, versions, pins, None, [], margin,
-                         f"{', '.join(unknown)} name(s) no Lance version (manifest unreadable?): nothing is removed")
+        return LancePlan(
+            db_path,
+            table_name,
+            versions,
+            pins,
+            None,
+            [],
+            margin,
+            f"{', '.join(unknown)} name(s) no Lance version (manifest unreadable?): nothing is removed",
+        )
     if not pins:
-        return LancePlan(db_path, table_name, versions, {}, None, [], margin, "no kept bundle or index build pins a version")
+        return LancePlan(
+            db_path, table_name, versions, {}, None, [], margin, "no kept bundle or index build pins a version"
+        )
     floor = min(pins)
     if floor not in stamps:
-        return LancePlan(db_path, table_name, versions, pins, floor, [], margin,
-                         f"pinned version {floor} is not in the table: nothing is removed")
+        return LancePlan(
+            db_path,
+            table_name,
+            versions,
+            pins,
+            floor,
+            [],
+            margin,
+            f"pinned version {floor} is not in the table: nothing is removed",
+        )
     cut = stamps[floor] - timedelta(seconds=margin)
     removable = [v for v in versions if v < floor and stamps[v] <= cut]
-    return LancePlan(db_path, table_name, versions, pins, floor, removable, margin,
-                     f"versions before {floor} (the oldest pinned) created at least {margin:g} s before it")
+    return LancePlan(
+        db_path,
+        table_name,
+        versions,
+        pins,
+        floor,
+        removable,
+        margin,
+        f"versions before {floor} (the oldest pinned) created at least {margin:g} s before it",
+    )
 
 
 def _open_table(db_path: Path, table_name: str):
@@ -315,36 +370,75 @@ def plan_retention(settings: Settings) -> RetentionPlan:
     config = settings.retention
     logs = plan_logs(settings)
     broot = bundles_root(settings)
-    bundles = _plan_versions("bundles", broot, "B", config.bundles_keep, "bundles_keep",
-                             (broot / "PROMOTED", broot / "LATEST"), protected_bundles(settings, list(logs.kept)))
+    bundles = _plan_versions(
+        "bundles",
+        broot,
+        "B",
+        config.bundles_keep,
+        "bundles_keep",
+        (broot / "PROMOTED", broot / "LATEST"),
+        protected_bundles(settings, list(logs.kept)),
+    )
     bundle_manifests = {b: _manifest(bundles.root / b / "manifest.json") for b in bundles.kept}
-    by_bundles = {key: _named(bundle_manifests, ("components", key), "bundle")
-                  for key in ("index_build", "q2e_version", "catalog_version", "policy_version", "ranker_version")}
+    by_bundles = {
+        key: _named(bundle_manifests, ("components", key), "bundle")
+        for key in ("index_build", "q2e_version", "catalog_version", "policy_version", "ranker_version")
+    }
     iroot = indexes_root(settings)
-    builds = _plan_versions("index_builds", iroot / "builds", "b", config.index_builds_keep, "index_builds_keep",
-                            (iroot / "CURRENT",), by_bundles["index_build"])
+    builds = _plan_versions(
+        "index_builds",
+        iroot / "builds",
+        "b",
+        config.index_builds_keep,
+        "index_builds_keep",
+        (iroot / "CURRENT",),
+        by_bundles["index_build"],
+    )
     build_manifests = {b: _manifest(builds.root / b / "manifest.json") for b in builds.kept}
     qroot = q2e_store(settings).root
-    q2e = _plan_versions("q2e_versions", qroot / "versions", "q", config.q2e_versions_keep, "q2e_versions_keep",
-                         (qroot / "CURRENT",), by_bundles["q2e_version"])
+    q2e = _plan_versions(
+        "q2e_versions",
+        qroot / "versions",
+        "q",
+        config.q2e_versions_keep,
+        "q2e_versions_keep",
+        (qroot / "CURRENT",),
+        by_bundles["q2e_version"],
+    )
     q2e_manifests = {q: _manifest(q2e.root / q / "manifest.json") for q in q2e.kept}
     cstore = CatalogStore(settings.data_dir / "catalog")
-    catalog = _plan_versions("catalog_versions", cstore.versions_dir, "v", config.catalog_versions_keep,
-                             "catalog_versions_keep", (cstore.pointer,),
-                             _merge(by_bundles["catalog_version"], _named(build_manifests, ("catalog_version",), "index build"),
-                                    _named(q2e_manifests, ("catalog_version",), "Q2E version")))
+    catalog = _plan_versions(
+        "catalog_versions",
+        cstore.versions_dir,
+        "v",
+        config.catalog_versions_keep,
+        "catalog_versions_keep",
+        (cstore.pointer,),
+        _merge(
+            by_bundles["catalog_version"],
+            _named(build_manifests, ("catalog_version",), "index build"),
+            _named(q2e_manifests, ("catalog_version",), "Q2E version"),
+        ),
+    )
     proot, rroot = settings.data_dir / settings.bandit.out_dir, settings.data_dir / settings.ranker.out_dir
-    policies = _plan_versions("policies", proot, "P", config.policies_keep, "policies_keep", (proot / "LATEST",),
-                              by_bundles["policy_version"])
-    rankers = _plan_versions("rankers", rroot, "R", config.rankers_keep, "rankers_keep", (rroot / "LATEST",),
-                             by_bundles["ranker_version"])
+    policies = _plan_versions(
+        "policies", proot, "P", config.policies_keep, "policies_keep", (proot / "LATEST",), by_bundles["policy_version"]
+    )
+    rankers = _plan_versions(
+        "rankers", rroot, "R", config.rankers_keep, "rankers_keep", (rroot / "LATEST",), by_bundles["ranker_version"]
+    )
     kinds = {p.kind: p for p in (logs, bundles, builds, q2e, catalog, policies, rankers)}
-    return RetentionPlan(settings.data_dir, config.enabled, kinds,
-                         plan_lance(settings, *_lance_pins(settings, bundle_manifests, build_manifests)))
+    return RetentionPlan(
+        settings.data_dir,
+        config.enabled,
+        kinds,
+        plan_lance(settings, *_lance_pins(settings, bundle_manifests, build_manifests)),
+    )
 
 
-def _lance_pins(settings: Settings, bundles: dict[str, dict[str, Any]],
-                builds: dict[str, dict[str, Any]]) -> tuple[dict[int, list[str]], list[str]]:
+def _lance_pins(
+    settings: Settings, bundles: dict[str, dict[str, Any]], builds: dict[str, dict[str, Any]]
+) -> tuple[dict[int, list[str]], list[str]]:
     """(version of the vector table -> the kept bundles and index builds that read it, the kept
     ones whose manifest names no Lance version at all: then no version may go)."""
     pins: dict[int, list[str]] = {}
@@ -363,6 +457,7 @@ def _lance_pins(settings: Settings, bundles: dict[str, dict[str, Any]],
 
 # -- removing ---------------------------------------------------------------------------------
 
+
 def remove_tree(path: Path, data_dir: Path) -> bool:
     """Remove a directory (renamed to a hidden trash name in its parent first, so no reader sees
     it half-removed) or a file; only inside ``data_dir``. False if it was already gone."""
@@ -374,7 +469,11 @@ def remove_tree(path: Path, data_dir: Path) -> bool:
         return True
     if not path.is_dir():
         return False
-    trash = path if path.name.startswith(TRASH_PREFIX) else path.parent / f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+    trash = (
+        path
+        if path.name.startswith(TRASH_PREFIX)
+        else path.parent / f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+    )
     if trash != path:
         os.replace(path, trash)
         fd = os.open(path.parent, os.O_RDONLY)
@@ -407,8 +506,7 @@ def apply_lance(plan: LancePlan) -> dict[str, Any]:
     older_than = datetime.now() - stamps[plan.floor] + timedelta(seconds=plan.margin_seconds)
     table.optimize(cleanup_older_than=older_than, delete_unverified=False)
     left = sorted(int(v["version"]) for v in table.list_versions())
-    return {"removed_versions": [v for v in plan.removable if v not in left], "floor": plan.floor,
-            "versions_now": left}
+    return {"removed_versions": [v for v in plan.removable if v not in left], "floor": plan.floor, "versions_now": left}
 
 
 def apply_retention(plan: RetentionPlan) -> RetentionResult:
@@ -435,5 +533,9 @@ def run_retention(settings: Settings) -> dict[str, Any]:
     if not settings.retention.enabled:
         return {"status": "skipped", "reason": "retention.enabled is false"}
     result = apply_retention(plan_retention(settings))
-    return {"status": "ran", "removed": result.removed, "skipped": result.skipped,
-            "lance_removed_versions": (result.lance or {}).get("removed_versions", [])}
+    return {
+        "status": "ran",
+        "removed": result.removed,
+        "skipped": result.skipped,
+        "lance_removed_versions": (result.lance or {}).get("removed_versions", []),
+    }

@@ -58,7 +58,9 @@ def cpcd_part(conv_id: str, config: SplitsConfig) -> CpcdPart:
 
 
 def tag_assignment_part(artist_id: str, tag_id: str, config: SplitsConfig) -> Literal["catalog", "truth"]:
-    return "truth" if unit_hash(config.seed, f"lastfm-tag:{artist_id}:{tag_id}") < config.lastfm_tag_truth else "catalog"
+    return (
+        "truth" if unit_hash(config.seed, f"lastfm-tag:{artist_id}:{tag_id}") < config.lastfm_tag_truth else "catalog"
+    )
 
 
 def lastfm_user_part(user_id: str, config: SplitsConfig) -> Literal["platform", "simulate"]:
@@ -89,7 +91,9 @@ def read_cpcd_file(path: Path) -> pd.DataFrame:
         raise ValueError(f"{path}: missing column(s) {missing}; a CPCD-format file needs {list(REQUIRED_CPCD_COLUMNS)}")
     bad = frame[~frame["label"].isin(["-1", "0", "1"])]
     if len(bad):
-        raise ValueError(f"{path}: row {bad.index[0] + 2} has label {bad.iloc[0]['label']!r}; labels must be -1, 0 or 1")
+        raise ValueError(
+            f"{path}: row {bad.index[0] + 2} has label {bad.iloc[0]['label']!r}; labels must be -1, 0 or 1"
+        )
     frame["search_query"] = frame["search_query"].str.strip()
     return frame
 
@@ -119,8 +123,10 @@ def parts_of(split: str) -> Collection[str] | Literal["all"]:
 def require_train(split: str, purpose: str) -> None:
     """Tuning and learning read the ``train`` part only: anything else is refused, by name."""
     if split != "train":
-        raise SplitRefused(f"{purpose} tunes on the train part of the conversations only; split {split!r} "
-                           "would let it see conversations kept for simulation or evaluation")
+        raise SplitRefused(
+            f"{purpose} tunes on the train part of the conversations only; split {split!r} "
+            "would let it see conversations kept for simulation or evaluation"
+        )
 
 
 def seen_queries(settings: Settings) -> frozenset[str]:

@@ -34,7 +34,7 @@ def use_experiment(settings: Settings, name: str) -> str:
 
 
 CHALLENGER = "challenger"
-NIGHT_TAG = "ltrr.night"            # the day a registered model version learned up to
+NIGHT_TAG = "ltrr.night"  # the day a registered model version learned up to
 
 
 def register_challenger(settings: Settings, model_name: str, version: str | int, night: str) -> bool:
@@ -48,7 +48,7 @@ def register_challenger(settings: Settings, model_name: str, version: str | int,
     client.set_model_version_tag(model_name, str(version), NIGHT_TAG, night)
     try:
         current = client.get_model_version_by_alias(model_name, CHALLENGER).tags.get(NIGHT_TAG, "")
-    except MlflowException:                 # no challenger yet
+    except MlflowException:  # no challenger yet
         current = ""
     if current > night:
         return False

@@ -38,24 +38,31 @@ def train_policy(settings: Settings, data: learner.WindowData, ranks: Any) -> tu
 
 
 @task(name="track_policy", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def track_policy(settings: Settings, policy_dir: Path, report: dict[str, Any], data: learner.WindowData,
-                 run_name: str) -> dict[str, Any]:
+def track_policy(
+    settings: Settings, policy_dir: Path, report: dict[str, Any], data: learner.WindowData, run_name: str
+) -> dict[str, Any]:
     from ltrr_core.bandit.tracking import log_training_run
 
     tracked = log_training_run(settings, policy_dir, report, data.outcomes, run_name)
     ope = report["ope"]
-    rows = [f"| {name} | {e['estimate']:.4f} | [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}] | {e['ess']:.0f} |"
-            for name, e in ope["learned_policy"].items()]
+    rows = [
+        f"| {name} | {e['estimate']:.4f} | [{e['ci'][0]:.4f}, {e['ci'][1]:.4f}] | {e['ess']:.0f} |"
+        for name, e in ope["learned_policy"].items()
+    ]
     create_markdown_artifact(
         key="bandit-policy",
         description=f"retrieval policy {report['version']}",
-        markdown="\n".join([
-            f"# Retrieval policy {report['version']}",
-            f"Window {report['window']}, held out {report['held_out']}; "
-            f"training {report['training']}.",
-            f"Logging policy value {ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}; "
-            f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} ({ALIAS_NOTE[tracked['challenger']]}).",
-            "", "| estimator | learned policy | interval | ESS |", "|---|---|---|---|", *rows,
-        ]),
+        markdown="\n".join(
+            [
+                f"# Retrieval policy {report['version']}",
+                f"Window {report['window']}, held out {report['held_out']}; training {report['training']}.",
+                f"Logging policy value {ope['logging_policy']['estimate']:.4f} {ope['logging_policy']['ci']}; "
+                f"MLflow run {tracked['run_id']}, model version {tracked['model_version']} ({ALIAS_NOTE[tracked['challenger']]}).",
+                "",
+                "| estimator | learned policy | interval | ESS |",
+                "|---|---|---|---|",
+                *rows,
+            ]
+        ),
     )
     return tracked

@@ -29,7 +29,9 @@ def validate_catalog(settings: Settings, entities: pd.DataFrame) -> tuple[pd.Dat
     kept, quarantined, summary = catalog.validate_catalog(settings, entities)
     get_run_logger().info(
         "catalog contract passed: %d kept, %d quarantined %s",
-        len(kept), len(quarantined), summary["quarantined_by_reason"],
+        len(kept),
+        len(quarantined),
+        summary["quarantined_by_reason"],
     )
     return kept, quarantined, summary
 

@@ -15,16 +15,18 @@ from ltrr_core.config import Settings
 def ensure_champion(settings: Settings) -> dict[str, Any] | None:
     decision = nightly.ensure_champion(settings)
     if decision:
-        get_run_logger().info("first champion %s: promoted=%s %s", decision["bundle_id"], decision["promoted"],
-                              decision["reasons"])
+        get_run_logger().info(
+            "first champion %s: promoted=%s %s", decision["bundle_id"], decision["promoted"], decision["reasons"]
+        )
     return decision
 
 
 @task(name="simulate_day", cache_policy=NO_CACHE)
 def simulate_day(settings: Settings, queries_per_day: int) -> dict[str, Any]:
     summary = nightly.simulate_served_day(settings, queries_per_day)
-    get_run_logger().info("simulated %s: %d requests, success@10 %.3f", summary["day"], summary["requests"],
-                          summary["success_at_10"])
+    get_run_logger().info(
+        "simulated %s: %d requests, success@10 %.3f", summary["day"], summary["requests"], summary["success_at_10"]
+    )
     return summary
 
 

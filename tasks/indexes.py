@@ -60,8 +60,9 @@ def build_query_encoder(settings: Settings, entities: pd.DataFrame, build_id: st
 @task(name="plan_vectors", cache_policy=NO_CACHE)
 def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
     plan = build.plan_vectors(settings, entities)
-    get_run_logger().info("vectors: %d to encode, %d to remove, %d entities", len(plan.todo_ids), len(plan.removed),
-                          plan.n_total)
+    get_run_logger().info(
+        "vectors: %d to encode, %d to remove, %d entities", len(plan.todo_ids), len(plan.removed), plan.n_total
+    )
     return plan
 
 
@@ -84,14 +85,17 @@ def publish_build(settings: Settings, build_id: str, catalog_version: str, repor
     create_markdown_artifact(
         key="index-build",
         description=f"index build {build_id}",
-        markdown="\n".join([
-            f"# Index build {build_id} (catalog {catalog_version})",
-            "| step | result |", "|---|---|",
-            f"| BM25 | {bm25['n_documents']} docs, vocab {bm25['vocabulary_size']}, {bm25['seconds']} s |",
-            f"| vectors | {vectors['n_vectors']} rows, encoded {vectors['n_encoded']}, removed {vectors['n_removed']}, Lance v{vectors['table_version']} |",
-            f"| ANN | {vectors['ann']} recall {vectors['ann_recall']} |",
-            f"| QU resources | {manifest['query_resources']} |",
-            f"| query encoder | {manifest.get('query_encoder')} |",
-        ]),
+        markdown="\n".join(
+            [
+                f"# Index build {build_id} (catalog {catalog_version})",
+                "| step | result |",
+                "|---|---|",
+                f"| BM25 | {bm25['n_documents']} docs, vocab {bm25['vocabulary_size']}, {bm25['seconds']} s |",
+                f"| vectors | {vectors['n_vectors']} rows, encoded {vectors['n_encoded']}, removed {vectors['n_removed']}, Lance v{vectors['table_version']} |",
+                f"| ANN | {vectors['ann']} recall {vectors['ann_recall']} |",
+                f"| QU resources | {manifest['query_resources']} |",
+                f"| query encoder | {manifest.get('query_encoder')} |",
+            ]
+        ),
     )
     return manifest

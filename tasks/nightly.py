@@ -58,8 +58,9 @@ def track_model(settings: Settings, trained: nightly.Trained, day: date) -> dict
 def build_candidate(settings: Settings, policy_dir: str | None, ranker_dir: str | None) -> dict[str, Any]:
     from pathlib import Path
 
-    candidate = nightly.build_candidate(settings, Path(policy_dir) if policy_dir else None,
-                                        Path(ranker_dir) if ranker_dir else None)
+    candidate = nightly.build_candidate(
+        settings, Path(policy_dir) if policy_dir else None, Path(ranker_dir) if ranker_dir else None
+    )
     get_run_logger().info("candidate bundle %s from %s", candidate["bundle_id"], candidate["sources"])
     return candidate
 
@@ -82,15 +83,21 @@ def apply_retention(settings: Settings) -> dict[str, Any]:
 @task(name="record_night", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def record_night(settings: Settings, record: dict[str, Any]) -> dict[str, Any]:
     record = nightly.finish_record(settings, record)
-    create_markdown_artifact(key=f"nightly-{record['date']}", description=f"nightly run of {record['date']}",
-                             markdown=nightly.markdown(record, nightly.mlflow_ui_url(settings)))
+    create_markdown_artifact(
+        key=f"nightly-{record['date']}",
+        description=f"nightly run of {record['date']}",
+        markdown=nightly.markdown(record, nightly.mlflow_ui_url(settings)),
+    )
     return record
 
 
-PREFECT_RUN_LINK = "/runs/flow-run/{flow_run_id}"      # the Prefect UI's page of a flow run (its artifacts tab)
+PREFECT_RUN_LINK = "/runs/flow-run/{flow_run_id}"  # the Prefect UI's page of a flow run (its artifacts tab)
 
 
 @task(name="publish_backfill_summary", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
 def publish_backfill_summary(start: str, end: str, nights: list[dict[str, Any]]) -> None:
-    create_markdown_artifact(key=f"backfill-{start}-{end}", description=f"backfill {start}..{end}",
-                             markdown=nightly.backfill_summary(start, end, nights, PREFECT_RUN_LINK))
+    create_markdown_artifact(
+        key=f"backfill-{start}-{end}",
+        description=f"backfill {start}..{end}",
+        markdown=nightly.backfill_summary(start, end, nights, PREFECT_RUN_LINK),
+    )

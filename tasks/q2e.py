@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 import logging
+from datetime import date
 from typing import Any
 
 import pandas as pd
@@ -31,35 +31,48 @@ def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFra
 
 
 @task(name="entities_to_predict", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def entities_to_predict(settings: Settings, catalog_version: str, entities: pd.DataFrame) -> tuple[pd.DataFrame, set[str], dict[str, Any]]:
+def entities_to_predict(
+    settings: Settings, catalog_version: str, entities: pd.DataFrame
+) -> tuple[pd.DataFrame, set[str], dict[str, Any]]:
     todo, drop, report = build.entities_to_predict(settings, catalog_version, entities)
     get_run_logger().info("prediction scope: %s", json.dumps(report))
     return todo, drop, report
 
 
 @task(name="generate_predictions", cache_policy=NO_CACHE)
-def generate_predictions(settings: Settings, entities: pd.DataFrame, engagement: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def generate_predictions(
+    settings: Settings, entities: pd.DataFrame, engagement: pd.DataFrame
+) -> tuple[pd.DataFrame, dict]:
     predicted, report = build.generate_predictions(settings, entities, observed_statistics(engagement, settings.memory))
     get_run_logger().info("doc2query: %s", json.dumps(report))
     return predicted, report
 
 
 @task(name="publish_q2e", retries=2, retry_delay_seconds=[2, 10], cache_policy=NO_CACHE)
-def publish_q2e(settings: Settings, catalog_version: str, fresh: pd.DataFrame, drop_ids: set[str],
-                engagement: pd.DataFrame, reports: dict[str, Any]) -> dict[str, Any]:
+def publish_q2e(
+    settings: Settings,
+    catalog_version: str,
+    fresh: pd.DataFrame,
+    drop_ids: set[str],
+    engagement: pd.DataFrame,
+    reports: dict[str, Any],
+) -> dict[str, Any]:
     predicted = build.merge_predictions(settings, fresh, drop_ids, reports["scope"])
     manifest = build.publish_q2e(settings, catalog_version, predicted, engagement, reports)
     create_markdown_artifact(
         key="q2e",
         description=f"Q2E table {manifest['version']}",
-        markdown="\n".join([
-            f"# Q2E table {manifest['version']} (catalog {catalog_version})",
-            "| what | value |", "|---|---|",
-            f"| scope | {reports['scope']} |",
-            f"| generated | {reports['doc2query']} |",
-            f"| rows | {manifest['n_rows']} ({manifest['rows_by_source']}) |",
-            f"| queries / entities | {manifest['n_queries']} / {manifest['n_entities']} |",
-            f"| engagement rows / observed pairs | {manifest['n_engagement_rows']} / {manifest['n_observed_pairs']} |",
-        ]),
+        markdown="\n".join(
+            [
+                f"# Q2E table {manifest['version']} (catalog {catalog_version})",
+                "| what | value |",
+                "|---|---|",
+                f"| scope | {reports['scope']} |",
+                f"| generated | {reports['doc2query']} |",
+                f"| rows | {manifest['n_rows']} ({manifest['rows_by_source']}) |",
+                f"| queries / entities | {manifest['n_queries']} / {manifest['n_entities']} |",
+                f"| engagement rows / observed pairs | {manifest['n_engagement_rows']} / {manifest['n_observed_pairs']} |",
+            ]
+        ),
     )
     return manifest

@@ -72,7 +72,9 @@ def real_entities(tmp_path_factory):
 
     settings = make_settings(tmp_path_factory.mktemp("qu-catalog"), **{"catalog.max_rows_per_source": {}})
     frames = {"cpcd": adapters.read_cpcd_tracks(settings), "lastfm": adapters.read_lastfm_artists(settings)}
-    linked, _ = link_entities(frames, ["lastfm"], settings.catalog.inherited_tag_weight, settings.catalog.max_tags_per_entity)
+    linked, _ = link_entities(
+        frames, ["lastfm"], settings.catalog.inherited_tag_weight, settings.catalog.max_tags_per_entity
+    )
     return annotate_rules(linked, settings.content_understanding)
 
 
@@ -81,8 +83,9 @@ def understander(real_entities, test_settings):
     from ltrr_core.query import QueryUnderstander
     from ltrr_core.query.resources import build_vocabulary, entity_fields
 
-    vocabulary = build_vocabulary(entity_fields(real_entities), real_entities,
-                                  test_settings.query_understanding.min_tag_entities)
+    vocabulary = build_vocabulary(
+        entity_fields(real_entities), real_entities, test_settings.query_understanding.min_tag_entities
+    )
     return QueryUnderstander(vocabulary, test_settings.query_understanding, test_settings.content_understanding)
 
 
@@ -120,4 +123,3 @@ def gated_bundle_dir(bundle_dir, q2e_platform):
         decision = promote(settings, bundle_dir, dry_run=True)
         assert all(g.passed for g in decision.gates), decision.reasons
     return bundle_dir
-

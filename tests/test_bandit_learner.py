@@ -16,11 +16,20 @@ PLANS = {"a100": {"a": 100}, "b100": {"b": 100}, "a25+b25": {"a": 25, "b": 25}}
 
 
 def _settings(tmp_path):
-    return make_settings(tmp_path, **{
-        "runtime.policy": {"plans": PLANS, "default_plan": "a100", "epsilon": 1.0,
-                           "grid": {"strategies": ["a", "b"], "depths": [0, 25, 50, 100], "budget": 100}},
-        "bandit.learner.min_engaged_requests": 20, "bandit.learner.iterations": 100,
-        "bandit.ope.n_bootstrap": 200})
+    return make_settings(
+        tmp_path,
+        **{
+            "runtime.policy": {
+                "plans": PLANS,
+                "default_plan": "a100",
+                "epsilon": 1.0,
+                "grid": {"strategies": ["a", "b"], "depths": [0, 25, 50, 100], "budget": 100},
+            },
+            "bandit.learner.min_engaged_requests": 20,
+            "bandit.learner.iterations": 100,
+            "bandit.ope.n_bootstrap": 200,
+        },
+    )
 
 
 def _window(n_per_day: int, days: list[str], seed: int):
@@ -36,12 +45,22 @@ def _window(n_per_day: int, days: list[str], seed: int):
             plan = list(library)[int(rng.integers(len(library)))]
             found = any(rank[j] <= library[plan].get(s, 0) for j, s in enumerate(["a", "b"]))
             engaged = found and rng.random() < 0.9
-            rows.append({"request_id": f"{day}-{i}", "day": day, "timestamp": pd.Timestamp(day, tz="UTC"),
-                         "raw_query": f"q{f}", "plan": plan, "depths": json.dumps(library[plan]),
-                         "propensity": 1 / len(library), "bundle_id": "synthetic",
-                         "policy_features": json.dumps({"f": float(f)}), "engagement": float(engaged),
-                         "engaged_entity": "e" if engaged else None,
-                         "candidates": sum(library[plan].values())})
+            rows.append(
+                {
+                    "request_id": f"{day}-{i}",
+                    "day": day,
+                    "timestamp": pd.Timestamp(day, tz="UTC"),
+                    "raw_query": f"q{f}",
+                    "plan": plan,
+                    "depths": json.dumps(library[plan]),
+                    "propensity": 1 / len(library),
+                    "bundle_id": "synthetic",
+                    "policy_features": json.dumps({"f": float(f)}),
+                    "engagement": float(engaged),
+                    "engaged_entity": "e" if engaged else None,
+                    "candidates": sum(library[plan].values()),
+                }
+            )
             ranks.append(rank if engaged else np.array([np.inf, np.inf]))
     return learner.WindowData(days, pd.DataFrame(rows), {}), np.array(ranks)
 
@@ -49,8 +68,9 @@ def _window(n_per_day: int, days: list[str], seed: int):
 def _settings_library():
     from ltrr_core.config import PolicyConfig
 
-    return PolicyConfig(plans=PLANS, default_plan="a100",
-                        grid={"strategies": ["a", "b"], "depths": [0, 25, 50, 100], "budget": 100}).library()
+    return PolicyConfig(
+        plans=PLANS, default_plan="a100", grid={"strategies": ["a", "b"], "depths": [0, 25, 50, 100], "budget": 100}
+    ).library()
 
 
 def test_plan_hits_follow_ranks_and_depths():
@@ -102,9 +122,13 @@ def test_impressions_with_broken_propensities_are_quarantined_and_never_trained_
     rows.append(_impression("broken", propensity=bad, policy=None, policy_features="{}"))
     frame = pd.DataFrame(rows)
     # a writer that bypassed the runtime's checks: propensity nullable, anything goes
-    schema = IMPRESSION_SCHEMA.set(IMPRESSION_SCHEMA.get_field_index("propensity"), pa.field("propensity", pa.float64()))
-    write_parquet(pa.Table.from_pandas(frame, preserve_index=False, schema=schema),
-        settings.data_dir / settings.runtime.log_dir / "impressions" / f"date={DAY}" / "part-0.parquet")
+    schema = IMPRESSION_SCHEMA.set(
+        IMPRESSION_SCHEMA.get_field_index("propensity"), pa.field("propensity", pa.float64())
+    )
+    write_parquet(
+        pa.Table.from_pandas(frame, preserve_index=False, schema=schema),
+        settings.data_dir / settings.runtime.log_dir / "impressions" / f"date={DAY}" / "part-0.parquet",
+    )
     from datetime import date
 
     data = learner.load_window(settings, date.fromisoformat(DAY), 1)
@@ -159,9 +183,9 @@ def test_real_rows_replay_the_liked_tracks_of_train_queries_without_the_memory_i
     rows = real_plan_rows(settings, service, strategies)
     assert rows.ranks.shape == (len(rows.features), len(strategies)) and len(rows.features) == 120
     memory = strategies.index("memory")
-    assert np.isinf(rows.ranks[:, memory]).all()             # built from these very searches: never credited
+    assert np.isinf(rows.ranks[:, memory]).all()  # built from these very searches: never credited
     found = np.isfinite(rows.ranks).any(axis=1)
-    assert found.mean() > 0.8                                 # real lookups: lexical / structured find the liked track
+    assert found.mean() > 0.8  # real lookups: lexical / structured find the liked track
     assert (rows.features["memory_exact"] == 0).all() and (rows.features["n_chars"] > 0).all()
 
 
@@ -169,8 +193,16 @@ def _timed(data, ms_per_strategy: dict[str, float], seed: int = 1):
     """The window with stage timings logged: each strategy the plan ran took its base time plus
     1 ms per 100 candidates of depth, with noise (what the runtime's trace records)."""
     rng = np.random.default_rng(seed)
-    timings = [json.dumps({s: float(ms_per_strategy[s] + depth / 100 + rng.exponential(0.5))
-                           for s, depth in json.loads(d).items() if depth > 0}) for d in data.outcomes["depths"]]
+    timings = [
+        json.dumps(
+            {
+                s: float(ms_per_strategy[s] + depth / 100 + rng.exponential(0.5))
+                for s, depth in json.loads(d).items()
+                if depth > 0
+            }
+        )
+        for d in data.outcomes["depths"]
+    ]
     return learner.WindowData(data.days, data.outcomes.assign(timings_ms=timings), data.validation)
 
 
@@ -181,7 +213,7 @@ def test_the_policy_skips_a_strategy_whose_logged_latency_does_not_pay(tmp_path,
     learned policy's greedy plan for every context leaves it out -- for either one made slow."""
     settings = _settings(tmp_path)
     data, ranks = _window(300, ["2026-02-01", "2026-02-02"], seed=3)
-    ranks = np.where(np.isfinite(ranks).any(axis=1)[:, None], 40.0, np.inf)     # both find every engaged entity
+    ranks = np.where(np.isfinite(ranks).any(axis=1)[:, None], 40.0, np.inf)  # both find every engaged entity
     fast = "b" if slow == "a" else "a"
     policy_dir, report = learner.fit(settings, _timed(data, {slow: 80.0, fast: 1.0}), ranks)
     policy = LearnedPolicy(policy_dir)

@@ -12,15 +12,21 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def loop(q2e_platform, bundle_dir, tmp_path_factory):
-    from ltrr_core.bandit.evaluate import evaluate_nights
-
     import yaml
 
+    from ltrr_core.bandit.evaluate import evaluate_nights
+
     out = tmp_path_factory.mktemp("loop")
-    overrides = {"runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
-                 "bandit": {"out_dir": str(out / "policies"), "learner": {"min_engaged_requests": 10, "iterations": 60},
-                            "ope": {"n_bootstrap": 200}},
-                 "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}
+    overrides = {
+        "runtime": {"log_dir": str(out / "logs")},
+        "simulate": {"out_dir": str(out / "sim")},
+        "bandit": {
+            "out_dir": str(out / "policies"),
+            "learner": {"min_engaged_requests": 10, "iterations": 60},
+            "ope": {"n_bootstrap": 200},
+        },
+        "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"},
+    }
     config = out / "loop.yaml"
     config.write_text(yaml.safe_dump({"extends": str(q2e_platform[2]), **overrides}))
     from ltrr_core.config import load_settings
@@ -51,8 +57,12 @@ def test_nights_switch_from_the_apprentice_to_the_learned_policy(loop):
     pooled = loop[3].pooled
     assert pooled["nights"] == 1 and pooled["requests"] == second["simulation"]["requests"]
     assert pooled["learned"] == second["candidate_hit_rate"]["learned"]["hit_rate"]
-    assert set(pooled["baselines"]) == {"best_static", "best_static_mixture", "previous_day_best_static",
-                                        "previous_day_best_static_mixture"}
+    assert set(pooled["baselines"]) == {
+        "best_static",
+        "best_static_mixture",
+        "previous_day_best_static",
+        "previous_day_best_static_mixture",
+    }
 
 
 def test_the_learned_policy_logs_its_exact_propensities(loop):
@@ -100,10 +110,10 @@ def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):
     settings, *_ = loop
     service = load_service(settings, latest_bundle(settings))
     assert service.policy_label.startswith("learned:")
-    result = evaluate_cpcd(settings, service, limit=200)     # of the 623 held-out queries (the command runs all)
+    result = evaluate_cpcd(settings, service, limit=200)  # of the 623 held-out queries (the command runs all)
     assert result["n_queries"] == 200
-    assert result["served"] > 0.3          # real held-out queries: the greedy plans find most liked tracks
-    assert result["avg_candidates"] <= settings.runtime.policy.grid.budget   # greedy plans stay within the budget
+    assert result["served"] > 0.3  # real held-out queries: the greedy plans find most liked tracks
+    assert result["avg_candidates"] <= settings.runtime.policy.grid.budget  # greedy plans stay within the budget
 
 
 def test_the_train_bandit_flow_runs_in_prefect_and_registers_a_challenger(loop, prefect_harness):

@@ -31,7 +31,13 @@ def test_a_built_bundle_verifies_and_lists_every_file(bundle, q2e_platform):
     path, manifest = bundle
     assert verify_bundle(path) == manifest
     files = set(manifest["files"])
-    assert {"retrieval.json", "display.parquet", "q2e/q2e.parquet", "qu/vocabulary.parquet", "qu/entities.parquet"} <= files
+    assert {
+        "retrieval.json",
+        "display.parquet",
+        "q2e/q2e.parquet",
+        "qu/vocabulary.parquet",
+        "qu/entities.parquet",
+    } <= files
     assert any(f.startswith("bm25/") for f in files)
     on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()} - {"manifest.json"}
     assert on_disk == files

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pytest
@@ -23,7 +23,7 @@ def small_settings(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def ingested(small_settings):
-    return ingest_catalog(small_settings, now=datetime(2026, 11, 1, tzinfo=timezone.utc))
+    return ingest_catalog(small_settings, now=datetime(2026, 11, 1, tzinfo=UTC))
 
 
 def test_sources_map_into_the_entity_schema(ingested):
@@ -73,7 +73,7 @@ def test_tracks_link_to_lastfm_artists_and_inherit_their_tags(ingested, small_se
 
 def test_added_at_survives_reingest_and_new_entities_get_the_run_time(ingested):
     entities, _ = ingested
-    later = datetime(2026, 11, 20, tzinfo=timezone.utc)
+    later = datetime(2026, 11, 20, tzinfo=UTC)
     previous = entities.iloc[:-5]
     again = assign_catalog_fields(entities[S.HASHED_COLUMNS], previous, later)
     assert (again[S.ADDED_AT].iloc[:-5] == entities[S.ADDED_AT].iloc[:-5]).all()

@@ -43,26 +43,43 @@ def test_environment_overrides_data_dirs(monkeypatch, tmp_path):
 def test_every_shipped_config_loads_and_explores_at_least_its_floor():
     from ltrr_core.config import PolicyConfig
 
-    assert PolicyConfig().min_epsilon == 0.02        # the documented default floor
+    assert PolicyConfig().min_epsilon == 0.02  # the documented default floor
     for path in sorted((DEFAULT_CONFIG.parent).glob("*.yaml")):
         settings = load_settings(path)
         assert settings.runtime.policy.epsilon >= settings.runtime.policy.min_epsilon > 0, path
         assert settings.bandit.learner.epsilon >= settings.bandit.learner.min_epsilon > 0, path
 
 
-@pytest.mark.parametrize(("section", "yaml_body", "message"), [
-    ("runtime.policy", "runtime:\n  policy:\n    epsilon: 0\n",
-     r"runtime\.policy\.epsilon 0\.0 is below the exploration floor runtime\.policy\.min_epsilon 0\.02"),
-    ("bandit.learner", "bandit:\n  learner:\n    epsilon: 0.01\n",
-     r"bandit\.learner\.epsilon 0\.01 is below the exploration floor bandit\.learner\.min_epsilon 0\.02"),
-    # A raised floor binds the shipped epsilon (runtime.policy.epsilon is 0.2 in default.yaml).
-    ("runtime.policy", "runtime:\n  policy:\n    min_epsilon: 0.3\n",
-     r"runtime\.policy\.epsilon 0\.2 is below the exploration floor runtime\.policy\.min_epsilon 0\.3"),
-    # The floor itself cannot be switched off.
-    ("bandit.learner", "bandit:\n  learner:\n    epsilon: 0\n    min_epsilon: 0\n", r"bandit\.learner\.min_epsilon"),
-])
-def test_an_epsilon_below_the_exploration_floor_is_refused_naming_field_value_and_floor(tmp_path, section, yaml_body,
-                                                                                       message):
+@pytest.mark.parametrize(
+    ("section", "yaml_body", "message"),
+    [
+        (
+            "runtime.policy",
+            "runtime:\n  policy:\n    epsilon: 0\n",
+            r"runtime\.policy\.epsilon 0\.0 is below the exploration floor runtime\.policy\.min_epsilon 0\.02",
+        ),
+        (
+            "bandit.learner",
+            "bandit:\n  learner:\n    epsilon: 0.01\n",
+            r"bandit\.learner\.epsilon 0\.01 is below the exploration floor bandit\.learner\.min_epsilon 0\.02",
+        ),
+        # A raised floor binds the shipped epsilon (runtime.policy.epsilon is 0.2 in default.yaml).
+        (
+            "runtime.policy",
+            "runtime:\n  policy:\n    min_epsilon: 0.3\n",
+            r"runtime\.policy\.epsilon 0\.2 is below the exploration floor runtime\.policy\.min_epsilon 0\.3",
+        ),
+        # The floor itself cannot be switched off.
+        (
+            "bandit.learner",
+            "bandit:\n  learner:\n    epsilon: 0\n    min_epsilon: 0\n",
+            r"bandit\.learner\.min_epsilon",
+        ),
+    ],
+)
+def test_an_epsilon_below_the_exploration_floor_is_refused_naming_field_value_and_floor(
+    tmp_path, section, yaml_body, message
+):
     bad = tmp_path / "no_exploration.yaml"
     bad.write_text(f"extends: {DEFAULT_CONFIG}\n{yaml_body}")
     with pytest.raises(ValidationError, match=message):

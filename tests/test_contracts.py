@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 import pytest
@@ -13,7 +13,7 @@ from ltrr_core.catalog.pipeline import assign_catalog_fields, validate_catalog
 from ltrr_core.contracts import ContractViolation
 from tests.conftest import make_settings
 
-NOW = datetime(2026, 11, 1, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")

@@ -30,15 +30,24 @@ def test_build_indexes_on_a_dask_cluster_equals_the_thread_runner(prefect_harnes
     from flows.runners import with_task_runner
 
     configs = {}
-    for name, runner in (("threads", {"kind": "thread"}),
-                         ("dask", {"kind": "dask", "dask_workers": 2, "dask_processes": True, "encode_partitions": 3})):
+    for name, runner in (
+        ("threads", {"kind": "thread"}),
+        ("dask", {"kind": "dask", "dask_workers": 2, "dask_processes": True, "encode_partitions": 3}),
+    ):
         config = tmp_path / f"{name}.yaml"
-        config.write_text(yaml.safe_dump({"extends": str(TEST_CONFIG), "data_dir": str(tmp_path / name),
-                                          "catalog": {"max_rows_per_source": TINY},
-                                          "orchestration": {"task_runner": runner}}))
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "extends": str(TEST_CONFIG),
+                    "data_dir": str(tmp_path / name),
+                    "catalog": {"max_rows_per_source": TINY},
+                    "orchestration": {"task_runner": runner},
+                }
+            )
+        )
         configs[name] = config
     content_understanding(str(configs["threads"]))
-    shutil.copytree(tmp_path / "threads" / "catalog", tmp_path / "dask" / "catalog")    # one catalog, two builds
+    shutil.copytree(tmp_path / "threads" / "catalog", tmp_path / "dask" / "catalog")  # one catalog, two builds
     settings = {name: make_settings(tmp_path / name, **{"catalog.max_rows_per_source": TINY}) for name in configs}
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
@@ -50,15 +59,18 @@ def test_build_indexes_on_a_dask_cluster_equals_the_thread_runner(prefect_harnes
         state = with_task_runner(build_indexes, load_settings(config))(str(config), return_state=True)
         manifests[name] = state.result()
         with get_client(sync_client=True) as client:
-            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])))
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+            )
         encode_tasks[name] = sorted(r.name for r in runs if r.name.startswith("encode_partition"))
-    assert len(encode_tasks["threads"]) == 1 and len(encode_tasks["dask"]) == 3      # the partitions ran as tasks
+    assert len(encode_tasks["threads"]) == 1 and len(encode_tasks["dask"]) == 3  # the partitions ran as tasks
     threads, dask = manifests["threads"], manifests["dask"]
     assert dask["vectors"]["n_encoded"] == threads["vectors"]["n_encoded"] == threads["vectors"]["n_vectors"] > 500
     # BM25 and the QU resources: byte-identical files.
     for prefix in ("bm25/", "qu/"):
-        assert {k: v for k, v in dask["checksums"].items() if k.startswith(prefix)} == \
-               {k: v for k, v in threads["checksums"].items() if k.startswith(prefix)}
+        assert {k: v for k, v in dask["checksums"].items() if k.startswith(prefix)} == {
+            k: v for k, v in threads["checksums"].items() if k.startswith(prefix)
+        }
     # The vectors: the same rows, equal up to float noise of different batch shapes.
     a, b = _vectors(settings["threads"]), _vectors(settings["dask"])
     assert a.keys() == b.keys()

@@ -13,8 +13,10 @@ from ltrr_core.memory import blend, observed_statistics
 
 
 def _taylor_swift(real_entities) -> pd.DataFrame:
-    tracks = real_entities[(real_entities["source"] == "cpcd")
-                           & real_entities["artists"].map(lambda a: a is not None and "Taylor Swift" in list(a))]
+    tracks = real_entities[
+        (real_entities["source"] == "cpcd")
+        & real_entities["artists"].map(lambda a: a is not None and "Taylor Swift" in list(a))
+    ]
     return tracks[tracks["title"].isin(["Love Story", "Lover", "Anti-Hero"])]
 
 
@@ -41,8 +43,17 @@ def tiny_t5(tmp_path_factory, real_entities):
     core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
     core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
     tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", eos_token="</s>", unk_token="<unk>")
-    config = T5Config(vocab_size=len(vocab), d_model=32, d_ff=64, d_kv=8, num_layers=2, num_heads=2,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    config = T5Config(
+        vocab_size=len(vocab),
+        d_model=32,
+        d_ff=64,
+        d_kv=8,
+        num_layers=2,
+        num_heads=2,
+        decoder_start_token_id=0,
+        pad_token_id=0,
+        eos_token_id=1,
+    )
     import torch
 
     torch.manual_seed(0)
@@ -63,13 +74,19 @@ def test_seq2seq_backend_generates_into_q2e_rows(tiny_t5, real_entities, test_se
     assert generated.groupby("entity_id").size().max() <= 3
     assert generated["score"].between(0, 1).all()
 
-    again = Seq2SeqGenerator(config).generate(entities)   # seeded sampling is reproducible
+    again = Seq2SeqGenerator(config).generate(entities)  # seeded sampling is reproducible
     assert generated.equals(again)
 
     predicted, _ = predict_q2e(entities, [Seq2SeqGenerator(config)])
-    table = blend(predicted, observed_statistics(pd.DataFrame(columns=["request_id", "query", "entity_id",
-                  "position", "event", "timestamp"]), test_settings.memory), test_settings.memory,
-                  pd.Timestamp.now(tz="UTC"))
+    table = blend(
+        predicted,
+        observed_statistics(
+            pd.DataFrame(columns=["request_id", "query", "entity_id", "position", "event", "timestamp"]),
+            test_settings.memory,
+        ),
+        test_settings.memory,
+        pd.Timestamp.now(tz="UTC"),
+    )
     assert len(table) == len(predicted) and set(table["source"]) == {"predicted"}
     assert set(table["generator"]) == {"seq2seq"}
 
@@ -87,7 +104,7 @@ def test_doc2query_minus_drops_queries_that_do_not_fit_their_entity():
     rng = np.random.default_rng(0)
     entity_vectors = {e: v / np.linalg.norm(v) for e, v in zip("abcdefghijkl", rng.normal(size=(12, 8)))}
     rows = []
-    for entity, vector in entity_vectors.items():
+    for entity in entity_vectors:
         rows.append((entity, f"good {entity}", 0.5, "log_neighbours"))
         rows.append((entity, f"bad {entity}", 0.5, "log_neighbours"))
     rows.append(("a", "template a", 0.5, "templates"))

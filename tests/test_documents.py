@@ -22,7 +22,16 @@ ROW = {
 
 
 def test_descriptors_merge_tags_and_derived_attributes_without_repeats():
-    assert descriptor_terms(ROW, max_tags=8) == ["pop", "80s", "Electronic", "new wave", "soul rnb", "happy", "christmas", "1980s"]
+    assert descriptor_terms(ROW, max_tags=8) == [
+        "pop",
+        "80s",
+        "Electronic",
+        "new wave",
+        "soul rnb",
+        "happy",
+        "christmas",
+        "1980s",
+    ]
     assert descriptor_terms(ROW, max_tags=1)[:2] == ["pop", "electronic"]
 
 
@@ -59,6 +68,6 @@ def test_blend_is_the_weighted_sum_of_the_two_embeddings():
     texts = [EmbeddingText("ab", "ab. cc", 0.75), EmbeddingText("a", "a", 0.75), EmbeddingText("b", "b. c", 0.0)]
     vectors = blend_embeddings(_Letters(), texts)
     np.testing.assert_allclose(vectors[0], 0.75 * np.array([1, 1, 0]) + 0.25 * np.array([1, 1, 2]))
-    np.testing.assert_allclose(vectors[1], [1, 0, 0])          # nothing to describe: the name line itself
-    np.testing.assert_allclose(vectors[2], [0, 1, 1])          # weight 0: the whole text
+    np.testing.assert_allclose(vectors[1], [1, 0, 0])  # nothing to describe: the name line itself
+    np.testing.assert_allclose(vectors[2], [0, 1, 1])  # weight 0: the whole text
     assert blend_embeddings(_Letters(), []).shape == (0, 3)

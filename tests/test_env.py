@@ -20,7 +20,11 @@ def test_importing_and_loading_the_stack_writes_nothing_to_home(tmp_path):
         "import onnxruntime\n"
         "print(Encoder(load_settings().embedding).encode(['ghosts deadmau5']).shape)\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "HF_", "MPLCONFIGDIR", "NUMBA_", "IR_DATASETS", "XDG_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PREFECT_", "HF_", "MPLCONFIGDIR", "NUMBA_", "IR_DATASETS", "XDG_"))
+    }
     env["HOME"] = str(home)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]

@@ -27,8 +27,7 @@ def _check_shape(result: dict, n_queries: int, strategies: set[str]) -> None:
 
 
 def _cpcd_subset(tmp_path: Path, n_queries: int = 90) -> Path:
-    labels = pd.read_csv(REAL / "cpcd" / "search_results_labeled.train.tsv", sep="\t", dtype=str,
-                         keep_default_na=False)
+    labels = pd.read_csv(REAL / "cpcd" / "search_results_labeled.train.tsv", sep="\t", dtype=str, keep_default_na=False)
     queries = labels["search_query"].drop_duplicates().iloc[:n_queries]
     path = tmp_path / "labels.tsv"
     labels[labels["search_query"].isin(queries)].drop(columns=["conv_id"]).to_csv(path, sep="\t", index=False)
@@ -42,8 +41,21 @@ def test_eval_json_measures_the_served_bundle_beside_the_baselines(q2e_platform,
     path = _cpcd_subset(tmp_path)
     expected = len(load_cpcd_queries(path, SplitsConfig()).queries)
 
-    out = CliRunner().invoke(app, ["--config", str(config_file), "eval", "--queries", str(path), "--split", "all",
-                                   "--bundle", str(gated_bundle_dir), "--json"])
+    out = CliRunner().invoke(
+        app,
+        [
+            "--config",
+            str(config_file),
+            "eval",
+            "--queries",
+            str(path),
+            "--split",
+            "all",
+            "--bundle",
+            str(gated_bundle_dir),
+            "--json",
+        ],
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
     systems = {"lexical", "semantic", "structured", "memory", "hybrid", "static_mixture", "served"}
@@ -60,7 +72,7 @@ def test_eval_json_measures_the_served_bundle_beside_the_baselines(q2e_platform,
 
 
 def test_eval_without_a_champion_reports_the_strategies_and_says_why(q2e_platform, tmp_path):
-    from ltrr_core.artifacts.promotion import serving_bundle, NoChampion
+    from ltrr_core.artifacts.promotion import NoChampion, serving_bundle
 
     settings, _, config_file = q2e_platform
     try:
@@ -69,8 +81,9 @@ def test_eval_without_a_champion_reports_the_strategies_and_says_why(q2e_platfor
     except NoChampion:
         pass
     path = _cpcd_subset(tmp_path, 30)
-    out = CliRunner().invoke(app, ["--config", str(config_file), "eval", "--queries", str(path), "--split", "all",
-                                   "--json"])
+    out = CliRunner().invoke(
+        app, ["--config", str(config_file), "eval", "--queries", str(path), "--split", "all", "--json"]
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["served"] is None and "promot" in result["served_unavailable"]
@@ -89,30 +102,35 @@ def test_eval_rejects_a_file_without_the_cpcd_columns(tmp_path):
 def _beir_folder_from_cpcd(root: Path, n_docs: int = 1500) -> Path:
     """A BEIR folder made from real CPCD data: tracks as documents, liked tracks as qrels."""
     tracks = pd.read_csv(REAL / "cpcd" / "tracks.tsv", sep="\t", dtype=str, keep_default_na=False).iloc[:n_docs]
-    labels = pd.read_csv(REAL / "cpcd" / "search_results_labeled.train.tsv", sep="\t", dtype=str,
-                         keep_default_na=False)
+    labels = pd.read_csv(REAL / "cpcd" / "search_results_labeled.train.tsv", sep="\t", dtype=str, keep_default_na=False)
     liked = labels[(labels["label"] == "1") & labels["track_id"].isin(tracks["track_id"])]
     liked = liked.drop_duplicates(["search_query", "track_id"])
     queries = {q: f"q{i}" for i, q in enumerate(liked["search_query"].drop_duplicates())}
     root.mkdir(parents=True)
     with open(root / "corpus.jsonl", "w") as handle:
         for row in tracks.itertuples():
-            handle.write(json.dumps({"_id": row.track_id, "title": row.title,
-                                     "text": f"{row.artists.replace('|', ', ')} {row.album}"}) + "\n")
+            handle.write(
+                json.dumps(
+                    {"_id": row.track_id, "title": row.title, "text": f"{row.artists.replace('|', ', ')} {row.album}"}
+                )
+                + "\n"
+            )
     with open(root / "queries.jsonl", "w") as handle:
         for text, qid in queries.items():
             handle.write(json.dumps({"_id": qid, "text": text}) + "\n")
     (root / "qrels").mkdir()
     pd.DataFrame({"query-id": liked["search_query"].map(queries), "corpus-id": liked["track_id"], "score": 1}).to_csv(
-        root / "qrels" / "test.tsv", sep="\t", index=False)
+        root / "qrels" / "test.tsv", sep="\t", index=False
+    )
     return root
 
 
 def test_eval_beir_json(tmp_path):
     folder = _beir_folder_from_cpcd(tmp_path / "cpcd-beir")
     _, labelled = load_beir(folder)
-    out = CliRunner().invoke(app, ["--config", str(Path(__file__).parents[1] / "configs" / "test.yaml"),
-                                   "eval-beir", str(folder), "--json"])
+    out = CliRunner().invoke(
+        app, ["--config", str(Path(__file__).parents[1] / "configs" / "test.yaml"), "eval-beir", str(folder), "--json"]
+    )
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
     _check_shape(result, len(labelled.queries), {"lexical", "semantic", "hybrid"})

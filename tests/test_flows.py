@@ -37,7 +37,7 @@ def test_flows_publish_a_catalog_and_an_index_build(built_platform):
 def test_a_failed_contract_stops_the_flow_and_keeps_the_last_good_build(built_platform, tmp_path, monkeypatch):
     from flows.content_understanding import content_understanding
 
-    monkeypatch.delenv("LTRR_SHARED_DATA_DIR", raising=False)     # it would override the broken copy below
+    monkeypatch.delenv("LTRR_SHARED_DATA_DIR", raising=False)  # it would override the broken copy below
 
     settings, catalog_manifest, build_manifest, config_file = built_platform
     shared = tmp_path / "shared"

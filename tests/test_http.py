@@ -39,26 +39,37 @@ def test_search_feedback_and_logs(api):
         body = answered[0]
         assert body["results"] and "trace" not in body
         first = body["results"][0]
-        ok = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": first["entity_id"],
-                                            "event": "stream", "position": 1, "seconds": 31.5})
+        ok = client.post(
+            "/feedback",
+            json={
+                "request_id": body["request_id"],
+                "entity_id": first["entity_id"],
+                "event": "stream",
+                "position": 1,
+                "seconds": 31.5,
+            },
+        )
         assert ok.status_code == 200 and ok.json() == {"status": "recorded"}
         traced = client.post("/search", json={"query": "coldplay live", "trace": True}).json()
         assert traced["trace"]["action"]["probability"] > 0 and traced["trace"]["qu"]["normalised"] == "coldplay live"
         answered.append(traced)
-    impressions = read_logs(log_root, "impressions")   # flushed at shutdown
+    impressions = read_logs(log_root, "impressions")  # flushed at shutdown
     assert len(impressions) == len(answered)
     assert set(impressions["request_id"]) == {a["request_id"] for a in answered}
     feedback = read_logs(log_root, "feedback")
     assert len(feedback) == 1 and feedback.iloc[0]["event"] == "stream"
 
 
-@pytest.mark.parametrize(("payload", "status", "message"), [
-    ({"query": ""}, 422, "query is empty"),
-    ({"query": "x" * 10_000}, 422, "limit is 512"),
-    ({"query": "?!..."}, 422, "no letters or digits"),
-    ({"query": "halo", "k": 0}, 422, "greater than 0"),
-    ({"qeury": "halo"}, 422, "query"),
-])
+@pytest.mark.parametrize(
+    ("payload", "status", "message"),
+    [
+        ({"query": ""}, 422, "query is empty"),
+        ({"query": "x" * 10_000}, 422, "limit is 512"),
+        ({"query": "?!..."}, 422, "no letters or digits"),
+        ({"query": "halo", "k": 0}, 422, "greater than 0"),
+        ({"qeury": "halo"}, 422, "query"),
+    ],
+)
 def test_search_input_validation(api, payload, status, message):
     with TestClient(api[0]) as client:
         response = client.post("/search", json=payload)
@@ -67,14 +78,19 @@ def test_search_input_validation(api, payload, status, message):
 
 def test_feedback_validation(api):
     with TestClient(api[0]) as client:
-        unknown = client.post("/feedback", json={"request_id": "nope", "entity_id": "x", "event": "click", "position": 1})
+        unknown = client.post(
+            "/feedback", json={"request_id": "nope", "entity_id": "x", "event": "click", "position": 1}
+        )
         assert unknown.status_code == 404 and "unknown request id 'nope'" in unknown.text
         body = client.post("/search", json={"query": "halo beyonce"}).json()
-        not_shown = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": "cpcd:never",
-                                                   "event": "click", "position": 1})
+        not_shown = client.post(
+            "/feedback",
+            json={"request_id": body["request_id"], "entity_id": "cpcd:never", "event": "click", "position": 1},
+        )
         assert not_shown.status_code == 422 and "was not shown" in not_shown.text
-        bad_event = client.post("/feedback", json={"request_id": body["request_id"], "entity_id": "x",
-                                                   "event": "purchase", "position": 1})
+        bad_event = client.post(
+            "/feedback", json={"request_id": body["request_id"], "entity_id": "x", "event": "purchase", "position": 1}
+        )
         assert bad_event.status_code == 422 and "click" in bad_event.text
         malformed = client.post("/feedback", content=b"{not json", headers={"content-type": "application/json"})
         assert malformed.status_code == 422 and "JSON decode error" in malformed.text
@@ -88,7 +104,12 @@ def test_health_and_reload_needs_the_token(api):
         assert client.post("/admin/reload", headers={"X-Admin-Token": "wrong"}).status_code == 401
         reloaded = client.post("/admin/reload", headers={"X-Admin-Token": TOKEN})
         assert reloaded.status_code == 200 and reloaded.json()["bundle_id"] == health["bundle_id"]
-        assert client.get("/openapi.json").json()["paths"].keys() >= {"/search", "/feedback", "/healthz", "/admin/reload"}
+        assert client.get("/openapi.json").json()["paths"].keys() >= {
+            "/search",
+            "/feedback",
+            "/healthz",
+            "/admin/reload",
+        }
 
 
 def test_without_a_configured_token_there_is_no_admin_endpoint(service, tmp_path):
@@ -134,15 +155,20 @@ def test_hot_reload_of_a_promoted_bundle_under_concurrent_requests_fails_none(bu
     root = bundles_root(settings)
     latest = read_pointer(root / "LATEST")
     fresh = root / build_bundle(settings)["bundle_id"]
-    write_pointer(root / "LATEST", latest)                      # other tests serve the fixture bundle
+    write_pointer(root / "LATEST", latest)  # other tests serve the fixture bundle
     tampered = root / (fresh.name + "-tampered")
     shutil.copytree(fresh, tampered)
     (tampered / "retrieval.json").write_text((tampered / "retrieval.json").read_text().replace("rrf", "RRF", 1))
     pointer = tmp_path / "PROMOTED"
     write_pointer(pointer, bundle_dir.name)
-    app = create_app(load_service(settings, bundle_dir), tmp_path / "logs",
-                     lambda: load_service(settings, root / read_pointer(pointer)), TOKEN,
-                     watch=lambda: read_pointer(pointer), poll_seconds=0.2)
+    app = create_app(
+        load_service(settings, bundle_dir),
+        tmp_path / "logs",
+        lambda: load_service(settings, root / read_pointer(pointer)),
+        TOKEN,
+        watch=lambda: read_pointer(pointer),
+        poll_seconds=0.2,
+    )
     statuses, served, stop = [], set(), threading.Event()
 
     def client_loop(client: TestClient) -> None:
@@ -167,7 +193,7 @@ def test_hot_reload_of_a_promoted_bundle_under_concurrent_requests_fails_none(bu
             write_pointer(pointer, fresh.name)
             assert wait_for(lambda: client.get("/healthz").json()["bundle_id"] == fresh.name)
             write_pointer(pointer, tampered.name)
-            time.sleep(2.0)                                          # ten polls of the refused pointer
+            time.sleep(2.0)  # ten polls of the refused pointer
             before = len(statuses)
             assert wait_for(lambda: len(statuses) >= before + 8)
             stop.set()
@@ -226,7 +252,7 @@ def test_explain_shows_every_stage_of_one_query_and_logs_nothing(service, tmp_pa
         # QU, the plan with its propensity, each planned strategy's candidates, fusion, ranker, timings
         assert e["understanding"]["normalised"] == "ghosts deadmau5" and e["understanding"]["interpretations"]
         assert 0 < e["propensity"] <= 1 and set(e["depths"]) == {s["name"] for s in e["strategies"]}
-        answered = [s for s in e["strategies"] if s["candidates"]]          # a planned strategy may find nothing
+        answered = [s for s in e["strategies"] if s["candidates"]]  # a planned strategy may find nothing
         assert answered and all(s["candidates"][0]["rank"] == 1 for s in answered)
         assert e["n_fused"] >= len(e["fused"]) > 0 and len(e["results"]) == 5
         for result in e["results"]:
@@ -234,9 +260,9 @@ def test_explain_shows_every_stage_of_one_query_and_logs_nothing(service, tmp_pa
             assert set(result["features"]) >= {"fusion_score", "title_artist_similarity"}
             planned = {s["name"] for s in e["strategies"]}
             assert set(result["found_by"]) <= planned
-        if service.ranker is None:                                       # a bundle that ranks by fusion
+        if service.ranker is None:  # a bundle that ranks by fusion
             assert e["ranker"] == "fusion" and not any(r["top_features"] for r in e["results"])
-        else:                                                            # SHAP contributions per result
+        else:  # SHAP contributions per result
             assert e["ranker"] == f"catboost:{service.ranker.version}" and e["results"][0]["top_features"]
         assert set(e["timings_ms"]) >= {"qu", "policy", "rank", "total"}
         # The page renders the same explanation, escaped, under a CSP without scripts.
@@ -246,8 +272,8 @@ def test_explain_shows_every_stage_of_one_query_and_logs_nothing(service, tmp_pa
         for section in ('id="understanding"', 'id="plan"', 'id="strategies"', 'id="fused"', 'id="results"'):
             assert section in page.text
         assert "script-src" not in page.headers["content-security-policy"]
-        assert client.get("/explain").status_code == 200                     # the form alone
+        assert client.get("/explain").status_code == 200  # the form alone
         refused = client.get("/explain", params={"q": "?!..."})
         assert refused.status_code == 422 and "no letters or digits" in refused.text
         assert client.get("/explain.json", params={"q": "?!..."}).status_code == 422
-    assert read_logs(log_root, "impressions").empty                            # explanations are not impressions
+    assert read_logs(log_root, "impressions").empty  # explanations are not impressions

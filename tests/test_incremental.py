@@ -39,8 +39,10 @@ def _run_catalog(settings):
 
 def _embedding_texts(entities: pd.DataFrame, settings) -> dict[str, str]:
     """Entity id -> what its vector is a function of (name line, whole text, blend)."""
-    return {r[S.ID]: embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight).fingerprint
-            for r in entities.to_dict("records")}
+    return {
+        r[S.ID]: embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight).fingerprint
+        for r in entities.to_dict("records")
+    }
 
 
 def _build(settings):
@@ -57,9 +59,14 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
     real = pd.read_csv(REAL / "cpcd" / "tracks.tsv", sep="\t", dtype=str, keep_default_na=False, nrows=CAPS["cpcd"])
     shared = _shared_copy(tmp_path / "shared", real)
     settings = make_settings(
-        tmp_path / "state", shared_data_dir=str(shared),
-        **{"catalog.max_rows_per_source": CAPS, "vector.ann_min_rows": 500, "vector.num_partitions": 2,
-           "vector.recall_probe_queries": 50},
+        tmp_path / "state",
+        shared_data_dir=str(shared),
+        **{
+            "catalog.max_rows_per_source": CAPS,
+            "vector.ann_min_rows": 500,
+            "vector.num_partitions": 2,
+            "vector.recall_probe_queries": 50,
+        },
     )
     version_1, manifest_1 = _run_catalog(settings)
     assert manifest_1["diff"] == {"new": 1000, "changed": 0, "removed": 0, "unchanged": 0}
@@ -73,7 +80,9 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
     edited.loc[[10, 20, 30], "title"] = edited.loc[[10, 20, 30], "title"] + " (Live)"
     removed_ids = edited.loc[[40, 41], "track_id"].tolist()
     edited = edited.drop(index=[40, 41])
-    extra = pd.read_csv(REAL / "cpcd" / "tracks.tsv", sep="\t", dtype=str, keep_default_na=False, skiprows=range(1, 1001), nrows=1)
+    extra = pd.read_csv(
+        REAL / "cpcd" / "tracks.tsv", sep="\t", dtype=str, keep_default_na=False, skiprows=range(1, 1001), nrows=1
+    )
     edited = pd.concat([edited, extra], ignore_index=True)
     _shared_copy(shared, edited)
     settings = settings.with_overrides(**{"catalog.max_rows_per_source": {**CAPS, "cpcd": len(edited)}})

@@ -18,7 +18,7 @@ from ltrr_core.models.policy import Decision
 from ltrr_core.retrieval.base import Candidates
 
 L3 = math.log2(3)
-IDEAL_Q1 = 2 + 1 / L3          # graded qrels of q1: t1 = 2 at rank 1, its artist ar1 = 1 at rank 2
+IDEAL_Q1 = 2 + 1 / L3  # graded qrels of q1: t1 = 2 at rank 1, its artist ar1 = 1 at rank 2
 
 
 class _Fixed:
@@ -39,9 +39,14 @@ class _Service:
         self.strategies = {"a": _Fixed("a", {"Q One": ["ar1", "t1"], "q two": ["t2"]}), "b": _Fixed("b", {})}
         self.policy = SimpleNamespace(plans={"a_only": {"a": 1}, "b_two": {"b": 2}, "both": {"a": 2, "b": 2}})
         self.understander = SimpleNamespace(understand=lambda text: None)
-        self.display = pd.DataFrame({"id": ["t1", "t2", "ar1", "x"], "type": ["track", "track", "artist", "track"],
-                                     "title": ["Song One", "Song Two", "Alpha", "Other"],
-                                     "artists": [["Alpha"], ["Beta"], ["Alpha"], ["Gamma"]]}).set_index("id")
+        self.display = pd.DataFrame(
+            {
+                "id": ["t1", "t2", "ar1", "x"],
+                "type": ["track", "track", "artist", "track"],
+                "title": ["Song One", "Song Two", "Alpha", "Other"],
+                "artists": [["Alpha"], ["Beta"], ["Alpha"], ["Gamma"]],
+            }
+        ).set_index("id")
         self.served = {"Q One": ["t1", "x"], "q two": ["x", "t2"]}
 
     def retrieve_plan(self, query, depths):
@@ -51,11 +56,15 @@ class _Service:
         return fuse(found, self.settings.retrieval.fusion), {}
 
     def search(self, text, k=None, request_id=None, explore=True):
-        assert explore is False                      # evaluation measures the greedy path, no shuffles
+        assert explore is False  # evaluation measures the greedy path, no shuffles
         ids = self.served[text]
         decision = Decision("a_only", {"a": 2}, 1.0, {"a": 1.0}, {"a_only": 1.0})
-        return SimpleNamespace(results=[{"entity_id": e} for e in ids], candidate_ids=list(ids), decision=decision,
-                               understanding={"intent": {"track": 0.9, "artist": 0.1} if text == "Q One" else {"artist": 1.0}})
+        return SimpleNamespace(
+            results=[{"entity_id": e} for e in ids],
+            candidate_ids=list(ids),
+            decision=decision,
+            understanding={"intent": {"track": 0.9, "artist": 0.1} if text == "Q One" else {"artist": 1.0}},
+        )
 
 
 @pytest.fixture
@@ -77,9 +86,9 @@ def test_ndcg_by_hand_in_both_views(evaluation):
     # hybrid = strategy a's order (b finds nothing): q1 [ar1, t1], q2 [t2]; served: q1 [t1, x], q2 [x, t2]
     assert graded["hybrid"]["ndcg@10"] == pytest.approx(((1 + 2 / L3) / IDEAL_Q1 + 1) / 2, abs=1e-4)
     assert graded["served"]["ndcg@10"] == pytest.approx((2 / IDEAL_Q1 + 1 / L3) / 2, abs=1e-4)
-    assert tracks["hybrid"]["ndcg@10"] == pytest.approx((1 / L3 + 1) / 2, abs=1e-4)     # the artist is a miss
+    assert tracks["hybrid"]["ndcg@10"] == pytest.approx((1 / L3 + 1) / 2, abs=1e-4)  # the artist is a miss
     assert tracks["served"]["ndcg@10"] == pytest.approx((1 + 1 / L3) / 2, abs=1e-4)
-    assert graded["served"]["recall@10"] == tracks["served"]["recall@10"] == 1.0        # hit metrics: intended only
+    assert graded["served"]["recall@10"] == tracks["served"]["recall@10"] == 1.0  # hit metrics: intended only
 
 
 def test_static_mixture_is_the_best_plan_within_the_served_budget(evaluation):
@@ -87,7 +96,7 @@ def test_static_mixture_is_the_best_plan_within_the_served_budget(evaluation):
     # served draws 2 candidates; "both" (4) is over budget although it would score higher
     assert result.static_mixture_plan == "a_only"
     assert result.metrics["graded"]["static_mixture"]["ndcg@10"] == pytest.approx((1 / IDEAL_Q1 + 1) / 2, abs=1e-4)
-    assert result.candidate_hit["static_mixture"] == {"hit": 0.5, "mean_candidates": 1.0}   # q1 drew only ar1
+    assert result.candidate_hit["static_mixture"] == {"hit": 0.5, "mean_candidates": 1.0}  # q1 drew only ar1
     assert result.candidate_hit["served"] == {"hit": 1.0, "mean_candidates": 2.0}
 
 
@@ -119,6 +128,8 @@ def test_report_renders_the_measured_rows_and_the_verdict(evaluation):
     assert "`ltrr --config configs/x.yaml eval --split heldout --json`" in text
     assert "| seen | 1 |" in text and "| unseen | 1 |" in text
     assert "(`a_only`, chosen on these queries" in text
-    prov = rep.Provenance("ltrr report", "configs/x.yaml", "abc123", "2026-12-02 10:00 UTC", "x86_64, 2 cores", {"s": 1})
+    prov = rep.Provenance(
+        "ltrr report", "configs/x.yaml", "abc123", "2026-12-02 10:00 UTC", "x86_64, 2 cores", {"s": 1}
+    )
     page = rep.render_report(prov, [lines], {"n_entities": 4, "version": "v1"})
     assert page.startswith("# Results\n") and "at commit `abc123`" in page and "| served |" in page

@@ -51,7 +51,7 @@ def _absolute_imports(path: Path, root: Path = ROOT) -> set[str]:
         if isinstance(node, ast.Import):
             names |= {alias.name for alias in node.names}
         elif isinstance(node, ast.ImportFrom):
-            base = package[:len(package) - node.level + 1] if node.level else []
+            base = package[: len(package) - node.level + 1] if node.level else []
             module = ".".join([*base, *(node.module.split(".") if node.module else [])])
             names |= {module} | {f"{module}.{alias.name}" for alias in node.names}
     return names
@@ -63,8 +63,11 @@ LEARNERS = ("bandit", "ranking", "simulate", "eval", "memory", "contracts", "log
 def test_no_learner_imports_the_runtime():
     """Learners read logs and models through ltrr_core.logs and ltrr_core.models; a served bundle
     they replay on is handed in (ltrr_core.runtime.bundle_loader), never imported."""
-    offenders = {str(p.relative_to(ROOT)): sorted(m for m in _absolute_imports(p) if m.startswith("ltrr_core.runtime"))
-                 for package in LEARNERS for p in (ROOT / "ltrr_core" / package).rglob("*.py")}
+    offenders = {
+        str(p.relative_to(ROOT)): sorted(m for m in _absolute_imports(p) if m.startswith("ltrr_core.runtime"))
+        for package in LEARNERS
+        for p in (ROOT / "ltrr_core" / package).rglob("*.py")
+    }
     assert {path: found for path, found in offenders.items() if found} == {}
 
 
@@ -72,6 +75,8 @@ def test_the_import_resolver_sees_relative_imports_of_the_runtime(tmp_path):
     """Known answer: the resolver above catches the relative forms a learner would use."""
     module = tmp_path / "ltrr_core" / "bandit" / "probe.py"
     module.parent.mkdir(parents=True)
-    module.write_text("from ..runtime.service import load_service\nfrom .. import runtime\nfrom ..logs import read_logs\n")
+    module.write_text(
+        "from ..runtime.service import load_service\nfrom .. import runtime\nfrom ..logs import read_logs\n"
+    )
     found = _absolute_imports(module, tmp_path)
     assert {"ltrr_core.runtime.service", "ltrr_core.runtime", "ltrr_core.logs"} <= found

@@ -38,15 +38,17 @@ except DataDirBusy as error:
 
 
 def _hold_in_child(data_dir: Path, what: str, seconds: float = 120) -> subprocess.Popen:
-    child = subprocess.Popen([sys.executable, "-c", _HOLD, str(data_dir), what, str(seconds)],
-                             stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    child = subprocess.Popen(
+        [sys.executable, "-c", _HOLD, str(data_dir), what, str(seconds)], stdout=subprocess.PIPE, text=True, cwd=ROOT
+    )
     assert child.stdout.readline().strip() == "held"
     return child
 
 
 def _try_in_child(data_dir: Path) -> str:
-    return subprocess.run([sys.executable, "-c", _TRY, str(data_dir)], capture_output=True, text=True,
-                          cwd=ROOT, check=True, timeout=60).stdout.strip()
+    return subprocess.run(
+        [sys.executable, "-c", _TRY, str(data_dir)], capture_output=True, text=True, cwd=ROOT, check=True, timeout=60
+    ).stdout.strip()
 
 
 def _free(data_dir: Path) -> bool:
@@ -70,7 +72,9 @@ def test_a_second_process_is_refused_naming_the_holder_and_a_killed_holder_frees
             with hold_data_dir(data, "backfill 2026-01-01..2026-01-03"):
                 pytest.fail("two writers on one data dir")
         message = str(refused.value)
-        assert message.startswith(f"data dir {data.resolve()} is being written by nightly 2026-01-03 (pid {holder.pid} on ")
+        assert message.startswith(
+            f"data dir {data.resolve()} is being written by nightly 2026-01-03 (pid {holder.pid} on "
+        )
         assert "waited 0 s: retry later or raise orchestration.lock_wait_seconds" in message
         assert refused.value.holder.what == "nightly 2026-01-03" and refused.value.holder.pid == holder.pid
         assert _try_in_child(data).startswith("refused: data dir")
@@ -99,8 +103,8 @@ def test_a_writer_configured_to_wait_gets_the_lock_when_the_holder_finishes(tmp_
 def test_the_lock_is_reentrant_within_a_process_and_shared_by_its_threads(tmp_path):
     data = tmp_path / "data"
     with hold_data_dir(data, "backfill") as outer:
-        with hold_data_dir(data, "nightly 2026-01-03") as inner:      # backfill -> nightly
-            with hold_data_dir(data, "build_indexes") as innermost:   # -> refresh_platform -> build_indexes
+        with hold_data_dir(data, "nightly 2026-01-03") as inner:  # backfill -> nightly
+            with hold_data_dir(data, "build_indexes") as innermost:  # -> refresh_platform -> build_indexes
                 assert inner == innermost == outer
         seen = []
 
@@ -113,9 +117,11 @@ def test_the_lock_is_reentrant_within_a_process_and_shared_by_its_threads(tmp_pa
         thread.join(10)
         assert seen == [outer]
         assert held_here(data) and not _free(data)
-        assert _try_in_child(data).startswith("refused: data dir") and "being written by backfill" in _try_in_child(data)
+        assert _try_in_child(data).startswith("refused: data dir") and "being written by backfill" in _try_in_child(
+            data
+        )
     assert not held_here(data) and _free(data)
-    assert read_holder(data) is None                                  # cleared on release
+    assert read_holder(data) is None  # cleared on release
 
 
 def test_the_deployments_have_a_concurrency_limit(test_settings):
@@ -143,7 +149,7 @@ def test_a_nightly_is_refused_while_another_process_writes_the_data_dir(prefect_
             nightly("2026-01-04", None, str(config))
         cli = CliRunner().invoke(app, ["--config", str(config), "nightly", "--date", "2026-01-04"])
         assert cli.exit_code == 1 and "being written by nightly 2026-01-03" in cli.output
-        assert not (data / "nightly").exists()                        # refused before writing anything
+        assert not (data / "nightly").exists()  # refused before writing anything
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

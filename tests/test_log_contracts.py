@@ -3,48 +3,75 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pandas as pd
 
 from ltrr_core.contracts.logs import validate_log_day
 
 DAY = "2026-11-24"
-T = datetime(2026, 11, 24, 12, 0, tzinfo=timezone.utc)
+T = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 
 
 def _impression(request_id: str, **changes) -> dict:
-    row = {"request_id": request_id, "timestamp": T, "user_id": "u1", "context": "{}", "raw_query": "Halo",
-           "normalised_query": "halo", "qu": "{}", "plan": "all", "depths": json.dumps({"lexical": 100}),
-           "propensity": 0.84, "strategy_propensities": "{}", "candidates": "{}", "shown_ids": ["cpcd:a", "cpcd:b"],
-           "shown_scores": [0.2, 0.1], "shown_features": "[]", "bundle_id": "B1", "log_schema_version": "1.0",
-           "rng_seed": None, "candidate_ids": None,     # schema 1.0 carried no seed, no candidate set,
-           "timings_ms": None}                          # no timings
+    row = {
+        "request_id": request_id,
+        "timestamp": T,
+        "user_id": "u1",
+        "context": "{}",
+        "raw_query": "Halo",
+        "normalised_query": "halo",
+        "qu": "{}",
+        "plan": "all",
+        "depths": json.dumps({"lexical": 100}),
+        "propensity": 0.84,
+        "strategy_propensities": "{}",
+        "candidates": "{}",
+        "shown_ids": ["cpcd:a", "cpcd:b"],
+        "shown_scores": [0.2, 0.1],
+        "shown_features": "[]",
+        "bundle_id": "B1",
+        "log_schema_version": "1.0",
+        "rng_seed": None,
+        "candidate_ids": None,  # schema 1.0 carried no seed, no candidate set,
+        "timings_ms": None,
+    }  # no timings
     return {**row, **changes}
 
 
 def _feedback(request_id: str, entity: str = "cpcd:a", **changes) -> dict:
-    row = {"request_id": request_id, "timestamp": T, "entity_id": entity, "event": "click", "position": 1,
-           "seconds": None, "log_schema_version": "1.0"}
+    row = {
+        "request_id": request_id,
+        "timestamp": T,
+        "entity_id": entity,
+        "event": "click",
+        "position": 1,
+        "seconds": None,
+        "log_schema_version": "1.0",
+    }
     return {**row, **changes}
 
 
 def test_planted_bad_records_are_quarantined_with_their_reason(tmp_path):
-    impressions = pd.DataFrame([
-        _impression("good"),
-        _impression("zero-propensity", propensity=0.0),
-        _impression("no-action", depths=json.dumps({"lexical": 0})),
-        _impression("wrong-day", timestamp=datetime(2026, 11, 25, 0, 0, 1, tzinfo=timezone.utc)),
-        _impression("blank-query", normalised_query=" "),
-    ])
-    feedback = pd.DataFrame([
-        _feedback("good"),
-        _feedback("unknown-request"),
-        _feedback("good", entity="cpcd:never-shown"),
-        _feedback("good", position=0),
-        _feedback("zero-propensity"),          # refers to a quarantined impression
-        _feedback("good", timestamp=datetime(2026, 11, 23, 23, 0, tzinfo=timezone.utc)),
-    ])
+    impressions = pd.DataFrame(
+        [
+            _impression("good"),
+            _impression("zero-propensity", propensity=0.0),
+            _impression("no-action", depths=json.dumps({"lexical": 0})),
+            _impression("wrong-day", timestamp=datetime(2026, 11, 25, 0, 0, 1, tzinfo=UTC)),
+            _impression("blank-query", normalised_query=" "),
+        ]
+    )
+    feedback = pd.DataFrame(
+        [
+            _feedback("good"),
+            _feedback("unknown-request"),
+            _feedback("good", entity="cpcd:never-shown"),
+            _feedback("good", position=0),
+            _feedback("zero-propensity"),  # refers to a quarantined impression
+            _feedback("good", timestamp=datetime(2026, 11, 23, 23, 0, tzinfo=UTC)),
+        ]
+    )
     clean_impressions, clean_feedback, report = validate_log_day(tmp_path, DAY, impressions, feedback)
     assert list(clean_impressions["request_id"]) == ["good"]
     assert len(clean_feedback) == 1 and clean_feedback.iloc[0]["entity_id"] == "cpcd:a"

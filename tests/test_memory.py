@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from ltrr_core.config import MemoryConfig
 from ltrr_core.memory import MemoryIndex, blend, observed_statistics, posterior_score
@@ -49,7 +51,7 @@ def _rows(*rows):
 def test_observed_statistics_are_position_aware_and_count_an_impression_once():
     engagement = _rows(
         ("r1", "Halo", "e1", 1, "impression"),
-        ("r1", "Halo", "e1", 1, "click"),     # same impression: strongest event wins
+        ("r1", "Halo", "e1", 1, "click"),  # same impression: strongest event wins
         ("r1", "Halo", "e1", 1, "like"),
         ("r1", "halo!", "e2", 5, "impression"),
         ("r2", "HALO", "e2", None, "stream"),
@@ -68,10 +70,17 @@ def test_unknown_events_are_refused_by_name():
 
 
 def test_blend_adds_new_logged_queries_and_keeps_sources_apart():
-    predicted = pd.DataFrame({"query": ["halo", "halo"], "entity_id": ["e1", "e3"], "score": [0.6, 0.2],
-                              "generator": ["templates", "templates"]})
-    observed = observed_statistics(_rows(("r1", "halo", "e1", 1, "like"), ("r2", "beyonce halo", "e1", 1, "like")),
-                                   CONFIG)
+    predicted = pd.DataFrame(
+        {
+            "query": ["halo", "halo"],
+            "entity_id": ["e1", "e3"],
+            "score": [0.6, 0.2],
+            "generator": ["templates", "templates"],
+        }
+    )
+    observed = observed_statistics(
+        _rows(("r1", "halo", "e1", 1, "like"), ("r2", "beyonce halo", "e1", 1, "like")), CONFIG
+    )
     table = blend(predicted, observed, CONFIG, NOW).set_index(["query", "entity_id"])
     assert table.loc[("halo", "e3"), "source"] == "predicted"
     assert table.loc[("halo", "e3"), "score"] == pytest.approx(0.2)
@@ -83,20 +92,25 @@ def test_blend_adds_new_logged_queries_and_keeps_sources_apart():
 
 
 def test_lookup_exact_then_near_duplicate_with_match_quality():
-    table = pd.DataFrame({
-        "query": ["love story taylor swift", "love story taylor swift", "halo"],
-        "entity_id": ["ls", "other", "halo"], "score": [0.8, 0.1, 0.5], "source": "predicted",
-        "predicted_score": [0.8, 0.1, 0.5], "n_impressions": 0.0, "n_engaged": 0.0, "generator": "templates",
-        "updated_at": NOW,
-    })
+    table = pd.DataFrame(
+        {
+            "query": ["love story taylor swift", "love story taylor swift", "halo"],
+            "entity_id": ["ls", "other", "halo"],
+            "score": [0.8, 0.1, 0.5],
+            "source": "predicted",
+            "predicted_score": [0.8, 0.1, 0.5],
+            "n_impressions": 0.0,
+            "n_engaged": 0.0,
+            "generator": "templates",
+            "updated_at": NOW,
+        }
+    )
     index = MemoryIndex(table, CONFIG)
     exact, meta = index.lookup("love story taylor swift", 10)
     assert [e for e, _ in exact] == ["ls", "other"] and meta["match"] == "exact" and meta["match_quality"] == 1.0
-    fuzzy, meta = index.lookup("taylor swift love story", 10)   # word order
+    fuzzy, meta = index.lookup("taylor swift love story", 10)  # word order
     assert fuzzy[0][0] == "ls" and meta["match"] == "fuzzy"
-    near, meta = index.lookup("love storry taylor swift", 10)   # a typo
+    near, meta = index.lookup("love storry taylor swift", 10)  # a typo
     assert near[0][0] == "ls" and 0.88 <= meta["match_quality"] < 1.0
     assert near[0][1] == pytest.approx(0.8 * meta["match_quality"])
     assert index.lookup("bohemian rhapsody", 10) == ([], {"match": "none", "match_quality": 0.0, "matched_queries": []})
-
-

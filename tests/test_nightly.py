@@ -33,15 +33,24 @@ def demo_run(q2e_platform, tmp_path_factory):
     settings = q2e_platform[0]
     out = tmp_path_factory.mktemp("nightly")
     data = out / "data"
-    shutil.copytree(settings.data_dir, data, ignore=shutil.ignore_patterns(
-        "logs", "simulation", "bundles", "policies", "rankers", "nightly", "mlflow"))
+    shutil.copytree(
+        settings.data_dir,
+        data,
+        ignore=shutil.ignore_patterns("logs", "simulation", "bundles", "policies", "rankers", "nightly", "mlflow"),
+    )
     config = out / "nightly.yaml"
-    config.write_text(yaml.safe_dump({
-        "extends": str(q2e_platform[2]), "data_dir": str(data),
-        "bandit": {"learner": {"min_engaged_requests": 20, "iterations": 60}, "ope": {"n_bootstrap": 200}},
-        "ranker": {"min_requests": 10, "iterations": 60},
-        # Latency is gated in production; here the suite may share 2 cores with other work.
-        "promotion": {"latency_budget_ms": 20000.0, "first_champion_latency_budget_ms": 20000.0, "min_ess": 5}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(q2e_platform[2]),
+                "data_dir": str(data),
+                "bandit": {"learner": {"min_engaged_requests": 20, "iterations": 60}, "ope": {"n_bootstrap": 200}},
+                "ranker": {"min_requests": 10, "iterations": 60},
+                # Latency is gated in production; here the suite may share 2 cores with other work.
+                "promotion": {"latency_budget_ms": 20000.0, "first_champion_latency_budget_ms": 20000.0, "min_ess": 5},
+            }
+        )
+    )
     rows = demo_loop(NIGHTS, QUERIES, str(config))
     return load_settings(config), config, rows
 
@@ -62,7 +71,7 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
     assert all(r["steps"]["q2e"]["status"] == "ran" for r in records)
     for row, record in zip(rows, records):
         assert row["candidate_recall"] > 0 and row["ndcg@10"] > 0
-        assert row["next_day"]["reward"] is not None                  # every night is followed by a served day
+        assert row["next_day"]["reward"] is not None  # every night is followed by a served day
         assert (row["policy"]["measured_next_day"] is not None) == row["policy"]["served_next_day"]
         assert record["promotion"]["gates"] and record["steps"]["promote"]["status"] in ("promoted", "refused")
         assert set(record["outputs"]) >= {"q2e_version", "bundle_id"}
@@ -71,7 +80,7 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
     # searches), which needs no logged day, and is gated on the real validation queries.
     assert all(p.startswith("epsilon") for p in rows[0]["served_by"]["policy"])
     assert all(r["steps"]["bandit"]["status"] == "trained" for r in records)
-    assert all(r["steps"]["retention"]["status"] == "ran" for r in records)   # the last step of every night
+    assert all(r["steps"]["retention"]["status"] == "ran" for r in records)  # the last step of every night
     assert all(r["steps"]["ranker"]["status"] == "trained" for r in records)
     decisions = [e for e in history(settings) if e["action"] == "promote"]
     # the first champion + each night's candidates: tonight's models together, and a model that
@@ -80,7 +89,7 @@ def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_ch
     for record in records:
         first, *second = record["promotion_attempts"]
         assert len(second) <= 1 and (not second or not first["promoted"])
-    for row in rows:       # a promoted night's policy serves the next day and is measured there
+    for row in rows:  # a promoted night's policy serves the next day and is measured there
         if row["promotion"]["promoted"] and "policy" in row["promotion"]["models"]:
             assert row["policy"]["served_next_day"] and row["policy"]["measured_next_day"] == row["next_day"]["reward"]
 
@@ -105,8 +114,8 @@ def test_rerunning_a_date_replaces_its_outputs_and_duplicates_nothing(demo_run):
     from flows.nightly import nightly as nightly_flow
     from ltrr_core import nightly
     from ltrr_core.artifacts import bundles_root
-    from ltrr_core.memory.build import q2e_store
     from ltrr_core.logs import read_logs
+    from ltrr_core.memory.build import q2e_store
 
     settings, config, rows = demo_run
     day = date.fromisoformat(rows[-1]["date"])
@@ -119,7 +128,7 @@ def test_rerunning_a_date_replaces_its_outputs_and_duplicates_nothing(demo_run):
     after = nightly_flow(day.isoformat(), None, str(config))
 
     assert after["attempt"] == before["attempt"] + 1 == nightly.read_record(settings, day)["attempt"]
-    assert len(list(nightly.nightly_root(settings).glob("*.json"))) == NIGHTS    # one record per date
+    assert len(list(nightly.nightly_root(settings).glob("*.json"))) == NIGHTS  # one record per date
     # Exactly one set of outputs for the date: the previous run's policy, ranker and Q2E version are gone.
     now_policies = sorted(p.name for p in (settings.data_dir / settings.bandit.out_dir).glob("P*"))
     now_rankers = sorted(p.name for p in (settings.data_dir / settings.ranker.out_dir).glob("R*"))
@@ -163,7 +172,7 @@ def test_unknown_steps_and_bad_dates_are_refused_with_the_rule(test_settings):
         backfill_days("2026-01-05", "2026-01-01")
     with pytest.raises(NightlyError, match="not a date"):
         resolve_day(test_settings, "2026-13-01")
-    assert resolve_day(test_settings, None, date(2026, 3, 1)) == date(2026, 2, 28)     # scheduled: yesterday
+    assert resolve_day(test_settings, None, date(2026, 3, 1)) == date(2026, 2, 28)  # scheduled: yesterday
     assert select_steps(["bundle", "bandit", "promote"]) == ["bandit", "bundle", "promote"]
 
 
@@ -206,20 +215,34 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
     settings, config, rows = demo_run
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect"), "PREFECT_API_URL": api,
-           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_UI_ENABLED": "false",
-           "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
-           "PREFECT_RUNNER_POLL_FREQUENCY": "2",
-           "PYTHONPATH": str(ROOT)}
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PYTHONPATH": str(ROOT),
+    }
     logs = tmp_path / "server.log"
-    server = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                               "--port", str(port)], env=env, stdout=logs.open("w"), stderr=subprocess.STDOUT,
-                              cwd=tmp_path)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=logs.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     runner = None
     try:
         _wait_http(f"{api}/health", 120, server)
-        runner = subprocess.Popen([sys.executable, "-m", "flows.cli", "--config", str(config), "deploy"], env=env,
-                                  stdout=(tmp_path / "deploy.log").open("w"), stderr=subprocess.STDOUT, cwd=ROOT)
+        runner = subprocess.Popen(
+            [sys.executable, "-m", "flows.cli", "--config", str(config), "deploy"],
+            env=env,
+            stdout=(tmp_path / "deploy.log").open("w"),
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )
         name = f"backfill/{settings.orchestration.backfill_deployment}"
         with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             deadline = time.monotonic() + 90
@@ -229,13 +252,14 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
                     break
                 except Exception:  # noqa: BLE001 - not registered yet
                     if time.monotonic() > deadline or runner.poll() is not None:
-                        raise AssertionError((tmp_path / "deploy.log").read_text()[-3000:])
+                        raise AssertionError((tmp_path / "deploy.log").read_text()[-3000:]) from None
                     time.sleep(1)
             nightly_deployment = client.read_deployment_by_name(f"nightly/{settings.orchestration.nightly_deployment}")
             assert nightly_deployment.schedules[0].schedule.cron == settings.orchestration.nightly_cron
             first, last = rows[0]["date"], rows[1]["date"]
             run = client.create_flow_run_from_deployment(
-                deployment.id, parameters={"start_date": first, "end_date": last, "steps": ["validate_logs"]})
+                deployment.id, parameters={"start_date": first, "end_date": last, "steps": ["validate_logs"]}
+            )
             deadline = time.monotonic() + 240
             while not (state := client.read_flow_run(run.id).state).is_final():
                 assert time.monotonic() < deadline, (tmp_path / "deploy.log").read_text()[-3000:]
@@ -283,15 +307,30 @@ def _decision(failed: dict[str, str]) -> dict:
     return {"gates": [{"name": n, "passed": n not in failed, "reason": failed.get(n, "ok")} for n in names]}
 
 
-@pytest.mark.parametrize("failed, policy, ranker, expected", [
-    ({"policy": "lower bound below", "smoke": "not run: policy failed"}, "P1", "R1", {"policy_dir": None, "ranker_dir": "R1"}),
-    ({"ranker": "nDCG below", "smoke": "not run: ranker failed"}, "P1", "R1", {"policy_dir": "P1", "ranker_dir": None}),
-    ({"policy": "x", "ranker": "y", "smoke": "not run: ranker, policy failed"}, "P1", "R1", None),
-    ({"policy": "x", "smoke": "not run: policy failed"}, "P1", None, None),          # nothing else was trained tonight
-    ({"contracts": "quarantined", "policy": "x", "smoke": "not run"}, "P1", "R1", None),
-    ({"smoke": "p95 900 ms over the budget"}, "P1", "R1", None),                      # the smoke test ran and refused
-])
-def test_a_model_that_passed_its_own_gate_gets_a_candidate_without_the_one_that_failed(failed, policy, ranker, expected):
+@pytest.mark.parametrize(
+    "failed, policy, ranker, expected",
+    [
+        (
+            {"policy": "lower bound below", "smoke": "not run: policy failed"},
+            "P1",
+            "R1",
+            {"policy_dir": None, "ranker_dir": "R1"},
+        ),
+        (
+            {"ranker": "nDCG below", "smoke": "not run: ranker failed"},
+            "P1",
+            "R1",
+            {"policy_dir": "P1", "ranker_dir": None},
+        ),
+        ({"policy": "x", "ranker": "y", "smoke": "not run: ranker, policy failed"}, "P1", "R1", None),
+        ({"policy": "x", "smoke": "not run: policy failed"}, "P1", None, None),  # nothing else was trained tonight
+        ({"contracts": "quarantined", "policy": "x", "smoke": "not run"}, "P1", "R1", None),
+        ({"smoke": "p95 900 ms over the budget"}, "P1", "R1", None),  # the smoke test ran and refused
+    ],
+)
+def test_a_model_that_passed_its_own_gate_gets_a_candidate_without_the_one_that_failed(
+    failed, policy, ranker, expected
+):
     from ltrr_core.nightly import fallback_models
 
     assert fallback_models(_decision(failed), policy, ranker) == expected
@@ -309,15 +348,31 @@ def test_two_nights_ranker_runs_compare_in_the_mlflow_ui_with_datasets_and_metri
     settings, _, rows = demo_run
     experiment = MlflowClient(tracking_uri(settings)).get_experiment_by_name(settings.mlflow.ranker_experiment)
     port, log = free_port(), tmp_path / "mlflow.log"
-    server = subprocess.Popen([str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1",
-                               "--port", str(port), "--backend-store-uri", tracking_uri(settings), "--workers", "1"],
-                              stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=tmp_path)
+    server = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "mlflow"),
+            "server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--backend-store-uri",
+            tracking_uri(settings),
+            "--workers",
+            "1",
+        ],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        cwd=tmp_path,
+    )
     try:
         wait_http(f"http://127.0.0.1:{port}/health", 240, server, log)
         with chromium() as browser:
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             # The *Model training* view of the experiment (MLflow 3 opens on a GenAI overview otherwise).
-            page.goto(f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning")
+            page.goto(
+                f"http://127.0.0.1:{port}/#/experiments/{experiment.experiment_id}/runs?workflowType=machine_learning"
+            )
             nights = [f"nightly {row['date']}" for row in rows[-2:]]
             for name in nights:
                 page.get_by_role("row").filter(has_text=name).get_by_role("checkbox").first.check(timeout=60_000)
@@ -328,9 +383,13 @@ def test_two_nights_ranker_runs_compare_in_the_mlflow_ui_with_datasets_and_metri
             page.get_by_text("ranker_version").first.wait_for()
             body = page.inner_text("body")
             assert all(name in body for name in nights)
-            assert "ranker.ndcg_at_10" in body and "fusion_baseline.ndcg_at_10" in body       # metrics side by side
-            page.get_by_text("feature_importance.png").first.dispatch_event("click")        # the plots side by side (the assistant panel overlaps it)
-            page.locator("img[src*='feature_importance.png'], img[alt*='feature_importance']").first.wait_for(timeout=30_000)
+            assert "ranker.ndcg_at_10" in body and "fusion_baseline.ndcg_at_10" in body  # metrics side by side
+            page.get_by_text("feature_importance.png").first.dispatch_event(
+                "click"
+            )  # the plots side by side (the assistant panel overlaps it)
+            page.locator("img[src*='feature_importance.png'], img[alt*='feature_importance']").first.wait_for(
+                timeout=30_000
+            )
             page.screenshot(path=str(ARTIFACTS / "mlflow-compare.png"), full_page=True)
             page.close()
     finally:

@@ -17,8 +17,8 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
 
 
 LOGGING = _softmax(np.random.default_rng(1).normal(size=(N_CONTEXTS, N_ACTIONS)))
-TARGET = 0.8 * np.eye(N_ACTIONS)[TRUE_RATE.argmax(axis=1)] + 0.2 / N_ACTIONS   # mostly the best action
-TRUTH = float((TARGET * TRUE_RATE).sum(axis=1).mean())                           # contexts are uniform
+TARGET = 0.8 * np.eye(N_ACTIONS)[TRUE_RATE.argmax(axis=1)] + 0.2 / N_ACTIONS  # mostly the best action
+TRUTH = float((TARGET * TRUE_RATE).sum(axis=1).mean())  # contexts are uniform
 
 
 def _logged(seed: int, model: np.ndarray) -> LoggedFeedback:
@@ -32,18 +32,21 @@ def _logged(seed: int, model: np.ndarray) -> LoggedFeedback:
 WRONG_MODEL = np.full((N_CONTEXTS, N_ACTIONS), 0.3)
 
 
-@pytest.mark.parametrize(("estimator", "model"), [
-    (IPS(n_bootstrap=300), WRONG_MODEL),
-    (SNIPS(n_bootstrap=300), WRONG_MODEL),
-    (DoublyRobust(n_bootstrap=300), WRONG_MODEL),     # unbiased with a wrong model: propensities are exact
-    (DirectMethod(n_bootstrap=300), TRUE_RATE),       # unbiased only with the right model
-])
+@pytest.mark.parametrize(
+    ("estimator", "model"),
+    [
+        (IPS(n_bootstrap=300), WRONG_MODEL),
+        (SNIPS(n_bootstrap=300), WRONG_MODEL),
+        (DoublyRobust(n_bootstrap=300), WRONG_MODEL),  # unbiased with a wrong model: propensities are exact
+        (DirectMethod(n_bootstrap=300), TRUE_RATE),  # unbiased only with the right model
+    ],
+)
 def test_estimators_are_unbiased_and_their_intervals_cover(estimator, model):
     estimates = [estimator.estimate(_logged(seed, model)) for seed in range(SEEDS)]
     values = np.array([e.value for e in estimates])
     assert abs(values.mean() - TRUTH) < 3 * values.std(ddof=1) / np.sqrt(SEEDS) + 1e-3, (values.mean(), TRUTH)
     coverage = np.mean([e.ci[0] <= TRUTH <= e.ci[1] for e in estimates])
-    assert coverage >= 0.85, coverage          # nominal 0.95; bootstrap percentile intervals run a little narrow
+    assert coverage >= 0.85, coverage  # nominal 0.95; bootstrap percentile intervals run a little narrow
 
 
 def test_direct_method_with_a_wrong_model_is_biased_and_dr_repairs_it():
@@ -55,10 +58,17 @@ def test_direct_method_with_a_wrong_model_is_biased_and_dr_repairs_it():
 def test_switch_dr_is_dr_below_the_threshold_and_dm_above():
     data = _logged(0, WRONG_MODEL)
     assert SwitchDR(max_weight=1e9, n_bootstrap=100).estimate(data).value == pytest.approx(
-        DoublyRobust(n_bootstrap=100).estimate(data).value)
+        DoublyRobust(n_bootstrap=100).estimate(data).value
+    )
     assert SwitchDR(max_weight=1.0 + 1e-9, n_bootstrap=100).estimate(
-        LoggedFeedback(data.reward, data.logging_propensity, data.logging_propensity * 2, data.model_reward_logged,
-                       data.model_value_target)).value == pytest.approx(data.model_value_target.mean())
+        LoggedFeedback(
+            data.reward,
+            data.logging_propensity,
+            data.logging_propensity * 2,
+            data.model_reward_logged,
+            data.model_value_target,
+        )
+    ).value == pytest.approx(data.model_value_target.mean())
 
 
 def test_effective_sample_size():
@@ -73,24 +83,31 @@ def test_effective_sample_size():
 #   weight  w = pi / p  2     0     2     3        sum w = 7, sum w^2 = 17
 #   model q(x, a_log)   0.6   0.2   0.4   0.1
 #   model sum_a pi q    0.6   0.3   0.5   0.2
-HAND = LoggedFeedback(np.array([1.0, 0.0, 1.0, 0.0]), np.array([0.5, 0.5, 0.25, 0.25]),
-                      np.array([1.0, 0.0, 0.5, 0.75]), np.array([0.6, 0.2, 0.4, 0.1]),
-                      np.array([0.6, 0.3, 0.5, 0.2]))
+HAND = LoggedFeedback(
+    np.array([1.0, 0.0, 1.0, 0.0]),
+    np.array([0.5, 0.5, 0.25, 0.25]),
+    np.array([1.0, 0.0, 0.5, 0.75]),
+    np.array([0.6, 0.2, 0.4, 0.1]),
+    np.array([0.6, 0.3, 0.5, 0.2]),
+)
 
 
-@pytest.mark.parametrize(("estimator", "value"), [
-    (IPS(n_bootstrap=100), 1.0),                         # (2 + 0 + 2 + 0) / 4
-    (SNIPS(n_bootstrap=100), 4 / 7),                     # (2 + 0 + 2 + 0) / (2 + 0 + 2 + 3) = 0.571429
-    (DirectMethod(n_bootstrap=100), 0.4),                # (0.6 + 0.3 + 0.5 + 0.2) / 4
-    # DR: mean of v + w (r - q) = mean(0.6 + 0.8, 0.3 + 0, 0.5 + 1.2, 0.2 - 0.3) = 3.3 / 4
-    (DoublyRobust(n_bootstrap=100), 0.825),
-    # switch-DR at 2.5: round 4's weight 3 > 2.5 keeps only its model term 0.2: 3.6 / 4
-    (SwitchDR(max_weight=2.5, n_bootstrap=100), 0.9),
-])
+@pytest.mark.parametrize(
+    ("estimator", "value"),
+    [
+        (IPS(n_bootstrap=100), 1.0),  # (2 + 0 + 2 + 0) / 4
+        (SNIPS(n_bootstrap=100), 4 / 7),  # (2 + 0 + 2 + 0) / (2 + 0 + 2 + 3) = 0.571429
+        (DirectMethod(n_bootstrap=100), 0.4),  # (0.6 + 0.3 + 0.5 + 0.2) / 4
+        # DR: mean of v + w (r - q) = mean(0.6 + 0.8, 0.3 + 0, 0.5 + 1.2, 0.2 - 0.3) = 3.3 / 4
+        (DoublyRobust(n_bootstrap=100), 0.825),
+        # switch-DR at 2.5: round 4's weight 3 > 2.5 keeps only its model term 0.2: 3.6 / 4
+        (SwitchDR(max_weight=2.5, n_bootstrap=100), 0.9),
+    ],
+)
 def test_each_estimator_on_a_hand_built_log(estimator, value):
     result = estimator.estimate(HAND)
     assert result.value == pytest.approx(value, abs=1e-12) and result.n == 4
-    assert np.isfinite(result.ci).all()       # SNIPS: a resample of only round 2 (w = 0) is 0, not NaN
+    assert np.isfinite(result.ci).all()  # SNIPS: a resample of only round 2 (w = 0) is 0, not NaN
     # Kish ESS of the UNCLIPPED weights, the same for every estimator: 7^2 / 17 = 2.882353
     assert result.ess == pytest.approx(49 / 17, abs=1e-12)
     if isinstance(estimator, SwitchDR):
@@ -131,8 +148,9 @@ def _gate_on(tmp_path, estimate: dict, min_ess: float):
 
     bundle = tmp_path / f"bundle-{len(list(tmp_path.iterdir()))}"
     (bundle / "policy").mkdir(parents=True)
-    (bundle / "policy" / "report.json").write_text(json.dumps({"ope": {
-        "learned_policy": {"switch_dr": estimate}, "logging_policy": {"estimate": -1.0}}}))
+    (bundle / "policy" / "report.json").write_text(
+        json.dumps({"ope": {"learned_policy": {"switch_dr": estimate}, "logging_policy": {"estimate": -1.0}}})
+    )
     return gate_policy(load_settings(TEST_CONFIG).with_overrides(**{"promotion.min_ess": min_ess}), bundle)
 
 
@@ -153,7 +171,7 @@ def test_the_promotion_gate_reads_the_unclipped_ess_and_refuses_what_clipping_wo
     assert not refused.passed and report["ess_clipped"] >= 8
     assert "effective sample size 6.4 (unclipped weights) below 8" in refused.reason
     assert refused.numbers["ess"] == 6.4 and refused.numbers["ess_clipped"] == 9.0
-    assert _gate_on(tmp_path, report, min_ess=6).passed          # 6.4 >= 6: the same report passes a lower floor
+    assert _gate_on(tmp_path, report, min_ess=6).passed  # 6.4 >= 6: the same report passes a lower floor
     # A report from before the split carries the clipped ESS under "ess": refused, not trusted.
     legacy = {k: v for k, v in report.items() if k != "ess_clipped"} | {"ess": 9.0}
     old = _gate_on(tmp_path, legacy, min_ess=8)
@@ -177,7 +195,7 @@ def test_obd_uniform_policy_value_from_the_thompson_sampling_log(test_settings):
 
     report = ope_obd(test_settings)
     truth = report["on_policy"]["value"]
-    assert report["on_policy"]["n"] == 10_000 and 0.002 < truth < 0.006      # 38 clicks in 10,000 random rounds
+    assert report["on_policy"]["n"] == 10_000 and 0.002 < truth < 0.006  # 38 clicks in 10,000 random rounds
     assert truth == pytest.approx(38 / 10_000)
     for name in ("ips", "snips", "dr", "switch_dr"):
         result = report["estimators"][name]
@@ -208,8 +226,13 @@ def test_ope_obd_command_prints_the_documented_json_and_a_plot(tmp_path):
     from pathlib import Path
 
     ltrr = Path(sys.executable).with_name("ltrr")
-    out = subprocess.run([str(ltrr), "bandit", "ope-obd", "--json", "--plot", str(tmp_path / "obd.png")],
-                         capture_output=True, text=True, timeout=300, check=True)
+    out = subprocess.run(
+        [str(ltrr), "bandit", "ope-obd", "--json", "--plot", str(tmp_path / "obd.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
     report = json.loads(out.stdout)
     assert set(report["on_policy"]) >= {"value", "ci"}
     for name in ("ips", "snips", "dr"):

@@ -37,7 +37,7 @@ def _slot_value(template: str, example: str, slot: str) -> str:
     """What the template's slot stood for in the real sentence it was mined from."""
     prefix, suffix = template.split(slot)
     assert example.startswith(prefix) and example.endswith(suffix), (template, example)
-    return example[len(prefix):len(example) - len(suffix)].strip()
+    return example[len(prefix) : len(example) - len(suffix)].strip()
 
 
 def test_at_least_50_templates_per_kind_from_both_sources_each_with_exactly_one_slot(settings, mined):
@@ -51,7 +51,7 @@ def test_at_least_50_templates_per_kind_from_both_sources_each_with_exactly_one_
         for text in templates:
             assert text.count("{") == text.count("}") == 1 and text.count(SLOTS[kind]) == 1, text
             assert 2 <= len(text.split()) <= settings.simulate.phrasing_max_tokens, text
-            assert re.fullmatch(r"[0-9a-z]+( [0-9a-z]+)*", text.replace(SLOTS[kind], "x")), text   # normalised
+            assert re.fullmatch(r"[0-9a-z]+( [0-9a-z]+)*", text.replace(SLOTS[kind], "x")), text  # normalised
 
 
 def test_known_answer_a_real_reddit_request(mined):
@@ -71,17 +71,21 @@ def test_the_real_mention_is_cut_out_of_every_template(settings, mined):
     for query in queries:
         for sentence in query.split("|"):
             mentions_of.setdefault(clean(sentence), set()).update(m for m, _ in gold.get(query, []))
-    tag_names = {clean(line.split("\t", 1)[1]) for line in
-                 settings.shared_path(settings.catalog.paths.lastfm_tags).read_text(encoding="latin-1").splitlines()[1:]}
+    tag_names = {
+        clean(line.split("\t", 1)[1])
+        for line in settings.shared_path(settings.catalog.paths.lastfm_tags)
+        .read_text(encoding="latin-1")
+        .splitlines()[1:]
+    }
     for m in mined.mined:
         value = _slot_value(m.text, m.example, SLOTS[m.kind])
         assert value and fill(m.text, {m.kind: value}) == m.example
-        assert not _words(value, m.text), m            # the mention itself does not stay behind
+        assert not _words(value, m.text), m  # the mention itself does not stay behind
         if m.kind == "tag":
             assert value in tag_names, m
         if "musicreconer" in m.sources and m.example in mentions_of:
             kept = [x for x in mentions_of[m.example] if _words(x, m.text)]
-            assert not kept, (m, kept)                   # nor any other annotated mention
+            assert not kept, (m, kept)  # nor any other annotated mention
             if m.kind == "artist":
                 assert value in mentions_of[m.example], m
 
@@ -89,12 +93,17 @@ def test_the_real_mention_is_cut_out_of_every_template(settings, mined):
 def test_a_second_name_the_conversation_does_not_know_keeps_the_sentence_out(settings, mined):
     # Real CPCD utterances naming one of the conversation's artists and another artist the
     # conversation's tracks do not hold; as templates they would keep "tupac" / "nickle back".
-    said = {clean(sentence) for line in
-            settings.shared_path(settings.simulate.phrasing_cpcd_dialogs).read_text(encoding="utf-8").splitlines()
-            for turn in json.loads(line)["turns"] for sentence in phrasings._CPCD_SENTENCE.split(turn["user_query"])}
+    said = {
+        clean(sentence)
+        for line in settings.shared_path(settings.simulate.phrasing_cpcd_dialogs)
+        .read_text(encoding="utf-8")
+        .splitlines()
+        for turn in json.loads(line)["turns"]
+        for sentence in phrasings._CPCD_SENTENCE.split(turn["user_query"])
+    }
     assert "artists similar to warren g or tupac kinda thing" in said and "linkin park nickle back" in said
     assert not [t for t in mined.artist + mined.tag if _words("tupac", t) or _words("nickle back", t)]
-    assert "artists similar to {artist}" in mined.artist   # the same phrasing without a second name
+    assert "artists similar to {artist}" in mined.artist  # the same phrasing without a second name
 
 
 def test_no_held_out_cpcd_conversation_is_mined(settings, mined):
@@ -108,7 +117,7 @@ def test_no_held_out_cpcd_conversation_is_mined(settings, mined):
                 (allowed if part in settings.simulate.phrasing_cpcd_parts else held_out).add(clean(sentence))
     from_cpcd = [m for m in mined.mined if m.sources == ("cpcd",)]
     assert from_cpcd and all(m.example in allowed for m in from_cpcd)
-    assert held_out - allowed                             # the split did keep sentences out
+    assert held_out - allowed  # the split did keep sentences out
 
 
 def test_mining_is_deterministic(settings, mined):
@@ -120,8 +129,10 @@ def test_mining_is_deterministic(settings, mined):
 def test_typed_query_fills_a_mined_template_with_the_slot_value(settings, mined):
     config = settings.simulate.model_copy(update={"misspelling_rate": 0.0})
     rng = np.random.default_rng(0)
-    cases = [(Intent("tag", "tag:shoegaze", "shoegaze", {}, slot={"tag": "shoegaze"}), mined.tag, "tag_phrasing"),
-             (Intent("similar", "similar:x", "Aphex Twin", {}, slot={"artist": "Aphex Twin"}), mined.artist, "songs_like")]
+    cases = [
+        (Intent("tag", "tag:shoegaze", "shoegaze", {}, slot={"tag": "shoegaze"}), mined.tag, "tag_phrasing"),
+        (Intent("similar", "similar:x", "Aphex Twin", {}, slot={"artist": "Aphex Twin"}), mined.artist, "songs_like"),
+    ]
     for intent, templates, variant_name in cases:
         value = next(iter(intent.slot.values()))
         expected = {fill(t, intent.slot) for t in templates}
@@ -130,7 +141,7 @@ def test_typed_query_fills_a_mined_template_with_the_slot_value(settings, mined)
             text, variant = typed_query(intent, config, rng, mined)
             assert variant == variant_name and value in text and text in expected, text
             texts.add(text)
-        assert len(texts) > 50    # drawn from the mined templates, not a handful of fixed ones
+        assert len(texts) > 50  # drawn from the mined templates, not a handful of fixed ones
     with pytest.raises(ValueError, match="mine_templates"):
         typed_query(cases[0][0], config, rng)
     fixed = config.model_copy(update={"phrasing_source": "fixed"})

@@ -37,8 +37,11 @@ def test_propensity_floor_and_config_validation():
     # At the exploration floor (epsilon = min_epsilon = 0.02) the unchosen plan keeps 0.02 / 2.
     floor = PolicyConfig(plans=config.plans, default_plan="a", epsilon=0.02)
     assert EpsilonDefaultPolicy(floor).probabilities() == pytest.approx({"a": 0.99, "b": 0.01})
-    with pytest.raises(ValueError, match=r"runtime\.policy\.epsilon 0\.0 is below the exploration floor "
-                                         r"runtime\.policy\.min_epsilon 0\.02"):
+    with pytest.raises(
+        ValueError,
+        match=r"runtime\.policy\.epsilon 0\.0 is below the exploration floor "
+        r"runtime\.policy\.min_epsilon 0\.02",
+    ):
         PolicyConfig(plans=config.plans, default_plan="a", epsilon=0.0)
     with pytest.raises(ValueError, match="default_plan 'c' is not one of"):
         PolicyConfig(plans={"a": {"lexical": 10}}, default_plan="c")

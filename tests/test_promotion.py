@@ -25,15 +25,23 @@ def _tiny_ranker(directory, settings, ndcg: float, champion_ndcg: float | None):
     model.fit(rng.random((40, len(names))), rng.integers(0, 3, 40), group_id=np.repeat(np.arange(8), 5))
     directory.mkdir(parents=True)
     model.save_model(str(directory / "model.cbm"))
-    (directory / "ranker.json").write_text(json.dumps({"version": directory.name, "feature_spec_version": FEATURE_SPEC_VERSION,
-                                                       "feature_names": names}))
+    (directory / "ranker.json").write_text(
+        json.dumps({"version": directory.name, "feature_spec_version": FEATURE_SPEC_VERSION, "feature_names": names})
+    )
     evaluation = {"fusion_baseline": {"ndcg@10": 0.40}, "ranker": {"ndcg@10": ndcg}}
     if champion_ndcg is not None:
         evaluation["champion"] = {"ndcg@10": champion_ndcg}
     checked = {"impressions": {"rows": 100, "quarantined": 1}, "feedback": {"rows": 50, "quarantined": 0}}
-    (directory / "report.json").write_text(json.dumps({
-        "evaluation_day": "2026-04-03", "evaluation": evaluation, "contract": {"training": {"passed": True}},
-        "contracts": {"2026-04-01": checked}}))
+    (directory / "report.json").write_text(
+        json.dumps(
+            {
+                "evaluation_day": "2026-04-03",
+                "evaluation": evaluation,
+                "contract": {"training": {"passed": True}},
+                "contracts": {"2026-04-01": checked},
+            }
+        )
+    )
     return directory
 
 
@@ -48,16 +56,39 @@ def _tiny_policy(directory, settings, lower_bound: float, logging_value: float, 
     model.fit(rng.random((40, len(features) + len(strategies))), rng.integers(0, 2, 40))
     directory.mkdir(parents=True)
     model.save_model(str(directory / "model.cbm"))
-    (directory / "policy.json").write_text(json.dumps({
-        "version": directory.name, "plans": plans, "feature_names": features, "strategies": strategies,
-        "cost_penalty": 0.05, "budget": 150, "epsilon": 0.1}))
+    (directory / "policy.json").write_text(
+        json.dumps(
+            {
+                "version": directory.name,
+                "plans": plans,
+                "feature_names": features,
+                "strategies": strategies,
+                "cost_penalty": 0.05,
+                "budget": 150,
+                "epsilon": 0.1,
+            }
+        )
+    )
     # "ess": unclipped weights (what the gate reads); "ess_clipped" only recorded beside it.
-    estimate = {"estimate": lower_bound + 0.02, "ci": [lower_bound, lower_bound + 0.04], "ess": ess,
-                "ess_clipped": ess * 1.5}
-    (directory / "report.json").write_text(json.dumps({
-        "ope": {"learned_policy": {"switch_dr": estimate}, "logging_policy": {"estimate": logging_value}},
-        "contracts": {"2026-04-01": {"impressions": {"rows": 100, "quarantined": quarantined},
-                                     "feedback": {"rows": 40, "quarantined": 0}}}}))
+    estimate = {
+        "estimate": lower_bound + 0.02,
+        "ci": [lower_bound, lower_bound + 0.04],
+        "ess": ess,
+        "ess_clipped": ess * 1.5,
+    }
+    (directory / "report.json").write_text(
+        json.dumps(
+            {
+                "ope": {"learned_policy": {"switch_dr": estimate}, "logging_policy": {"estimate": logging_value}},
+                "contracts": {
+                    "2026-04-01": {
+                        "impressions": {"rows": 100, "quarantined": quarantined},
+                        "feedback": {"rows": 40, "quarantined": 0},
+                    }
+                },
+            }
+        )
+    )
     return directory
 
 
@@ -67,10 +98,14 @@ def promotion_settings(q2e_platform, tmp_path):
     from ltrr_core.artifacts import build_bundle, bundles_root
 
     # Latency is gated in production; here the suite may share 2 cores with other work.
-    settings = q2e_platform[0].with_overrides(**{"promotion.latency_budget_ms": 20000.0,
-                                                 "promotion.first_champion_latency_budget_ms": 20000.0})
+    settings = q2e_platform[0].with_overrides(
+        **{"promotion.latency_budget_ms": 20000.0, "promotion.first_champion_latency_budget_ms": 20000.0}
+    )
     root = bundles_root(settings)
-    saved = {name: (root / name).read_text() if (root / name).exists() else None for name in ("LATEST", "PROMOTED", "promotions.jsonl")}
+    saved = {
+        name: (root / name).read_text() if (root / name).exists() else None
+        for name in ("LATEST", "PROMOTED", "promotions.jsonl")
+    }
     for name in ("PROMOTED", "promotions.jsonl"):
         (root / name).unlink(missing_ok=True)
     champion = root / build_bundle(settings)["bundle_id"]
@@ -104,10 +139,16 @@ def test_a_good_candidate_is_promoted_and_recorded_then_rolled_back(promotion_se
     assert actions == ["promote", "switched", "promote", "promote", "switched", "rollback"]
 
 
-@pytest.mark.parametrize("plant, gate", [
-    ("worse_ranker", "ranker"), ("low_policy_bound", "policy"), ("low_ess", "policy"),
-    ("contract_failure", "contracts"), ("tampered", "integrity"),
-])
+@pytest.mark.parametrize(
+    "plant, gate",
+    [
+        ("worse_ranker", "ranker"),
+        ("low_policy_bound", "policy"),
+        ("low_ess", "policy"),
+        ("contract_failure", "contracts"),
+        ("tampered", "integrity"),
+    ],
+)
 def test_each_gate_blocks_a_planted_bad_candidate_and_the_champion_keeps_serving(promotion_settings, plant, gate):
     from ltrr_core.artifacts import build_bundle, bundles_root
     from ltrr_core.artifacts.promotion import history, promote, promoted_bundle
@@ -115,9 +156,14 @@ def test_each_gate_blocks_a_planted_bad_candidate_and_the_champion_keeps_serving
     settings, champion, tmp = promotion_settings
     assert promote(settings, champion).promoted
     ranker = _tiny_ranker(tmp / "R", settings, ndcg=0.30 if plant == "worse_ranker" else 0.41, champion_ndcg=0.40)
-    policy = _tiny_policy(tmp / "P", settings, lower_bound=0.30 if plant == "low_policy_bound" else 0.47,
-                          logging_value=0.46, ess=5 if plant == "low_ess" else 120,
-                          quarantined=40 if plant == "contract_failure" else 0)
+    policy = _tiny_policy(
+        tmp / "P",
+        settings,
+        lower_bound=0.30 if plant == "low_policy_bound" else 0.47,
+        logging_value=0.46,
+        ess=5 if plant == "low_ess" else 120,
+        quarantined=40 if plant == "contract_failure" else 0,
+    )
     candidate = bundles_root(settings) / build_bundle(settings, policy, ranker)["bundle_id"]
     if plant == "tampered":
         target = candidate / "retrieval.json"
@@ -127,7 +173,7 @@ def test_each_gate_blocks_a_planted_bad_candidate_and_the_champion_keeps_serving
     assert not decision.promoted and gate in failed
     assert promoted_bundle(settings) == champion
     assert history(settings)[-1]["reasons"] and history(settings)[-1]["bundle_id"] == candidate.name
-    assert "smoke" in failed            # a refused bundle is never even loaded
+    assert "smoke" in failed  # a refused bundle is never even loaded
 
 
 def test_a_crash_between_writing_and_switching_leaves_the_champion_serving(promotion_settings):
@@ -145,7 +191,7 @@ def test_a_crash_between_writing_and_switching_leaves_the_champion_serving(promo
     with pytest.raises(KeyboardInterrupt):
         promote(settings, candidate, before_switch=crash)
     assert promoted_bundle(settings) == champion and serving_bundle(settings) == champion
-    assert not list(bundles_root(settings).glob(".PROMOTED.*"))       # no half-written pointer left behind
+    assert not list(bundles_root(settings).glob(".PROMOTED.*"))  # no half-written pointer left behind
     shutil.rmtree(candidate)
 
 
@@ -173,7 +219,7 @@ def test_a_first_champion_that_fails_its_gates_leaves_nothing_serving(promotion_
     # With a budget it can meet, the same static champion passes and serves.
     decision = nightly.ensure_champion(settings)
     assert decision is not None and decision["promoted"] and serving_bundle(settings) == promoted_bundle(settings)
-    assert nightly.ensure_champion(settings) is None       # a champion exists: nothing to do
+    assert nightly.ensure_champion(settings) is None  # a champion exists: nothing to do
     assert require_gated(settings, serving_bundle(settings)) == serving_bundle(settings)
 
 
@@ -186,9 +232,14 @@ def test_the_smoke_gate_refuses_a_slow_candidate_but_not_a_busy_machine(promotio
     from ltrr_core.runtime.service import SearchService
 
     settings, champion, _ = promotion_settings
-    settings = settings.with_overrides(**{"promotion.smoke_repeats": 2, "promotion.latency_slack_ms": 25.0,
-                                          "promotion.latency_regression_tolerance": 0.5,
-                                          "promotion.smoke_queries": ["taylor swift", "rock", "beyonce halo", "adele hello"]})
+    settings = settings.with_overrides(
+        **{
+            "promotion.smoke_repeats": 2,
+            "promotion.latency_slack_ms": 25.0,
+            "promotion.latency_regression_tolerance": 0.5,
+            "promotion.smoke_queries": ["taylor swift", "rock", "beyonce halo", "adele hello"],
+        }
+    )
     assert promote(settings, champion).promoted
     candidate = bundles_root(settings) / build_bundle(settings)["bundle_id"]
     roomy = next(g for g in promote(settings, candidate, dry_run=True).gates if g.name == "smoke")
@@ -211,6 +262,6 @@ def test_the_smoke_gate_refuses_a_slow_candidate_but_not_a_busy_machine(promotio
     assert smoke.numbers["p95_ms"] >= 500 and smoke.numbers["p95_ms"] > smoke.numbers["champion_limit_ms"]
     assert smoke.numbers["champion_limit_ms"] == pytest.approx(smoke.numbers["champion_p95_ms"] * 1.5 + 25, abs=0.2)
     assert promoted_bundle(settings) == champion
-    slowed.add(champion.name)                          # a busy machine: both slow alike
+    slowed.add(champion.name)  # a busy machine: both slow alike
     busy = next(g for g in promote(strict, candidate, dry_run=True).gates if g.name == "smoke")
     assert busy.passed and "so is the champion" in busy.reason and busy.numbers["champion_p95_ms"] >= 500

@@ -14,8 +14,10 @@ def test_query_and_index_share_one_normalisation(real_entities):
 
     assert qu_module.normalize is text.normalize
     tracks = real_entities[real_entities["source"] == "cpcd"].head(3000)
-    halo = real_entities[(real_entities["title"] == "Halo")
-                         & real_entities["artists"].map(lambda a: a is not None and "Beyoncé" in list(a))].head(1)
+    halo = real_entities[
+        (real_entities["title"] == "Halo")
+        & real_entities["artists"].map(lambda a: a is not None and "Beyoncé" in list(a))
+    ].head(1)
     assert len(halo) == 1
     docs = pd.concat([tracks, halo]).drop_duplicates("id")
     documents = [f"{t} {' '.join(a if a is not None else [])}" for t, a in zip(docs["title"], docs["artists"])]
@@ -56,18 +58,20 @@ def test_tayler_love_reaches_taylor_swift_and_a_love_tag(understander):
     # the partial tag reading: a catalog tag that holds the word (which one depends on the catalog
     # half of the Last.fm tag pairs; "love songs" went to the simulator's truth half)
     assert any(kind == "tag" and "love" in value.split() and value != "love" for kind, value in slots)
-    assert ("mood", "romantic") in slots         # the mood content understanding derives from such tags
+    assert ("mood", "romantic") in slots  # the mood content understanding derives from such tags
 
 
 @pytest.mark.parametrize(
     ("real_query", "expected"),
-    [   # typed into CPCD's search box by real people
+    [  # typed into CPCD's search box by real people
         ("Taylor Swift Maroon", {("artist", "taylor swift"), ("title", "maroon")}),
         ("Taylor Swift Karma", {("artist", "taylor swift"), ("title", "karma")}),
         ("Dean Martin Christmas", {("artist", "dean martin"), ("season", "christmas")}),
         ("female rap", {("genre", "hip-hop")}),
-        ("Blessed And Highly Favored (Live) The Clark Sisters",
-         {("title", "blessed and highly favored live"), ("artist", "the clark sisters")}),
+        (
+            "Blessed And Highly Favored (Live) The Clark Sisters",
+            {("title", "blessed and highly favored live"), ("artist", "the clark sisters")},
+        ),
     ],
 )
 def test_slot_tagging_on_real_queries(understander, real_query, expected):
@@ -85,7 +89,8 @@ def test_decade_version_and_intent(understander):
     assert max(browse.intent, key=browse.intent.get) == "browse"
     mixed = understander.understand("live acoustic ed sheeran")
     assert {("version", "live"), ("version", "acoustic"), ("artist", "ed sheeran")} <= {
-        (s.kind, s.value) for s in mixed.best.slots}
+        (s.kind, s.value) for s in mixed.best.slots
+    }
     assert max(mixed.intent, key=mixed.intent.get) == "mixed"
     lookup = understander.understand("Taylor Swift Anti-Hero")
     assert max(lookup.intent, key=lookup.intent.get) == "lookup"
@@ -138,8 +143,9 @@ def test_structured_puts_the_more_popular_of_two_equal_matches_first(real_entiti
     others = real_entities[real_entities["type"] == "artist"].head(200)
     entities = pd.concat([twins, others], ignore_index=True)
     fields = entity_fields(entities)
-    understander = QueryUnderstander(build_vocabulary(fields, entities, 1), test_settings.query_understanding,
-                                     test_settings.content_understanding)
+    understander = QueryUnderstander(
+        build_vocabulary(fields, entities, 1), test_settings.query_understanding, test_settings.content_understanding
+    )
     strategy = StructuredStrategy(StructuredIndex(fields), understander, test_settings.structured)
     result = strategy.retrieve(Query("halo"), 10)
     assert result.ids[:2] == ("halo-popular", "halo-rare")

@@ -32,8 +32,9 @@ def test_query_vectors_find_the_same_entities_as_the_torch_model(built_platform)
     from ltrr_core.index.vector import open_db, search_vectors
 
     settings, _, build_manifest, _ = built_platform
-    onnx = OnnxQueryEncoder(settings.data_dir / "indexes" / "builds" / build_manifest["build_id"] / "query_encoder",
-                            cache_size=0)
+    onnx = OnnxQueryEncoder(
+        settings.data_dir / "indexes" / "builds" / build_manifest["build_id"] / "query_encoder", cache_size=0
+    )
     torch_model = shared_encoder(settings.embedding)
     labels = pd.read_csv(settings.shared_path(settings.catalog.paths.cpcd_labels), sep="\t", dtype=str)
     queries = labels["search_query"].dropna().drop_duplicates().head(60).tolist()
@@ -50,14 +51,15 @@ def test_query_vectors_find_the_same_entities_as_the_torch_model(built_platform)
 
 def test_repeated_queries_come_from_the_cache_and_batches_match_single_queries(built_platform):
     settings, _, build_manifest, _ = built_platform
-    encoder = OnnxQueryEncoder(settings.data_dir / "indexes" / "builds" / build_manifest["build_id"] / "query_encoder",
-                               cache_size=2)
+    encoder = OnnxQueryEncoder(
+        settings.data_dir / "indexes" / "builds" / build_manifest["build_id"] / "query_encoder", cache_size=2
+    )
     first = encoder.encode(["party rock anthem"])
     again = encoder.encode(["party rock anthem"])
     assert encoder.cache_info() == {"hits": 1, "misses": 1, "size": 1}
     np.testing.assert_array_equal(first, again)
     several = encoder.encode(["songs like adele with a long tail of words", "party rock anthem"])
-    np.testing.assert_array_equal(several[1], first[0])    # a vector never depends on its batch-mates
+    np.testing.assert_array_equal(several[1], first[0])  # a vector never depends on its batch-mates
     assert np.allclose(np.linalg.norm(several, axis=1), 1.0, atol=1e-4)
     assert encoder.cache_info()["hits"] == 2 and encoder.cache_info()["size"] == 2
 

@@ -21,13 +21,18 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_graded_labels_take_the_strongest_event_of_each_shown_result():
     from ltrr_core.ranking.labels import clicked, graded_labels
 
-    shown = pd.DataFrame({"request_id": ["r1"] * 4 + ["r2"], "entity_id": ["a", "b", "c", "d", "a"],
-                          "position": [1, 2, 3, 4, 1]})
-    feedback = pd.DataFrame({"request_id": ["r1", "r1", "r1", "r1", "r1", "r1", "r3"],
-                             "entity_id": ["a", "a", "a", "b", "b", "c", "a"],
-                             "event": ["click", "stream", "like", "click", "skip", "click", "like"]})
+    shown = pd.DataFrame(
+        {"request_id": ["r1"] * 4 + ["r2"], "entity_id": ["a", "b", "c", "d", "a"], "position": [1, 2, 3, 4, 1]}
+    )
+    feedback = pd.DataFrame(
+        {
+            "request_id": ["r1", "r1", "r1", "r1", "r1", "r1", "r3"],
+            "entity_id": ["a", "a", "a", "b", "b", "c", "a"],
+            "event": ["click", "stream", "like", "click", "skip", "click", "like"],
+        }
+    )
     labels = graded_labels(shown, feedback, RankerConfig())
-    assert labels.tolist() == [3.0, 1.0, 1.0, 0.0, 0.0]     # r2's "a" is not r3's like
+    assert labels.tolist() == [3.0, 1.0, 1.0, 0.0, 0.0]  # r2's "a" is not r3's like
     assert clicked(shown, feedback).tolist() == [1.0, 1.0, 1.0, 0.0, 0.0]
 
 
@@ -40,16 +45,20 @@ def test_contenders_score_known_ndcg_and_mrr_on_hand_built_rankings():
 
     graded = {"q1": {"a": 2, "b": 1}, "q2": {"c": 1}}
     engaged = {"q1": {"a": 1}, "q2": {"c": 1}}
-    ranked = {"fusion_baseline": {"q1": ["b", "a", "x"], "q2": ["x", "c"]},
-              "ranker": {"q1": ["a", "b", "x"], "q2": ["c", "x"]}}
+    ranked = {
+        "fusion_baseline": {"q1": ["b", "a", "x"], "q2": ["x", "c"]},
+        "ranker": {"q1": ["a", "b", "x"], "q2": ["c", "x"]},
+    }
     out = score_contenders(ranked, graded, engaged, {"q1": "artist", "q2": "tag"}, 0.95)
     log3 = np.log2(3)
     fusion_q1, fusion_q2 = (1 + 2 / log3) / (2 + 1 / log3), 1 / log3
     assert fusion_q1 == pytest.approx(0.859719, abs=1e-6) and fusion_q2 == pytest.approx(0.630930, abs=1e-6)
     assert out["fusion_baseline"]["ndcg@10"] == 0.7453 and out["ranker"]["ndcg@10"] == 1.0
     assert out["fusion_baseline"]["mrr@10"] == 0.5 and out["ranker"]["mrr@10"] == 1.0
-    assert out["fusion_baseline"]["by_query_type"] == {"artist": {"ndcg@10": 0.8597, "n": 1},
-                                                       "tag": {"ndcg@10": 0.6309, "n": 1}}
+    assert out["fusion_baseline"]["by_query_type"] == {
+        "artist": {"ndcg@10": 0.8597, "n": 1},
+        "tag": {"ndcg@10": 0.6309, "n": 1},
+    }
     # ranker minus fusion per query: 1 - 0.859719 = 0.140281 and 1 - 0.630930 = 0.369070. With two
     # pairs a resample is both of one (p = 1/4 each) or one of each: the 95% percentile interval
     # runs from the one gap to the other (a sign or pairing error would not).
@@ -99,7 +108,7 @@ def test_randomized_traffic_recovers_the_simulators_examination_curve(eta):
     model = PositionBasedModel(ClickModelConfig(eta=eta))
     rng = np.random.default_rng(int(eta * 100))
     requests, positions, clicks = [], [], []
-    for r in range(1500):                                  # ~ a week of 10% randomised traffic at 2k requests a day
+    for r in range(1500):  # ~ a week of 10% randomised traffic at 2k requests a day
         grades = rng.choice([0, 1, 2], size=10, p=[0.6, 0.25, 0.15])
         clicked = rng.random(10) < model.click_probabilities([int(g) for g in grades])
         requests += [f"r{r}"] * 10
@@ -121,19 +130,52 @@ def test_features_keep_their_shape_for_an_entity_the_table_does_not_know():
     from ltrr_core.config import FusionConfig
     from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
 
-    entities = EntityAttributes.from_frame(pd.DataFrame([{
-        "id": "t1", "type": "track", "title": "Shake It Off", "artists": ["Taylor Swift"], "tags": ["pop"],
-        "genres": ["pop"], "moods": [], "seasons": [], "version_types": [], "decades": [2010], "year": 2014,
-        "popularity": 10.0}]))
-    qu = {"normalised": "taylor swift shake it off", "tokens": ["taylor", "swift", "shake", "it", "off"],
-          "intent": {"lookup": 1.0}, "corrections": {},
-          "interpretations": [{"probability": 0.9, "slots": [{"kind": "artist", "value": "taylor swift", "confidence": 1.0},
-                                                              {"kind": "title", "value": "shake it off", "confidence": 0.8}]}]}
+    entities = EntityAttributes.from_frame(
+        pd.DataFrame(
+            [
+                {
+                    "id": "t1",
+                    "type": "track",
+                    "title": "Shake It Off",
+                    "artists": ["Taylor Swift"],
+                    "tags": ["pop"],
+                    "genres": ["pop"],
+                    "moods": [],
+                    "seasons": [],
+                    "version_types": [],
+                    "decades": [2010],
+                    "year": 2014,
+                    "popularity": 10.0,
+                }
+            ]
+        )
+    )
+    qu = {
+        "normalised": "taylor swift shake it off",
+        "tokens": ["taylor", "swift", "shake", "it", "off"],
+        "intent": {"lookup": 1.0},
+        "corrections": {},
+        "interpretations": [
+            {
+                "probability": 0.9,
+                "slots": [
+                    {"kind": "artist", "value": "taylor swift", "confidence": 1.0},
+                    {"kind": "title", "value": "shake it off", "confidence": 0.8},
+                ],
+            }
+        ],
+    }
     strategies = ["lexical", "semantic"]
     names = feature_names(strategies)
-    values = candidate_features(qu, {"profile_top_tags": ["pop", "rock"]}, {},
-                                [("t1", {"lexical": (1, 9.0)}), ("unknown", {"semantic": (3, 0.5)})],
-                                entities, strategies, FusionConfig())
+    values = candidate_features(
+        qu,
+        {"profile_top_tags": ["pop", "rock"]},
+        {},
+        [("t1", {"lexical": (1, 9.0)}), ("unknown", {"semantic": (3, 0.5)})],
+        entities,
+        strategies,
+        FusionConfig(),
+    )
     assert values.shape == (2, len(names))
     row = dict(zip(names, values[0]))
     assert row["slot_match_artist"] == pytest.approx(0.9) and row["slot_match_title"] == pytest.approx(0.72)
@@ -154,18 +196,33 @@ def _synthetic_set(settings, n_requests: int = 30):
     for r in range(n_requests):
         for position in range(1, 6):
             grade = float(rng.choice([0, 1, 2, 3], p=[0.7, 0.1, 0.1, 0.1]))
-            rows.append([f"r{r}", "2026-03-01", position, f"e{r}-{position}", f"q{r}", False,
-                         *rng.uniform(0, 1, len(names)), grade, float(grade > 0), grade])
+            rows.append(
+                [
+                    f"r{r}",
+                    "2026-03-01",
+                    position,
+                    f"e{r}-{position}",
+                    f"q{r}",
+                    False,
+                    *rng.uniform(0, 1, len(names)),
+                    grade,
+                    float(grade > 0),
+                    grade,
+                ]
+            )
     frame = pd.DataFrame(rows, columns=[*KEYS, "randomized", *names, "grade", "clicked", "label"])
     return RankingSet(frame, names, 0, no_position_bias(10))
 
 
-@pytest.mark.parametrize("plant, rule", [
-    (lambda f: f.assign(relevant_grades=1), "expect_table_columns_to_match_set"),
-    (lambda f: f.assign(label=np.where(f.index == 3, 99.0, f["label"])), "column 'label'"),
-    (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True), "expect_compound_columns_to_be_unique"),
-    (lambda f: f.assign(position=np.where(f.index == 0, 0, f["position"])), "column 'position'"),
-])
+@pytest.mark.parametrize(
+    "plant, rule",
+    [
+        (lambda f: f.assign(relevant_grades=1), "expect_table_columns_to_match_set"),
+        (lambda f: f.assign(label=np.where(f.index == 3, 99.0, f["label"])), "column 'label'"),
+        (lambda f: pd.concat([f, f.iloc[[0]]], ignore_index=True), "expect_compound_columns_to_be_unique"),
+        (lambda f: f.assign(position=np.where(f.index == 0, 0, f["position"])), "column 'position'"),
+    ],
+)
 def test_the_training_set_contract_refuses_a_bad_set_naming_the_rule(test_settings, plant, rule):
     from ltrr_core.contracts.validate import ContractViolation
     from ltrr_core.ranking.dataset import check_ranking_set
@@ -189,22 +246,35 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
 
     from ltrr_core.catalog.store import CatalogStore
     from ltrr_core.config import load_settings
-    from ltrr_core.runtime import load_service
     from ltrr_core.logs.recorder import InteractionRecorder
+    from ltrr_core.runtime import load_service
     from ltrr_core.simulate import Simulator, World
 
     out = tmp_path_factory.mktemp("ranker")
     config = out / "ranker.yaml"
-    config.write_text(yaml.safe_dump({
-        "extends": str(q2e_platform[2]),
-        "runtime": {"log_dir": str(out / "logs")}, "simulate": {"out_dir": str(out / "sim")},
-        "ranker": {"out_dir": str(out / "rankers"), "min_requests": 10, "iterations": 80, "sources": ["logs"],
-                   "position_bias": {"randomize_share": 0.3}},
-        "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(q2e_platform[2]),
+                "runtime": {"log_dir": str(out / "logs")},
+                "simulate": {"out_dir": str(out / "sim")},
+                "ranker": {
+                    "out_dir": str(out / "rankers"),
+                    "min_requests": 10,
+                    "iterations": 80,
+                    "sources": ["logs"],
+                    "position_bias": {"randomize_share": 0.3},
+                },
+                "mlflow": {"tracking_uri": f"sqlite:///{out / 'mlflow.db'}"},
+            }
+        )
+    )
     settings = load_settings(config)
     service = load_service(settings, bundle_dir)
     recorder = InteractionRecorder(settings.data_dir / settings.runtime.log_dir, settings.runtime)
-    simulator = Simulator(settings, World(settings, CatalogStore(settings.data_dir / "catalog").load()), service, recorder)
+    simulator = Simulator(
+        settings, World(settings, CatalogStore(settings.data_dir / "catalog").load()), service, recorder
+    )
     for day in DAYS:
         simulator.run_day(day, 150)
     recorder.close()
@@ -214,8 +284,8 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_logged_features_equal_features_recomputed_offline_from_the_logged_inputs(ranker_loop, bundle_dir):
     from ltrr_core.config import RetrievalConfig
-    from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
     from ltrr_core.logs import read_logs
+    from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
 
     settings = ranker_loop[0]
     spec = json.loads((bundle_dir / "ranker" / "feature_spec.json").read_text())
@@ -228,16 +298,20 @@ def test_logged_features_equal_features_recomputed_offline_from_the_logged_input
         logged = json.loads(imp.shown_features)
         assert logged["feature_spec"] == spec["version"] and logged["strategies"] == spec["strategies"]
         meta = {name: found["meta"] for name, found in json.loads(imp.candidates).items()}
-        inputs = [(e, {s: tuple(v) for s, v in row["found_by"].items()}) for e, row in zip(imp.shown_ids, logged["rows"])]
-        recomputed = candidate_features(json.loads(imp.qu), json.loads(imp.context), meta, inputs, entities,
-                                        spec["strategies"], retrieval.fusion)
-        values = np.array([[np.nan if v is None else v for v in row["values"]] for row in logged["rows"]],
-                          dtype=float).reshape(len(logged["rows"]), recomputed.shape[1])   # a request may show nothing
+        inputs = [
+            (e, {s: tuple(v) for s, v in row["found_by"].items()}) for e, row in zip(imp.shown_ids, logged["rows"])
+        ]
+        recomputed = candidate_features(
+            json.loads(imp.qu), json.loads(imp.context), meta, inputs, entities, spec["strategies"], retrieval.fusion
+        )
+        values = np.array(
+            [[np.nan if v is None else v for v in row["values"]] for row in logged["rows"]], dtype=float
+        ).reshape(len(logged["rows"]), recomputed.shape[1])  # a request may show nothing
         np.testing.assert_allclose(values, recomputed.round(6), atol=1e-6, equal_nan=True)
         compared += len(values)
     assert compared > 500
     randomized = [json.loads(f)["randomized"] for f in impressions["shown_features"]]
-    assert 0 < sum(randomized) < len(randomized)          # the RandTop-k share (0.3 here) is logged
+    assert 0 < sum(randomized) < len(randomized)  # the RandTop-k share (0.3 here) is logged
 
 
 @pytest.mark.slow
@@ -257,7 +331,7 @@ def test_train_ranker_flow_trains_evaluates_and_registers_a_challenger(ranker_lo
     assert bias["examination"][0] == 1.0 and bias["examination"][-1] < bias["examination"][0]
     evaluation = report["evaluation"]
     for name in ("fusion_baseline", "ranker", "ranker_without_position_bias"):
-        assert evaluation[name]["n"]["ndcg@10"] > 100     # the metric itself: test_contenders_score_known_ndcg...
+        assert evaluation[name]["n"]["ndcg@10"] > 100  # the metric itself: test_contenders_score_known_ndcg...
     assert len(evaluation["ranker"]["ndcg@10_minus_fusion_ci"]) == 2
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     client = MlflowClient()
@@ -266,7 +340,9 @@ def test_train_ranker_flow_trains_evaluates_and_registers_a_challenger(ranker_lo
     run = client.get_run(challenger.run_id)
     assert "ranker.ndcg_at_10" in run.data.metrics and "fusion_baseline.ndcg_at_10" in run.data.metrics
     assert run.inputs.dataset_inputs
-    assert {"feature_importance.png", "examination.png", "report.json"} <= {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"feature_importance.png", "examination.png", "report.json"} <= {
+        a.path for a in client.list_artifacts(run.info.run_id)
+    }
 
 
 @pytest.mark.slow
@@ -283,7 +359,7 @@ def test_the_ranker_serves_from_a_bundle_without_the_training_stack(ranker_loop)
     try:
         bundle = bundles_root(settings) / build_bundle(settings, None, ranker_dir)["bundle_id"]
     finally:
-        write_pointer(bundles_root(settings) / "LATEST", previous)     # other tests serve the plain bundle
+        write_pointer(bundles_root(settings) / "LATEST", previous)  # other tests serve the plain bundle
     code = (
         "import sys, json\n"
         "for blocked in ('mlflow', 'prefect', 'great_expectations'):   # the training stack\n"
@@ -293,7 +369,8 @@ def test_the_ranker_serves_from_a_bundle_without_the_training_stack(ranker_loop)
         f"service = load_service(load_settings({str(config)!r}), {str(bundle)!r})\n"
         "response = service.search('metallica', explain=True)\n"
         "print(json.dumps({'ranker': response.ranking['ranker'], 'top': response.ranking['top_features'][0],\n"
-        "                  'n': len(response.results)}))\n")
+        "                  'n': len(response.results)}))\n"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["ranker"] == f"catboost:{ranker_dir.name}" and result["n"] > 0
@@ -310,7 +387,7 @@ def test_promoting_a_bundle_makes_its_registered_ranker_the_mlflow_champion(rank
     from ltrr_core.durable import read_pointer, write_pointer
     from ltrr_core.ranking.train import latest_ranker
 
-    settings = ranker_loop[0].with_overrides(**{"promotion.ranker_ndcg_tolerance": 1.0})   # the gate is tested elsewhere
+    settings = ranker_loop[0].with_overrides(**{"promotion.ranker_ndcg_tolerance": 1.0})  # the gate is tested elsewhere
     root = bundles_root(settings)
     previous = read_pointer(root / "LATEST")
     ranker_dir = latest_ranker(settings)
@@ -325,7 +402,7 @@ def test_promoting_a_bundle_makes_its_registered_ranker_the_mlflow_champion(rank
         assert run.data.params["ranker_version"] == ranker_dir.name
     finally:
         write_pointer(root / "LATEST", previous)
-        (root / POINTER).unlink(missing_ok=True)          # other tests serve the plain bundle
+        (root / POINTER).unlink(missing_ok=True)  # other tests serve the plain bundle
         (root / HISTORY).unlink(missing_ok=True)
 
 
@@ -336,18 +413,22 @@ def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ra
     from ltrr_core.runtime import bundle_loader
 
     settings = ranker_loop[0]
-    before = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
+    before = (
+        sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
+    )
     real = train.build_ranking_set
 
     def leaking(*args, **kwargs):
         data = real(*args, **kwargs)
-        data.frame["intent_kind"] = "cpcd_query"          # simulator ground truth joined in by mistake
+        data.frame["intent_kind"] = "cpcd_query"  # simulator ground truth joined in by mistake
         return data
 
     monkeypatch.setattr(train, "build_ranking_set", leaking)
     with pytest.raises(ContractViolation, match="expect_table_columns_to_match_set"):
         train.fit(settings, DAYS[2], bundle_loader(settings))
-    after = sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
+    after = (
+        sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
+    )
     assert after == before
 
 
@@ -362,24 +443,25 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     from ltrr_core.runtime import bundle_loader
     from ltrr_core.splits import SplitRefused
 
-    settings = ranker_loop[0].with_overrides(**{"ranker.sources": ["real"], "ranker.real.max_queries": 400,
-                                                "ranker.real.min_queries": 50})
+    settings = ranker_loop[0].with_overrides(
+        **{"ranker.sources": ["real"], "ranker.real.max_queries": 400, "ranker.real.min_queries": 50}
+    )
     _, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
     assert report["sources"] == ["real"] and report["train_days"] == []
     assert report["contract"]["real_training"]["passed"] and report["contract"]["real_validation"]["passed"]
     fitted, validated = report["real"]["fit"]["queries"], report["real"]["validation"]["queries"]
     assert fitted + validated <= 400 and validated >= 40
-    assert "memory" not in report["real"]["plan"]                  # it knows the train searches by heart
+    assert "memory" not in report["real"]["plan"]  # it knows the train searches by heart
     train_texts = set(project_cpcd_queries(settings, "train").queries)
     heldout_texts = set(project_cpcd_queries(settings, "heldout").queries) - train_texts
     used = {r.removeprefix("cpcd:") for r in query_ids(rows)}
     assert used <= train_texts and not used & heldout_texts
     evaluation = report["evaluation"]
     assert report["evaluated_on"].startswith(f"{evaluation['n_requests']} real validation queries")
-    assert evaluation["n_requests"] == validated                   # judged on the served pools, one per query
-    assert fitted < report["real"]["fit"]["pools"] <= 2 * fitted   # a wide and (unless empty) a served pool per query
+    assert evaluation["n_requests"] == validated  # judged on the served pools, one per query
+    assert fitted < report["real"]["fit"]["pools"] <= 2 * fitted  # a wide and (unless empty) a served pool per query
     assert evaluation["ranker"]["ndcg@10"] > evaluation["fusion_baseline"]["ndcg@10"]
-    assert "evaluation_logged_day" in report                      # the GENERATED day, reported beside it
+    assert "evaluation_logged_day" in report  # the GENERATED day, reported beside it
 
     def refuse(bundle_id):
         raise AssertionError(f"the cached pools should have been reused, not {bundle_id} reloaded")

@@ -10,7 +10,7 @@ import os
 import re
 import shutil
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -78,10 +78,13 @@ class InPlaceCatalog(CatalogWriter):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind, point, finding", [
-    ("kill -9", "data", r"^visible version v\w+ is not whole: ValueError: no manifest.json"),
-    ("ENOSPC", "pointer", r"^CURRENT names v\w*, which does not exist"),
-])
+@pytest.mark.parametrize(
+    "kind, point, finding",
+    [
+        ("kill -9", "data", r"^visible version v\w+ is not whole: ValueError: no manifest.json"),
+        ("ENOSPC", "pointer", r"^CURRENT names v\w*, which does not exist"),
+    ],
+)
 def test_a_writer_that_writes_in_place_is_caught(harness, kind, point, finding, tmp_path):
     from ltrr_core.reliability import Fault, run_cell
 
@@ -89,7 +92,7 @@ def test_a_writer_that_writes_in_place_is_caught(harness, kind, point, finding, 
     shutil.copytree(store, tmp_path / "catalog")
     try:
         outcome = run_cell(harness, InPlaceCatalog(), Fault(kind, point), run=900 + len(kind))
-    finally:                                      # the harness's platform stays whole for other tests
+    finally:  # the harness's platform stays whole for other tests
         shutil.rmtree(store)
         shutil.copytree(tmp_path / "catalog", store)
     assert outcome.fired
@@ -98,8 +101,15 @@ def test_a_writer_that_writes_in_place_is_caught(harness, kind, point, finding, 
 
 
 def _feedback(i: int, when: datetime) -> dict:
-    return {"request_id": f"r{i}", "timestamp": when, "entity_id": f"cpcd:{i}", "event": "click",
-            "position": 1, "seconds": None, "log_schema_version": "1.0"}
+    return {
+        "request_id": f"r{i}",
+        "timestamp": when,
+        "entity_id": f"cpcd:{i}",
+        "event": "click",
+        "position": 1,
+        "seconds": None,
+        "log_schema_version": "1.0",
+    }
 
 
 def test_a_failed_flush_keeps_its_rows_and_the_next_flush_writes_each_once(tmp_path, monkeypatch):
@@ -119,16 +129,16 @@ def test_a_failed_flush_keeps_its_rows_and_the_next_flush_writes_each_once(tmp_p
 
     monkeypatch.setattr(logs, "write_parquet", failing_once)
     writer = logs.LogWriter(tmp_path, "feedback", flush_rows=10_000, flush_seconds=3600)
-    t0 = datetime(2026, 11, 24, 23, 59, 59, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 24, 23, 59, 59, tzinfo=UTC)
     for i in range(20):
         writer.append(_feedback(i, t0 + timedelta(milliseconds=100 * i)))
     with pytest.raises(OSError, match="No space left"):
         writer.flush()
-    assert writer.n_written == 10 and len(writer._buffer) == 10          # day one written, day two kept
+    assert writer.n_written == 10 and len(writer._buffer) == 10  # day one written, day two kept
     assert writer.flush() == 10
     raw = [r for f in sorted(tmp_path.rglob("*.parquet")) for r in pq.read_table(f).column("request_id").to_pylist()]
-    assert sorted(raw) == sorted(f"r{i}" for i in range(20))               # every row once, no de-duplication needed
-    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]            # the failed temp file was removed
+    assert sorted(raw) == sorted(f"r{i}" for i in range(20))  # every row once, no de-duplication needed
+    assert not [p for p in tmp_path.rglob(".*") if p.is_file()]  # the failed temp file was removed
 
 
 def test_the_injector_fails_a_durable_write_halfway_and_the_target_never_appears(tmp_path):
@@ -142,7 +152,7 @@ def test_the_injector_fails_a_durable_write_halfway_and_the_target_never_appears
     assert raised.value.errno == errno.ENOSPC
     assert len(hits) == 1 and hits[0].startswith("write of .x.json.") and hits[0].endswith("(5 of 10 bytes written)")
     assert list(tmp_path.iterdir()) == []
-    write_bytes_atomic(tmp_path / "x.json", b"0123456789")                  # uninstalled: writes again
+    write_bytes_atomic(tmp_path / "x.json", b"0123456789")  # uninstalled: writes again
     assert (tmp_path / "x.json").read_bytes() == b"0123456789"
 
 
@@ -159,5 +169,5 @@ def test_a_switch_whose_record_a_crash_lost_is_restored_from_the_pointer(tmp_pat
     (root / POINTER).write_text("B\n")
     entry = reconcile_history(settings)
     assert entry["bundle_id"] == "B" and entry["previous"] == "A" and entry["reconciled"]
-    assert reconcile_history(settings) is None                              # recorded once
+    assert reconcile_history(settings) is None  # recorded once
     assert [e["bundle_id"] for e in history(settings)] == ["A", "B"]

@@ -42,11 +42,12 @@ def test_a_body_over_the_limit_is_refused_with_413_before_it_is_read():
         async with _client(_app(config)) as client:
             small = await client.post("/search", json={"q": "x" * 50})
             large = await client.post("/search", json={"q": "x" * 200})
+
             async def chunks():
                 for _ in range(3):
                     yield b"x" * 60
 
-            chunked = await client.post("/search", content=chunks())          # streamed: no Content-Length
+            chunked = await client.post("/search", content=chunks())  # streamed: no Content-Length
             return small, large, chunked
 
     small, large, chunked = asyncio.run(run())
@@ -62,7 +63,7 @@ def test_requests_beyond_the_concurrency_limit_get_503_with_retry_after_and_heal
         gate = asyncio.Event()
         async with _client(_app(config, gate)) as client:
             held = [asyncio.create_task(client.post("/search", json={"q": i})) for i in range(2)]
-            await asyncio.sleep(0.2)                     # both are in flight, waiting on the gate
+            await asyncio.sleep(0.2)  # both are in flight, waiting on the gate
             refused = await client.post("/search", json={"q": 3})
             health = await client.get("/healthz")
             gate.set()
@@ -74,7 +75,7 @@ def test_requests_beyond_the_concurrency_limit_get_503_with_retry_after_and_heal
     assert refused.status_code == 503 and refused.headers["retry-after"] == "3"
     assert "2 requests in flight" in refused.json()["detail"]
     assert health.status_code == 200
-    assert [r.status_code for r in answered] == [200, 200] and after.status_code == 200   # slots are given back
+    assert [r.status_code for r in answered] == [200, 200] and after.status_code == 200  # slots are given back
 
 
 def test_every_response_carries_security_headers():
@@ -90,11 +91,14 @@ def test_every_response_carries_security_headers():
     assert "script-src" in docs.headers["content-security-policy"]
 
 
-@pytest.mark.parametrize(("context", "rule"), [
-    ({f"k{i}": i for i in range(5)}, "at most 4 items"),
-    ({"a": {"b": {"c": 1}}}, "nests 3 levels deep; at most 2 allowed"),
-    ({"a": "x" * 100}, "bytes as JSON; at most 64 allowed"),
-])
+@pytest.mark.parametrize(
+    ("context", "rule"),
+    [
+        ({f"k{i}": i for i in range(5)}, "at most 4 items"),
+        ({"a": {"b": {"c": 1}}}, "nests 3 levels deep; at most 2 allowed"),
+        ({"a": "x" * 100}, "bytes as JSON; at most 64 allowed"),
+    ],
+)
 def test_a_context_over_its_bounds_is_refused_naming_the_rule(context, rule):
     model = search_request_model(RuntimeConfig(context_max_keys=4, context_max_depth=2, context_max_bytes=64))
     assert model(query="halo", context={"a": {"b": 1}, "c": "ok"}).context == {"a": {"b": 1}, "c": "ok"}

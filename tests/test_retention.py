@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -20,8 +20,17 @@ pytestmark = pytest.mark.slow
 NEWEST = "2026-03-31"
 KEPT_DAYS = ["2026-03-28", "2026-03-29", "2026-03-30", "2026-03-31"]
 OLD_DAYS = ["2026-03-01", "2026-03-10"]
-RETENTION = {"enabled": True, "log_days": 2, "bundles_keep": 1, "catalog_versions_keep": 1, "index_builds_keep": 1,
-             "q2e_versions_keep": 1, "policies_keep": 1, "rankers_keep": 1, "lance_margin_seconds": 1.0}
+RETENTION = {
+    "enabled": True,
+    "log_days": 2,
+    "bundles_keep": 1,
+    "catalog_versions_keep": 1,
+    "index_builds_keep": 1,
+    "q2e_versions_keep": 1,
+    "policies_keep": 1,
+    "rankers_keep": 1,
+    "lance_margin_seconds": 1.0,
+}
 
 
 def _new_lance_version(settings, after_seconds: float) -> int:
@@ -56,9 +65,22 @@ def _publish_q2e(settings) -> str:
 
     store = q2e_store(settings)
     manifest = store.manifest()
-    report = {k: v for k, v in manifest.items() if k not in ("version", "created_at", "n_rows", "n_queries", "n_entities",
-                                                             "rows_by_source", "rows_by_generator", "checksums")}
-    time.sleep(0.01)                          # versions are named by the microsecond
+    report = {
+        k: v
+        for k, v in manifest.items()
+        if k
+        not in (
+            "version",
+            "created_at",
+            "n_rows",
+            "n_queries",
+            "n_entities",
+            "rows_by_source",
+            "rows_by_generator",
+            "checksums",
+        )
+    }
+    time.sleep(0.01)  # versions are named by the microsecond
     return store.publish(store.load(), store.load_predicted(), report)["version"]
 
 
@@ -67,17 +89,39 @@ def _log_day(settings, day: str, bundle_id: str) -> None:
     from ltrr_core.logs import LOG_SCHEMA_VERSION, LogWriter
 
     root = settings.data_dir / settings.runtime.log_dir
-    at = datetime.fromisoformat(day).replace(hour=12, tzinfo=timezone.utc)
+    at = datetime.fromisoformat(day).replace(hour=12, tzinfo=UTC)
     request = f"r-{day}"
     impressions = LogWriter(root, "impressions")
-    impressions.append({"request_id": request, "timestamp": at, "raw_query": "rock", "normalised_query": "rock",
-                        "plan": "all", "depths": "{}", "propensity": 1.0, "strategy_propensities": "{}",
-                        "candidates": "{}", "shown_ids": ["e1"], "shown_scores": [1.0], "shown_features": "{}",
-                        "bundle_id": bundle_id, "log_schema_version": LOG_SCHEMA_VERSION})
+    impressions.append(
+        {
+            "request_id": request,
+            "timestamp": at,
+            "raw_query": "rock",
+            "normalised_query": "rock",
+            "plan": "all",
+            "depths": "{}",
+            "propensity": 1.0,
+            "strategy_propensities": "{}",
+            "candidates": "{}",
+            "shown_ids": ["e1"],
+            "shown_scores": [1.0],
+            "shown_features": "{}",
+            "bundle_id": bundle_id,
+            "log_schema_version": LOG_SCHEMA_VERSION,
+        }
+    )
     impressions.close()
     feedback = LogWriter(root, "feedback")
-    feedback.append({"request_id": request, "timestamp": at + timedelta(seconds=5), "entity_id": "e1", "event": "click",
-                     "position": 1, "log_schema_version": LOG_SCHEMA_VERSION})
+    feedback.append(
+        {
+            "request_id": request,
+            "timestamp": at + timedelta(seconds=5),
+            "entity_id": "e1",
+            "event": "click",
+            "position": 1,
+            "log_schema_version": LOG_SCHEMA_VERSION,
+        }
+    )
     feedback.close()
 
 
@@ -102,11 +146,25 @@ def history(q2e_platform, tmp_path):
     from ltrr_core.memory.build import q2e_store
 
     data = tmp_path / "data"
-    shutil.copytree(q2e_platform[0].data_dir, data, ignore=shutil.ignore_patterns(
-        "bundles", "logs", "policies", "rankers", "nightly", "mlflow", "simulation", ".ltrr-writer.lock"))
+    shutil.copytree(
+        q2e_platform[0].data_dir,
+        data,
+        ignore=shutil.ignore_patterns(
+            "bundles", "logs", "policies", "rankers", "nightly", "mlflow", "simulation", ".ltrr-writer.lock"
+        ),
+    )
     config = tmp_path / "retention.yaml"
-    config.write_text(yaml.safe_dump({"extends": str(TEST_CONFIG), "data_dir": str(data), "retention": RETENTION,
-                                      "bandit": {"learner": {"window_days": 2}}, "ranker": {"window_days": 3}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(TEST_CONFIG),
+                "data_dir": str(data),
+                "retention": RETENTION,
+                "bandit": {"learner": {"window_days": 2}},
+                "ranker": {"window_days": 3},
+            }
+        )
+    )
     settings = load_settings(config)
     catalog_version = (data / "catalog" / "CURRENT").read_text().strip()
     old_catalog = "v20000101T000000000000Z"
@@ -118,9 +176,11 @@ def history(q2e_platform, tmp_path):
     l2 = _new_lance_version(settings, 1.5 * margin)
     b2, q2 = _publish_build(settings, l2), _publish_q2e(settings)
     b = build_bundle(settings)["bundle_id"]
-    write_pointer(bundles_root(settings) / "PROMOTED", b)            # promoted: the pointer and its history entry
-    (bundles_root(settings) / HISTORY).write_text(json.dumps(
-        {"action": "switched", "bundle_id": b, "previous": None, "decided_at": "2026-03-27T02:00:00+00:00"}) + "\n")
+    write_pointer(bundles_root(settings) / "PROMOTED", b)  # promoted: the pointer and its history entry
+    (bundles_root(settings) / HISTORY).write_text(
+        json.dumps({"action": "switched", "bundle_id": b, "previous": None, "decided_at": "2026-03-27T02:00:00+00:00"})
+        + "\n"
+    )
     l3 = _new_lance_version(settings, 0)
     b3, q3 = _publish_build(settings, l3), _publish_q2e(settings)
     c = build_bundle(settings)["bundle_id"]
@@ -132,20 +192,47 @@ def history(q2e_platform, tmp_path):
     (logs / "quarantine" / "impressions" / f"date={OLD_DAYS[0]}").mkdir(parents=True)
     (logs / "replay" / "depth=100").mkdir(parents=True)
     (logs / "replay" / "depth=100" / f"date={OLD_DAYS[0]}.parquet").write_bytes(b"cache")
-    _fake_versions(data / settings.bandit.out_dir, ["P20260301T020000000000Z", "P20260302T020000000000Z"],
-                   "P20260302T020000000000Z")
-    _fake_versions(data / settings.ranker.out_dir, ["R20260301T020000000000Z", "R20260302T020000000000Z"],
-                   "R20260302T020000000000Z")
-    (bundles_root(settings) / ".trash-B20000101T000000000000Z-0badc0de").mkdir()   # an interrupted removal
-    ids = dict(catalog=catalog_version, old_catalog=old_catalog, b1=b1, b2=b2, b3=b3, q1=q1, q2=q2, q3=q3,
-               a0=a0, b=b, c=c, l1=l1, l2=l2, l3=l3)
+    _fake_versions(
+        data / settings.bandit.out_dir,
+        ["P20260301T020000000000Z", "P20260302T020000000000Z"],
+        "P20260302T020000000000Z",
+    )
+    _fake_versions(
+        data / settings.ranker.out_dir,
+        ["R20260301T020000000000Z", "R20260302T020000000000Z"],
+        "R20260302T020000000000Z",
+    )
+    (bundles_root(settings) / ".trash-B20000101T000000000000Z-0badc0de").mkdir()  # an interrupted removal
+    ids = dict(
+        catalog=catalog_version,
+        old_catalog=old_catalog,
+        b1=b1,
+        b2=b2,
+        b3=b3,
+        q1=q1,
+        q2=q2,
+        q3=q3,
+        a0=a0,
+        b=b,
+        c=c,
+        l1=l1,
+        l2=l2,
+        l3=l3,
+    )
     return settings, config, ids
 
 
 def _pointers(settings) -> dict[str, str]:
     data = settings.data_dir
-    files = ["catalog/CURRENT", "indexes/CURRENT", "q2e/CURRENT", "bundles/PROMOTED", "bundles/LATEST",
-             f"{settings.bandit.out_dir}/LATEST", f"{settings.ranker.out_dir}/LATEST"]
+    files = [
+        "catalog/CURRENT",
+        "indexes/CURRENT",
+        "q2e/CURRENT",
+        "bundles/PROMOTED",
+        "bundles/LATEST",
+        f"{settings.bandit.out_dir}/LATEST",
+        f"{settings.ranker.out_dir}/LATEST",
+    ]
     return {f: (data / f).read_text() for f in files}
 
 
@@ -154,9 +241,9 @@ def test_retention_keeps_what_serving_rollback_training_and_replay_need_and_remo
 
     from flows.cli import app
     from ltrr_core.artifacts import bundles_root
+    from ltrr_core.logs import logged_days
     from ltrr_core.retention import plan_retention, run_retention
     from ltrr_core.runtime import load_service
-    from ltrr_core.logs import logged_days
 
     settings, config, ids = history
     plan = plan_retention(settings)
@@ -164,13 +251,19 @@ def test_retention_keeps_what_serving_rollback_training_and_replay_need_and_remo
     assert removed == {
         "logs": OLD_DAYS,
         "bundles": sorted([ids["a0"], ".trash-B20000101T000000000000Z-0badc0de"]),
-        "index_builds": [ids["b1"]], "q2e_versions": [ids["q1"]], "catalog_versions": [ids["old_catalog"]],
-        "policies": ["P20260301T020000000000Z"], "rankers": ["R20260301T020000000000Z"]}
+        "index_builds": [ids["b1"]],
+        "q2e_versions": [ids["q1"]],
+        "catalog_versions": [ids["old_catalog"]],
+        "policies": ["P20260301T020000000000Z"],
+        "rankers": ["R20260301T020000000000Z"],
+    }
     kept = {kind: p.kept for kind, p in plan.kinds.items()}
     assert sorted(kept["bundles"]) == sorted([ids["b"], ids["c"]])
-    assert {"PROMOTED pointer", "promoted on 2026-03-27T02:00:00+00:00 (rollback chain)"} <= set(kept["bundles"][ids["b"]])
+    assert {"PROMOTED pointer", "promoted on 2026-03-27T02:00:00+00:00 (rollback chain)"} <= set(
+        kept["bundles"][ids["b"]]
+    )
     assert f"served requests on {', '.join(KEPT_DAYS)}" in kept["bundles"][ids["b"]]
-    assert kept["index_builds"][ids["b2"]] == [f"named by bundle {ids['b']}"]       # only the promoted bundle needs it
+    assert kept["index_builds"][ids["b2"]] == [f"named by bundle {ids['b']}"]  # only the promoted bundle needs it
     assert kept["q2e_versions"][ids["q2"]] == [f"named by bundle {ids['b']}"]
     assert sorted(kept["logs"]) == KEPT_DAYS
     assert kept["logs"]["2026-03-28"] == [f"ranker training window (ranker.window_days 3 before {NEWEST})"]
@@ -178,14 +271,17 @@ def test_retention_keeps_what_serving_rollback_training_and_replay_need_and_remo
     assert not set(plan.lance.removable) & {ids["l2"], ids["l3"]}
     old_day = [r for r in plan.kinds["logs"].removals if r.name == OLD_DAYS[0]][0]
     assert {p.relative_to(settings.data_dir).as_posix() for p in old_day.paths} == {
-        f"logs/impressions/date={OLD_DAYS[0]}", f"logs/feedback/date={OLD_DAYS[0]}",
-        f"logs/quarantine/impressions/date={OLD_DAYS[0]}", f"logs/replay/depth=100/date={OLD_DAYS[0]}.parquet"}
+        f"logs/impressions/date={OLD_DAYS[0]}",
+        f"logs/feedback/date={OLD_DAYS[0]}",
+        f"logs/quarantine/impressions/date={OLD_DAYS[0]}",
+        f"logs/replay/depth=100/date={OLD_DAYS[0]}.parquet",
+    }
 
     pointers = _pointers(settings)
     dry = CliRunner().invoke(app, ["--config", str(config), "retention", "--dry-run", "--json"])
     assert dry.exit_code == 0, dry.output
     assert json.loads(dry.stdout)["plan"]["kinds"]["bundles"]["remove"][0]["name"] == ids["a0"]
-    assert (bundles_root(settings) / ids["a0"]).is_dir()                             # a dry run removes nothing
+    assert (bundles_root(settings) / ids["a0"]).is_dir()  # a dry run removes nothing
 
     applied = CliRunner().invoke(app, ["--config", str(config), "retention", "--json"])
     assert applied.exit_code == 0, applied.output
@@ -193,13 +289,15 @@ def test_retention_keeps_what_serving_rollback_training_and_replay_need_and_remo
     assert result["removed"]["bundles"] == [ids["a0"], ".trash-B20000101T000000000000Z-0badc0de"]
     assert ids["l1"] in result["lance"]["removed_versions"]
     assert sorted(p.name for p in bundles_root(settings).iterdir() if p.is_dir()) == sorted([ids["b"], ids["c"]])
-    assert sorted(p.name for p in (settings.data_dir / "indexes" / "builds").iterdir()) == sorted([ids["b2"], ids["b3"]])
+    assert sorted(p.name for p in (settings.data_dir / "indexes" / "builds").iterdir()) == sorted(
+        [ids["b2"], ids["b3"]]
+    )
     assert sorted(p.name for p in (settings.data_dir / "q2e" / "versions").iterdir()) == sorted([ids["q2"], ids["q3"]])
     assert [p.name for p in (settings.data_dir / "catalog" / "versions").iterdir()] == [ids["catalog"]]
     logs = settings.data_dir / settings.runtime.log_dir
     assert logged_days(logs) == logged_days(logs, "feedback") == KEPT_DAYS
     assert not (logs / "replay" / "depth=100" / f"date={OLD_DAYS[0]}.parquet").exists()
-    assert _pointers(settings) == pointers                                          # pointers are never touched
+    assert _pointers(settings) == pointers  # pointers are never touched
     versions = {int(v["version"]) for v in _table(settings).list_versions()}
     assert ids["l1"] not in versions and {ids["l2"], ids["l3"]} <= versions
 

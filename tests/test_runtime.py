@@ -6,6 +6,7 @@ import json
 import shutil
 import subprocess
 import sys
+from datetime import UTC
 
 import pytest
 
@@ -35,7 +36,7 @@ def test_service_answers_with_results_and_a_decision_trace(service):
     for name, found in trace["strategies"].items():
         assert found["n"] <= action["depths"][name]
     assert response.understanding["normalised"] == "tayler love"
-    assert json.loads(json.dumps(trace))   # the trace is loggable as JSON
+    assert json.loads(json.dumps(trace))  # the trace is loggable as JSON
     assert {r["position"] for r in response.results} == set(range(1, len(response.results) + 1))
 
 
@@ -60,8 +61,10 @@ def test_a_tampered_bundle_is_not_served(bundle_dir, q2e_platform, tmp_path):
 
 
 def test_runtime_imports_neither_prefect_mlflow_nor_great_expectations():
-    code = ("import sys, ltrr_core.runtime, ltrr_core.runtime.service; "
-            "print([m for m in ('prefect', 'mlflow', 'great_expectations') if m in sys.modules])")
+    code = (
+        "import sys, ltrr_core.runtime, ltrr_core.runtime.service; "
+        "print([m for m in ('prefect', 'mlflow', 'great_expectations') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -72,20 +75,30 @@ def test_a_logged_day_replays_every_random_draw_exactly(bundle_dir, q2e_platform
     propensities and whether its results were shuffled are re-derived bit for bit. A generator
     shared by the threads would not replay."""
     import threading
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    from ltrr_core.runtime import load_service
     from ltrr_core.logs import read_logs
     from ltrr_core.logs.recorder import InteractionRecorder
+    from ltrr_core.runtime import load_service
     from ltrr_core.runtime.service import request_rng
 
     share = 0.5
     settings = q2e_platform[0].with_overrides(**{"ranker.position_bias.randomize_share": share})
     service = load_service(settings, bundle_dir)
     recorder = InteractionRecorder(tmp_path / "logs", settings.runtime)
-    queries = ["tayler love", "ghosts deadmau5", "80s female vocalists", "party rock anthem", "coldplay",
-               "songs like adele", "metallica one", "lady gaga", "chill electronic", "halo beyonce"]
-    noon = datetime(2026, 6, 1, 12, tzinfo=timezone.utc)
+    queries = [
+        "tayler love",
+        "ghosts deadmau5",
+        "80s female vocalists",
+        "party rock anthem",
+        "coldplay",
+        "songs like adele",
+        "metallica one",
+        "lady gaga",
+        "chill electronic",
+        "halo beyonce",
+    ]
+    noon = datetime(2026, 6, 1, 12, tzinfo=UTC)
 
     def client(worker: int) -> None:
         for i in range(10):
@@ -109,4 +122,4 @@ def test_a_logged_day_replays_every_random_draw_exactly(bundle_dir, q2e_platform
         randomized = bool(rng.random() < share)
         assert randomized == json.loads(row.shown_features)["randomized"]
         shuffled += randomized
-    assert logged["plan"].nunique() > 1 and 0 < shuffled < len(logged)    # both kinds of draw were exercised
+    assert logged["plan"].nunique() > 1 and 0 < shuffled < len(logged)  # both kinds of draw were exercised

@@ -16,8 +16,17 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
-BATCH_ONLY = ("torch", "prefect", "mlflow", "great-expectations", "great_expectations", "scikit-learn",
-              "sentence-transformers", "transformers", "onnx")
+BATCH_ONLY = (
+    "torch",
+    "prefect",
+    "mlflow",
+    "great-expectations",
+    "great_expectations",
+    "scikit-learn",
+    "sentence-transformers",
+    "transformers",
+    "onnx",
+)
 ANSWER = """
 import json, sys
 from pathlib import Path
@@ -33,23 +42,37 @@ print(json.dumps({"answers": answers, "heavy": heavy}))
 
 
 def test_the_runtime_extra_answers_queries_from_the_gated_bundle_without_the_batch_stack(
-        q2e_platform, gated_bundle_dir, tmp_path):
+    q2e_platform, gated_bundle_dir, tmp_path
+):
     venv = tmp_path / "runtime-venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     python = venv / "bin" / "python"
     # The lock as constraints: the same versions the platform was tested with, from pip's cache.
-    install = subprocess.run([str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[runtime]",
-                              "-c", str(ROOT / "requirements.lock")], capture_output=True, text=True, cwd=tmp_path)
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", f"{ROOT}[runtime]", "-c", str(ROOT / "requirements.lock")],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert install.returncode == 0, install.stderr[-3000:]
-    installed = json.loads(subprocess.run([str(python), "-m", "pip", "list", "--format", "json"], check=True,
-                                          capture_output=True, text=True).stdout)
+    installed = json.loads(
+        subprocess.run(
+            [str(python), "-m", "pip", "list", "--format", "json"], check=True, capture_output=True, text=True
+        ).stdout
+    )
     names = {p["name"].lower() for p in installed}
     assert "ltrr" in names and not names & set(BATCH_ONLY), sorted(names & set(BATCH_ONLY))
 
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}      # the installed package, not the tree
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed package, not the tree
     config = q2e_platform[2]
-    answered = subprocess.run([str(python), "-c", ANSWER, str(config), str(gated_bundle_dir), "adele hello", "80s rock"],
-                              capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300)
+    answered = subprocess.run(
+        [str(python), "-c", ANSWER, str(config), str(gated_bundle_dir), "adele hello", "80s rock"],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        timeout=300,
+    )
     assert answered.returncode == 0, answered.stderr[-3000:]
     report = json.loads(answered.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
@@ -57,14 +80,28 @@ def test_the_runtime_extra_answers_queries_from_the_gated_bundle_without_the_bat
     from ltrr_core.runtime.service import load_service
 
     full = load_service(q2e_platform[0], gated_bundle_dir)
-    assert report["answers"] == {q: [r["entity_id"] for r in full.search(q, explore=False).results]
-                                 for q in ("adele hello", "80s rock")}
+    assert report["answers"] == {
+        q: [r["entity_id"] for r in full.search(q, explore=False).results] for q in ("adele hello", "80s rock")
+    }
     assert all(len(ids) == 10 for ids in report["answers"].values())
 
     port = _free_port()
-    server = subprocess.Popen([str(venv / "bin" / "ltrr"), "--config", str(config), "serve", "--bundle",
-                               str(gated_bundle_dir), "--port", str(port)], cwd=tmp_path, env=env,
-                              stdout=(tmp_path / "serve.log").open("w"), stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            str(venv / "bin" / "ltrr"),
+            "--config",
+            str(config),
+            "serve",
+            "--bundle",
+            str(gated_bundle_dir),
+            "--port",
+            str(port),
+        ],
+        cwd=tmp_path,
+        env=env,
+        stdout=(tmp_path / "serve.log").open("w"),
+        stderr=subprocess.STDOUT,
+    )
     try:
         import httpx
 
@@ -88,4 +125,3 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-

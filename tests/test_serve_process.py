@@ -21,8 +21,18 @@ import yaml
 from ltrr_core.logs import read_logs
 
 pytestmark = pytest.mark.slow
-QUERIES = ["tayler love", "ghosts deadmau5", "80s female vocalists", "party rock anthem", "coldplay", "songs like adele",
-           "metallica one", "lady gaga", "chill electronic", "halo beyonce"]
+QUERIES = [
+    "tayler love",
+    "ghosts deadmau5",
+    "80s female vocalists",
+    "party rock anthem",
+    "coldplay",
+    "songs like adele",
+    "metallica one",
+    "lady gaga",
+    "chill electronic",
+    "halo beyonce",
+]
 
 
 def _free_port() -> int:
@@ -37,13 +47,23 @@ def server(q2e_platform, gated_bundle_dir, tmp_path):
     settings, _, config_file = q2e_platform
     config = tmp_path / "serve.yaml"
     # A big buffer and a long flush interval: what reaches the disk is what SIGTERM flushed.
-    config.write_text(yaml.safe_dump({"extends": str(config_file), "runtime": {
-        "log_dir": str(tmp_path / "logs"), "flush_rows": 100_000, "flush_seconds": 3600}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(config_file),
+                "runtime": {"log_dir": str(tmp_path / "logs"), "flush_rows": 100_000, "flush_seconds": 3600},
+            }
+        )
+    )
     port = _free_port()
     ltrr = Path(sys.executable).with_name("ltrr")
-    output = (tmp_path / "serve.out").open("wb")    # a file, not a pipe nobody drains
-    process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--bundle", str(bundle_dir)],
-                               stdout=output, stderr=subprocess.STDOUT, env={**os.environ, "LTRR_ADMIN_TOKEN": "t0k"})
+    output = (tmp_path / "serve.out").open("wb")  # a file, not a pipe nobody drains
+    process = subprocess.Popen(
+        [str(ltrr), "--config", str(config), "serve", "--port", str(port), "--bundle", str(bundle_dir)],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "LTRR_ADMIN_TOKEN": "t0k"},
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -78,10 +98,11 @@ def test_no_impression_is_lost_under_load_and_sigterm(server):
             i = 0
             while not stop.is_set():
                 try:
-                    response = http.post("/search", json={"query": QUERIES[(worker + i) % len(QUERIES)],
-                                                          "user_id": f"load-{worker}"})
+                    response = http.post(
+                        "/search", json={"query": QUERIES[(worker + i) % len(QUERIES)], "user_id": f"load-{worker}"}
+                    )
                 except httpx.TransportError:
-                    return                          # the server went away: nothing was answered
+                    return  # the server went away: nothing was answered
                 i += 1
                 if response.status_code != 200:
                     continue
@@ -91,8 +112,15 @@ def test_no_impression_is_lost_under_load_and_sigterm(server):
                 if body["results"] and i % 3 == 0:
                     first = body["results"][0]["entity_id"]
                     try:
-                        fb = http.post("/feedback", json={"request_id": body["request_id"], "entity_id": first,
-                                                          "event": "click", "position": 1})
+                        fb = http.post(
+                            "/feedback",
+                            json={
+                                "request_id": body["request_id"],
+                                "entity_id": first,
+                                "event": "click",
+                                "position": 1,
+                            },
+                        )
                     except httpx.TransportError:
                         return
                     if fb.status_code == 200:
@@ -105,7 +133,7 @@ def test_no_impression_is_lost_under_load_and_sigterm(server):
         deadline = time.monotonic() + 120
         while len(answered) < 150 and time.monotonic() < deadline:
             time.sleep(0.2)
-        process.send_signal(signal.SIGTERM)           # mid-load
+        process.send_signal(signal.SIGTERM)  # mid-load
         process.wait(timeout=60)
         stop.set()
     # uvicorn shuts down gracefully, then re-raises SIGTERM so the exit status says why it stopped
@@ -128,20 +156,40 @@ def test_serve_refuses_to_start_without_a_gated_bundle(q2e_platform, tmp_path):
     ltrr = Path(sys.executable).with_name("ltrr")
     empty = tmp_path / "serve.yaml"
     empty.write_text(yaml.safe_dump({"extends": str(config_file), "data_dir": str(tmp_path / "fresh")}))
-    refused = subprocess.run([str(ltrr), "--config", str(empty), "serve", "--port", str(_free_port())],
-                             capture_output=True, text=True, timeout=300)
+    refused = subprocess.run(
+        [str(ltrr), "--config", str(empty), "serve", "--port", str(_free_port())],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode == 1 and "no bundle has been promoted" in " ".join(refused.stderr.split())
     latest = read_pointer(settings.data_dir / "bundles" / "LATEST")
     ungated = settings.data_dir / "bundles" / build_bundle(settings)["bundle_id"]
-    write_pointer(settings.data_dir / "bundles" / "LATEST", latest)       # other tests serve the fixture bundle
-    refused = subprocess.run([str(ltrr), "--config", str(config_file), "serve", "--port", str(_free_port()),
-                              "--bundle", str(ungated), "--workers", "2"], capture_output=True, text=True, timeout=300)
+    write_pointer(settings.data_dir / "bundles" / "LATEST", latest)  # other tests serve the fixture bundle
+    refused = subprocess.run(
+        [
+            str(ltrr),
+            "--config",
+            str(config_file),
+            "serve",
+            "--port",
+            str(_free_port()),
+            "--bundle",
+            str(ungated),
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert refused.returncode == 1 and "has not passed the promotion gates" in " ".join(refused.stderr.split())
     shutil.rmtree(ungated)
 
 
-def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_once(q2e_platform, gated_bundle_dir,
-                                                                                    tmp_path):
+def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_once(
+    q2e_platform, gated_bundle_dir, tmp_path
+):
     """`ltrr serve --workers 2`: one worker gets SIGTERM under load; the other keeps answering,
     uvicorn's supervisor starts a replacement, and every answered request is on disk exactly once."""
     import psutil
@@ -154,12 +202,28 @@ def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_on
     port = _free_port()
     ltrr = Path(sys.executable).with_name("ltrr")
     output = (tmp_path / "serve.out").open("wb")
-    process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--workers", "2",
-                                "--bundle", str(gated_bundle_dir)], stdout=output, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [
+            str(ltrr),
+            "--config",
+            str(config),
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            "2",
+            "--bundle",
+            str(gated_bundle_dir),
+        ],
+        stdout=output,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
 
     def workers() -> list[int]:
-        return [c.pid for c in psutil.Process(process.pid).children() if "resource_tracker" not in " ".join(c.cmdline())]
+        return [
+            c.pid for c in psutil.Process(process.pid).children() if "resource_tracker" not in " ".join(c.cmdline())
+        ]
 
     answered, failed = [], []
     try:
@@ -167,7 +231,7 @@ def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_on
         while time.monotonic() < deadline and not (len(workers()) == 2 and _healthy(base)):
             assert process.poll() is None, (tmp_path / "serve.out").read_text()[-3000:]
             time.sleep(0.5)
-        time.sleep(10)                                   # the second worker loads its bundle too
+        time.sleep(10)  # the second worker loads its bundle too
         first = workers()
         with httpx.Client(base_url=base, timeout=60) as http:
             for i in range(120):
@@ -175,7 +239,7 @@ def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_on
                     os.kill(first[0], signal.SIGTERM)
                 try:
                     response = http.post("/search", json={"query": QUERIES[i % len(QUERIES)]})
-                except httpx.TransportError as error:     # a kept-alive connection to the stopped worker
+                except httpx.TransportError as error:  # a kept-alive connection to the stopped worker
                     failed.append(repr(error))
                     http.close()
                     http = httpx.Client(base_url=base, timeout=60)
@@ -185,7 +249,7 @@ def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_on
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and (first[0] in workers() or len(workers()) < 2):
             time.sleep(0.5)
-        assert first[0] not in workers() and len(workers()) == 2        # replaced by a new worker
+        assert first[0] not in workers() and len(workers()) == 2  # replaced by a new worker
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=120)

@@ -50,8 +50,9 @@ def test_position_based_examination_is_the_configured_power_law():
 
 
 def test_cascade_stops_once_satisfied():
-    config = ClickModelConfig(model="cascade", attraction={0: 0.0, 1: 0.0, 2: 1.0},
-                              stream_given_click={0: 0.0, 1: 0.0, 2: 1.0})
+    config = ClickModelConfig(
+        model="cascade", attraction={0: 0.0, 1: 0.0, 2: 1.0}, stream_given_click={0: 0.0, 1: 0.0, 2: 1.0}
+    )
     events = CascadeModel(config).simulate([0, 2, 2, 2], np.random.default_rng(3))
     assert [e.position for e in events if e.event == "click"] == [2]
     assert [e.event for e in events] == ["click", "stream"] or [e.event for e in events] == ["click", "stream", "like"]
@@ -77,7 +78,7 @@ def test_misspelling_is_one_edit_keeping_the_first_letter():
             typo = misspell(text, rng)
             assert DamerauLevenshtein.distance(text, typo) <= 1
             assert [w[0] for w in typo.split()] == [w[0] for w in text.split()]
-    assert misspell("abc 123", rng) == "abc 123"   # nothing long enough to misspell
+    assert misspell("abc 123", rng) == "abc 123"  # nothing long enough to misspell
 
 
 def test_partial_title_is_a_proper_prefix():
@@ -101,7 +102,7 @@ def world(built_platform):
 def test_world_is_built_from_the_real_data(world, test_settings):
     from ltrr_core.splits import cpcd_part, lastfm_user_part
 
-    assert len(world.users) > 700                        # the simulate half of the Last.fm HetRec users
+    assert len(world.users) > 700  # the simulate half of the Last.fm HetRec users
     assert {lastfm_user_part(u.user_id.split(":")[1], test_settings.splits) for u in world.users} == {"simulate"}
     assert all(u.user_id.startswith("lastfm-user:") for u in world.users)
     intent = world.cpcd_intents[0]
@@ -120,8 +121,8 @@ def test_world_is_built_from_the_real_data(world, test_settings):
 @pytest.fixture(scope="module")
 def simulated(q2e_platform, bundle_dir, world, tmp_path_factory):
     """Two simulated days through the real runtime into a fresh log root."""
-    from ltrr_core.runtime import load_service
     from ltrr_core.logs.recorder import InteractionRecorder
+    from ltrr_core.runtime import load_service
     from ltrr_core.simulate import Simulator
 
     settings = q2e_platform[0]
@@ -147,14 +148,14 @@ def test_simulated_days_are_valid_log_partitions(simulated):
         impressions = read_logs(log_root, "impressions", summary.day)
         feedback = read_logs(log_root, "feedback", summary.day)
         assert len(impressions) == summary.requests == 120 - summary.invalid_queries
-        assert all(impressions["propensity"] == impressions["plan"].map(policy))   # the exact probability logged
+        assert all(impressions["propensity"] == impressions["plan"].map(policy))  # the exact probability logged
         assert len(feedback) == summary.clicks + summary.streams + summary.likes + summary.skips > 0
         _, _, report = validate_log_day(log_root, summary.day, impressions, feedback)
         assert report["impressions"]["quarantined"] == 0 and report["feedback"]["quarantined"] == 0
         truth = read_truth(out / "truth", summary.day)
         assert set(truth["request_id"]) == set(impressions["request_id"])
         hours = impressions["timestamp"].dt.hour
-        assert (hours.between(2, 5).mean()) < (hours.between(20, 23).mean())   # the OBD traffic curve
+        assert (hours.between(2, 5).mean()) < (hours.between(20, 23).mean())  # the OBD traffic curve
 
 
 @pytest.mark.slow
@@ -180,7 +181,7 @@ def test_simulated_ctr_by_position_follows_the_click_model(simulated):
     observed = sum(np.array(s.ctr_by_position) * s.requests for s in summaries)
     expected = sum(np.array(s.expected_ctr_by_position) * s.requests for s in summaries)
     assert np.all(np.abs(observed - expected) <= 4 * np.sqrt(expected) + 1), (observed, expected)
-    assert observed[0] / n > 0.2       # people find what they look for at the top, often
+    assert observed[0] / n > 0.2  # people find what they look for at the top, often
 
 
 @pytest.mark.slow
@@ -194,8 +195,9 @@ def test_a_day_is_reproducible_and_never_logged_twice(simulated, bundle_dir, tmp
     settings, out, summaries, simulator = simulated
     log_root = out / "logs"
     recorder = InteractionRecorder(tmp_path / "logs", settings.runtime)
-    replay = Simulator(settings, simulator.world, load_service(settings, bundle_dir), recorder,
-                       truth_dir=tmp_path / "truth").run_day(date(2026, 3, 1), 120)
+    replay = Simulator(
+        settings, simulator.world, load_service(settings, bundle_dir), recorder, truth_dir=tmp_path / "truth"
+    ).run_day(date(2026, 3, 1), 120)
     recorder.close()
     first = read_logs(log_root, "impressions", "2026-03-01").sort_values("request_id")
     second = read_logs(tmp_path / "logs", "impressions", "2026-03-01").sort_values("request_id")
@@ -209,10 +211,10 @@ def test_a_day_is_reproducible_and_never_logged_twice(simulated, bundle_dir, tmp
 
 @pytest.mark.slow
 def test_simulated_logs_feed_the_memory_index_engagement(simulated, q2e_platform):
+    from ltrr_core.logs import read_logs
     from ltrr_core.memory import observed_statistics
     from ltrr_core.memory.build import load_engagement
     from ltrr_core.memory.engagement import log_engagement
-    from ltrr_core.logs import read_logs
 
     settings, out, summaries, _ = simulated
     impressions, feedback = read_logs(out / "logs", "impressions"), read_logs(out / "logs", "feedback")
@@ -240,21 +242,64 @@ def test_simulate_command_writes_two_valid_day_partitions(q2e_platform, bundle_d
 
     _, _, config_file = q2e_platform
     config = tmp_path / "simulate.yaml"
-    config.write_text(yaml.safe_dump({"extends": str(config_file), "runtime": {"log_dir": str(tmp_path / "logs")},
-                                      "simulate": {"out_dir": str(tmp_path / "sim")}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(config_file),
+                "runtime": {"log_dir": str(tmp_path / "logs")},
+                "simulate": {"out_dir": str(tmp_path / "sim")},
+            }
+        )
+    )
     ltrr = Path(sys.executable).with_name("ltrr")
-    out = subprocess.run([str(ltrr), "--config", str(config), "simulate", "--days", "2", "--queries-per-day", "30",
-                          "--start-date", "2026-05-01", "--bundle", str(bundle_dir), "--json"],
-                         capture_output=True, text=True, timeout=900)
+    out = subprocess.run(
+        [
+            str(ltrr),
+            "--config",
+            str(config),
+            "simulate",
+            "--days",
+            "2",
+            "--queries-per-day",
+            "30",
+            "--start-date",
+            "2026-05-01",
+            "--bundle",
+            str(bundle_dir),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     days = json.loads(out.stdout)
     assert [d["day"] for d in days] == ["2026-05-01", "2026-05-02"]
     for day in days:
         assert day["requests"] + day["invalid_queries"] == 30
-        assert day["contracts"]["impressions"] == {"rows": day["requests"], "kept": day["requests"], "quarantined": 0,
-                                                   "reasons": {}}
+        assert day["contracts"]["impressions"] == {
+            "rows": day["requests"],
+            "kept": day["requests"],
+            "quarantined": 0,
+            "reasons": {},
+        }
         assert day["contracts"]["feedback"]["quarantined"] == 0
         assert (tmp_path / "logs" / "impressions" / f"date={day['day']}").is_dir()
-    again = subprocess.run([str(ltrr), "--config", str(config), "simulate", "--days", "1", "--start-date", "2026-05-02",
-                            "--bundle", str(bundle_dir)], capture_output=True, text=True, timeout=900)
+    again = subprocess.run(
+        [
+            str(ltrr),
+            "--config",
+            str(config),
+            "simulate",
+            "--days",
+            "1",
+            "--start-date",
+            "2026-05-02",
+            "--bundle",
+            str(bundle_dir),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     assert again.returncode == 1 and "already have impressions" in again.stderr

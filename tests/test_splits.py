@@ -44,21 +44,36 @@ def test_cpcd_parts_are_disjoint_by_conversation_and_cover_every_one():
     for part, share in (("heldout", 0.2), ("simulate", 0.2), ("train", 0.6)):
         assert abs(len(parts[part]) / total - share) < 0.03, part
     # every turn of a conversation lands in the same part
-    assert cpcd_rows(CPCD, config, ("heldout",)).groupby("conv_id")["turn"].count().sum() == \
-        frame[frame["conv_id"].isin(parts["heldout"])].shape[0]
+    assert (
+        cpcd_rows(CPCD, config, ("heldout",)).groupby("conv_id")["turn"].count().sum()
+        == frame[frame["conv_id"].isin(parts["heldout"])].shape[0]
+    )
 
 
 def test_split_is_a_stable_function_of_the_seed():
     config = SplitsConfig()
     # known answers of the default seed: any machine, any Python, any run
-    assert [cpcd_part(c, config) for c in ("00079c9c8dd7b55a", "00fa033e6cba483e", "0163adc141d14122")] == \
-        ["train", "simulate", "heldout"]
-    assert [tag_assignment_part("52", t, config) for t in ("13", "14", "15", "16")] == ["catalog", "truth", "catalog", "truth"]
-    assert [lastfm_user_part(u, config) for u in ("2", "3", "4", "7")] == ["platform", "platform", "simulate", "simulate"]
+    assert [cpcd_part(c, config) for c in ("00079c9c8dd7b55a", "00fa033e6cba483e", "0163adc141d14122")] == [
+        "train",
+        "simulate",
+        "heldout",
+    ]
+    assert [tag_assignment_part("52", t, config) for t in ("13", "14", "15", "16")] == [
+        "catalog",
+        "truth",
+        "catalog",
+        "truth",
+    ]
+    assert [lastfm_user_part(u, config) for u in ("2", "3", "4", "7")] == [
+        "platform",
+        "platform",
+        "simulate",
+        "simulate",
+    ]
     conversations = sorted(set(read_cpcd_file(CPCD)["conv_id"]))[:400]
     first = [cpcd_part(c, config) for c in conversations]
     other = [cpcd_part(c, SplitsConfig(seed="another-seed")) for c in conversations]
-    assert sum(a != b for a, b in zip(first, other)) > 100        # a different seed is a different split
+    assert sum(a != b for a, b in zip(first, other)) > 100  # a different seed is a different split
 
 
 def test_a_split_without_a_train_part_is_refused():
@@ -72,11 +87,11 @@ def test_seen_slice_is_the_train_query_texts(test_settings):
     train = train[train["conv_id"].map(lambda c: cpcd_part(c, test_settings.splits) == "train")]
     some_train_query = next(q for q in train["search_query"] if q)
     assert query_slice(some_train_query, seen) == "seen"
-    assert query_slice(some_train_query.upper() + "  ", seen) == "seen"          # normalised text
+    assert query_slice(some_train_query.upper() + "  ", seen) == "seen"  # normalised text
     assert query_slice("zzqx no one typed this", seen) == "unseen"
     heldout = load_cpcd_queries(CPCD, test_settings.splits, "heldout")
     share_seen = sum(query_slice(q, seen) == "seen" for q in heldout.queries) / len(heldout.queries)
-    assert 0.08 < share_seen < 0.4          # about a fifth of held-out queries were also typed in train
+    assert 0.08 < share_seen < 0.4  # about a fifth of held-out queries were also typed in train
 
 
 def test_sweeps_refuse_anything_but_train(q2e_platform):
@@ -97,8 +112,9 @@ def test_memory_engagement_reads_only_train_conversations(tmp_path):
     only_train = tmp_path / "only_train.tsv"
     frame[frame["conv_id"].map(lambda c: cpcd_part(c, config) == "train")].to_csv(only_train, sep="\t", index=False)
     full = make_settings(tmp_path / "a", **{"memory.use_runtime_logs": False})
-    trimmed = make_settings(tmp_path / "b", **{"memory.use_runtime_logs": False,
-                                                "catalog.paths.cpcd_labels": str(only_train)})
+    trimmed = make_settings(
+        tmp_path / "b", **{"memory.use_runtime_logs": False, "catalog.paths.cpcd_labels": str(only_train)}
+    )
     engaged_full, engaged_trimmed = load_engagement(full), load_engagement(trimmed)
     assert len(engaged_full) > 10_000
     pd.testing.assert_frame_equal(engaged_full, engaged_trimmed)
@@ -121,9 +137,12 @@ def test_catalog_tags_come_only_from_the_catalog_part(test_settings):
     assert {tag_assignment_part(a, t, test_settings.splits) for a, t in pairs} == {"catalog"}
     raw = pd.read_csv(LASTFM / "user_taggedartists.dat", sep="\t", dtype=str)
     raw = raw[raw["artistID"].isin(set(artists["id"].str.split(":").str[1]))]
-    truth_pairs = {(a, t) for a, t in zip(raw["artistID"], raw["tagID"])
-                   if tag_assignment_part(a, t, test_settings.splits) == "truth"}
-    assert len(truth_pairs) > 1000 and not truth_pairs & set(pairs)     # the split held real pairs back
+    truth_pairs = {
+        (a, t)
+        for a, t in zip(raw["artistID"], raw["tagID"])
+        if tag_assignment_part(a, t, test_settings.splits) == "truth"
+    }
+    assert len(truth_pairs) > 1000 and not truth_pairs & set(pairs)  # the split held real pairs back
 
 
 def test_popularity_counts_only_the_platform_users(test_settings):
@@ -131,9 +150,11 @@ def test_popularity_counts_only_the_platform_users(test_settings):
 
     artists = read_lastfm_artists(test_settings, nrows=50).set_index("id")
     plays = pd.read_csv(LASTFM / "user_artists.dat", sep="\t", dtype=str)
-    duran_duran = "lastfm:" + next(a for a, n in zip(*pd.read_csv(LASTFM / "artists.dat", sep="\t", dtype=str,
-                                                             usecols=["id", "name"]).T.values)
-                               if n == "Duran Duran")
+    duran_duran = "lastfm:" + next(
+        a
+        for a, n in zip(*pd.read_csv(LASTFM / "artists.dat", sep="\t", dtype=str, usecols=["id", "name"]).T.values)
+        if n == "Duran Duran"
+    )
     listeners = plays[plays["artistID"] == duran_duran.split(":")[1]]["userID"]
     platform = sum(lastfm_user_part(u, test_settings.splits) == "platform" for u in listeners)
     assert 0 < platform < len(listeners)

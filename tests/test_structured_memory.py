@@ -42,9 +42,9 @@ def test_structured_version_filter_filters(full_searcher):
     assert rows["version_types"].map(lambda v: "live" in list(v)).all()
     assert rows["artists"].map(lambda a: "Coldplay" in list(a)).all()
     unfiltered = searcher.strategies["structured"].index.postings("artist", "coldplay")
-    assert len(unfiltered) > len(ids)          # the filter removed Coldplay's studio tracks
+    assert len(unfiltered) > len(ids)  # the filter removed Coldplay's studio tracks
     result = searcher.strategies["structured"].retrieve(searcher.query("coldplay live"), 20)
-    assert result.ids[0] in set(ids)           # and the filtered reading ranks first
+    assert result.ids[0] in set(ids)  # and the filtered reading ranks first
 
 
 def test_structured_decade_and_tag_filters_filter(full_searcher, q2e_platform):
@@ -89,12 +89,16 @@ def test_generate_q2e_is_incremental_and_memory_learns_from_train_logs(q2e_platf
     assert manifest["doc2query"]["generated"]["templates"] > 0
     first = q2e_store(settings).load()
 
-    again = generate_q2e(str(config_file))   # same catalog: nothing to predict, same table
+    again = generate_q2e(str(config_file))  # same catalog: nothing to predict, same table
     assert again["scope"]["mode"] == "incremental" and again["scope"]["n_to_predict"] == 0
     second = q2e_store(settings).load()
     columns = ["query", "entity_id", "score", "source"]
-    assert first[columns].sort_values(columns[:2]).reset_index(drop=True).equals(
-        second[columns].sort_values(columns[:2]).reset_index(drop=True))
+    assert (
+        first[columns]
+        .sort_values(columns[:2])
+        .reset_index(drop=True)
+        .equals(second[columns].sort_values(columns[:2]).reset_index(drop=True))
+    )
 
     searcher, _ = full_searcher
     liked = first[(first["source"] == "observed") & (first["n_engaged"] > 0)].iloc[0]
@@ -117,8 +121,10 @@ def test_search_json_shape(q2e_platform):
     assert {s["name"] for r in payload["results"] for s in r["strategies"]} >= {"lexical", "structured"}
 
 
-@pytest.mark.parametrize(("bad", "message"), [("", "empty"), ("x" * 10_000, "limit is 512"),
-                                              ("?!...", "no letters or digits"), ("\x00\x01", "no letters")])
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("", "empty"), ("x" * 10_000, "limit is 512"), ("?!...", "no letters or digits"), ("\x00\x01", "no letters")],
+)
 def test_search_cli_answers_bad_input_with_a_clear_error(q2e_platform, bad, message):
     _, _, config_file = q2e_platform
     out = CliRunner().invoke(app, ["--config", str(config_file), "search", bad])

@@ -84,7 +84,11 @@ def test_genre_classifier_reports_held_out_precision_recall_and_labels_untagged(
     settings = make_settings(tmp_path)
     # A random sample of FMA (the file is grouped by artist, so its head is a few genres only).
     fma = adapters.read_fma_tracks(settings).sample(10_000, random_state=0).reset_index(drop=True)
-    frames = {"fma": fma, "cpcd": adapters.read_cpcd_tracks(settings, 2000), "lastfm": adapters.read_lastfm_artists(settings, 3000)}
+    frames = {
+        "fma": fma,
+        "cpcd": adapters.read_cpcd_tracks(settings, 2000),
+        "lastfm": adapters.read_lastfm_artists(settings, 3000),
+    }
     linked, _ = link_entities(frames, ["lastfm"], 0.8, 20)
     enriched, report = understand_catalog(linked, settings.content_understanding)
     evaluation = report.classifier

@@ -17,19 +17,21 @@ def _table(tmp_path, n_artists: int, n_tracks: int):
     rows = [(f"artist:{i}", "artist", 0.99 - 0.001 * i) for i in range(n_artists)]
     rows += [(f"track:{i}", "track", 0.80 - 0.001 * i) for i in range(n_tracks)]
     vectors = [np.array([c, np.sqrt(1 - c * c)], dtype=np.float32) for _, _, c in rows]
-    data = pa.Table.from_pydict({ID: [r[0] for r in rows], TYPE: [r[1] for r in rows], TEXT_HASH: ["x"] * len(rows),
-                                 VECTOR: vectors}, schema=vector_schema(2))
+    data = pa.Table.from_pydict(
+        {ID: [r[0] for r in rows], TYPE: [r[1] for r in rows], TEXT_HASH: ["x"] * len(rows), VECTOR: vectors},
+        schema=vector_schema(2),
+    )
     return open_db(tmp_path / "lance").create_table("entities", data=data)
 
 
-@pytest.mark.parametrize("n_artists", [3, 30])      # 30: the first fetch holds artists only, a second search fills in
+@pytest.mark.parametrize("n_artists", [3, 30])  # 30: the first fetch holds artists only, a second search fills in
 def test_at_most_the_cap_of_a_type_and_still_k_rows(tmp_path, n_artists):
     table = _table(tmp_path, n_artists, 20)
     config = VectorConfig(metric="dot", max_per_type={"artist": 1}, type_cap_overfetch=2)
     found = search_capped(table, QUERY, 5, config)
     assert [i for i, _ in found] == ["artist:0", "track:0", "track:1", "track:2", "track:3"]
     assert [s for _, s in found] == sorted((s for _, s in found), reverse=True)
-    assert found[0][1] == pytest.approx(0.99, abs=1e-5)          # dot distance reported back as the similarity
+    assert found[0][1] == pytest.approx(0.99, abs=1e-5)  # dot distance reported back as the similarity
 
 
 def test_no_cap_is_the_plain_nearest_neighbours(tmp_path):

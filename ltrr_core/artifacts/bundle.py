@@ -34,7 +34,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version as package_version
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -75,7 +75,7 @@ def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | 
     build_dir, build_manifest = current_build(settings)
     store = q2e_store(settings)
     q2e_manifest = store.manifest()
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     bundle_id = created.strftime("B%Y%m%dT%H%M%S%fZ")
     final = bundles_root(settings) / bundle_id
     with staged_directory(final) as staging:
@@ -104,9 +104,13 @@ def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | 
                 "q2e_version": q2e_manifest["version"],
                 "policy_version": policy_spec,
                 "ranker_version": ranker_version,
-                "lance": {"path": os.path.relpath(lance_dir, settings.data_dir.resolve()),
-                          "table": vectors["table"], "version": int(vectors["table_version"]),
-                          "model": vectors["model"], "dim": int(vectors["dim"])},
+                "lance": {
+                    "path": os.path.relpath(lance_dir, settings.data_dir.resolve()),
+                    "table": vectors["table"],
+                    "version": int(vectors["table_version"]),
+                    "model": vectors["model"],
+                    "dim": int(vectors["dim"]),
+                },
             },
             "source_runs": {"index_build": build_manifest["build_id"], "q2e": q2e_manifest["version"]},
             "component_versions": _package_versions(),
@@ -124,7 +128,11 @@ def _write_display(settings: Settings, catalog_version: str, path: Path) -> None
     from .. import schema as S
     from ..catalog.store import CatalogStore
 
-    table = CatalogStore(settings.data_dir / "catalog").load_table(catalog_version).select([S.ID, S.TYPE, S.TITLE, S.ARTISTS])
+    table = (
+        CatalogStore(settings.data_dir / "catalog")
+        .load_table(catalog_version)
+        .select([S.ID, S.TYPE, S.TITLE, S.ARTISTS])
+    )
     pq.write_table(table, path, compression="zstd")
 
 
@@ -140,11 +148,13 @@ def _write_ranker(settings: Settings, catalog_version: str, target: Path, ranker
     table = CatalogStore(settings.data_dir / "catalog").load_table(catalog_version).select(ENTITY_COLUMNS)
     pq.write_table(table, target / "entities.parquet", compression="zstd")
     strategies = sorted(settings.retrieval.strategies)
-    write_json_atomic(target / "feature_spec.json", {"version": FEATURE_SPEC_VERSION, "strategies": strategies,
-                                                     "names": feature_names(strategies)})
+    write_json_atomic(
+        target / "feature_spec.json",
+        {"version": FEATURE_SPEC_VERSION, "strategies": strategies, "names": feature_names(strategies)},
+    )
     if ranker is None:
         return None
-    for name in (SPEC_FILE, MODEL_FILE, "report.json"):      # the report: what promotion gates read
+    for name in (SPEC_FILE, MODEL_FILE, "report.json"):  # the report: what promotion gates read
         if (Path(ranker) / name).is_file():
             shutil.copy2(Path(ranker) / name, target / name)
     return json.loads((target / SPEC_FILE).read_text(encoding="utf-8"))["version"]
@@ -185,8 +195,10 @@ def verify_bundle(path: Path) -> dict[str, Any]:
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise BundleError(f"{manifest_path}: not valid JSON ({error})") from error
     if manifest.get("schema_version") != BUNDLE_SCHEMA_VERSION:
-        raise BundleError(f"{manifest_path}: schema_version {manifest.get('schema_version')!r}, "
-                          f"this runtime reads {BUNDLE_SCHEMA_VERSION!r}")
+        raise BundleError(
+            f"{manifest_path}: schema_version {manifest.get('schema_version')!r}, "
+            f"this runtime reads {BUNDLE_SCHEMA_VERSION!r}"
+        )
     files = manifest.get("files")
     if not isinstance(files, dict) or not files:
         raise BundleError(f"{manifest_path}: no 'files' checksums")
@@ -196,8 +208,9 @@ def verify_bundle(path: Path) -> dict[str, Any]:
             raise BundleError(f"{root}: {relative} is listed in the manifest but missing")
         actual = sha256_file(file)
         if actual != expected:
-            raise BundleError(f"{root}: {relative} does not match its checksum "
-                              f"(manifest {expected[:12]}…, file {actual[:12]}…)")
+            raise BundleError(
+                f"{root}: {relative} does not match its checksum (manifest {expected[:12]}…, file {actual[:12]}…)"
+            )
     for entry in sorted(root.rglob("*")):
         relative = entry.relative_to(root).as_posix()
         if entry.is_symlink() and not entry.resolve().is_relative_to(root.resolve()):
@@ -205,6 +218,8 @@ def verify_bundle(path: Path) -> dict[str, Any]:
         if entry.is_file() and relative != MANIFEST and relative not in files:
             raise BundleError(f"{root}: {relative} is not listed in the manifest")
     lance = manifest.get("components", {}).get("lance", {})
-    if lance and (PurePosixPath(lance.get("path", "")).is_absolute() or ".." in PurePosixPath(lance.get("path", "")).parts):
+    if lance and (
+        PurePosixPath(lance.get("path", "")).is_absolute() or ".." in PurePosixPath(lance.get("path", "")).parts
+    ):
         raise BundleError(f"{manifest_path}: the Lance table path {lance.get('path')!r} must be relative to data_dir")
     return manifest

@@ -41,10 +41,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -98,22 +99,29 @@ def serving_bundle(settings: Settings) -> Path:
     the latest build, which no gate has passed."""
     bundle = promoted_bundle(settings)
     if bundle is None:
-        raise NoChampion(f"no bundle has been promoted under {bundles_root(settings)}, so nothing gated can serve: "
-                         "run `ltrr promote` (gates the latest built bundle) or a nightly first")
+        raise NoChampion(
+            f"no bundle has been promoted under {bundles_root(settings)}, so nothing gated can serve: "
+            "run `ltrr promote` (gates the latest built bundle) or a nightly first"
+        )
     return bundle
 
 
 def gated_bundles(settings: Settings) -> set[str]:
     """Bundles that passed every gate in some decision (promoted, or a dry run that would have been)."""
-    return {e["bundle_id"] for e in history(settings)
-            if e["action"] == "promote" and e.get("gates") and all(g["passed"] for g in e["gates"])}
+    return {
+        e["bundle_id"]
+        for e in history(settings)
+        if e["action"] == "promote" and e.get("gates") and all(g["passed"] for g in e["gates"])
+    }
 
 
 def require_gated(settings: Settings, bundle: Path) -> Path:
     """``bundle`` if it has passed every gate, else BundleError saying how to gate it."""
     if Path(bundle).name not in gated_bundles(settings):
-        raise BundleError(f"bundle {bundle} has not passed the promotion gates (bundles/{HISTORY}); "
-                          f"gate it with `ltrr promote --dry-run {bundle}` before serving it")
+        raise BundleError(
+            f"bundle {bundle} has not passed the promotion gates (bundles/{HISTORY}); "
+            f"gate it with `ltrr promote --dry-run {bundle}` before serving it"
+        )
     return Path(bundle)
 
 
@@ -138,10 +146,18 @@ def gate_contracts(settings: Settings, bundle: Path) -> Gate:
                 share = checked[kind]["quarantined"] / rows if rows else 0.0
                 worst = max(worst, share)
                 if share > limit:
-                    return Gate("contracts", False, f"{kind} of {day}: {share:.1%} of rows quarantined (limit {limit:.1%})",
-                                {"day": day, "kind": kind, "quarantined_share": round(share, 4)})
-    return Gate("contracts", True, f"{days} log day(s) checked, worst quarantine {worst:.1%}",
-                {"days": days, "worst_quarantined_share": round(worst, 4)})
+                    return Gate(
+                        "contracts",
+                        False,
+                        f"{kind} of {day}: {share:.1%} of rows quarantined (limit {limit:.1%})",
+                        {"day": day, "kind": kind, "quarantined_share": round(share, 4)},
+                    )
+    return Gate(
+        "contracts",
+        True,
+        f"{days} log day(s) checked, worst quarantine {worst:.1%}",
+        {"days": days, "worst_quarantined_share": round(worst, 4)},
+    )
 
 
 def gate_ranker(settings: Settings, bundle: Path) -> Gate:
@@ -153,11 +169,20 @@ def gate_ranker(settings: Settings, bundle: Path) -> Gate:
     candidate, baseline = evaluation["ranker"]["ndcg@10"], evaluation[reference]["ndcg@10"]
     tolerance = settings.promotion.ranker_ndcg_tolerance
     evaluated_on = report.get("evaluated_on", f"logged day {report['evaluation_day']}")
-    numbers = {"ndcg@10": candidate, f"{reference}_ndcg@10": baseline, "tolerance": tolerance,
-               "evaluation_day": report["evaluation_day"], "evaluated_on": evaluated_on}
+    numbers = {
+        "ndcg@10": candidate,
+        f"{reference}_ndcg@10": baseline,
+        "tolerance": tolerance,
+        "evaluation_day": report["evaluation_day"],
+        "evaluated_on": evaluated_on,
+    }
     if candidate is None or baseline is None or candidate < baseline - tolerance:
-        return Gate("ranker", False, f"nDCG@10 {candidate} below the {reference}'s {baseline} beyond {tolerance} "
-                                     f"({evaluated_on})", numbers)
+        return Gate(
+            "ranker",
+            False,
+            f"nDCG@10 {candidate} below the {reference}'s {baseline} beyond {tolerance} ({evaluated_on})",
+            numbers,
+        )
     return Gate("ranker", True, f"nDCG@10 {candidate} vs {reference} {baseline} ({evaluated_on})", numbers)
 
 
@@ -172,23 +197,49 @@ def gate_policy(settings: Settings, bundle: Path) -> Gate:
     tolerance, min_ess = settings.promotion.policy_value_tolerance, settings.promotion.min_ess
     # ``ess``: Kish ESS of the unclipped weights; ``ess_clipped`` is recorded, never gated on.
     ess = estimate["ess"]
-    numbers = {"lower_bound": estimate["ci"][0], "estimate": estimate["estimate"], "ess": ess,
-               "ess_clipped": estimate.get("ess_clipped"), "logging_value": logging_value, "tolerance": tolerance,
-               "min_ess": min_ess}
+    numbers = {
+        "lower_bound": estimate["ci"][0],
+        "estimate": estimate["estimate"],
+        "ess": ess,
+        "ess_clipped": estimate.get("ess_clipped"),
+        "logging_value": logging_value,
+        "tolerance": tolerance,
+        "min_ess": min_ess,
+    }
     if name == "switch_dr" and "ess_clipped" not in estimate:
         # Reports written before ESS was split put the clipped ESS under "ess": it overstates.
-        return Gate("policy", False, "the switch-DR report has no ess_clipped: it predates the unclipped ESS, its "
-                                     "'ess' is of clipped weights and overstates the support; retrain the policy",
-                    numbers)
+        return Gate(
+            "policy",
+            False,
+            "the switch-DR report has no ess_clipped: it predates the unclipped ESS, its "
+            "'ess' is of clipped weights and overstates the support; retrain the policy",
+            numbers,
+        )
     if ess < min_ess:
-        return Gate("policy", False, f"effective sample size {ess} (unclipped weights) below {min_ess}"
-                                     + (f" (clipped at max_weight it would be {estimate['ess_clipped']})"
-                                        if estimate.get("ess_clipped") is not None else ""), numbers)
+        return Gate(
+            "policy",
+            False,
+            f"effective sample size {ess} (unclipped weights) below {min_ess}"
+            + (
+                f" (clipped at max_weight it would be {estimate['ess_clipped']})"
+                if estimate.get("ess_clipped") is not None
+                else ""
+            ),
+            numbers,
+        )
     if estimate["ci"][0] < logging_value - tolerance:
-        return Gate("policy", False, f"lower bound {estimate['ci'][0]:.4f} below the logging policy's value "
-                                     f"{logging_value:.4f} - {tolerance}", numbers)
-    return Gate("policy", True, f"lower bound {estimate['ci'][0]:.4f} >= logging value {logging_value:.4f} - {tolerance}",
-                numbers)
+        return Gate(
+            "policy",
+            False,
+            f"lower bound {estimate['ci'][0]:.4f} below the logging policy's value {logging_value:.4f} - {tolerance}",
+            numbers,
+        )
+    return Gate(
+        "policy",
+        True,
+        f"lower bound {estimate['ci'][0]:.4f} >= logging value {logging_value:.4f} - {tolerance}",
+        numbers,
+    )
 
 
 def gate_integrity(bundle: Path) -> Gate:
@@ -213,14 +264,23 @@ def gate_query_encoder(settings: Settings, bundle: Path) -> Gate:
         return Gate("query_encoder", False, str(error))
     numbers = {"precision": spec.precision, **spec.agreement.model_dump()}
     if spec.model != lance_model:
-        return Gate("query_encoder", False, f"exported from {spec.model!r}, the document vectors are {lance_model!r}",
-                    numbers)
+        return Gate(
+            "query_encoder", False, f"exported from {spec.model!r}, the document vectors are {lance_model!r}", numbers
+        )
     threshold = settings.embedding.query_min_cosine
     if spec.agreement.mean_cosine < threshold:
-        return Gate("query_encoder", False, f"mean cosine to the document encoder {spec.agreement.mean_cosine} "
-                                            f"below {threshold}", numbers)
-    return Gate("query_encoder", True, f"{spec.precision}, mean cosine {spec.agreement.mean_cosine} >= {threshold} "
-                                       f"on {spec.agreement.n_texts} texts", numbers)
+        return Gate(
+            "query_encoder",
+            False,
+            f"mean cosine to the document encoder {spec.agreement.mean_cosine} below {threshold}",
+            numbers,
+        )
+    return Gate(
+        "query_encoder",
+        True,
+        f"{spec.precision}, mean cosine {spec.agreement.mean_cosine} >= {threshold} on {spec.agreement.n_texts} texts",
+        numbers,
+    )
 
 
 def _timed_medians(services: list[Any], queries: list[str], repeats: int) -> list[list[float]]:
@@ -248,7 +308,9 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
         service = load_service(settings, bundle)
         # The greedy plan (no exploration): a random exploratory plan (memory alone, say) may find
         # nothing for a query, and the gate must judge the bundle, not the draw.
-        empty = [text for text in config.smoke_queries if not service.search(text, explore=False).results]   # also the warm-up
+        empty = [
+            text for text in config.smoke_queries if not service.search(text, explore=False).results
+        ]  # also the warm-up
     except Exception as error:  # noqa: BLE001 - any failure to serve blocks promotion, with its reason
         return Gate("smoke", False, f"{type(error).__name__}: {error}")
     services, note = [service], ""
@@ -262,8 +324,12 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
             note = f" (champion {champion_path.name} could not be timed: {type(error).__name__}: {error})"
     medians = _timed_medians(services, config.smoke_queries, config.smoke_repeats)
     p95 = float(np.percentile(medians[0], 95))
-    numbers: dict[str, Any] = {"queries": len(medians[0]), "repeats": config.smoke_repeats, "p95_ms": round(p95, 1),
-                               "cold_start_s": service.startup["seconds"]}
+    numbers: dict[str, Any] = {
+        "queries": len(medians[0]),
+        "repeats": config.smoke_repeats,
+        "p95_ms": round(p95, 1),
+        "cold_start_s": service.startup["seconds"],
+    }
     if empty:
         return Gate("smoke", False, f"no results for {empty}", numbers)
     answered = f"{len(medians[0])} queries answered, p95 {p95:.0f} ms"
@@ -271,31 +337,56 @@ def gate_smoke(settings: Settings, bundle: Path) -> Gate:
         budget = config.first_champion_latency_budget_ms
         numbers["budget_ms"] = budget
         if p95 > budget:
-            return Gate("smoke", False, f"p95 {p95:.0f} ms over the {budget:.0f} ms budget of a first champion{note}",
-                        numbers)
+            return Gate(
+                "smoke", False, f"p95 {p95:.0f} ms over the {budget:.0f} ms budget of a first champion{note}", numbers
+            )
         return Gate("smoke", True, f"{answered} (first-champion budget {budget:.0f} ms){note}", numbers)
     champion_p95 = float(np.percentile(medians[1], 95))
     limit = champion_p95 * (1 + config.latency_regression_tolerance) + config.latency_slack_ms
-    numbers |= {"budget_ms": config.latency_budget_ms, "champion_p95_ms": round(champion_p95, 1),
-                "champion_limit_ms": round(limit, 1)}
+    numbers |= {
+        "budget_ms": config.latency_budget_ms,
+        "champion_p95_ms": round(champion_p95, 1),
+        "champion_limit_ms": round(limit, 1),
+    }
     if p95 <= config.latency_budget_ms:
-        return Gate("smoke", True, f"{answered}, within the {config.latency_budget_ms:.0f} ms budget "
-                                   f"(champion {champion_p95:.0f} ms in the same run)", numbers)
+        return Gate(
+            "smoke",
+            True,
+            f"{answered}, within the {config.latency_budget_ms:.0f} ms budget "
+            f"(champion {champion_p95:.0f} ms in the same run)",
+            numbers,
+        )
     if p95 <= limit:
-        return Gate("smoke", True, f"{answered}: over the {config.latency_budget_ms:.0f} ms budget, but so is the "
-                                   f"champion timed in the same run ({champion_p95:.0f} ms, limit {limit:.0f} ms): "
-                                   f"the machine is slow, not the bundle", numbers)
-    return Gate("smoke", False, f"p95 {p95:.0f} ms over the {config.latency_budget_ms:.0f} ms budget and over the "
-                                f"champion's {champion_p95:.0f} ms measured in the same run (limit {limit:.0f} ms)",
-                numbers)
+        return Gate(
+            "smoke",
+            True,
+            f"{answered}: over the {config.latency_budget_ms:.0f} ms budget, but so is the "
+            f"champion timed in the same run ({champion_p95:.0f} ms, limit {limit:.0f} ms): "
+            f"the machine is slow, not the bundle",
+            numbers,
+        )
+    return Gate(
+        "smoke",
+        False,
+        f"p95 {p95:.0f} ms over the {config.latency_budget_ms:.0f} ms budget and over the "
+        f"champion's {champion_p95:.0f} ms measured in the same run (limit {limit:.0f} ms)",
+        numbers,
+    )
 
 
 def evaluate_gates(settings: Settings, bundle: Path) -> list[Gate]:
-    gates = [gate_contracts(settings, bundle), gate_ranker(settings, bundle), gate_policy(settings, bundle),
-             gate_integrity(bundle), gate_query_encoder(settings, bundle)]
+    gates = [
+        gate_contracts(settings, bundle),
+        gate_ranker(settings, bundle),
+        gate_policy(settings, bundle),
+        gate_integrity(bundle),
+        gate_query_encoder(settings, bundle),
+    ]
     # A bundle that does not verify is never loaded, and one already refused is not worth a runtime.
     failed = [g.name for g in gates if not g.passed]
-    gates.append(Gate("smoke", False, f"not run: {', '.join(failed)} failed") if failed else gate_smoke(settings, bundle))
+    gates.append(
+        Gate("smoke", False, f"not run: {', '.join(failed)} failed") if failed else gate_smoke(settings, bundle)
+    )
     return gates
 
 
@@ -328,14 +419,20 @@ def sync_mlflow_aliases(settings: Settings, bundle: Path) -> dict[str, Any]:
     client = MlflowClient()
     synced: dict[str, Any] = {}
     for component, spec, param, model_name in (
-            ("policy", "policy.json", "policy_version", settings.mlflow.policy_model_name),
-            ("ranker", "ranker.json", "ranker_version", settings.mlflow.ranker_model_name)):
+        ("policy", "policy.json", "policy_version", settings.mlflow.policy_model_name),
+        ("ranker", "ranker.json", "ranker_version", settings.mlflow.ranker_model_name),
+    ):
         version = _component_version(bundle, component, spec)
         if version is None:
             continue
-        runs = mlflow.search_runs(search_all_experiments=True, filter_string=f"params.{param} = '{version}'",
-                                  output_format="list")
-        registered = [v for run in runs for v in client.search_model_versions(f"name='{model_name}' and run_id='{run.info.run_id}'")]
+        runs = mlflow.search_runs(
+            search_all_experiments=True, filter_string=f"params.{param} = '{version}'", output_format="list"
+        )
+        registered = [
+            v
+            for run in runs
+            for v in client.search_model_versions(f"name='{model_name}' and run_id='{run.info.run_id}'")
+        ]
         if registered:
             client.set_registered_model_alias(model_name, "champion", registered[0].version)
             synced[component] = {"model": model_name, "version": registered[0].version, component + "_version": version}
@@ -344,7 +441,7 @@ def sync_mlflow_aliases(settings: Settings, bundle: Path) -> dict[str, Any]:
     return synced
 
 
-def _log_decision(settings: Settings, decision: "Decision") -> tuple[str, str]:
+def _log_decision(settings: Settings, decision: Decision) -> tuple[str, str]:
     """The decision as an MLflow run (experiment ``mlflow.promotion_experiment``): gates as metrics."""
     import mlflow
 
@@ -352,12 +449,24 @@ def _log_decision(settings: Settings, decision: "Decision") -> tuple[str, str]:
 
     experiment_id = use_experiment(settings, settings.mlflow.promotion_experiment)
     with mlflow.start_run(run_name=f"promote {decision.bundle_id}", experiment_id=experiment_id) as run:
-        mlflow.log_params({"bundle_id": decision.bundle_id, "dry_run": decision.dry_run,
-                           "previous": decision.previous or "none", "promoted": decision.promoted})
+        mlflow.log_params(
+            {
+                "bundle_id": decision.bundle_id,
+                "dry_run": decision.dry_run,
+                "previous": decision.previous or "none",
+                "promoted": decision.promoted,
+            }
+        )
         # MLflow metric names allow no '@' (ndcg@10 -> ndcg_at_10).
-        mlflow.log_metrics({f"gate.{g.name}.passed": float(g.passed) for g in decision.gates}
-                           | {f"gate.{g.name}.{k.replace('@', '_at_')}": float(v) for g in decision.gates
-                              for k, v in g.numbers.items() if isinstance(v, (int, float)) and not isinstance(v, bool)})
+        mlflow.log_metrics(
+            {f"gate.{g.name}.passed": float(g.passed) for g in decision.gates}
+            | {
+                f"gate.{g.name}.{k.replace('@', '_at_')}": float(v)
+                for g in decision.gates
+                for k, v in g.numbers.items()
+                if isinstance(v, (int, float)) and not isinstance(v, bool)
+            }
+        )
         mlflow.log_dict(decision.to_dict(), "decision.json")
     return run.info.run_id, run.info.experiment_id
 
@@ -372,31 +481,50 @@ def reconcile_history(settings: Settings) -> dict[str, Any] | None:
     recorded = switches[-1]["bundle_id"] if switches else None
     if current is None or current == recorded:
         return None
-    entry = {"action": "switched", "bundle_id": current, "previous": recorded, "reconciled": True,
-             "decided_at": datetime.now(timezone.utc).isoformat()}
+    entry = {
+        "action": "switched",
+        "bundle_id": current,
+        "previous": recorded,
+        "reconciled": True,
+        "decided_at": datetime.now(UTC).isoformat(),
+    }
     _record(settings, entry)
     return entry
 
 
-def promote(settings: Settings, bundle: Path, dry_run: bool = False,
-            before_switch: Callable[[], None] | None = None) -> Decision:
+def promote(
+    settings: Settings, bundle: Path, dry_run: bool = False, before_switch: Callable[[], None] | None = None
+) -> Decision:
     """Run the gates; when all pass (and not a dry run) switch ``PROMOTED`` to the bundle.
     ``before_switch`` is a test seam: a crash injected there must leave the old pointer."""
     bundle = Path(bundle)
     reconcile_history(settings)
     previous = read_pointer(bundles_root(settings) / POINTER)
     gates = evaluate_gates(settings, bundle)
-    decision = Decision(bundle.name, all(g.passed for g in gates) and not dry_run, dry_run, gates, previous,
-                        datetime.now(timezone.utc).isoformat())
+    decision = Decision(
+        bundle.name,
+        all(g.passed for g in gates) and not dry_run,
+        dry_run,
+        gates,
+        previous,
+        datetime.now(UTC).isoformat(),
+    )
     decision.mlflow_run, decision.mlflow_experiment_id = _log_decision(settings, decision)
     _record(settings, {"action": "promote", **decision.to_dict()})
     if decision.promoted:
         if before_switch is not None:
             before_switch()
         write_pointer(bundles_root(settings) / POINTER, bundle.name)
-        _record(settings, {"action": "switched", "bundle_id": bundle.name, "previous": previous,
-                           "aliases": sync_mlflow_aliases(settings, bundle),
-                           "decided_at": datetime.now(timezone.utc).isoformat()})
+        _record(
+            settings,
+            {
+                "action": "switched",
+                "bundle_id": bundle.name,
+                "previous": previous,
+                "aliases": sync_mlflow_aliases(settings, bundle),
+                "decided_at": datetime.now(UTC).isoformat(),
+            },
+        )
     return decision
 
 
@@ -415,8 +543,13 @@ def rollback(settings: Settings) -> dict[str, Any]:
         raise BundleError(f"cannot roll back to {target}: {integrity.reason}")
     previous_of_target = next((e["previous"] for e in reversed(switches) if e["bundle_id"] == target), None)
     write_pointer(bundles_root(settings) / POINTER, target)
-    entry = {"action": "rollback", "bundle_id": target, "previous": previous_of_target, "from": current,
-             "aliases": sync_mlflow_aliases(settings, bundles_root(settings) / target),
-             "decided_at": datetime.now(timezone.utc).isoformat()}
+    entry = {
+        "action": "rollback",
+        "bundle_id": target,
+        "previous": previous_of_target,
+        "from": current,
+        "aliases": sync_mlflow_aliases(settings, bundles_root(settings) / target),
+        "decided_at": datetime.now(UTC).isoformat(),
+    }
     _record(settings, entry)
     return entry

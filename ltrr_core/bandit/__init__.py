@@ -6,8 +6,28 @@ Bandit Dataset check), ``evaluate`` (nights of simulation), ``tracking`` (MLflow
 ``features`` and ``ope`` are imported here: the runtime loads this package and must not pull
 in the training stack."""
 
-from .ope import (ESTIMATORS, IPS, SNIPS, DirectMethod, DoublyRobust, Estimate, LoggedFeedback, SwitchDR,
-                  effective_sample_size, make_estimators)
+from .ope import (
+    ESTIMATORS,
+    IPS,
+    SNIPS,
+    DirectMethod,
+    DoublyRobust,
+    Estimate,
+    LoggedFeedback,
+    SwitchDR,
+    effective_sample_size,
+    make_estimators,
+)
 
-__all__ = ["ESTIMATORS", "IPS", "SNIPS", "DirectMethod", "DoublyRobust", "Estimate", "LoggedFeedback", "SwitchDR",
-           "effective_sample_size", "make_estimators"]
+__all__ = [
+    "ESTIMATORS",
+    "IPS",
+    "SNIPS",
+    "DirectMethod",
+    "DoublyRobust",
+    "Estimate",
+    "LoggedFeedback",
+    "SwitchDR",
+    "effective_sample_size",
+    "make_estimators",
+]

@@ -22,8 +22,9 @@ def policy_features(understanding, context: dict[str, Any], memory_probe=None) -
     features["n_chars"] = float(len(text))
     features["has_digits"] = float(any(c.isdigit() for c in text))
     features["non_latin"] = float(any(ord(c) > 0x24F and c.isalpha() for c in text))
-    features["unexplained_share"] = (len(understanding.best.unexplained) / max(len(understanding.tokens), 1)
-                                     if understanding.best else 1.0)
+    features["unexplained_share"] = (
+        len(understanding.best.unexplained) / max(len(understanding.tokens), 1) if understanding.best else 1.0
+    )
     hour = context.get("hour")
     weekday = context.get("weekday")
     features["hour_sin"] = math.sin(2 * math.pi * hour / 24) if isinstance(hour, (int, float)) else 0.0

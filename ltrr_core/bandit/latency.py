@@ -42,10 +42,12 @@ class StrategyLatency:
         return {"lines": {n: list(v) for n, v in self.lines.items()}, "n_requests": dict(self.n_requests)}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any] | None) -> "StrategyLatency":
+    def from_dict(cls, data: dict[str, Any] | None) -> StrategyLatency:
         data = data or {}
-        return cls({n: (float(v[0]), float(v[1])) for n, v in data.get("lines", {}).items()},
-                   {n: int(v) for n, v in data.get("n_requests", {}).items()})
+        return cls(
+            {n: (float(v[0]), float(v[1])) for n, v in data.get("lines", {}).items()},
+            {n: int(v) for n, v in data.get("n_requests", {}).items()},
+        )
 
 
 def fit_latency(impressions: pd.DataFrame, strategies: list[str]) -> StrategyLatency:
@@ -74,7 +76,7 @@ def _line(depth: np.ndarray, ms: np.ndarray, weight: np.ndarray) -> tuple[float,
     if len(depth) == 1:
         return round(float(ms[0]), 4), 0.0
     slope, intercept = np.polyfit(depth, ms, 1, w=np.sqrt(weight))
-    if slope < 0:                                       # deeper is never cheaper: a flat line at the mean
+    if slope < 0:  # deeper is never cheaper: a flat line at the mean
         return round(float(np.average(ms, weights=weight)), 4), 0.0
     return round(float(intercept), 4), round(float(slope), 6)
 

@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -60,8 +61,8 @@ def latest_policy(settings: Settings) -> Path | None:
 @dataclass
 class WindowData:
     days: list[str]
-    outcomes: pd.DataFrame          # one row per clean impression of the window
-    validation: dict[str, Any]      # per day: the contracts' report
+    outcomes: pd.DataFrame  # one row per clean impression of the window
+    validation: dict[str, Any]  # per day: the contracts' report
 
 
 def window_days(log_root: Path, end: date, window: int) -> list[str]:
@@ -86,8 +87,9 @@ def load_window(settings: Settings, end: date, window: int) -> WindowData:
     return WindowData(days, outcomes, reports)
 
 
-def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[str],
-                  load_bundle: Callable[[str], Any]) -> np.ndarray:
+def replay_window(
+    settings: Settings, outcomes: pd.DataFrame, strategies: list[str], load_bundle: Callable[[str], Any]
+) -> np.ndarray:
     """Ranks of each engaged request's entity per strategy, replayed on the bundle that served it.
 
     Replays are cached per day beside the logs they come from (``<log_dir>/replay/``: a logged
@@ -119,12 +121,15 @@ def replay_window(settings: Settings, outcomes: pd.DataFrame, strategies: list[s
         except (BundleError, FileNotFoundError) as error:
             _log.warning("bundle %s cannot be replayed (%s); its %d requests are left out", bundle_id, error, len(rows))
             continue
-        ranks[rows.index] = training.replay_ranks(service, rows["raw_query"].tolist(),
-                                                  [{e} for e in rows["engaged_entity"]], strategies, depth)
+        ranks[rows.index] = training.replay_ranks(
+            service, rows["raw_query"].tolist(), [{e} for e in rows["engaged_entity"]], strategies, depth
+        )
         done[rows.index] = True
     for day in todo["day"].unique():
         keep = done & engaged & (outcomes["day"] == day).to_numpy()
-        frame = pd.DataFrame(ranks[keep], columns=strategies).assign(request_id=outcomes.loc[keep, "request_id"].to_numpy())
+        frame = pd.DataFrame(ranks[keep], columns=strategies).assign(
+            request_id=outcomes.loc[keep, "request_id"].to_numpy()
+        )
         write_parquet(pa.Table.from_pandas(frame, preserve_index=False), cache / f"date={day}.parquet")
     return ranks
 
@@ -139,12 +144,14 @@ def real_rows(settings: Settings, load_bundle: Callable[[str], Any]) -> RealPlan
     except NoReferenceBundle as error:
         _log.warning("policy: no real rows (%s)", error)
         return None
-    return cached_real_plan_rows(settings, bundle, load_bundle, training.action_strategies(settings),
-                                 cache_dir(settings, "real-replay"))
+    return cached_real_plan_rows(
+        settings, bundle, load_bundle, training.action_strategies(settings), cache_dir(settings, "real-replay")
+    )
 
 
-def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
-        real: RealPlanRows | None = None) -> tuple[Path, dict[str, Any]]:
+def fit(
+    settings: Settings, data: WindowData, ranks: np.ndarray, real: RealPlanRows | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Train on the window (last day held out) and on ``real`` rows when given (``real_rows``),
     estimate off-policy on the held-out logged requests, publish a policy version."""
     from catboost import CatBoostClassifier
@@ -158,8 +165,10 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
     outcomes = data.outcomes
     replayable = outcomes["engaged_entity"].notna().to_numpy() & np.isfinite(ranks).any(axis=1)
     if replayable.sum() < config.min_engaged_requests:
-        raise NotEnoughData(f"{int(replayable.sum())} engaged, replayable requests in {data.days}; "
-                            f"bandit.learner.min_engaged_requests is {config.min_engaged_requests}")
+        raise NotEnoughData(
+            f"{int(replayable.sum())} engaged, replayable requests in {data.days}; "
+            f"bandit.learner.min_engaged_requests is {config.min_engaged_requests}"
+        )
     held_out_day = data.days[-1] if len(data.days) > 1 else None
     is_eval = held_out_rows(outcomes, held_out_day, config.single_day_holdout)
     is_train = ~is_eval
@@ -173,35 +182,62 @@ def fit(settings: Settings, data: WindowData, ranks: np.ndarray,
         x_train, y_train = x_train[:0], y_train[:0]
     if real is not None:
         real_features = real.features.reindex(columns=features.columns, fill_value=0.0)
-        x_real, y_real = training.expand(real_features, training.plan_hits(real.ranks, plans, strategies), plans, strategies)
+        x_real, y_real = training.expand(
+            real_features, training.plan_hits(real.ranks, plans, strategies), plans, strategies
+        )
         x_train, y_train = np.vstack([x_train, x_real]), np.concatenate([y_train, y_real])
-    model = CatBoostClassifier(iterations=config.iterations, depth=config.depth, learning_rate=config.learning_rate,
-                               thread_count=config.threads, random_seed=config.seed, loss_function="Logloss",
-                               allow_writing_files=False, verbose=False)
+    model = CatBoostClassifier(
+        iterations=config.iterations,
+        depth=config.depth,
+        learning_rate=config.learning_rate,
+        thread_count=config.threads,
+        random_seed=config.seed,
+        loss_function="Logloss",
+        allow_writing_files=False,
+        verbose=False,
+    )
     # A held-out part without one engaged request cannot early-stop: train the full iterations.
     held = len(y_eval) > 0 and len(np.unique(y_eval)) > 1
     model.fit(x_train, y_train, eval_set=(x_eval, y_eval) if held else None, early_stopping_rounds=30 if held else None)
-    version = datetime.now(timezone.utc).strftime("P%Y%m%dT%H%M%S%fZ")
+    version = datetime.now(UTC).strftime("P%Y%m%dT%H%M%S%fZ")
     final = policies_root(settings) / version
     with staged_directory(final) as staging:
         model.save_model(str(staging / "model.cbm"))
-        spec = {"version": version, "feature_version": FEATURE_VERSION, "feature_names": list(features.columns),
-                "strategies": strategies, "plans": plans, "cost_penalty": config.cost_penalty,
-                "budget": budget, "latency": latency.to_dict(),
-                "plan_latency_ms": {name: round(float(ms), 3) for name, ms in zip(plans, plan_latencies(latency, plans))},
-                "latency_penalty": config.latency_penalty, "latency_reference_ms": config.latency_reference_ms,
-                "epsilon": config.epsilon, "trained_on": [d for d in data.days if d != held_out_day],
-                "held_out_day": held_out_day, "held_out": held_out, "created_at": datetime.now(timezone.utc).isoformat()}
+        spec = {
+            "version": version,
+            "feature_version": FEATURE_VERSION,
+            "feature_names": list(features.columns),
+            "strategies": strategies,
+            "plans": plans,
+            "cost_penalty": config.cost_penalty,
+            "budget": budget,
+            "latency": latency.to_dict(),
+            "plan_latency_ms": {name: round(float(ms), 3) for name, ms in zip(plans, plan_latencies(latency, plans))},
+            "latency_penalty": config.latency_penalty,
+            "latency_reference_ms": config.latency_reference_ms,
+            "epsilon": config.epsilon,
+            "trained_on": [d for d in data.days if d != held_out_day],
+            "held_out_day": held_out_day,
+            "held_out": held_out,
+            "created_at": datetime.now(UTC).isoformat(),
+        }
         write_json_atomic(staging / "policy.json", spec)
         policy = LearnedPolicy(staging)
-        report = {"version": version, "window": data.days, "held_out_day": held_out_day, "held_out": held_out,
-                  "contracts": data.validation,
-                  "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
-                  "sources": list(config.sources), "real": real.summary() if real is not None else None,
-                  "latency": latency.to_dict(),
-                  "best_iteration": int(model.get_best_iteration() or config.iterations),
-                  "ope": off_policy_report(settings, policy, outcomes[is_eval].reset_index(drop=True),
-                                           features[is_eval].reset_index(drop=True))}
+        report = {
+            "version": version,
+            "window": data.days,
+            "held_out_day": held_out_day,
+            "held_out": held_out,
+            "contracts": data.validation,
+            "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
+            "sources": list(config.sources),
+            "real": real.summary() if real is not None else None,
+            "latency": latency.to_dict(),
+            "best_iteration": int(model.get_best_iteration() or config.iterations),
+            "ope": off_policy_report(
+                settings, policy, outcomes[is_eval].reset_index(drop=True), features[is_eval].reset_index(drop=True)
+            ),
+        }
         write_json_atomic(staging / "report.json", report)
     write_pointer(policies_root(settings) / "LATEST", version)
     return final, report
@@ -216,12 +252,15 @@ def held_out_rows(outcomes: pd.DataFrame, held_out_day: str | None, share: float
     return buckets < int(round(share * 1000))
 
 
-def rewards(outcomes: pd.DataFrame, settings: Settings, budget: float,
-            policy: LearnedPolicy | None = None) -> np.ndarray:
+def rewards(
+    outcomes: pd.DataFrame, settings: Settings, budget: float, policy: LearnedPolicy | None = None
+) -> np.ndarray:
     """Engagement minus the candidate cost; with ``policy``, also minus the latency cost of the
     logged plan's depths, priced by the policy's own fitted lines and weight."""
-    reward = (outcomes["engagement"].to_numpy(float)
-              - settings.bandit.learner.cost_penalty * outcomes["candidates"].to_numpy(float) / budget)
+    reward = (
+        outcomes["engagement"].to_numpy(float)
+        - settings.bandit.learner.cost_penalty * outcomes["candidates"].to_numpy(float) / budget
+    )
     if policy is None:
         return reward
     latency = StrategyLatency.from_dict(policy.latency_lines)
@@ -229,8 +268,9 @@ def rewards(outcomes: pd.DataFrame, settings: Settings, budget: float,
     return reward - policy.latency_penalty * expected / policy.latency_reference_ms
 
 
-def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.DataFrame,
-                      features: pd.DataFrame) -> dict[str, Any]:
+def off_policy_report(
+    settings: Settings, policy: LearnedPolicy, outcomes: pd.DataFrame, features: pd.DataFrame
+) -> dict[str, Any]:
     """The learned policy's value on logged requests (IPS, SNIPS, DR, switch-DR) beside the
     logging policy's own (on-policy) value, both with bootstrap intervals."""
     ope = settings.bandit.ope
@@ -242,7 +282,7 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     logged = outcomes["plan"].map(index).fillna(-1).to_numpy(int)
     inside = logged >= 0
     contexts = features.reindex(columns=policy.feature_names, fill_value=0.0).to_numpy(float)
-    hit = policy.hit_matrix(contexts)                                            # (n, plans)
+    hit = policy.hit_matrix(contexts)  # (n, plans)
     values = hit - policy.plan_penalties
     best = values.argmax(axis=1)
     n, k = hit.shape
@@ -251,18 +291,28 @@ def off_policy_report(settings: Settings, policy: LearnedPolicy, outcomes: pd.Da
     rows = np.arange(n)
     at = np.where(inside, logged, 0)
     hit_logged = np.where(inside, hit[rows, at], 0.0)
-    scale = float((outcomes["engagement"].to_numpy() * hit_logged).sum() / max((hit_logged ** 2).sum(), 1e-9))
-    q = scale * hit - policy.plan_penalties                                       # reward model for DM / DR
-    data = LoggedFeedback(reward, outcomes["propensity"].to_numpy(float), np.where(inside, target[rows, at], 0.0),
-                          np.where(inside, q[rows, at], 0.0), (target * q).sum(axis=1))
+    scale = float((outcomes["engagement"].to_numpy() * hit_logged).sum() / max((hit_logged**2).sum(), 1e-9))
+    q = scale * hit - policy.plan_penalties  # reward model for DM / DR
+    data = LoggedFeedback(
+        reward,
+        outcomes["propensity"].to_numpy(float),
+        np.where(inside, target[rows, at], 0.0),
+        np.where(inside, q[rows, at], 0.0),
+        (target * q).sum(axis=1),
+    )
     estimators = make_estimators([e for e in ope.estimators], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)
     logging_value = make_estimators(["ips"], ope.n_bootstrap, ope.confidence, ope.seed, ope.max_weight)[0].estimate(
-        LoggedFeedback(reward, np.ones(n), np.ones(n)))
-    return {"n": n, "logged_outside_library": int((~inside).sum()), "logging_policy": logging_value.to_dict(),
-            "learned_policy": {e.name: e.estimate(data).to_dict() for e in estimators},
-            "reward_model_scale": round(scale, 4),
-            "learned_greedy_candidates": round(float((policy.plan_costs[best] * policy.budget).mean()), 1),
-            "learned_greedy_latency_ms": round(float(policy.plan_latency_ms[best].mean()), 2)}
+        LoggedFeedback(reward, np.ones(n), np.ones(n))
+    )
+    return {
+        "n": n,
+        "logged_outside_library": int((~inside).sum()),
+        "logging_policy": logging_value.to_dict(),
+        "learned_policy": {e.name: e.estimate(data).to_dict() for e in estimators},
+        "reward_model_scale": round(scale, 4),
+        "learned_greedy_candidates": round(float((policy.plan_costs[best] * policy.budget).mean()), 1),
+        "learned_greedy_latency_ms": round(float(policy.plan_latency_ms[best].mean()), 2),
+    }
 
 
 def load_report(policy_dir: Path) -> dict[str, Any]:

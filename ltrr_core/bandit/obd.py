@@ -34,9 +34,11 @@ def read_obd(path: Path) -> pd.DataFrame:
     missing = set(COLUMNS) - set(frame.columns)
     if missing:
         raise ValueError(f"{path}: missing column(s) {sorted(missing)}")
-    rules = {"click is 0 or 1": frame["click"].isin([0, 1]),
-             "propensity_score in (0, 1]": frame["propensity_score"].between(0, 1, inclusive="right"),
-             "position >= 1": frame["position"] >= 1}
+    rules = {
+        "click is 0 or 1": frame["click"].isin([0, 1]),
+        "propensity_score in (0, 1]": frame["propensity_score"].between(0, 1, inclusive="right"),
+        "position >= 1": frame["position"] >= 1,
+    }
     for rule, ok in rules.items():
         if not ok.all():
             row = frame.index[~ok.to_numpy()][0]
@@ -51,7 +53,7 @@ class CellRateModel:
     def __init__(self, prior: float):
         self.prior = prior
 
-    def fit(self, frame: pd.DataFrame) -> "CellRateModel":
+    def fit(self, frame: pd.DataFrame) -> CellRateModel:
         by_position = frame.groupby("position")["click"].mean()
         cells = frame.groupby(["item_id", "position"])["click"].agg(["sum", "count"])
         base = by_position.reindex(cells.index.get_level_values("position")).to_numpy()
@@ -65,7 +67,9 @@ class CellRateModel:
         return np.where(keys.isin(self.rates.index), self.rates.reindex(keys).to_numpy(), fallback)
 
 
-def _cross_fitted(frame: pd.DataFrame, items: np.ndarray, prior: float, folds: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def _cross_fitted(
+    frame: pd.DataFrame, items: np.ndarray, prior: float, folds: int, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """(model reward of the logged item, mean model reward over all items at the round's position)."""
     fold = np.random.default_rng(seed).integers(0, folds, size=len(frame))
     logged, uniform = np.zeros(len(frame)), np.zeros(len(frame))
@@ -84,23 +88,40 @@ def ope_obd(settings: Settings) -> dict[str, Any]:
     logging = read_obd(settings.shared_path(settings.bandit.obd.logging_log))
     target = read_obd(settings.shared_path(settings.bandit.obd.target_log))
     items = np.array(sorted(set(logging["item_id"]) | set(target["item_id"])))
-    on_policy = IPS(config.n_bootstrap, config.confidence, config.seed).estimate(LoggedFeedback(
-        target["click"].to_numpy(float), target["propensity_score"].to_numpy(), target["propensity_score"].to_numpy()))
+    on_policy = IPS(config.n_bootstrap, config.confidence, config.seed).estimate(
+        LoggedFeedback(
+            target["click"].to_numpy(float),
+            target["propensity_score"].to_numpy(),
+            target["propensity_score"].to_numpy(),
+        )
+    )
     logged, uniform = _cross_fitted(logging, items, config.reward_model_prior, config.cross_fit_folds, config.seed)
-    data = LoggedFeedback(logging["click"].to_numpy(float), logging["propensity_score"].to_numpy(),
-                          np.full(len(logging), 1.0 / len(items)), logged, uniform)
+    data = LoggedFeedback(
+        logging["click"].to_numpy(float),
+        logging["propensity_score"].to_numpy(),
+        np.full(len(logging), 1.0 / len(items)),
+        logged,
+        uniform,
+    )
     estimators = {}
-    for estimator in make_estimators(config.estimators, config.n_bootstrap, config.confidence, config.seed,
-                                     config.max_weight):
+    for estimator in make_estimators(
+        config.estimators, config.n_bootstrap, config.confidence, config.seed, config.max_weight
+    ):
         result = estimator.estimate(data)
         low, high = result.ci
-        estimators[estimator.name] = {**result.to_dict(), "covers_on_policy": bool(low <= on_policy.value <= high),
-                                      "relative_error": round((result.value - on_policy.value) / on_policy.value, 3)}
+        estimators[estimator.name] = {
+            **result.to_dict(),
+            "covers_on_policy": bool(low <= on_policy.value <= high),
+            "relative_error": round((result.value - on_policy.value) / on_policy.value, 3),
+        }
     return {
         "on_policy": {"value": round(on_policy.value, 6), "ci": [round(c, 6) for c in on_policy.ci], "n": on_policy.n},
         "estimators": estimators,
-        "logging_policy": {"name": "bernoulli_thompson_sampling", "rounds": len(logging),
-                           "click_rate": float(logging["click"].mean())},
+        "logging_policy": {
+            "name": "bernoulli_thompson_sampling",
+            "rounds": len(logging),
+            "click_rate": float(logging["click"].mean()),
+        },
         "target_policy": {"name": "uniform_random", "n_actions": len(items)},
         "confidence": config.confidence,
     }

@@ -54,8 +54,10 @@ class LoggedFeedback:
         p = np.asarray(self.logging_propensity, dtype=float)
         bad = np.flatnonzero(~np.isfinite(p) | (p <= 0) | (p > 1))
         if len(bad):
-            raise ValueError(f"round {bad[0]}: logging propensity {p[bad[0]]!r} is not in (0, 1]; "
-                             f"importance weights need exact, positive propensities")
+            raise ValueError(
+                f"round {bad[0]}: logging propensity {p[bad[0]]!r} is not in (0, 1]; "
+                f"importance weights need exact, positive propensities"
+            )
 
     @property
     def weights(self) -> np.ndarray:
@@ -78,8 +80,12 @@ class Estimate:
     ess_clipped: float | None = None
 
     def to_dict(self) -> dict:
-        out = {"estimate": round(self.value, 6), "ci": [round(c, 6) for c in self.ci], "ess": round(self.ess, 1),
-               "n": self.n}
+        out = {
+            "estimate": round(self.value, 6),
+            "ci": [round(c, 6) for c in self.ci],
+            "ess": round(self.ess, 1),
+            "n": self.n,
+        }
         if self.ess_clipped is not None:
             out["ess_clipped"] = round(self.ess_clipped, 1)
         return out
@@ -126,7 +132,7 @@ class _Estimator:
         value = _ratio(numerator.sum(), denominator.sum()) if denominator is not None else numerator.mean()
         rng = np.random.default_rng(self.seed)
         samples = np.empty(self.n_bootstrap)
-        for start in range(0, self.n_bootstrap, 100):      # 100 resamples at a time bounds memory
+        for start in range(0, self.n_bootstrap, 100):  # 100 resamples at a time bounds memory
             stop = min(start + 100, self.n_bootstrap)
             index = rng.integers(0, n, size=(stop - start, n))
             top = numerator[index].sum(axis=1)
@@ -188,8 +194,9 @@ class SwitchDR(_Estimator):
 ESTIMATORS = {cls.name: cls for cls in (IPS, SNIPS, DirectMethod, DoublyRobust, SwitchDR)}
 
 
-def make_estimators(names: list[str], n_bootstrap: int, confidence: float, seed: int,
-                    max_weight: float) -> list[_Estimator]:
+def make_estimators(
+    names: list[str], n_bootstrap: int, confidence: float, seed: int, max_weight: float
+) -> list[_Estimator]:
     unknown = set(names) - set(ESTIMATORS)
     if unknown:
         raise ValueError(f"unknown OPE estimator(s) {sorted(unknown)}; known: {sorted(ESTIMATORS)}")

@@ -50,24 +50,47 @@ def plot_nights(nights: list[dict[str, Any]], path: Path) -> Path:
     learned = [m.get("learned", {}) for m in metrics]
     figure, (left, right) = plt.subplots(1, 2, figsize=(13, 4.5))
     left.plot(x, [m["oracle"] for m in metrics], "k:", label="oracle (any plan)")
-    left.plot(x, [l.get("hit_rate", m["served"]) for l, m in zip(learned, metrics)], "o-", lw=2, label="learned (greedy)")
+    left.plot(
+        x, [l.get("hit_rate", m["served"]) for l, m in zip(learned, metrics)], "o-", lw=2, label="learned (greedy)"
+    )
     left.plot(x, [m["served"] for m in metrics], ".--", label="served (with exploration)")
-    left.plot(x, [l.get("best_static_mixture", {}).get("hit_rate") for l in learned], "s-", label="best static mixture, hindsight")
+    left.plot(
+        x,
+        [l.get("best_static_mixture", {}).get("hit_rate") for l in learned],
+        "s-",
+        label="best static mixture, hindsight",
+    )
     prior = [l.get("static_from_previous_day", {}).get("best_static_mixture", {}).get("hit_rate") for l in learned]
     left.plot(x, prior, "^-", label="best static mixture, chosen on the previous day")
     for strategy in metrics[0]["single_strategies"]:
-        left.plot(x, [m["single_strategies"].get(strategy) for m in metrics], lw=0.8, alpha=0.6, label=f"{strategy} alone (100)")
+        left.plot(
+            x,
+            [m["single_strategies"].get(strategy) for m in metrics],
+            lw=0.8,
+            alpha=0.6,
+            label=f"{strategy} alone (100)",
+        )
     left.set_title("candidate hit rate by night, at the learned plans' budget", fontsize=10)
     left.set_xticks(x, days)
     left.set_ylabel("share of requests whose candidates hold an intended entity")
     left.legend(fontsize=7, loc="lower left")
-    checks = [(i, n["previous_estimate"], n["measured_value"]) for i, n in enumerate(nights) if "previous_estimate" in n]
+    checks = [
+        (i, n["previous_estimate"], n["measured_value"]) for i, n in enumerate(nights) if "previous_estimate" in n
+    ]
     if checks:
         xs = [i for i, _, _ in checks]
         estimates = [e["estimate"] for _, e, _ in checks]
-        right.errorbar(xs, estimates, yerr=[[e["estimate"] - e["ci"][0] for _, e, _ in checks],
-                                            [e["ci"][1] - e["estimate"] for _, e, _ in checks]],
-                       fmt="o", capsize=4, label="previous night's estimate (95%)")
+        right.errorbar(
+            xs,
+            estimates,
+            yerr=[
+                [e["estimate"] - e["ci"][0] for _, e, _ in checks],
+                [e["ci"][1] - e["estimate"] for _, e, _ in checks],
+            ],
+            fmt="o",
+            capsize=4,
+            label="previous night's estimate (95%)",
+        )
         right.plot(xs, [m for _, _, m in checks], "rx", ms=9, label="measured that day")
     right.set_title("the previous night's off-policy estimate vs the value measured on policy", fontsize=10)
     right.set_xticks(x, days)

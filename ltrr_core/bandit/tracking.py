@@ -16,18 +16,27 @@ from ..tracking import register_challenger, use_experiment
 from .plots import plot_intervals, plot_nights
 
 
-def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any], outcomes: pd.DataFrame,
-                     run_name: str) -> dict[str, Any]:
+def log_training_run(
+    settings: Settings, policy_dir: Path, report: dict[str, Any], outcomes: pd.DataFrame, run_name: str
+) -> dict[str, Any]:
     import mlflow
     from catboost import CatBoostClassifier
 
     use_experiment(settings, settings.mlflow.bandit_experiment)
     ope = report["ope"]
     with mlflow.start_run(run_name=run_name) as run:
-        mlflow.log_params({"window": ",".join(report["window"]), "held_out": report["held_out"],
-                           "policy_version": report["version"],
-                           **{f"learner.{k}": v for k, v in settings.bandit.learner.model_dump().items()
-                              if not isinstance(v, dict)}})
+        mlflow.log_params(
+            {
+                "window": ",".join(report["window"]),
+                "held_out": report["held_out"],
+                "policy_version": report["version"],
+                **{
+                    f"learner.{k}": v
+                    for k, v in settings.bandit.learner.model_dump().items()
+                    if not isinstance(v, dict)
+                },
+            }
+        )
         metrics = {f"training.{k}": v for k, v in report["training"].items() if isinstance(v, (int, float))}
         metrics["logging_policy.value"] = ope["logging_policy"]["estimate"]
         for name, estimate in ope["learned_policy"].items():
@@ -37,24 +46,38 @@ def log_training_run(settings: Settings, policy_dir: Path, report: dict[str, Any
         metrics["learned.greedy_candidates"] = ope["learned_greedy_candidates"]
         mlflow.log_metrics(metrics)
         digestible = outcomes.drop(columns=["policy_features"]).astype(str)
-        mlflow.log_input(mlflow.data.from_pandas(digestible, name=f"logs {report['window'][0]}..{report['window'][-1]}"),
-                         context="training")
+        mlflow.log_input(
+            mlflow.data.from_pandas(digestible, name=f"logs {report['window'][0]}..{report['window'][-1]}"),
+            context="training",
+        )
         with tempfile.TemporaryDirectory() as tmp:
-            plot = plot_intervals({"estimators": ope["learned_policy"],
-                                   "on_policy": {"value": ope["logging_policy"]["estimate"],
-                                                 "ci": ope["logging_policy"]["ci"]}},
-                                  Path(tmp) / "ope_intervals.png",
-                                  f"learned policy vs logging policy (band), held out {report['held_out']}")
+            plot = plot_intervals(
+                {
+                    "estimators": ope["learned_policy"],
+                    "on_policy": {"value": ope["logging_policy"]["estimate"], "ci": ope["logging_policy"]["ci"]},
+                },
+                Path(tmp) / "ope_intervals.png",
+                f"learned policy vs logging policy (band), held out {report['held_out']}",
+            )
             mlflow.log_artifact(str(plot))
         mlflow.log_dict(report, "report.json")
         model = CatBoostClassifier()
         model.load_model(str(policy_dir / "model.cbm"))
-        info = mlflow.catboost.log_model(model, name="policy", registered_model_name=settings.mlflow.policy_model_name,
-                                         extra_files=[str(policy_dir / "policy.json")])
+        info = mlflow.catboost.log_model(
+            model,
+            name="policy",
+            registered_model_name=settings.mlflow.policy_model_name,
+            extra_files=[str(policy_dir / "policy.json")],
+        )
         version = info.registered_model_version
         challenger = register_challenger(settings, settings.mlflow.policy_model_name, version, report["window"][-1])
-    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version,
-            "experiment": settings.mlflow.bandit_experiment, "challenger": challenger}
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "model_version": version,
+        "experiment": settings.mlflow.bandit_experiment,
+        "challenger": challenger,
+    }
 
 
 def log_evaluation_run(settings: Settings, nights: list[dict[str, Any]], pooled: dict[str, Any]) -> str:
@@ -63,17 +86,33 @@ def log_evaluation_run(settings: Settings, nights: list[dict[str, Any]], pooled:
     import mlflow
 
     experiment_id = use_experiment(settings, settings.mlflow.bandit_experiment)
-    with mlflow.start_run(run_name=f"evaluate {nights[0]['day']}..{nights[-1]['day']}", experiment_id=experiment_id) as run:
-        mlflow.log_params({"nights": len(nights), "first_day": nights[0]["day"],
-                           "queries_per_day": nights[0]["simulation"]["requests"]})
+    with mlflow.start_run(
+        run_name=f"evaluate {nights[0]['day']}..{nights[-1]['day']}", experiment_id=experiment_id
+    ) as run:
+        mlflow.log_params(
+            {
+                "nights": len(nights),
+                "first_day": nights[0]["day"],
+                "queries_per_day": nights[0]["simulation"]["requests"],
+            }
+        )
         for step, night in enumerate(nights):
             m = night["candidate_hit_rate"]
-            metrics = {"served": m["served"], "oracle": m["oracle"], "measured_value": night["measured_value"],
-                       **{f"alone.{k}": v for k, v in m["single_strategies"].items()}}
+            metrics = {
+                "served": m["served"],
+                "oracle": m["oracle"],
+                "measured_value": night["measured_value"],
+                **{f"alone.{k}": v for k, v in m["single_strategies"].items()},
+            }
             learned = m.get("learned")
             if learned:
-                metrics.update({"learned": learned["hit_rate"], "learned.candidates": learned["avg_candidates"],
-                                "best_static_mixture.hindsight": learned["best_static_mixture"]["hit_rate"]})
+                metrics.update(
+                    {
+                        "learned": learned["hit_rate"],
+                        "learned.candidates": learned["avg_candidates"],
+                        "best_static_mixture.hindsight": learned["best_static_mixture"]["hit_rate"],
+                    }
+                )
                 prior = learned.get("static_from_previous_day")
                 if prior:
                     metrics["best_static_mixture.previous_day"] = prior["best_static_mixture"]["hit_rate"]
@@ -84,8 +123,9 @@ def log_evaluation_run(settings: Settings, nights: list[dict[str, Any]], pooled:
             summary = {"pooled.learned": pooled["learned"]}
             for name, row in pooled["baselines"].items():
                 summary[f"pooled.{name}"] = row["hit_rate"]
-                summary[f"pooled.learned_minus_{name}.ci_low"], summary[f"pooled.learned_minus_{name}.ci_high"] = \
-                    row["learned_minus_ci"]
+                summary[f"pooled.learned_minus_{name}.ci_low"], summary[f"pooled.learned_minus_{name}.ci_high"] = row[
+                    "learned_minus_ci"
+                ]
             mlflow.log_metrics(summary)
         with tempfile.TemporaryDirectory() as tmp:
             mlflow.log_artifact(str(plot_nights(nights, Path(tmp) / "nights.png")))

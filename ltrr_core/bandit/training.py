@@ -46,10 +46,13 @@ def request_outcomes(impressions: pd.DataFrame, feedback: pd.DataFrame, config: 
     """Per impression: engagement (0..1), engaged entity (or None), candidates drawn."""
     weights = feedback["event"].map(config.event_weights).fillna(0.0)
     events = feedback.assign(weight=weights.to_numpy())
-    events = events[events["weight"] > 0].sort_values(["request_id", "weight", "position"], ascending=[True, False, True])
+    events = events[events["weight"] > 0].sort_values(
+        ["request_id", "weight", "position"], ascending=[True, False, True]
+    )
     best = events.drop_duplicates("request_id").set_index("request_id")
-    out = impressions[["request_id", "timestamp", "raw_query", "plan", "depths", "propensity", "bundle_id",
-                       "policy_features"]].copy()
+    out = impressions[
+        ["request_id", "timestamp", "raw_query", "plan", "depths", "propensity", "bundle_id", "policy_features"]
+    ].copy()
     out["timings_ms"] = impressions["timings_ms"].to_numpy() if "timings_ms" in impressions.columns else None
     out["engagement"] = out["request_id"].map(best["weight"]).fillna(0.0).astype(float)
     out["engaged_entity"] = out["request_id"].map(best["entity_id"])
@@ -82,12 +85,13 @@ def replay_ranks(service, queries: list[str], targets: list[set[str]], strategie
 
 def plan_hits(ranks: np.ndarray, plans: dict[str, dict[str, int]], strategies: list[str]) -> np.ndarray:
     """(n, n_plans) 1 if the plan's union of candidates contains the engaged entity."""
-    depths = np.array([[plans[p].get(s, 0) for s in strategies] for p in plans], dtype=float)   # (plans, strategies)
+    depths = np.array([[plans[p].get(s, 0) for s in strategies] for p in plans], dtype=float)  # (plans, strategies)
     return (ranks[:, None, :] <= depths[None, :, :]).any(axis=2).astype(np.int8)
 
 
-def expand(features: pd.DataFrame, hits: np.ndarray, plans: dict[str, dict[str, int]],
-           strategies: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def expand(
+    features: pd.DataFrame, hits: np.ndarray, plans: dict[str, dict[str, int]], strategies: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
     """One row per (request, plan): context features then per-strategy depths; label = hit."""
     depths = np.array([[plans[p].get(s, 0) for s in strategies] for p in plans], dtype=float)
     n, k = len(features), len(plans)
@@ -97,7 +101,11 @@ def expand(features: pd.DataFrame, hits: np.ndarray, plans: dict[str, dict[str, 
 
 def training_report(outcomes: pd.DataFrame, hits: np.ndarray, plans: dict[str, Any]) -> dict[str, Any]:
     engaged = outcomes["engaged_entity"].notna()
-    return {"requests": int(len(outcomes)), "engaged_requests": int(engaged.sum()),
-            "engagement_rate": round(float(engaged.mean()), 4) if len(outcomes) else 0.0,
-            "plans": len(plans), "rows": int(hits.size),
-            "best_single_plan_hit_rate": round(float(hits.mean(axis=0).max()), 4) if hits.size else 0.0}
+    return {
+        "requests": int(len(outcomes)),
+        "engaged_requests": int(engaged.sum()),
+        "engagement_rate": round(float(engaged.mean()), 4) if len(outcomes) else 0.0,
+        "plans": len(plans),
+        "rows": int(hits.size),
+        "best_single_plan_hit_rate": round(float(hits.mean(axis=0).max()), 4) if hits.size else 0.0,
+    }

@@ -34,21 +34,23 @@ def generate_catalog(real: pd.DataFrame, n: int, seed: int) -> pd.DataFrame:
     artists = artist_names[rng.integers(0, len(artist_names), n)]
     picks = rng.integers(0, len(tag_lists), n)
     tags = [tag_lists[i][:5] for i in picks]
-    return pd.DataFrame({
-        S.ID: [f"gen:{i:07d}" for i in range(n)],
-        S.TYPE: np.where(rng.random(n) < 0.9, "track", "artist"),
-        S.TITLE: generated_titles,
-        S.ARTISTS: [[a] for a in artists],
-        S.ALBUM: None,
-        S.DESCRIPTION: None,
-        S.TAGS: tags,
-        S.TAG_WEIGHTS: [[round(1.0 - 0.15 * j, 2) for j in range(len(t))] for t in tags],
-        S.POPULARITY: rng.pareto(1.5, n).round(2),
-        S.SOURCE: "generated",
-        S.SOURCE_ID: None,
-        S.CLUSTER_ID: None,
-        S.LINKED_ARTIST_IDS: [[] for _ in range(n)],
-    })
+    return pd.DataFrame(
+        {
+            S.ID: [f"gen:{i:07d}" for i in range(n)],
+            S.TYPE: np.where(rng.random(n) < 0.9, "track", "artist"),
+            S.TITLE: generated_titles,
+            S.ARTISTS: [[a] for a in artists],
+            S.ALBUM: None,
+            S.DESCRIPTION: None,
+            S.TAGS: tags,
+            S.TAG_WEIGHTS: [[round(1.0 - 0.15 * j, 2) for j in range(len(t))] for t in tags],
+            S.POPULARITY: rng.pareto(1.5, n).round(2),
+            S.SOURCE: "generated",
+            S.SOURCE_ID: None,
+            S.CLUSTER_ID: None,
+            S.LINKED_ARTIST_IDS: [[] for _ in range(n)],
+        }
+    )
 
 
 def derived_vectors(real_vectors: np.ndarray, n: int, seed: int, noise: float = 0.05) -> np.ndarray:
@@ -60,5 +62,5 @@ def derived_vectors(real_vectors: np.ndarray, n: int, seed: int, noise: float = 
         size = min(step, n - start)
         base = real_vectors[rng.integers(0, len(real_vectors), size)]
         noisy = base + rng.normal(0.0, noise, base.shape).astype(np.float32)
-        out[start:start + size] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
+        out[start : start + size] = noisy / np.linalg.norm(noisy, axis=1, keepdims=True)
     return out

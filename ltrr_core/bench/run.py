@@ -13,9 +13,10 @@ import os
 import platform
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -27,11 +28,11 @@ from ..catalog.understanding import annotate_rules
 from ..config import Settings
 from ..durable import write_bytes_atomic
 from ..eval.datasets import project_cpcd_queries
+from ..eval.encoders import load_encoders
 from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_input
 from ..index.encoder import Encoder
-from ..eval.encoders import load_encoders
 from ..index.query_encoder import TextEncoder
 from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
 from ..retrieval.base import Candidates, Query
@@ -68,8 +69,9 @@ def _percentiles(samples_ms: list[float]) -> str:
     return f"{np.percentile(samples_ms, 50):.1f} / {np.percentile(samples_ms, 99):.1f}"
 
 
-def _latencies(queries: list[str], strategies: dict[str, Callable[[Query], Any]], settings: Settings,
-               understander=None) -> dict[str, str]:
+def _latencies(
+    queries: list[str], strategies: dict[str, Callable[[Query], Any]], settings: Settings, understander=None
+) -> dict[str, str]:
     samples: dict[str, list[float]] = {name: [] for name in strategies}
     samples["query understanding"] = []
     samples["hybrid"] = []
@@ -84,8 +86,11 @@ def _latencies(queries: list[str], strategies: dict[str, Callable[[Query], Any]]
             samples[name].append((time.perf_counter() - started) * 1000)
         started = time.perf_counter()
         fuse(results, settings.retrieval.fusion, settings.retrieval.k)
-        samples["hybrid"].append(sum(samples[n][-1] for n in strategies) + samples["query understanding"][-1]
-                                 + (time.perf_counter() - started) * 1000)
+        samples["hybrid"].append(
+            sum(samples[n][-1] for n in strategies)
+            + samples["query understanding"][-1]
+            + (time.perf_counter() - started) * 1000
+        )
     return {name: _percentiles(values) for name, values in samples.items()}
 
 
@@ -98,8 +103,12 @@ def _vector_table(db, name: str, ids: list[str], types: list[str], vectors: np.n
         stop = start + 200_000
         flat = pa.array(vectors[start:stop].reshape(-1), type=pa.float32())
         batch = pa.Table.from_arrays(
-            [pa.array(ids[start:stop]), pa.array(types[start:stop]), pa.array([""] * len(ids[start:stop])),
-             pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1])],
+            [
+                pa.array(ids[start:stop]),
+                pa.array(types[start:stop]),
+                pa.array([""] * len(ids[start:stop])),
+                pa.FixedSizeListArray.from_arrays(flat, vectors.shape[1]),
+            ],
             schema=schema,
         )
         table = db.create_table(name, data=batch, schema=schema) if table is None else table
@@ -119,8 +128,10 @@ def _real_vectors(settings: Settings, entities: pd.DataFrame, encoder: Encoder) 
             return np.stack(frame.loc[entities[S.ID], VECTOR].to_numpy()).astype(np.float32)
     except (FileNotFoundError, KeyError, ValueError):
         pass
-    texts = [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
-             for r in entities.to_dict("records")]
+    texts = [
+        embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
+        for r in entities.to_dict("records")
+    ]
     return build.blend_embeddings(encoder, texts, show_progress=True)
 
 
@@ -132,16 +143,31 @@ def _query_encoder(settings: Settings, entities: pd.DataFrame) -> TextEncoder:
 
 
 def _bench_size(
-    label: str, settings: Settings, entities: pd.DataFrame, vectors: np.ndarray, queries: list[str],
-    encoder: TextEncoder, workdir: Path, index_type: str, serve_in_process: bool = False,
+    label: str,
+    settings: Settings,
+    entities: pd.DataFrame,
+    vectors: np.ndarray,
+    queries: list[str],
+    encoder: TextEncoder,
+    workdir: Path,
+    index_type: str,
+    serve_in_process: bool = False,
 ) -> dict[str, Any]:
     rss_before = _rss_mb()
     rows = entities.to_dict("records")
     bm25_settings = BM25Settings.from_config(settings.bm25)
-    documents = [weighted_document(document_fields(r, settings.embedding.max_tags_in_text), bm25_settings.field_weights) for r in rows]
-    index, bm25_seconds = _timed(f"{label}: BM25 build", lambda: BM25Index.build(entities[S.ID].tolist(), documents, bm25_settings))
+    documents = [
+        weighted_document(document_fields(r, settings.embedding.max_tags_in_text), bm25_settings.field_weights)
+        for r in rows
+    ]
+    index, bm25_seconds = _timed(
+        f"{label}: BM25 build", lambda: BM25Index.build(entities[S.ID].tolist(), documents, bm25_settings)
+    )
     db = open_db(workdir / f"lance-{label}")
-    table, write_seconds = _timed(f"{label}: Lance write", lambda: _vector_table(db, "bench", entities[S.ID].tolist(), entities[S.TYPE].tolist(), vectors))
+    table, write_seconds = _timed(
+        f"{label}: Lance write",
+        lambda: _vector_table(db, "bench", entities[S.ID].tolist(), entities[S.TYPE].tolist(), vectors),
+    )
     forced = settings.vector.model_copy(update={"ann_min_rows": 0, "index_type": index_type})
     ann, ann_seconds = _timed(f"{label}: ANN build", lambda: build_ann_index(table, forced, force=True))
     # Brute force on 1M vectors costs ~2 s a query, so recall is measured on fewer probes there.
@@ -154,13 +180,30 @@ def _bench_size(
         ),
     }
     understander, structured, memory, qu_timings = _qu_strategies(label, settings, entities, workdir)
-    strategies.update({"structured": lambda q: structured.retrieve(q, settings.retrieval.k),
-                       "memory": lambda q: memory.retrieve(q, settings.retrieval.k)})
+    strategies.update(
+        {
+            "structured": lambda q: structured.retrieve(q, settings.retrieval.k),
+            "memory": lambda q: memory.retrieve(q, settings.retrieval.k),
+        }
+    )
     latencies = _latencies(queries, strategies, settings, understander)
     runtime = None
     if serve_in_process:
-        runtime = _runtime_in_process(label, settings, entities, index, table, forced, encoder, understander,
-                                      structured, memory, queries, workdir, rss_before)
+        runtime = _runtime_in_process(
+            label,
+            settings,
+            entities,
+            index,
+            table,
+            forced,
+            encoder,
+            understander,
+            structured,
+            memory,
+            queries,
+            workdir,
+            rss_before,
+        )
     return {
         "runtime": runtime,
         "n_entities": len(entities),
@@ -178,25 +221,44 @@ def _rss_mb() -> float:
     return psutil.Process().memory_info().rss / 2**20
 
 
-def _runtime_in_process(label, settings, entities, index, table, vector_config, encoder, understander, structured,
-                        memory, queries, workdir, rss_before) -> dict[str, Any]:
+def _runtime_in_process(
+    label,
+    settings,
+    entities,
+    index,
+    table,
+    vector_config,
+    encoder,
+    understander,
+    structured,
+    memory,
+    queries,
+    workdir,
+    rss_before,
+) -> dict[str, Any]:
     """The SearchService over this size's components, served over HTTP from a thread."""
+    from ..models.policy import EpsilonDefaultPolicy
     from ..retrieval.lexical import LexicalStrategy
     from ..retrieval.semantic import SemanticStrategy
-    from ..models.policy import EpsilonDefaultPolicy
     from ..runtime.service import SearchService
 
     strategies = [LexicalStrategy(index), SemanticStrategy(table, encoder, vector_config), structured, memory]
     display = entities[[S.ID, S.TYPE, S.TITLE, S.ARTISTS]].set_index(S.ID)
-    service = SearchService(settings, f"bench-{label}", strategies, understander,
-                            EpsilonDefaultPolicy(settings.runtime.policy), display, {})
-    result, _ = _timed(f"{label}: runtime over HTTP", lambda: runtime_bench.bench_in_process(
-        service, queries, settings, workdir / f"runtime-{label}", _rss_mb() - rss_before))
+    service = SearchService(
+        settings, f"bench-{label}", strategies, understander, EpsilonDefaultPolicy(settings.runtime.policy), display, {}
+    )
+    result, _ = _timed(
+        f"{label}: runtime over HTTP",
+        lambda: runtime_bench.bench_in_process(
+            service, queries, settings, workdir / f"runtime-{label}", _rss_mb() - rss_before
+        ),
+    )
     return result
 
 
-def _runtime_real(settings: Settings, config_path: Path | None, queries: list[str],
-                  workdir: Path) -> list[dict[str, Any]] | str:
+def _runtime_real(
+    settings: Settings, config_path: Path | None, queries: list[str], workdir: Path
+) -> list[dict[str, Any]] | str:
     """``ltrr serve --workers N`` on the platform's promoted bundle for each N of
     ``bench.http_workers``, or why not."""
     from ..artifacts import BundleError
@@ -208,8 +270,12 @@ def _runtime_real(settings: Settings, config_path: Path | None, queries: list[st
         return f"not measured: {error}"
     runs = []
     for workers in settings.bench.http_workers:
-        result, _ = _timed(f"real: ltrr serve --workers {workers} over HTTP", lambda: runtime_bench.bench_serve_process(
-            settings, config_path, bundle, queries, workdir / f"runtime-real-{workers}", workers))
+        result, _ = _timed(
+            f"real: ltrr serve --workers {workers} over HTTP",
+            lambda n=workers: runtime_bench.bench_serve_process(
+                settings, config_path, bundle, queries, workdir / f"runtime-real-{n}", n
+            ),
+        )
         runs.append({**result, "bundle": bundle.name})
     return runs
 
@@ -225,13 +291,19 @@ def _qu_strategies(label: str, settings: Settings, entities: pd.DataFrame, workd
     from ..retrieval.structured import StructuredIndex, StructuredStrategy
 
     qu_dir = workdir / f"qu-{label}"
-    _, resources_seconds = _timed(f"{label}: QU resources", lambda: write_resources(
-        entities, qu_dir, settings.query_understanding.min_tag_entities))
+    _, resources_seconds = _timed(
+        f"{label}: QU resources",
+        lambda: write_resources(entities, qu_dir, settings.query_understanding.min_tag_entities),
+    )
     fields, vocabulary = read_resources(qu_dir)
-    understander, qu_load = _timed(f"{label}: QU + structured load", lambda: QueryUnderstander(
-        vocabulary, settings.query_understanding, settings.content_understanding))
-    structured, structured_load = _timed(f"{label}: structured index", lambda: StructuredStrategy(
-        StructuredIndex(fields), understander, settings.structured))
+    understander, qu_load = _timed(
+        f"{label}: QU + structured load",
+        lambda: QueryUnderstander(vocabulary, settings.query_understanding, settings.content_understanding),
+    )
+    structured, structured_load = _timed(
+        f"{label}: structured index",
+        lambda: StructuredStrategy(StructuredIndex(fields), understander, settings.structured),
+    )
     templates = TemplateGenerator(settings.doc2query.templates, settings.doc2query.max_tags_per_entity)
     (predicted, _), q2e_seconds = _timed(f"{label}: template Q2E", lambda: predict_q2e(entities, [templates]))
     no_logs = observed_statistics(pd.DataFrame(columns=ENGAGEMENT_COLUMNS), settings.memory)
@@ -248,7 +320,7 @@ def _qu_strategies(label: str, settings: Settings, entities: pd.DataFrame, workd
 def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = None) -> dict[str, Any]:
     started = time.perf_counter()
     encoder = Encoder(settings.embedding)
-    labelled = project_cpcd_queries(settings, "all")   # latency only: every query text
+    labelled = project_cpcd_queries(settings, "all")  # latency only: every query text
     rng = np.random.default_rng(settings.bench.seed)
     all_queries = list(labelled.queries)
     queries = [all_queries[i] for i in rng.choice(len(all_queries), settings.bench.n_latency_queries, replace=False)]
@@ -262,18 +334,21 @@ def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = Non
             return understand(scoped, kept)[0]
 
         real, ingest_seconds = _timed("real: ingest + contract + content understanding", ingest_and_understand)
-        sample = [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
-                  for r in real.sample(settings.bench.embed_sample, random_state=1).to_dict("records")]
+        sample = [
+            embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
+            for r in real.sample(settings.bench.embed_sample, random_state=1).to_dict("records")
+        ]
         _, embed_seconds = _timed("real: encode sample", lambda: build.blend_embeddings(encoder, sample))
         real_vectors = _real_vectors(settings, real, encoder)
         query_encoder = _query_encoder(settings, real)
-        real_result = _bench_size("real", settings, real, real_vectors, queries, query_encoder, workdir,
-                                  settings.vector.index_type)
+        real_result = _bench_size(
+            "real", settings, real, real_vectors, queries, query_encoder, workdir, settings.vector.index_type
+        )
         real_result["ingest_cu_s"] = round(ingest_seconds, 1)
         real_result["runtime"] = _runtime_real(settings, config_path, queries, workdir)
 
         generated = generate_catalog(real, settings.bench.generated_entities, settings.bench.seed)
-        generated = assign_catalog_fields(generated, None, datetime.now(timezone.utc))
+        generated = assign_catalog_fields(generated, None, datetime.now(UTC))
 
         # Content rules cost ~0.4 ms an entity on one core; on the full 1M they alone would take
         # most of the 30-minute budget, so they are timed on a sample and scaled (labelled so).
@@ -286,7 +361,13 @@ def run_benchmarks(settings: Settings, out: Path, config_path: Path | None = Non
         _, gen_cu_seconds = _timed(f"generated: contract + content rules on {cu_rows} rows", contract_and_rules)
         gen_vectors = derived_vectors(real_vectors, len(generated), settings.bench.seed)
         gen_result = _bench_size(
-            "generated", settings, generated, gen_vectors, queries, query_encoder, workdir,
+            "generated",
+            settings,
+            generated,
+            gen_vectors,
+            queries,
+            query_encoder,
+            workdir,
             settings.bench.generated_index_type,
             serve_in_process=True,
         )
@@ -311,7 +392,7 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
     lines = [
         "# ltrr benchmarks",
         "",
-        f"Machine: {report['machine']}. Written by `make bench` on {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC "
+        f"Machine: {report['machine']}. Written by `make bench` on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC "
         f"in {report['total_minutes']} min.",
         "",
         f"The 1M catalog is GENERATED from the real one (real titles, artist names and tags recombined); its vectors "
@@ -335,36 +416,55 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
         f"| Q2E from templates | {real['q2e_templates']} | {gen['q2e_templates']} |",
     ]
     for name in real["latency_ms"]:
-        lines.append(f"| query latency p50 / p99 (ms): {name} | {real['latency_ms'][name]} | {gen['latency_ms'][name]} |")
+        lines.append(
+            f"| query latency p50 / p99 (ms): {name} | {real['latency_ms'][name]} | {gen['latency_ms'][name]} |"
+        )
     return "\n".join(lines + _runtime_markdown(real["runtime"], gen["runtime"])) + "\n"
 
 
 def _runtime_markdown(real: dict[str, Any] | str, gen: dict[str, Any] | str) -> list[str]:
-    lines = ["", "## Query runtime over HTTP (127.0.0.1)", "",
-             "Real catalog: a separate `ltrr serve --workers N` process on the platform's promoted bundle (cold start: "
-             "from the command to the first answered search; query-vector cache off, so every request encodes). "
-             "Generated 1M: the "
-             "SearchService assembled in the bench process and served from a thread, clients in the same process "
-             "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries (no trace: "
-             "its per-result feature explanations cost ~15 ms); stage latencies are the server's own timings, end to end is measured by the client; "
-             "the policy samples plans as in production, so a strategy's stage latency counts the requests whose plan ran it.", ""]
-    sizes: dict[str, Any] = ({f"real catalog, {r['workers']} worker(s)": r for r in real} if isinstance(real, list)
-                             else {"real catalog": real})
+    lines = [
+        "",
+        "## Query runtime over HTTP (127.0.0.1)",
+        "",
+        "Real catalog: a separate `ltrr serve --workers N` process on the platform's promoted bundle (cold start: "
+        "from the command to the first answered search; query-vector cache off, so every request encodes). "
+        "Generated 1M: the "
+        "SearchService assembled in the bench process and served from a thread, clients in the same process "
+        "(shared GIL: a lower bound on throughput). Each level sends the same real CPCD queries (no trace: "
+        "its per-result feature explanations cost ~15 ms); stage latencies are the server's own timings, end to end is measured by the client; "
+        "the policy samples plans as in production, so a strategy's stage latency counts the requests whose plan ran it.",
+        "",
+    ]
+    sizes: dict[str, Any] = (
+        {f"real catalog, {r['workers']} worker(s)": r for r in real}
+        if isinstance(real, list)
+        else {"real catalog": real}
+    )
     sizes["generated 1M"] = gen
     for label, result in sizes.items():
         if not isinstance(result, dict):
             lines.append(f"- {label}: {result}")
             continue
-        cold = "n/a (assembled in the bench process)" if result["cold_start_s"] is None else f"{result['cold_start_s']} s"
-        lines.append(f"- {label}: cold start {cold}, resident memory {result['rss_mb']} MiB"
-                     + (f", bundle {result['bundle']}" if result.get("bundle") else ""))
-    lines += ["", "| catalog | clients | throughput (req/s) | end to end p50 / p99 (ms) | server stages p50 / p99 (ms) |",
-              "|---|---|---|---|---|"]
+        cold = (
+            "n/a (assembled in the bench process)" if result["cold_start_s"] is None else f"{result['cold_start_s']} s"
+        )
+        lines.append(
+            f"- {label}: cold start {cold}, resident memory {result['rss_mb']} MiB"
+            + (f", bundle {result['bundle']}" if result.get("bundle") else "")
+        )
+    lines += [
+        "",
+        "| catalog | clients | throughput (req/s) | end to end p50 / p99 (ms) | server stages p50 / p99 (ms) |",
+        "|---|---|---|---|---|",
+    ]
     for label, result in sizes.items():
         if not isinstance(result, dict):
             continue
         for level in result["levels"]:
             stages = "; ".join(f"{k} {v}" for k, v in level["stages_ms"].items())
-            lines.append(f"| {label} | {level['concurrency']} | {level['throughput_rps']} | {level['end_to_end_ms']} | "
-                         f"{stages} |")
+            lines.append(
+                f"| {label} | {level['concurrency']} | {level['throughput_rps']} | {level['end_to_end_ms']} | "
+                f"{stages} |"
+            )
     return lines

@@ -43,8 +43,11 @@ def wait_healthy(base: str, process: subprocess.Popen, seconds: float, query: st
         if process.poll() is not None:
             raise RuntimeError(f"ltrr serve exited with {process.returncode} before answering")
         try:
-            answer = (httpx.post(f"{base}/search", json={"query": query}, timeout=5) if query
-                      else httpx.get(f"{base}/healthz", timeout=1))
+            answer = (
+                httpx.post(f"{base}/search", json={"query": query}, timeout=5)
+                if query
+                else httpx.get(f"{base}/healthz", timeout=1)
+            )
             if answer.status_code == 200:
                 return
         except httpx.TransportError:
@@ -72,8 +75,9 @@ def http_load(base_url: str, queries: list[str], concurrency: int, n_requests: i
         with httpx.Client(base_url=base_url, timeout=60) as client:
             for i in counter:
                 started = time.perf_counter()
-                response = client.post("/search", json={"query": queries[i % len(queries)],
-                                                        "user_id": f"bench-{i % 50}"})
+                response = client.post(
+                    "/search", json={"query": queries[i % len(queries)], "user_id": f"bench-{i % 50}"}
+                )
                 elapsed = (time.perf_counter() - started) * 1000
                 with lock:
                     if response.status_code != 200:
@@ -88,9 +92,14 @@ def http_load(base_url: str, queries: list[str], concurrency: int, n_requests: i
         for _ in range(concurrency):
             pool.submit(worker)
     seconds = time.perf_counter() - started
-    return {"concurrency": concurrency, "requests": n_requests, "errors": errors,
-            "throughput_rps": round(len(latencies) / seconds, 1), "end_to_end_ms": _percentiles(latencies),
-            "stages_ms": {stage: _percentiles(stages[stage]) for stage in sorted(stages, key=_stage_order)}}
+    return {
+        "concurrency": concurrency,
+        "requests": n_requests,
+        "errors": errors,
+        "throughput_rps": round(len(latencies) / seconds, 1),
+        "end_to_end_ms": _percentiles(latencies),
+        "stages_ms": {stage: _percentiles(stages[stage]) for stage in sorted(stages, key=_stage_order)},
+    }
 
 
 def _stage_order(stage: str) -> tuple[int, str]:
@@ -99,29 +108,53 @@ def _stage_order(stage: str) -> tuple[int, str]:
 
 
 def _load_levels(base_url: str, queries: list[str], settings: Settings) -> list[dict[str, Any]]:
-    http_load(base_url, queries, 1, 10)                     # warm connections and caches
+    http_load(base_url, queries, 1, 10)  # warm connections and caches
     return [http_load(base_url, queries, c, settings.bench.http_requests) for c in settings.bench.http_concurrency]
 
 
-def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, queries: list[str], log_dir: Path,
-                        workers: int = 1) -> dict[str, Any]:
+def bench_serve_process(
+    settings: Settings, config_path: Path, bundle: Path, queries: list[str], log_dir: Path, workers: int = 1
+) -> dict[str, Any]:
     """A real ``ltrr serve [--workers N]`` process: cold start to the first answered search, RSS
     of each serving process, HTTP load."""
     import yaml
 
     config = log_dir / "bench-serve.yaml"
     config.parent.mkdir(parents=True, exist_ok=True)
-    config.write_text(yaml.safe_dump({"extends": str(Path(config_path).resolve()), "data_dir": str(settings.data_dir),
-                                      "runtime": {"log_dir": str(log_dir / "logs"),
-                                                  # every level sends the same queries: measure misses
-                                                  "query_cache_size": 0}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(Path(config_path).resolve()),
+                "data_dir": str(settings.data_dir),
+                "runtime": {
+                    "log_dir": str(log_dir / "logs"),
+                    # every level sends the same queries: measure misses
+                    "query_cache_size": 0,
+                },
+            }
+        )
+    )
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     ltrr = Path(sys.executable).with_name("ltrr")
     started = time.perf_counter()
-    process = subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--bundle", str(bundle),
-                                "--workers", str(workers)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=dict(os.environ))
+    process = subprocess.Popen(
+        [
+            str(ltrr),
+            "--config",
+            str(config),
+            "serve",
+            "--port",
+            str(port),
+            "--bundle",
+            str(bundle),
+            "--workers",
+            str(workers),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ),
+    )
     try:
         wait_healthy(base, process, 3600, query=queries[0])
         cold_start = time.perf_counter() - started
@@ -132,8 +165,12 @@ def bench_serve_process(settings: Settings, config_path: Path, bundle: Path, que
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=60)
-    return {"workers": workers, "cold_start_s": round(cold_start, 1),
-            "rss_mb": f"{rss_ready} ready, {rss_loaded} after load (per serving process)", "levels": levels}
+    return {
+        "workers": workers,
+        "cold_start_s": round(cold_start, 1),
+        "rss_mb": f"{rss_ready} ready, {rss_loaded} after load (per serving process)",
+        "levels": levels,
+    }
 
 
 def _serving_rss(pid: int, workers: int) -> list[int]:
@@ -141,8 +178,9 @@ def _serving_rss(pid: int, workers: int) -> list[int]:
     import psutil
 
     parent = psutil.Process(pid)
-    processes = [parent] if workers == 1 else [c for c in parent.children(recursive=True)
-                                               if c.memory_info().rss > 100 * 2**20]
+    processes = (
+        [parent] if workers == 1 else [c for c in parent.children(recursive=True) if c.memory_info().rss > 100 * 2**20]
+    )
     return [round(p.memory_info().rss / 2**20) for p in processes]
 
 
@@ -156,7 +194,9 @@ def _wait_workers_loaded(pid: int, workers: int, timeout_s: float) -> None:
         time.sleep(0.1)
 
 
-def bench_in_process(service, queries: list[str], settings: Settings, log_dir: Path, rss_growth_mb: float) -> dict[str, Any]:
+def bench_in_process(
+    service, queries: list[str], settings: Settings, log_dir: Path, rss_growth_mb: float
+) -> dict[str, Any]:
     """The service served by uvicorn from a thread of this process (see module docstring)."""
     import uvicorn
 
@@ -174,5 +214,4 @@ def bench_in_process(service, queries: list[str], settings: Settings, log_dir: P
     finally:
         server.should_exit = True
         thread.join(timeout=60)
-    return {"cold_start_s": None, "rss_mb": f"+{rss_growth_mb:.0f} (bench process growth)",
-            "levels": levels}
+    return {"cold_start_s": None, "rss_mb": f"+{rss_growth_mb:.0f} (bench process growth)", "levels": levels}

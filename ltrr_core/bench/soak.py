@@ -29,7 +29,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -81,7 +81,7 @@ def prepare_sandbox(settings: Settings, root: Path) -> tuple[Path, list[str]]:
     second = root / "bundles" / f"{champion.name}-soak"
     shutil.copytree(champion, second)
     manifest = json.loads((second / MANIFEST).read_text(encoding="utf-8"))
-    write_json_atomic(second / MANIFEST, {**manifest, "bundle_id": second.name})   # files and checksums unchanged
+    write_json_atomic(second / MANIFEST, {**manifest, "bundle_id": second.name})  # files and checksums unchanged
     write_pointer(root / "bundles" / POINTER, first.name)
     return root, [first.name, second.name]
 
@@ -90,11 +90,23 @@ def _start_server(config_path: Path, sandbox: Path, workers: int, port: int, log
     import yaml
 
     config = sandbox / "soak.yaml"
-    config.write_text(yaml.safe_dump({"extends": str(Path(config_path).resolve()), "data_dir": str(sandbox),
-                                      "runtime": {"log_dir": str(sandbox / "logs"), "reload_poll_seconds": 1.0}}))
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "extends": str(Path(config_path).resolve()),
+                "data_dir": str(sandbox),
+                "runtime": {"log_dir": str(sandbox / "logs"), "reload_poll_seconds": 1.0},
+            }
+        )
+    )
     ltrr = Path(sys.executable).with_name("ltrr")
-    return subprocess.Popen([str(ltrr), "--config", str(config), "serve", "--port", str(port), "--workers", str(workers)],
-                            stdout=log.open("wb"), stderr=subprocess.STDOUT, env=dict(os.environ), start_new_session=True)
+    return subprocess.Popen(
+        [str(ltrr), "--config", str(config), "serve", "--port", str(port), "--workers", str(workers)],
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        env=dict(os.environ),
+        start_new_session=True,
+    )
 
 
 def measure_capacity(base: str, queries: list[str], clients: int, seconds: float) -> float:
@@ -196,12 +208,23 @@ class _OpenLoop:
 def _worker_pids(pid: int) -> list[int]:
     import psutil
 
-    return [c.pid for c in psutil.Process(pid).children()
-            if "multiprocessing" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())]
+    return [
+        c.pid
+        for c in psutil.Process(pid).children()
+        if "multiprocessing" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())
+    ]
 
 
-def _disturb(sandbox: Path, ids: list[str], process: subprocess.Popen, config: SoakConfig, seconds: float,
-             start: float, stop: threading.Event, out: dict[str, object]) -> None:
+def _disturb(
+    sandbox: Path,
+    ids: list[str],
+    process: subprocess.Popen,
+    config: SoakConfig,
+    seconds: float,
+    start: float,
+    stop: threading.Event,
+    out: dict[str, object],
+) -> None:
     """Flip the pointer every ``reload_every_s``; SIGTERM one worker at ``restart_at_fraction``."""
     reloads, restarted = 0, False
     next_reload = start + config.reload_every_s
@@ -230,8 +253,11 @@ def impressions_by_request(log_root: Path) -> Counter[str]:
     """Every request id in every impression file on disk (not the reader's deduplicated view)."""
     import pyarrow.parquet as pq
 
-    return Counter(rid for part in (log_root / "impressions").rglob("*.parquet")
-                   for rid in pq.read_table(part, columns=["request_id"]).column(0).to_pylist())
+    return Counter(
+        rid
+        for part in (log_root / "impressions").rglob("*.parquet")
+        for rid in pq.read_table(part, columns=["request_id"]).column(0).to_pylist()
+    )
 
 
 def run_soak(settings: Settings, config_path: Path, queries: list[str], workdir: Path) -> SoakResult:
@@ -242,19 +268,21 @@ def run_soak(settings: Settings, config_path: Path, queries: list[str], workdir:
     process = _start_server(config_path, sandbox, config.workers, port, workdir / "soak-serve.log")
     try:
         wait_healthy(base, process, 600)
-        time.sleep(5)                                        # the other workers finish loading too
+        time.sleep(5)  # the other workers finish loading too
         capacity = measure_capacity(base, queries, config.capacity_clients, config.capacity_seconds)
         seconds = config.minutes * 60
         loop = _OpenLoop(base, queries, capacity * config.load_fraction, seconds, config)
-        started_at = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        started_at = datetime.now(UTC).isoformat(timespec="seconds")
         start, stop, disturbed = time.monotonic(), threading.Event(), {}
-        disturber = threading.Thread(target=_disturb, args=(sandbox, ids, process, config, seconds, start, stop, disturbed))
+        disturber = threading.Thread(
+            target=_disturb, args=(sandbox, ids, process, config, seconds, start, stop, disturbed)
+        )
         disturber.start()
         loop.run(start)
         stop.set()
         disturber.join()
     finally:
-        process.send_signal(signal.SIGTERM)                  # the supervisor stops its workers; each flushes its logs
+        process.send_signal(signal.SIGTERM)  # the supervisor stops its workers; each flushes its logs
         try:
             process.wait(timeout=120)
         except subprocess.TimeoutExpired:
@@ -263,30 +291,51 @@ def run_soak(settings: Settings, config_path: Path, queries: list[str], workdir:
     answered = Counter(loop.answered)
     soak_on_disk = Counter({rid: n for rid, n in on_disk.items() if rid in answered})
     return SoakResult(
-        minutes=config.minutes, workers=config.workers, capacity_rps=round(capacity, 1),
-        target_rps=round(loop.rate, 1), scheduled=loop.n, answered=len(loop.answered),
-        failed=sum(loop.failures.values()), failures=dict(loop.failures), retried_503=loop.retried,
-        reloads=int(disturbed.get("reloads", 0)), bundles_served=dict(loop.bundles),
-        worker_restarted=bool(disturbed.get("worker_restarted")), restart_note=str(disturbed.get("restart_note", "")),
+        minutes=config.minutes,
+        workers=config.workers,
+        capacity_rps=round(capacity, 1),
+        target_rps=round(loop.rate, 1),
+        scheduled=loop.n,
+        answered=len(loop.answered),
+        failed=sum(loop.failures.values()),
+        failures=dict(loop.failures),
+        retried_503=loop.retried,
+        reloads=int(disturbed.get("reloads", 0)),
+        bundles_served=dict(loop.bundles),
+        worker_restarted=bool(disturbed.get("worker_restarted")),
+        restart_note=str(disturbed.get("restart_note", "")),
         impressions_on_disk=sum(soak_on_disk.values()),
         impressions_missing=sum(1 for rid in answered if rid not in soak_on_disk),
         impressions_duplicated=sum(n - 1 for n in soak_on_disk.values() if n > 1),
         latency_ms={f"p{q}": round(float(np.percentile(loop.latencies, q)), 1) for q in (50, 95, 99)}
-        if loop.latencies else {},
-        max_lateness_ms=round(loop.lateness, 1), started_at=started_at, champion=ids[0])
+        if loop.latencies
+        else {},
+        max_lateness_ms=round(loop.lateness, 1),
+        started_at=started_at,
+        champion=ids[0],
+    )
 
 
 def render_soak(result: SoakResult, machine: str, command: str) -> str:
-    ok = (result.failed == 0 and result.impressions_missing == 0 and result.impressions_duplicated == 0
-          and result.worker_restarted and result.reloads > 0)
+    ok = (
+        result.failed == 0
+        and result.impressions_missing == 0
+        and result.impressions_duplicated == 0
+        and result.worker_restarted
+        and result.reloads > 0
+    )
     lines = [
-        "# Soak: the runtime under steady load, hot reloads and a worker restart", "",
-        f"Written by `{command}` at {result.started_at} on {machine}. Everything on 127.0.0.1.", "",
+        "# Soak: the runtime under steady load, hot reloads and a worker restart",
+        "",
+        f"Written by `{command}` at {result.started_at} on {machine}. Everything on 127.0.0.1.",
+        "",
         f"`ltrr serve --workers {result.workers}` on a sandbox of the platform (two copies of the promoted champion "
         f"{result.champion}, the pointer flipping between them); open-loop load at {result.target_rps} requests/s "
         f"= {result.target_rps / result.capacity_rps:.0%} of the {result.capacity_rps} requests/s measured closed-loop "
-        f"just before, for {result.minutes:g} minutes.", "",
-        "| measure | value |", "|---|---|",
+        f"just before, for {result.minutes:g} minutes.",
+        "",
+        "| measure | value |",
+        "|---|---|",
         f"| requests scheduled / answered (200) | {result.scheduled} / {result.answered} |",
         f"| failed requests | {result.failed} {result.failures or ''} |",
         f"| 503 retried after Retry-After (then answered or counted above) | {result.retried_503} |",
@@ -296,7 +345,8 @@ def render_soak(result: SoakResult, machine: str, command: str) -> str:
         f"(missing {result.impressions_missing}, duplicated {result.impressions_duplicated}) |",
         f"| end-to-end latency p50 / p95 / p99 (ms) | {result.latency_ms.get('p50')} / {result.latency_ms.get('p95')} / "
         f"{result.latency_ms.get('p99')} |",
-        f"| most a request was sent late (client pool saturated) | {result.max_lateness_ms} ms |", "",
+        f"| most a request was sent late (client pool saturated) | {result.max_lateness_ms} ms |",
+        "",
         f"**Outcome: {'zero failed requests, impressions == answered, under reloads and a worker restart' if ok else 'NOT clean: see the rows above'}.**",
     ]
     return "\n".join(lines) + "\n"

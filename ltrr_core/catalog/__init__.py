@@ -4,6 +4,11 @@ from .pipeline import ingest_catalog, publish_catalog, understand, validate_cata
 from .store import CatalogNotFound, CatalogStore, diff_catalogs
 
 __all__ = [
-    "CatalogNotFound", "CatalogStore", "diff_catalogs", "ingest_catalog", "publish_catalog",
-    "understand", "validate_catalog",
+    "CatalogNotFound",
+    "CatalogStore",
+    "diff_catalogs",
+    "ingest_catalog",
+    "publish_catalog",
+    "understand",
+    "validate_catalog",
 ]

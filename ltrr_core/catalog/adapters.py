@@ -18,6 +18,7 @@ from .. import schema as S
 from ..config import Settings
 from ..splits import lastfm_user_rows, tag_assignment_rows
 
+
 def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8", csv_quoted: bool = True) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(
@@ -25,7 +26,9 @@ def _read_tsv(path: Path, nrows: int | None, encoding: str = "utf-8", csv_quoted
             "folder holding the real data sets (see README: Data)"
         )
     quoting = csv.QUOTE_MINIMAL if csv_quoted else csv.QUOTE_NONE
-    return pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, nrows=nrows, encoding=encoding, quoting=quoting)
+    return pd.read_csv(
+        path, sep="\t", dtype=str, keep_default_na=False, nrows=nrows, encoding=encoding, quoting=quoting
+    )
 
 
 def _empty_to_none(series: pd.Series) -> pd.Series:
@@ -36,7 +39,10 @@ def _empty_to_none(series: pd.Series) -> pd.Series:
 def _frame(columns: dict[str, object], n_rows: int) -> pd.DataFrame:
     """A frame with every source field, defaults filled, in schema order."""
     defaults: dict[str, object] = {
-        S.ALBUM: None, S.DESCRIPTION: None, S.POPULARITY: 0.0, S.SOURCE_ID: None,
+        S.ALBUM: None,
+        S.DESCRIPTION: None,
+        S.POPULARITY: 0.0,
+        S.SOURCE_ID: None,
         S.CLUSTER_ID: None,
     }
     data = {}
@@ -103,14 +109,14 @@ def read_lastfm_artists(settings: Settings, nrows: int | None = None) -> pd.Data
     artists = _read_tsv(settings.shared_path(paths.lastfm_artists), nrows, csv_quoted=False)
     tag_names = _read_tsv(settings.shared_path(paths.lastfm_tags), None, encoding="latin-1", csv_quoted=False)
     tagged = tag_assignment_rows(
-        _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False), settings.splits, "catalog")
-    plays = lastfm_user_rows(_read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False),
-                             settings.splits, "platform")
+        _read_tsv(settings.shared_path(paths.lastfm_user_tagged), None, csv_quoted=False), settings.splits, "catalog"
+    )
+    plays = lastfm_user_rows(
+        _read_tsv(settings.shared_path(paths.lastfm_user_artists), None, csv_quoted=False), settings.splits, "platform"
+    )
 
     tag_value = dict(zip(tag_names["tagID"], tag_names["tagValue"].str.strip()))
-    counts = (
-        tagged.groupby(["artistID", "tagID"])["userID"].nunique().rename("n_users").reset_index()
-    )
+    counts = tagged.groupby(["artistID", "tagID"])["userID"].nunique().rename("n_users").reset_index()
     counts = counts[counts["n_users"] >= settings.catalog.min_tag_users]
     counts["weight"] = counts["n_users"] / counts.groupby("artistID")["n_users"].transform("max")
     counts = counts.sort_values(["artistID", "n_users", "tagID"], ascending=[True, False, True])
@@ -170,7 +176,4 @@ ADAPTERS: dict[str, Callable[[Settings, int | None], pd.DataFrame]] = {
 def read_sources(settings: Settings) -> dict[str, pd.DataFrame]:
     """Every source of the configured profile, mapped into the entity schema."""
     caps = settings.catalog.max_rows_per_source
-    return {
-        name: ADAPTERS[name](settings, caps.get(name))
-        for name in settings.catalog.profiles[settings.profile]
-    }
+    return {name: ADAPTERS[name](settings, caps.get(name)) for name in settings.catalog.profiles[settings.profile]}

@@ -29,18 +29,29 @@ class GenreClassifier:
 
     def _pipeline(self) -> Pipeline:
         half = self.config.max_features // 2
-        features = FeatureUnion([
-            ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=half, sublinear_tf=True)),
-            ("chars", TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 4), min_df=3, max_features=half, sublinear_tf=True)),
-        ])
+        features = FeatureUnion(
+            [
+                ("words", TfidfVectorizer(ngram_range=(1, 2), min_df=2, max_features=half, sublinear_tf=True)),
+                (
+                    "chars",
+                    TfidfVectorizer(
+                        analyzer="char_wb", ngram_range=(2, 4), min_df=3, max_features=half, sublinear_tf=True
+                    ),
+                ),
+            ]
+        )
         # Logistic loss by SGD: the same model as LogisticRegression, ~4x faster to fit here.
         model = SGDClassifier(
-            loss="log_loss", alpha=self.config.alpha, max_iter=self.config.epochs, tol=None,
-            class_weight="balanced", random_state=self.config.seed,
+            loss="log_loss",
+            alpha=self.config.alpha,
+            max_iter=self.config.epochs,
+            tol=None,
+            class_weight="balanced",
+            random_state=self.config.seed,
         )
         return Pipeline([("features", features), ("model", model)])
 
-    def fit(self, texts: list[str], labels: list[str]) -> "GenreClassifier":
+    def fit(self, texts: list[str], labels: list[str]) -> GenreClassifier:
         if len(set(labels)) < 2:
             raise ValueError(f"the genre classifier needs at least 2 genres to learn, got {sorted(set(labels))}")
         self.pipeline_ = self._pipeline().fit(texts, labels)
@@ -76,7 +87,9 @@ class GenreClassifier:
                 "support": int(support[j]),
                 "precision": round(float(p_all[j]), 4),
                 "recall": round(float(r_all[j]), 4),
-                "precision_at_threshold": round(hits / predicted_confident.sum(), 4) if predicted_confident.any() else None,
+                "precision_at_threshold": round(hits / predicted_confident.sum(), 4)
+                if predicted_confident.any()
+                else None,
                 "recall_at_threshold": round(hits / true_genre.sum(), 4) if true_genre.any() else None,
             }
         report = {
@@ -92,7 +105,9 @@ class GenreClassifier:
             "balanced_accuracy": round(float(np.mean([r for r, n in zip(r_all, support) if n])), 4),
             "chance_balanced_accuracy": round(1.0 / max(int((support > 0).sum()), 1), 4),
             "coverage_at_threshold": round(float(confident.mean()), 4),
-            "accuracy_at_threshold": round(float((predicted[confident] == truth[confident]).mean()), 4) if confident.any() else None,
+            "accuracy_at_threshold": round(float((predicted[confident] == truth[confident]).mean()), 4)
+            if confident.any()
+            else None,
             "per_genre": per_genre,
         }
         self.fit(texts, labels)

@@ -37,9 +37,11 @@ def _match_credits(artists: list[str], gazetteer: dict[str, tuple[str, float]]) 
     matches: list[tuple[str, float]] = []
     for credit in artists:
         hit = gazetteer.get(name_key(credit))
-        candidates = [hit] if hit else [
-            gazetteer.get(name_key(part)) for part in _CREDIT_SPLIT.split(credit) if part and part.strip()
-        ]
+        candidates = (
+            [hit]
+            if hit
+            else [gazetteer.get(name_key(part)) for part in _CREDIT_SPLIT.split(credit) if part and part.strip()]
+        )
         for candidate in candidates:
             if candidate and candidate[0] not in (m[0] for m in matches):
                 matches.append(candidate)
@@ -80,7 +82,11 @@ def link_entities(
     popularity: list[float] = []
     n_tracks = n_tracks_linked = n_artists_linked = 0
     for is_gaz, etype, artists, tags, weights, pop in zip(
-        gaz_mask, catalog[S.TYPE], catalog[S.ARTISTS], catalog[S.TAGS], catalog[S.TAG_WEIGHTS],
+        gaz_mask,
+        catalog[S.TYPE],
+        catalog[S.ARTISTS],
+        catalog[S.TAGS],
+        catalog[S.TAG_WEIGHTS],
         catalog[S.POPULARITY],
     ):
         tags, weights = list(tags), list(weights)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,7 @@ def catalog_store(settings: Settings) -> CatalogStore:
     return CatalogStore(settings.data_dir / "catalog")
 
 
-def assign_catalog_fields(
-    entities: pd.DataFrame, previous: pd.DataFrame | None, now: datetime
-) -> pd.DataFrame:
+def assign_catalog_fields(entities: pd.DataFrame, previous: pd.DataFrame | None, now: datetime) -> pd.DataFrame:
     """Content hash per entity; ``added_at`` kept from the previous version, else ``now``.
 
     None of the sources carries a date an entity entered the catalog, so first ingestion is it.
@@ -51,14 +49,18 @@ def inputs_fingerprint(settings: Settings) -> str:
         path = settings.shared_path(relative)
         stat = path.stat() if path.is_file() else None
         files.append([name, str(path), stat.st_size if stat else None, stat.st_mtime_ns if stat else None])
-    payload = {"files": files, "profile": settings.profile, "catalog": settings.catalog.model_dump(mode="json"),
-               "content_understanding": settings.content_understanding.model_dump(mode="json")}
+    payload = {
+        "files": files,
+        "profile": settings.profile,
+        "catalog": settings.catalog.model_dump(mode="json"),
+        "content_understanding": settings.content_understanding.model_dump(mode="json"),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def ingest_catalog(settings: Settings, now: datetime | None = None) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Read every source of the profile, link artists across sources, hash the result."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     frames = read_sources(settings)
     linked, link_report = link_entities(
         frames,
@@ -82,9 +84,7 @@ def ingest_catalog(settings: Settings, now: datetime | None = None) -> tuple[pd.
     return entities, report
 
 
-def validate_catalog(
-    settings: Settings, entities: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def validate_catalog(settings: Settings, entities: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Apply the catalog contract: raise on critical failures, quarantine row-level ones.
 
     Returns (kept entities, quarantined rows with their reasons, contract summary).
@@ -104,10 +104,12 @@ def validate_catalog(
         raise ContractViolation(report)
     kept, quarantined = split_quarantine(entities, report)
     if len(quarantined):
-        quarantined = quarantined.assign(**{
-            col: quarantined[col].map(lambda v: None if v is None else list(v))
-            for col in (S.ARTISTS, S.TAGS, S.TAG_WEIGHTS, S.LINKED_ARTIST_IDS)
-        })
+        quarantined = quarantined.assign(
+            **{
+                col: quarantined[col].map(lambda v: None if v is None else list(v))
+                for col in (S.ARTISTS, S.TAGS, S.TAG_WEIGHTS, S.LINKED_ARTIST_IDS)
+            }
+        )
     summary = report.summary()
     summary["quarantined_by_reason"] = (
         quarantined["quarantine_reason"].value_counts().to_dict() if len(quarantined) else {}

@@ -16,7 +16,7 @@ catalog is read whole by every batch step and diffed by hash; Lance holds the ve
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +25,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema as S
-from ..durable import checksum_tree, read_json, read_pointer, staged_directory, write_json_atomic, write_parquet, write_pointer
+from ..durable import (
+    checksum_tree,
+    read_json,
+    read_pointer,
+    staged_directory,
+    write_json_atomic,
+    write_parquet,
+    write_pointer,
+)
 
 
 class CatalogNotFound(FileNotFoundError):
@@ -108,7 +116,7 @@ class CatalogStore:
         now: datetime | None = None,
     ) -> tuple[str, dict[str, Any]]:
         """Write a new immutable version and switch CURRENT to it; returns (version, manifest)."""
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         previous = self.load_if_any()
         diff = diff_catalogs(previous, entities)
         version = f"v{now.strftime('%Y%m%dT%H%M%S%fZ')}"
@@ -117,10 +125,14 @@ class CatalogStore:
             write_parquet(table, staging / "entities.parquet")
             write_parquet(pa.Table.from_pandas(quarantined, preserve_index=False), staging / "quarantine.parquet")
             write_parquet(
-                pa.table({
-                    "id": diff.new + diff.changed + diff.removed,
-                    "change": ["new"] * len(diff.new) + ["changed"] * len(diff.changed) + ["removed"] * len(diff.removed),
-                }),
+                pa.table(
+                    {
+                        "id": diff.new + diff.changed + diff.removed,
+                        "change": ["new"] * len(diff.new)
+                        + ["changed"] * len(diff.changed)
+                        + ["removed"] * len(diff.removed),
+                    }
+                ),
                 staging / "diff.parquet",
             )
             manifest = {

@@ -21,7 +21,9 @@ from .. import schema as S
 from ..config import ContentUnderstandingConfig, LanguageConfig
 from ..text import dominant_script, fold, normalize
 
-_YEAR_IN_BRACKETS = re.compile(r"[\(\[][^\)\]]*\b(19[0-9]{2}|20[0-4][0-9])\b[^\)\]]*[\)\]]|\s[-–]\s.*\b(19[0-9]{2}|20[0-4][0-9])\b")
+_YEAR_IN_BRACKETS = re.compile(
+    r"[\(\[][^\)\]]*\b(19[0-9]{2}|20[0-4][0-9])\b[^\)\]]*[\)\]]|\s[-–]\s.*\b(19[0-9]{2}|20[0-4][0-9])\b"
+)
 _YEAR_ANYWHERE = re.compile(r"\b(19[0-9]{2}|20[0-4][0-9])\b")
 _DECADE = re.compile(r"(?<![\w'])(?:'|19|20)?([0-9]0)'?s\b")
 
@@ -53,7 +55,7 @@ class Rules:
     mood_keywords: dict[str, re.Pattern[str]]
 
     @classmethod
-    def from_config(cls, config: ContentUnderstandingConfig) -> "Rules":
+    def from_config(cls, config: ContentUnderstandingConfig) -> Rules:
         # One alternation per label: a single regex pass instead of one per pattern.
         def compile_all(table: dict[str, list[str]]) -> dict[str, re.Pattern[str]]:
             return {name: re.compile("|".join(f"(?:{p})" for p in patterns)) for name, patterns in table.items()}
@@ -114,7 +116,8 @@ class LanguageIdentifier:
     """
 
     def __init__(self, config: LanguageConfig):
-        from langid.langid import LanguageIdentifier as _Identifier, model
+        from langid.langid import LanguageIdentifier as _Identifier
+        from langid.langid import model
 
         self.config = config
         self._identifier = _Identifier.from_modelstring(model, norm_probs=True)
@@ -147,9 +150,21 @@ def annotate_rules(entities: pd.DataFrame, config: ContentUnderstandingConfig) -
     moods_of_tag = lru_cache(maxsize=None)(rules.moods_of_tag)
     decades_of_tag = lru_cache(maxsize=None)(lambda tag: tuple(find_decades(fold(tag))))
 
-    out: dict[str, list[Any]] = {name: [] for name in (
-        S.VERSION_TYPES, S.SEASONS, S.YEAR, S.DECADES, S.LANGUAGE, S.SCRIPT, S.GENRES,
-        S.GENRE_SOURCE, S.GENRE_CONFIDENCE, S.MOODS)}
+    out: dict[str, list[Any]] = {
+        name: []
+        for name in (
+            S.VERSION_TYPES,
+            S.SEASONS,
+            S.YEAR,
+            S.DECADES,
+            S.LANGUAGE,
+            S.SCRIPT,
+            S.GENRES,
+            S.GENRE_SOURCE,
+            S.GENRE_CONFIDENCE,
+            S.MOODS,
+        )
+    }
     for etype, title, album, tags, weights in zip(
         entities[S.TYPE], entities[S.TITLE], entities[S.ALBUM], entities[S.TAGS], entities[S.TAG_WEIGHTS]
     ):
@@ -214,7 +229,10 @@ def understand_catalog(
         counts={
             "n_entities": len(annotated),
             "with_version_type": int((annotated[S.VERSION_TYPES].map(len) > 0).sum()),
-            **{f"version:{v}": int(annotated[S.VERSION_TYPES].map(lambda x, v=v: v in x).sum()) for v in config.version_patterns},
+            **{
+                f"version:{v}": int(annotated[S.VERSION_TYPES].map(lambda x, v=v: v in x).sum())
+                for v in config.version_patterns
+            },
             "with_season": int((annotated[S.SEASONS].map(len) > 0).sum()),
             "with_year": int(annotated[S.YEAR].notna().sum()),
             "with_decade": int((annotated[S.DECADES].map(len) > 0).sum()),

@@ -22,55 +22,67 @@ def _in_day(timestamps: pd.Series, day: str) -> np.ndarray:
 
 
 def impressions_view(impressions: pd.DataFrame, day: str) -> pd.DataFrame:
-    return pd.DataFrame({
-        "request_id": impressions["request_id"],
-        "plan": impressions["plan"],
-        "propensity": impressions["propensity"].astype(float),
-        "n_shown": impressions["shown_ids"].map(len),
-        "n_depths": impressions["depths"].map(lambda d: sum(1 for v in json.loads(d or "{}").values() if v > 0)),
-        "timestamp_in_partition": _in_day(impressions["timestamp"], day),
-        "normalised_query": impressions["normalised_query"],
-        "bundle_id": impressions["bundle_id"],
-    })
+    return pd.DataFrame(
+        {
+            "request_id": impressions["request_id"],
+            "plan": impressions["plan"],
+            "propensity": impressions["propensity"].astype(float),
+            "n_shown": impressions["shown_ids"].map(len),
+            "n_depths": impressions["depths"].map(lambda d: sum(1 for v in json.loads(d or "{}").values() if v > 0)),
+            "timestamp_in_partition": _in_day(impressions["timestamp"], day),
+            "normalised_query": impressions["normalised_query"],
+            "bundle_id": impressions["bundle_id"],
+        }
+    )
 
 
 def feedback_view(feedback: pd.DataFrame, impressions: pd.DataFrame) -> pd.DataFrame:
     shown = dict(zip(impressions["request_id"], impressions["shown_ids"].map(set)))
-    return pd.DataFrame({
-        "request_id": feedback["request_id"],
-        "entity_id": feedback["entity_id"],
-        "event": feedback["event"],
-        "position": feedback["position"].astype("Int64"),
-        "refers_to_impression": feedback["request_id"].isin(shown).to_numpy(),
-        "entity_was_shown": [e in shown.get(r, ()) for r, e in zip(feedback["request_id"], feedback["entity_id"])],
-    })
+    return pd.DataFrame(
+        {
+            "request_id": feedback["request_id"],
+            "entity_id": feedback["entity_id"],
+            "event": feedback["event"],
+            "position": feedback["position"].astype("Int64"),
+            "refers_to_impression": feedback["request_id"].isin(shown).to_numpy(),
+            "entity_was_shown": [e in shown.get(r, ()) for r, e in zip(feedback["request_id"], feedback["entity_id"])],
+        }
+    )
 
 
-def _check(kind: str, frame: pd.DataFrame, view: pd.DataFrame, log_root: Path, day: str,
-           max_quarantine_fraction: float) -> tuple[pd.DataFrame, dict[str, Any]]:
+def _check(
+    kind: str, frame: pd.DataFrame, view: pd.DataFrame, log_root: Path, day: str, max_quarantine_fraction: float
+) -> tuple[pd.DataFrame, dict[str, Any]]:
     suite = load_suite(Path(__file__).resolve().parents[2] / "data_contracts" / f"{kind}.json")
     result = validate_frame(view, suite, max_quarantine_fraction, example_columns=("request_id",))
     if result.critical:
         raise ContractViolation(result)
     good, bad = split_quarantine(frame.reset_index(drop=True), result)
     if len(bad):
-        write_parquet(pa.Table.from_pandas(bad, preserve_index=False),
-                      Path(log_root) / "quarantine" / kind / f"date={day}" / "quarantine.parquet")
+        write_parquet(
+            pa.Table.from_pandas(bad, preserve_index=False),
+            Path(log_root) / "quarantine" / kind / f"date={day}" / "quarantine.parquet",
+        )
     reasons = bad["quarantine_reason"].value_counts().to_dict() if len(bad) else {}
     return good, {"rows": len(frame), "kept": len(good), "quarantined": len(bad), "reasons": reasons}
 
 
-def validate_log_day(log_root: Path, day: str, impressions: pd.DataFrame, feedback: pd.DataFrame,
-                     max_quarantine_fraction: float = 1.0) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def validate_log_day(
+    log_root: Path, day: str, impressions: pd.DataFrame, feedback: pd.DataFrame, max_quarantine_fraction: float = 1.0
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(clean impressions, clean feedback, report); quarantined rows are written under
     ``<log_root>/quarantine/<kind>/date=<day>/``. Feedback is checked against the *clean*
     impressions, so feedback on a quarantined impression is quarantined too."""
     clean_impressions, impressions_report = _check(
-        "impressions", impressions, impressions_view(impressions, day), log_root, day, max_quarantine_fraction)
+        "impressions", impressions, impressions_view(impressions, day), log_root, day, max_quarantine_fraction
+    )
     view = feedback_view(feedback, clean_impressions).assign(timestamp_in_partition=_in_day(feedback["timestamp"], day))
     clean_feedback, feedback_report = _check("feedback", feedback, view, log_root, day, max_quarantine_fraction)
-    return clean_impressions, clean_feedback, {"day": day, "impressions": impressions_report,
-                                               "feedback": feedback_report}
+    return (
+        clean_impressions,
+        clean_feedback,
+        {"day": day, "impressions": impressions_report, "feedback": feedback_report},
+    )
 
 
 def check_logged_day(log_root: Path, day: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
@@ -78,4 +90,6 @@ def check_logged_day(log_root: Path, day: str) -> tuple[pd.DataFrame, pd.DataFra
     of the logs (memory engagement, bandit training, the CLI) uses, so none reads unchecked rows."""
     from ..logs import read_logs
 
-    return validate_log_day(log_root, day, read_logs(log_root, "impressions", day), read_logs(log_root, "feedback", day))
+    return validate_log_day(
+        log_root, day, read_logs(log_root, "impressions", day), read_logs(log_root, "feedback", day)
+    )

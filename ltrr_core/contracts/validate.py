@@ -39,9 +39,8 @@ class FailedExpectation:
     def describe(self) -> str:
         where = f" on column '{self.column}'" if self.column else ""
         rows = "; ".join(json.dumps(e, default=str, ensure_ascii=False) for e in self.examples)
-        return (
-            f"[{self.severity}] {self.expectation}{where}: {self.unexpected_count} row(s) fail"
-            f" ({self.why})" + (f"; e.g. {rows}" if rows else "")
+        return f"[{self.severity}] {self.expectation}{where}: {self.unexpected_count} row(s) fail ({self.why})" + (
+            f"; e.g. {rows}" if rows else ""
         )
 
 
@@ -139,9 +138,7 @@ def validate_frame(
         .add_batch_definition_whole_dataframe("whole")
         .get_batch(batch_parameters={"dataframe": frame})
     )
-    result = batch.validate(
-        suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]}
-    )
+    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
     failures: list[FailedExpectation] = []
     reasons: dict[int, list[str]] = {}
     for outcome in result.results:
@@ -191,6 +188,7 @@ def _joined(values: Any) -> str:
 
 def catalog_view(entities: pd.DataFrame) -> pd.DataFrame:
     """The catalog as the contract sees it: lists flattened, derived checks as columns."""
+
     def weights_valid(tags: Any, weights: Any) -> bool:
         tags = list(tags if tags is not None else [])
         weights = list(weights if weights is not None else [])

@@ -23,5 +23,11 @@ class Q2EGenerator(Protocol):
 
 
 def empty() -> pd.DataFrame:
-    return pd.DataFrame({"entity_id": pd.Series(dtype=str), "query": pd.Series(dtype=str),
-                         "score": pd.Series(dtype=float), "generator": pd.Series(dtype=str)})
+    return pd.DataFrame(
+        {
+            "entity_id": pd.Series(dtype=str),
+            "query": pd.Series(dtype=str),
+            "score": pd.Series(dtype=float),
+            "generator": pd.Series(dtype=str),
+        }
+    )

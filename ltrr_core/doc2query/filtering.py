@@ -18,7 +18,7 @@ class RelevanceFilter:
     exempt = ("templates",)
 
     def __init__(self, encode, entity_vectors, min_relevance: float, drop_fraction: float):
-        self.encode = encode                  # texts -> (n, d) unit vectors
+        self.encode = encode  # texts -> (n, d) unit vectors
         self.entity_vectors = entity_vectors  # ids -> (n, d) unit vectors
         self.min_relevance = min_relevance
         self.drop_fraction = drop_fraction

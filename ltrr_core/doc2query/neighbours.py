@@ -25,8 +25,15 @@ from .base import COLUMNS, empty
 class LoggedQueryNeighbourGenerator:
     name = "log_neighbours"
 
-    def __init__(self, config: NeighbourConfig, queries: list[str], query_vectors: np.ndarray,
-                 engaged_centroids: np.ndarray, engagement: np.ndarray, entity_vectors):
+    def __init__(
+        self,
+        config: NeighbourConfig,
+        queries: list[str],
+        query_vectors: np.ndarray,
+        engaged_centroids: np.ndarray,
+        engagement: np.ndarray,
+        entity_vectors,
+    ):
         """``entity_vectors(ids) -> (n, d)`` unit vectors; rows of zeros for unknown ids."""
         self.config = config
         self.queries = np.asarray(queries, dtype=object)
@@ -42,17 +49,23 @@ class LoggedQueryNeighbourGenerator:
         share, top_n = self.config.engagement_share, self.config.queries_per_entity
         frames = []
         for start in range(0, len(ids), self.config.chunk_size):
-            chunk = ids[start:start + self.config.chunk_size]
+            chunk = ids[start : start + self.config.chunk_size]
             vectors = _unit(self.entity_vectors(list(chunk)))
-            scores = ((1 - share) * vectors @ self.query_vectors.T + share * vectors @ self.centroids.T)
+            scores = (1 - share) * vectors @ self.query_vectors.T + share * vectors @ self.centroids.T
             scores *= self.frequency[None, :]
             best = np.argsort(-scores, axis=1)[:, :top_n]
             picked = np.take_along_axis(scores, best, axis=1)
             rows, cols = np.nonzero(picked >= self.config.min_score)
-            frames.append(pd.DataFrame({
-                "entity_id": chunk[rows], "query": self.queries[best[rows, cols]],
-                "score": np.clip(picked[rows, cols], 0.0, 1.0), "generator": self.name,
-            }))
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "entity_id": chunk[rows],
+                        "query": self.queries[best[rows, cols]],
+                        "score": np.clip(picked[rows, cols], 0.0, 1.0),
+                        "generator": self.name,
+                    }
+                )
+            )
         return pd.concat(frames, ignore_index=True)[COLUMNS] if frames else empty()
 
 

@@ -9,8 +9,9 @@ from .base import COLUMNS, Q2EGenerator, empty
 from .filtering import RelevanceFilter
 
 
-def predict_q2e(entities: pd.DataFrame, generators: list[Q2EGenerator],
-                relevance: RelevanceFilter | None = None) -> tuple[pd.DataFrame, dict]:
+def predict_q2e(
+    entities: pd.DataFrame, generators: list[Q2EGenerator], relevance: RelevanceFilter | None = None
+) -> tuple[pd.DataFrame, dict]:
     """(entity_id, query, score, generator) rows, one per (query, entity) with its best score."""
     frames = [g.generate(entities) for g in generators]
     generated = pd.concat([f for f in frames if not f.empty] or [empty()], ignore_index=True)
@@ -19,7 +20,10 @@ def predict_q2e(entities: pd.DataFrame, generators: list[Q2EGenerator],
     generated = generated[generated["query"] != ""]
     if relevance is not None:
         generated, report["doc2query_minus"] = relevance.apply(generated)
-    best = (generated.sort_values("score", ascending=False, kind="stable")
-            .drop_duplicates(["query", "entity_id"]).reset_index(drop=True))
+    best = (
+        generated.sort_values("score", ascending=False, kind="stable")
+        .drop_duplicates(["query", "entity_id"])
+        .reset_index(drop=True)
+    )
     report["kept"] = int(len(best))
     return best[COLUMNS], report

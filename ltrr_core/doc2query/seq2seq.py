@@ -44,17 +44,27 @@ class Seq2SeqGenerator:
         rows: list[tuple[str, str, float, str]] = []
         torch.manual_seed(config.seed)
         for start in range(0, len(texts), config.batch_size):
-            batch = self.tokenizer(texts[start:start + config.batch_size], return_tensors="pt", padding=True,
-                                   truncation=True, max_length=config.max_input_tokens)
+            batch = self.tokenizer(
+                texts[start : start + config.batch_size],
+                return_tensors="pt",
+                padding=True,
+                truncation=True,
+                max_length=config.max_input_tokens,
+            )
             with torch.no_grad():
                 out = self.model.generate(
-                    **batch, do_sample=config.do_sample, top_k=config.top_k, top_p=config.top_p,
-                    temperature=config.temperature, max_new_tokens=config.max_new_tokens,
+                    **batch,
+                    do_sample=config.do_sample,
+                    top_k=config.top_k,
+                    top_p=config.top_p,
+                    temperature=config.temperature,
+                    max_new_tokens=config.max_new_tokens,
                     num_return_sequences=config.num_return_sequences,
-                    output_scores=True, return_dict_in_generate=True,
+                    output_scores=True,
+                    return_dict_in_generate=True,
                 )
                 transition = self.model.compute_transition_scores(out.sequences, out.scores, normalize_logits=True)
-            generated = out.sequences[:, 1:]   # drop the decoder start token
+            generated = out.sequences[:, 1:]  # drop the decoder start token
             mask = generated != self.tokenizer.pad_token_id
             log_probs = np.where(mask.numpy(), transition.numpy(), 0.0)
             lengths = np.maximum(mask.numpy().sum(axis=1), 1)

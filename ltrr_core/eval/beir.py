@@ -23,34 +23,41 @@ from .offline import evaluate_searcher
 
 def corpus_entities(corpus: pd.DataFrame) -> pd.DataFrame:
     n = len(corpus)
-    return pd.DataFrame({
-        S.ID: "beir:" + corpus["_id"],
-        S.TYPE: "document",
-        S.TITLE: corpus["title"].fillna("").astype(str),
-        S.ARTISTS: [[] for _ in range(n)],
-        S.ALBUM: None,
-        S.DESCRIPTION: corpus["text"].fillna("").astype(str),
-        S.TAGS: [[] for _ in range(n)],
-        S.TAG_WEIGHTS: [[] for _ in range(n)],
-        S.POPULARITY: 0.0,
-        S.SOURCE: "beir",
-    })
+    return pd.DataFrame(
+        {
+            S.ID: "beir:" + corpus["_id"],
+            S.TYPE: "document",
+            S.TITLE: corpus["title"].fillna("").astype(str),
+            S.ARTISTS: [[] for _ in range(n)],
+            S.ALBUM: None,
+            S.DESCRIPTION: corpus["text"].fillna("").astype(str),
+            S.TAGS: [[] for _ in range(n)],
+            S.TAG_WEIGHTS: [[] for _ in range(n)],
+            S.POPULARITY: 0.0,
+            S.SOURCE: "beir",
+        }
+    )
 
 
 def evaluate_beir(settings: Settings, directory: Path, split: str = "test") -> dict[str, Any]:
     corpus, labelled = load_beir(directory, split)
     entities = corpus_entities(corpus)
     with tempfile.TemporaryDirectory(prefix="ltrr-beir-") as workdir:
-        scoped = settings.with_overrides(**{
-            "data_dir": workdir,
-            # Documents have a title and a body; weight them equally, as BEIR baselines do.
-            "bm25.field_weights": {"title": 1, "description": 1},
-            # No catalog fields (artists, tags) and no logs: structured and memory have nothing to use.
-            "retrieval.strategies": ["lexical", "semantic"],
-        })
+        scoped = settings.with_overrides(
+            **{
+                "data_dir": workdir,
+                # Documents have a title and a body; weight them equally, as BEIR baselines do.
+                "bm25.field_weights": {"title": 1, "description": 1},
+                # No catalog fields (artists, tags) and no logs: structured and memory have nothing to use.
+                "retrieval.strategies": ["lexical", "semantic"],
+            }
+        )
         build_id = build.new_build_id()
         out_dir = build.start_build(scoped, build_id)
-        reports = {"bm25": build.build_bm25(scoped, entities, out_dir), "vectors": build.build_vectors(scoped, entities)}
+        reports = {
+            "bm25": build.build_bm25(scoped, entities, out_dir),
+            "vectors": build.build_vectors(scoped, entities),
+        }
         build.publish_build(scoped, build_id, f"beir:{Path(directory).name}", reports)
         searcher = load_searcher(scoped)
         result = evaluate_searcher(searcher, labelled, settings.eval.metrics, settings.eval.depth)

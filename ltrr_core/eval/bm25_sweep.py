@@ -19,14 +19,46 @@ from ..splits import require_train
 from .datasets import LabelledQueries
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "no stemming, no stopwords, equal fields": {"stemmer": None, "stopwords": None, "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1}},
-    "english stemmer, equal fields": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1}},
-    "english stemmer + english stopwords, equal fields": {"stemmer": "english", "stopwords": "en", "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1}},
-    "english stemmer, title/artists x2": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 2, "artists": 2, "album": 1, "tags": 1}},
-    "english stemmer, title/artists x3, no tags": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 0}},
-    "english stemmer, title/artists x3": {"stemmer": "english", "stopwords": None, "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 1}},
-    "no stemming, title/artists x3": {"stemmer": None, "stopwords": None, "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 1}},
-    "no stemming, title/artists x2": {"stemmer": None, "stopwords": None, "field_weights": {"title": 2, "artists": 2, "album": 1, "tags": 1}},
+    "no stemming, no stopwords, equal fields": {
+        "stemmer": None,
+        "stopwords": None,
+        "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1},
+    },
+    "english stemmer, equal fields": {
+        "stemmer": "english",
+        "stopwords": None,
+        "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1},
+    },
+    "english stemmer + english stopwords, equal fields": {
+        "stemmer": "english",
+        "stopwords": "en",
+        "field_weights": {"title": 1, "artists": 1, "album": 1, "tags": 1},
+    },
+    "english stemmer, title/artists x2": {
+        "stemmer": "english",
+        "stopwords": None,
+        "field_weights": {"title": 2, "artists": 2, "album": 1, "tags": 1},
+    },
+    "english stemmer, title/artists x3, no tags": {
+        "stemmer": "english",
+        "stopwords": None,
+        "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 0},
+    },
+    "english stemmer, title/artists x3": {
+        "stemmer": "english",
+        "stopwords": None,
+        "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 1},
+    },
+    "no stemming, title/artists x3": {
+        "stemmer": None,
+        "stopwords": None,
+        "field_weights": {"title": 3, "artists": 3, "album": 1, "tags": 1},
+    },
+    "no stemming, title/artists x2": {
+        "stemmer": None,
+        "stopwords": None,
+        "field_weights": {"title": 2, "artists": 2, "album": 1, "tags": 1},
+    },
 }
 
 
@@ -43,6 +75,8 @@ def sweep_bm25(settings: Settings, entities: pd.DataFrame, labelled: LabelledQue
         documents = [weighted_document(f, variant.field_weights) for f in fields]
         index = BM25Index.build(entities[S.ID].tolist(), documents, variant)
         candidates = [Candidates.from_pairs("lexical", pairs) for pairs in index.search(texts, settings.eval.depth)]
-        scores = evaluate_runs(labelled, {"lexical": candidates}, settings.retrieval.fusion, settings.eval.metrics, settings.eval.depth)
+        scores = evaluate_runs(
+            labelled, {"lexical": candidates}, settings.retrieval.fusion, settings.eval.metrics, settings.eval.depth
+        )
         results[name] = scores["strategies"]["lexical"]
     return results

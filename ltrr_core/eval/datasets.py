@@ -12,7 +12,6 @@ from ..config import Settings, SplitsConfig
 from ..splits import cpcd_rows, parts_of
 
 
-
 @dataclass(frozen=True)
 class LabelledQueries:
     """query id -> text, and query id -> {relevant entity id: grade}; ``split``: which part of the
@@ -23,7 +22,9 @@ class LabelledQueries:
     split: str = "all"
 
 
-def load_cpcd_queries(path: Path, splits: SplitsConfig, split: str = "all", id_prefix: str = "cpcd:") -> LabelledQueries:
+def load_cpcd_queries(
+    path: Path, splits: SplitsConfig, split: str = "all", id_prefix: str = "cpcd:"
+) -> LabelledQueries:
     """Every distinct search query with its relevant (label 1) tracks; queries with none are skipped.
 
     The query text is the id: the same typed query in two conversations is one query whose

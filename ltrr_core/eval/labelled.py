@@ -55,22 +55,30 @@ class LabelledEvaluation:
     bundle_id: str
     policy: str
     static_mixture_plan: str
-    metrics: dict[str, dict[str, dict[str, float]]]     # view -> system -> metric -> mean
-    intervals: dict[str, dict[str, list[float]]]        # "served-hybrid" -> metric -> [low, high] (graded view)
-    candidate_hit: dict[str, dict[str, float]]          # system -> {hit, mean_candidates}
-    slices: dict[str, dict[str, Any]]                   # "seen" / "unseen" / "intent:<x>" -> same shape, smaller
+    metrics: dict[str, dict[str, dict[str, float]]]  # view -> system -> metric -> mean
+    intervals: dict[str, dict[str, list[float]]]  # "served-hybrid" -> metric -> [low, high] (graded view)
+    candidate_hit: dict[str, dict[str, float]]  # system -> {hit, mean_candidates}
+    slices: dict[str, dict[str, Any]]  # "seen" / "unseen" / "intent:<x>" -> same shape, smaller
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_queries": self.n_queries, "bundle_id": self.bundle_id, "policy": self.policy,
-                "static_mixture_plan": self.static_mixture_plan,
-                "strategies": self.metrics["graded"], "views": self.metrics, "intervals": self.intervals,
-                "candidate_hit": self.candidate_hit, "slices": self.slices,
-                "label_rule": "liked track intended (grade 2); its artist entity related (grade 1); "
-                              "hit metrics count intended only"}
+        return {
+            "n_queries": self.n_queries,
+            "bundle_id": self.bundle_id,
+            "policy": self.policy,
+            "static_mixture_plan": self.static_mixture_plan,
+            "strategies": self.metrics["graded"],
+            "views": self.metrics,
+            "intervals": self.intervals,
+            "candidate_hit": self.candidate_hit,
+            "slices": self.slices,
+            "label_rule": "liked track intended (grade 2); its artist entity related (grade 1); "
+            "hit metrics count intended only",
+        }
 
 
-def evaluate_labelled(settings: Settings, service: Any, labelled: LabelledQueries,
-                      seen: frozenset[str]) -> LabelledEvaluation:
+def evaluate_labelled(
+    settings: Settings, service: Any, labelled: LabelledQueries, seen: frozenset[str]
+) -> LabelledEvaluation:
     """``service``: a loaded SearchService (the promoted bundle, or one named by the caller)."""
     qids = list(labelled.queries)
     if not qids:
@@ -84,8 +92,9 @@ def evaluate_labelled(settings: Settings, service: Any, labelled: LabelledQuerie
     mixture_plan, _ = _best_mixture(per_strategy, plans, served_budget, service, graded, qids, settings)
     runs[MIXTURE] = _plan_runs(service, labelled, qids, plans[mixture_plan], depth)
     order = [*per_strategy, HYBRID, MIXTURE, SERVED]
-    values = {view: {name: per_query_values(runs[name], graded, qids, view, settings) for name in order}
-              for view in VIEWS}
+    values = {
+        view: {name: per_query_values(runs[name], graded, qids, view, settings) for name in order} for view in VIEWS
+    }
     slices = {"seen": [i for i, q in enumerate(qids) if query_slice(labelled.queries[q], seen) == "seen"]}
     seen_rows = set(slices["seen"])
     slices["unseen"] = [i for i in range(len(qids)) if i not in seen_rows]
@@ -95,19 +104,28 @@ def evaluate_labelled(settings: Settings, service: Any, labelled: LabelledQuerie
         if len(rows) >= settings.eval.min_slice_queries:
             slices[f"intent:{intent}"] = rows
     return LabelledEvaluation(
-        n_queries=len(qids), bundle_id=service.bundle_id, policy=service.policy_label, static_mixture_plan=mixture_plan,
+        n_queries=len(qids),
+        bundle_id=service.bundle_id,
+        policy=service.policy_label,
+        static_mixture_plan=mixture_plan,
         metrics={view: _means(values[view], None) for view in VIEWS},
         intervals=_intervals(values["graded"], None, settings),
         candidate_hit=_candidate_hit(runs, graded, qids, None, settings),
-        slices={name: {"n_queries": len(rows), "strategies": _means(values["graded"], rows),
-                       "intervals": _intervals(values["graded"], rows, settings),
-                       "candidate_hit": _candidate_hit(runs, graded, qids, rows, settings)}
-                for name, rows in slices.items()},
+        slices={
+            name: {
+                "n_queries": len(rows),
+                "strategies": _means(values["graded"], rows),
+                "intervals": _intervals(values["graded"], rows, settings),
+                "candidate_hit": _candidate_hit(runs, graded, qids, rows, settings),
+            }
+            for name, rows in slices.items()
+        },
     )
 
 
-def retrieve_runs(service: Any, labelled: LabelledQueries, qids: list[str],
-              depth: int) -> tuple[dict[str, SystemRuns], dict[str, list[Candidates]], list[str]]:
+def retrieve_runs(
+    service: Any, labelled: LabelledQueries, qids: list[str], depth: int
+) -> tuple[dict[str, SystemRuns], dict[str, list[Candidates]], list[str]]:
     """The served answer and every strategy at ``depth`` for each query, with QU's main intent."""
     served = SystemRuns()
     per_strategy: dict[str, list[Candidates]] = {name: [] for name in service.strategies}
@@ -126,8 +144,10 @@ def retrieve_runs(service: Any, labelled: LabelledQueries, qids: list[str],
             for name, strategy in service.strategies.items():
                 per_strategy[name].append(strategy.retrieve(query, depth))
             bar.advance(task)
-    runs = {name: SystemRuns([list(c.ids) for c in found], [set(c.ids) for c in found], [depth] * len(found))
-            for name, found in per_strategy.items()}
+    runs = {
+        name: SystemRuns([list(c.ids) for c in found], [set(c.ids) for c in found], [depth] * len(found))
+        for name, found in per_strategy.items()
+    }
     runs[SERVED] = served
     return runs, per_strategy, intents
 
@@ -158,15 +178,22 @@ def fused_runs(per_strategy: dict[str, list[Candidates]], depths: dict[str, int]
     return out
 
 
-def _best_mixture(per_strategy: dict[str, list[Candidates]], plans: dict[str, dict[str, int]], budget: float,
-                  service: Any, graded: dict[str, dict[str, int]], qids: list[str],
-                  settings: Settings) -> tuple[str, SystemRuns]:
+def _best_mixture(
+    per_strategy: dict[str, list[Candidates]],
+    plans: dict[str, dict[str, int]],
+    budget: float,
+    service: Any,
+    graded: dict[str, dict[str, int]],
+    qids: list[str],
+    settings: Settings,
+) -> tuple[str, SystemRuns]:
     """The plan with the best mean of the first metric among plans within the served budget
     (the cheapest plan when none is), chosen on each strategy's top ``d`` taken as the prefix of
     its top ``eval.depth``; the chosen plan's row is then measured exactly (``_plan_runs``)."""
     metric = settings.eval.metrics[0]
-    within = {n: d for n, d in plans.items() if sum(d.values()) <= budget + 1e-9} or \
-        dict([min(plans.items(), key=lambda item: sum(item[1].values()))])
+    within = {n: d for n, d in plans.items() if sum(d.values()) <= budget + 1e-9} or dict(
+        [min(plans.items(), key=lambda item: sum(item[1].values()))]
+    )
     best: tuple[float, str, SystemRuns] | None = None
     for name in sorted(within):
         runs = fused_runs(per_strategy, within[name], service.settings.retrieval.fusion, settings.eval.depth)
@@ -177,11 +204,14 @@ def _best_mixture(per_strategy: dict[str, list[Candidates]], plans: dict[str, di
     return best[1], best[2]
 
 
-def per_query_values(runs: SystemRuns, graded: dict[str, dict[str, int]], qids: list[str], view: str,
-                      settings: Settings) -> dict[str, np.ndarray]:
+def per_query_values(
+    runs: SystemRuns, graded: dict[str, dict[str, int]], qids: list[str], view: str, settings: Settings
+) -> dict[str, np.ndarray]:
     ranked = dict(zip(qids, runs.ranked))
-    return {metric: per_query_array(qrels_for(metric, view, graded, settings.eval), ranked, metric, qids)
-            for metric in settings.eval.metrics}
+    return {
+        metric: per_query_array(qrels_for(metric, view, graded, settings.eval), ranked, metric, qids)
+        for metric in settings.eval.metrics
+    }
 
 
 def _means(values: dict[str, dict[str, np.ndarray]], rows: list[int] | None) -> dict[str, dict[str, float]]:
@@ -192,14 +222,20 @@ def _means(values: dict[str, dict[str, np.ndarray]], rows: list[int] | None) -> 
     return out
 
 
-def _intervals(values: dict[str, dict[str, np.ndarray]], rows: list[int] | None,
-               settings: Settings) -> dict[str, dict[str, list[float]]]:
+def _intervals(
+    values: dict[str, dict[str, np.ndarray]], rows: list[int] | None, settings: Settings
+) -> dict[str, dict[str, list[float]]]:
     out = {}
     for baseline in (HYBRID, MIXTURE):
         out[f"{SERVED}-{baseline}"] = {
-            m: paired_bootstrap_ci(_rows(values[SERVED][m], rows), _rows(values[baseline][m], rows),
-                                   settings.eval.confidence, n=settings.eval.n_bootstrap)
-            for m in settings.eval.metrics}
+            m: paired_bootstrap_ci(
+                _rows(values[SERVED][m], rows),
+                _rows(values[baseline][m], rows),
+                settings.eval.confidence,
+                n=settings.eval.n_bootstrap,
+            )
+            for m in settings.eval.metrics
+        }
     return out
 
 
@@ -207,14 +243,21 @@ def _rows(array: np.ndarray, rows: list[int] | None) -> np.ndarray:
     return array if rows is None else array[rows]
 
 
-def _candidate_hit(runs: dict[str, SystemRuns], graded: dict[str, dict[str, int]], qids: list[str],
-                   rows: list[int] | None, settings: Settings) -> dict[str, dict[str, float]]:
+def _candidate_hit(
+    runs: dict[str, SystemRuns],
+    graded: dict[str, dict[str, int]],
+    qids: list[str],
+    rows: list[int] | None,
+    settings: Settings,
+) -> dict[str, dict[str, float]]:
     wanted = intended(graded, settings.eval)
     index = range(len(qids)) if rows is None else rows
     out = {}
     for name, run in runs.items():
         hits = [bool(run.candidates[i] & set(wanted[qids[i]])) for i in index]
         sizes = [len(run.candidates[i]) for i in index]
-        out[name] = {"hit": round(float(np.mean(hits)), 4) if hits else 0.0,
-                     "mean_candidates": round(float(np.mean(sizes)), 1) if sizes else 0.0}
+        out[name] = {
+            "hit": round(float(np.mean(hits)), 4) if hits else 0.0,
+            "mean_candidates": round(float(np.mean(sizes)), 1) if sizes else 0.0,
+        }
     return out

@@ -41,8 +41,11 @@ def graded_labels(labelled: LabelledQueries, display: pd.DataFrame, config: Eval
     """The labelled queries with the rule applied: liked tracks at the intended grade, their
     artist entities at the related grade (never lowering an entity that is itself liked)."""
     frame = display.reset_index() if "id" not in display.columns else display
-    track_artists = {str(i): list(a) if a is not None else [] for i, a, t in
-                     zip(frame["id"], frame["artists"], frame["type"]) if t == "track"}
+    track_artists = {
+        str(i): list(a) if a is not None else []
+        for i, a, t in zip(frame["id"], frame["artists"], frame["type"])
+        if t == "track"
+    }
     by_name = artist_entities_by_name(display)
     qrels: dict[str, dict[str, int]] = {}
     for qid, relevant in labelled.qrels.items():
@@ -60,7 +63,9 @@ def intended(qrels: dict[str, dict[str, int]], config: EvalConfig) -> dict[str, 
     return {q: {e: 1 for e, g in r.items() if g >= config.liked_track_grade} for q, r in qrels.items()}
 
 
-def qrels_for(metric: str, view: str, graded: dict[str, dict[str, int]], config: EvalConfig) -> dict[str, dict[str, int]]:
+def qrels_for(
+    metric: str, view: str, graded: dict[str, dict[str, int]], config: EvalConfig
+) -> dict[str, dict[str, int]]:
     """The qrels a metric is computed on in a view: graded nDCG in ``graded``, intended otherwise."""
     if view == "graded" and metric.split("@")[0] not in HIT_METRICS:
         return graded

@@ -44,8 +44,7 @@ def evaluate_runs(
     qids = list(labelled.queries)
     qrels = Qrels.from_dict(labelled.qrels)
     ranked: dict[str, list[list[tuple[str, float]]]] = {
-        name: [list(zip(c.ids, c.scores))[:depth] for c in candidates]
-        for name, candidates in per_strategy.items()
+        name: [list(zip(c.ids, c.scores))[:depth] for c in candidates] for name, candidates in per_strategy.items()
     }
     ranked[HYBRID] = [
         [(f.entity_id, f.score) for f in fuse([per_strategy[n][i] for n in per_strategy], fusion, depth)]
@@ -97,19 +96,25 @@ def _subset(labelled: LabelledQueries, per_strategy: dict[str, list[Candidates]]
     """The queries QU reads as ``intent`` (most likely intent), for a per-intent breakdown."""
     qids = list(labelled.queries)
     keep = [i for i, value in enumerate(intents) if value == intent]
-    part = LabelledQueries({qids[i]: labelled.queries[qids[i]] for i in keep},
-                           {qids[i]: labelled.qrels[qids[i]] for i in keep})
+    part = LabelledQueries(
+        {qids[i]: labelled.queries[qids[i]] for i in keep}, {qids[i]: labelled.qrels[qids[i]] for i in keep}
+    )
     return part, {n: [c[i] for i in keep] for n, c in per_strategy.items()}
 
 
-def _cold_start(labelled: LabelledQueries, predicted_only: list[Candidates], blended: list[Candidates],
-                depth: int) -> dict[str, Any]:
+def _cold_start(
+    labelled: LabelledQueries, predicted_only: list[Candidates], blended: list[Candidates], depth: int
+) -> dict[str, Any]:
     """Share of queries whose relevant entity the memory index reaches (within depth)."""
+
     def reached(runs: list[Candidates]) -> float:
         hits = [bool(set(c.ids[:depth]) & set(labelled.qrels[q])) for q, c in zip(labelled.queries, runs)]
         return round(sum(hits) / max(len(hits), 1), 4)
 
     exact = sum(c.meta.get("match") == "exact" for c in blended)
     fuzzy = sum(c.meta.get("match") == "fuzzy" for c in blended)
-    return {"share_reached_predicted_only": reached(predicted_only), "share_reached_blended": reached(blended),
-            "query_match": {"exact": exact, "fuzzy": fuzzy, "none": len(blended) - exact - fuzzy}}
+    return {
+        "share_reached_predicted_only": reached(predicted_only),
+        "share_reached_blended": reached(blended),
+        "query_match": {"exact": exact, "fuzzy": fuzzy, "none": len(blended) - exact - fuzzy},
+    }

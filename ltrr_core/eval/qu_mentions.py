@@ -48,10 +48,14 @@ def _overlaps(predicted: str, mention: str) -> bool:
     return len(a & b) >= 0.5 * max(len(a), len(b))
 
 
-def evaluate_mentions(understander: QueryUnderstander, directory: Path, catalog_names: dict[str, set[str]]) -> dict[str, Any]:
+def evaluate_mentions(
+    understander: QueryUnderstander, directory: Path, catalog_names: dict[str, set[str]]
+) -> dict[str, Any]:
     queries, gold = load_musicreco_ner(directory)
-    counts = {t: {"predicted": 0, "gold": 0, "strict": 0, "lenient": 0, "gold_in_catalog": 0, "found_in_catalog": 0}
-              for t in ("artist", "work")}
+    counts = {
+        t: {"predicted": 0, "gold": 0, "strict": 0, "lenient": 0, "gold_in_catalog": 0, "found_in_catalog": 0}
+        for t in ("artist", "work")
+    }
     refused = 0
     for query in queries:
         try:
@@ -77,12 +81,16 @@ def evaluate_mentions(understander: QueryUnderstander, directory: Path, catalog_
             "recall": round(c["strict"] / max(c["gold"], 1), 4),
             "precision_lenient": round(c["lenient"] / max(c["predicted"], 1), 4),
             "recall_in_catalog": round(c["found_in_catalog"] / max(c["gold_in_catalog"], 1), 4),
-            "n_gold": c["gold"], "n_gold_in_catalog": c["gold_in_catalog"], "n_predicted": c["predicted"],
+            "n_gold": c["gold"],
+            "n_gold_in_catalog": c["gold_in_catalog"],
+            "n_predicted": c["predicted"],
         }
     return out
 
 
 def catalog_names(vocabulary: pd.DataFrame) -> dict[str, set[str]]:
     kinds = vocabulary["kind"]
-    return {"artist": set(vocabulary.loc[kinds == "artist", "name"]),
-            "work": set(vocabulary.loc[kinds.isin(["title", "album"]), "name"])}
+    return {
+        "artist": set(vocabulary.loc[kinds == "artist", "name"]),
+        "work": set(vocabulary.loc[kinds.isin(["title", "album"]), "name"]),
+    }

@@ -39,7 +39,8 @@ def measure_served_day(settings: Settings, day: str) -> dict[str, Any]:
     candidates = [_candidates(row) for row in impressions.itertuples()]
     complete = int(impressions["candidate_ids"].notna().sum()) if len(impressions) else 0
     out: dict[str, Any] = {
-        "day": day, "requests": len(impressions),
+        "day": day,
+        "requests": len(impressions),
         "unique_candidates": round(float(np.mean([len(c) for c in candidates])), 1) if candidates else 0.0,
         "candidates_from": {"full_candidate_set": complete, "top20_traces (schema < 1.4)": len(impressions) - complete},
         "reward": round(float(reward.mean()), 4) if len(reward) else None,
@@ -47,7 +48,8 @@ def measure_served_day(settings: Settings, day: str) -> dict[str, Any]:
         "policies": impressions["policy"].value_counts().to_dict(),
         "ranked_by": _ranked_by(impressions),
         "quarantined": {kind: report[kind]["quarantined"] for kind in ("impressions", "feedback")},
-        "candidate_recall": None, "ndcg@10": None,
+        "candidate_recall": None,
+        "ndcg@10": None,
     }
     truth = read_truth(truth_root(settings), day)
     if len(truth) == 0:
@@ -55,21 +57,27 @@ def measure_served_day(settings: Settings, day: str) -> dict[str, Any]:
     truth = truth.set_index("request_id")
     known = impressions[impressions["request_id"].isin(truth.index)]
     rows = truth.loc[known["request_id"]]
-    intended = [{e for e, g in zip(ids, grades) if g == 2} for ids, grades in zip(rows["relevant_ids"], rows["relevant_grades"])]
+    intended = [
+        {e for e, g in zip(ids, grades) if g == 2} for ids, grades in zip(rows["relevant_ids"], rows["relevant_grades"])
+    ]
     by_id = dict(zip(impressions["request_id"], candidates))
     found = np.array([bool(want & by_id[r]) for r, want in zip(known["request_id"], intended)], dtype=float)
-    graded = {r: {e: int(g) for e, g in zip(ids, gs) if g > 0}
-              for r, ids, gs in zip(rows.index, rows["relevant_ids"], rows["relevant_grades"])}
+    graded = {
+        r: {e: int(g) for e, g in zip(ids, gs) if g > 0}
+        for r, ids, gs in zip(rows.index, rows["relevant_ids"], rows["relevant_grades"])
+    }
     shown = {r: list(ids)[:10] for r, ids in zip(known["request_id"], known["shown_ids"])}
     ndcg = per_query(graded, shown, "ndcg@10")
     values = np.array(list(ndcg.values()))
     zero = np.zeros_like(values)
-    out.update({
-        "candidate_recall": round(float(found.mean()), 4),
-        "candidate_recall_ci": paired_bootstrap_ci(found, np.zeros_like(found), settings.bandit.ope.confidence),
-        "ndcg@10": round(float(values.mean()), 4),
-        "ndcg@10_ci": paired_bootstrap_ci(values, zero, settings.bandit.ope.confidence),
-    })
+    out.update(
+        {
+            "candidate_recall": round(float(found.mean()), 4),
+            "candidate_recall_ci": paired_bootstrap_ci(found, np.zeros_like(found), settings.bandit.ope.confidence),
+            "ndcg@10": round(float(values.mean()), 4),
+            "ndcg@10_ci": paired_bootstrap_ci(values, zero, settings.bandit.ope.confidence),
+        }
+    )
     return out
 
 

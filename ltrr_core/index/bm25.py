@@ -38,9 +38,16 @@ class BM25Settings:
     backend: str
 
     @classmethod
-    def from_config(cls, config: BM25Config) -> "BM25Settings":
-        return cls(config.method, config.k1, config.b, config.stemmer, config.stopwords,
-                   dict(config.field_weights), config.backend)
+    def from_config(cls, config: BM25Config) -> BM25Settings:
+        return cls(
+            config.method,
+            config.k1,
+            config.b,
+            config.stemmer,
+            config.stopwords,
+            dict(config.field_weights),
+            config.backend,
+        )
 
 
 _SCORER_CACHED = False
@@ -74,7 +81,7 @@ class BM25Index:
         self._stemmer = _make_stemmer(settings.stemmer)
 
     @classmethod
-    def build(cls, entity_ids: list[str], documents: list[str], settings: BM25Settings) -> "BM25Index":
+    def build(cls, entity_ids: list[str], documents: list[str], settings: BM25Settings) -> BM25Index:
         import bm25s
 
         stemmer = _make_stemmer(settings.stemmer)
@@ -103,7 +110,7 @@ class BM25Index:
         """Top-k (entity id, score) per query; queries with no known token get no results."""
         k = min(k, len(self.entity_ids))
         if self.settings.backend == "numba":
-            cache_numba_scorer()          # before the first query compiles the scorer (loaded or built)
+            cache_numba_scorer()  # before the first query compiles the scorer (loaded or built)
         tokenized = self._tokenize_queries(queries)
         vocab = self.retriever.vocab_dict
         results: list[list[tuple[str, float]]] = [[] for _ in queries]
@@ -130,7 +137,7 @@ class BM25Index:
         (directory / PARAMS_FILE).write_text(json.dumps(asdict(self.settings), indent=2), encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path, mmap: bool = True) -> "BM25Index":
+    def load(cls, directory: Path, mmap: bool = True) -> BM25Index:
         import bm25s
 
         settings = BM25Settings(**json.loads((directory / PARAMS_FILE).read_text(encoding="utf-8")))

@@ -24,10 +24,10 @@ import platform
 import shutil
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
+from functools import lru_cache
 from importlib.metadata import version as package_version
 from pathlib import Path
-from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -54,7 +54,7 @@ def indexes_root(settings: Settings) -> Path:
 
 
 def new_build_id(now: datetime | None = None) -> str:
-    return (now or datetime.now(timezone.utc)).strftime("b%Y%m%dT%H%M%S%fZ")
+    return (now or datetime.now(UTC)).strftime("b%Y%m%dT%H%M%S%fZ")
 
 
 def staging_dir(settings: Settings, build_id: str) -> Path:
@@ -108,12 +108,18 @@ def build_query_encoder(settings: Settings, entities: pd.DataFrame, out_dir: Pat
     source, reused = query_encoder_export(settings, entities)
     shutil.copytree(source, out_dir / "query_encoder")
     spec = read_spec(out_dir / "query_encoder")
-    return {"kind": f"onnx_{spec.precision}", "export": source.name, "reused": reused,
-            "agreement": spec.agreement.model_dump(), "seconds": round(time.perf_counter() - started, 2)}
+    return {
+        "kind": f"onnx_{spec.precision}",
+        "export": source.name,
+        "reused": reused,
+        "agreement": spec.agreement.model_dump(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
 
 
-def query_encoder_export(settings: Settings, entities: pd.DataFrame,
-                         embedding: EmbeddingConfig | None = None) -> tuple[Path, bool]:
+def query_encoder_export(
+    settings: Settings, entities: pd.DataFrame, embedding: EmbeddingConfig | None = None
+) -> tuple[Path, bool]:
     """The cached ONNX export for ``embedding`` (default: the configured one) under
     ``indexes/query-encoders/``, exported and gated on ``entities``' texts when missing: (directory, reused)."""
     # Deferred: the exporter imports torch, onnx and the quantiser, which only a build needs.
@@ -177,8 +183,9 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
     started = time.perf_counter()
     encoder = _encoder(settings.embedding)
     encode_seconds = sum(part.seconds for part in parts)
-    vectors = (np.concatenate([part.vectors for part in parts]) if parts
-               else np.zeros((0, encoder.dim), dtype=np.float32))
+    vectors = (
+        np.concatenate([part.vectors for part in parts]) if parts else np.zeros((0, encoder.dim), dtype=np.float32)
+    )
     db = open_db(indexes_root(settings) / "lance")
     update = apply_vector_update(db, settings.vector.table, plan, vectors, encoder.dim, encode_seconds)
     table = db.open_table(settings.vector.table)
@@ -215,26 +222,27 @@ def _versions(*names: str) -> dict[str, str]:
 def settings_fingerprint(settings: Settings) -> str:
     """The settings an index build is a function of (with the catalog version): BM25, the
     embedding model and text, the vector table and ANN, the QU vocabulary."""
-    payload = {name: getattr(settings, name).model_dump(mode="json")
-               for name in ("bm25", "embedding", "vector", "query_understanding")}
+    payload = {
+        name: getattr(settings, name).model_dump(mode="json")
+        for name in ("bm25", "embedding", "vector", "query_understanding")
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def publish_build(
-    settings: Settings, build_id: str, catalog_version: str, reports: dict[str, Any]
-) -> dict[str, Any]:
+def publish_build(settings: Settings, build_id: str, catalog_version: str, reports: dict[str, Any]) -> dict[str, Any]:
     """Write the manifest, rename the staged build into place, switch CURRENT."""
     staged = staging_dir(settings, build_id)
     manifest = {
         "manifest_version": MANIFEST_VERSION,
         "build_id": build_id,
-        "created_at": datetime.now(timezone.utc).isoformat(),
+        "created_at": datetime.now(UTC).isoformat(),
         "catalog_version": catalog_version,
         "settings_fingerprint": settings_fingerprint(settings),
         "entity_schema_version": S.ENTITY_SCHEMA_VERSION,
         "machine": {"cores": os.cpu_count(), "platform": platform.platform()},
-        "component_versions": _versions("ltrr", "bm25s", "lancedb", "pylance", "sentence-transformers", "torch",
-                                        "onnxruntime"),
+        "component_versions": _versions(
+            "ltrr", "bm25s", "lancedb", "pylance", "sentence-transformers", "torch", "onnxruntime"
+        ),
         **reports,
     }
     manifest["checksums"] = checksum_tree(staged)

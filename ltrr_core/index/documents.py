@@ -26,7 +26,11 @@ def descriptor_terms(row: dict[str, Any], max_tags: int) -> list[str]:
     """Tags (strongest first) plus the attributes content understanding derived."""
     terms: list[str] = []
     seen: set[str] = set()
-    derived = [t.replace("-", " ") for column in (S.GENRES, S.MOODS, S.VERSION_TYPES, S.SEASONS) for t in _strings(row.get(column))]
+    derived = [
+        t.replace("-", " ")
+        for column in (S.GENRES, S.MOODS, S.VERSION_TYPES, S.SEASONS)
+        for t in _strings(row.get(column))
+    ]
     for term in _strings(row.get(S.TAGS))[:max_tags] + derived + [f"{d}s" for d in _strings(row.get(S.DECADES))]:
         key = term.casefold().replace("-", " ")
         if key not in seen:  # "Electronic" (tag) and "electronic" (genre) once
@@ -47,7 +51,7 @@ def document_fields(row: dict[str, Any], max_tags: int) -> dict[str, str]:
 
 
 def name_line(fields: dict[str, str], entity_type: Any) -> str:
-    """"title by artists from album": what a lookup query names."""
+    """ "title by artists from album": what a lookup query names."""
     parts = [fields["title"]]
     if fields["artists"] and entity_type != "artist":
         parts.append(f"by {fields['artists']}")

@@ -72,7 +72,7 @@ class Encoder:
         parts = []
         for start in starts:
             part = self._model.encode(
-                texts[start:start + chunk],
+                texts[start : start + chunk],
                 batch_size=self.config.batch_size,
                 normalize_embeddings=True,
                 convert_to_numpy=True,
@@ -114,11 +114,14 @@ def serving_encoder(embedding: EmbeddingConfig, runtime: RuntimeConfig, director
         return shared_encoder(embedding)
     spec = read_spec(Path(directory))
     if spec.model != embedding.model:
-        raise QueryEncoderError(f"{directory}: query encoder exported from {spec.model!r}, this config's "
-                                f"document vectors are {embedding.model!r}")
+        raise QueryEncoderError(
+            f"{directory}: query encoder exported from {spec.model!r}, this config's "
+            f"document vectors are {embedding.model!r}"
+        )
     key = (spec.model_sha256, runtime.query_encoder_threads, runtime.query_cache_size)
     with _SHARED_LOCK:
         if key not in _SHARED_ONNX:
-            _SHARED_ONNX[key] = OnnxQueryEncoder(Path(directory), runtime.query_encoder_threads,
-                                                 runtime.query_cache_size)
+            _SHARED_ONNX[key] = OnnxQueryEncoder(
+                Path(directory), runtime.query_encoder_threads, runtime.query_cache_size
+            )
         return _SHARED_ONNX[key]

@@ -60,8 +60,9 @@ class _PooledEncoder(torch.nn.Module):
         self.transformer = transformer
 
     def forward(self, input_ids, attention_mask, token_type_ids):
-        hidden = self.transformer(input_ids=input_ids, attention_mask=attention_mask,
-                                  token_type_ids=token_type_ids).last_hidden_state
+        hidden = self.transformer(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
         mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
         pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
@@ -78,8 +79,9 @@ def _check_pooling(model_path: Path) -> None:
     if pooling.is_file():
         modes = json.loads(pooling.read_text(encoding="utf-8"))
         if not modes.get("pooling_mode_mean_tokens") or any(
-                modes.get(k) for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens",
-                                       "pooling_mode_mean_sqrt_len_tokens")):
+            modes.get(k)
+            for k in ("pooling_mode_cls_token", "pooling_mode_max_tokens", "pooling_mode_mean_sqrt_len_tokens")
+        ):
             raise QueryEncoderError(f"{pooling}: only mean pooling is exported, found {modes}")
 
 
@@ -100,8 +102,12 @@ def _weights(model_path: Path) -> Path:
 def export_key(config: EmbeddingConfig) -> str:
     """What an export is a function of: the weights, the precision, the exporting libraries."""
     model_path = resolve_model_path(config.model)
-    payload = {"weights": sha256_file(_weights(model_path)), "precision": _precision(config), "opset": OPSET,
-               "versions": {name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "transformers")}}
+    payload = {
+        "weights": sha256_file(_weights(model_path)),
+        "precision": _precision(config),
+        "opset": OPSET,
+        "versions": {name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "transformers")},
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -113,16 +119,22 @@ def _export_graph(model_path: Path, out: Path, threads: int) -> None:
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(
-            _PooledEncoder(transformer), (example, torch.ones_like(example), torch.zeros_like(example)), str(out),
-            input_names=list(INPUTS), output_names=["embedding"], opset_version=OPSET, dynamo=False,
+            _PooledEncoder(transformer),
+            (example, torch.ones_like(example), torch.zeros_like(example)),
+            str(out),
+            input_names=list(INPUTS),
+            output_names=["embedding"],
+            opset_version=OPSET,
+            dynamo=False,
             dynamic_axes={**{name: {0: "batch", 1: "tokens"} for name in INPUTS}, "embedding": {0: "batch"}},
         )
 
 
 def _optimise(source: Path, out: Path, model_path: Path, precision: str, scratch: Path) -> None:
     hf = AutoConfig.from_pretrained(str(model_path))
-    optimised = optimize_model(str(source), model_type="bert", num_heads=int(hf.num_attention_heads),
-                               hidden_size=int(hf.hidden_size))
+    optimised = optimize_model(
+        str(source), model_type="bert", num_heads=int(hf.num_attention_heads), hidden_size=int(hf.hidden_size)
+    )
     if precision == "fp32":
         optimised.save_model_to_file(str(out))
         return
@@ -134,8 +146,13 @@ def _optimise(source: Path, out: Path, model_path: Path, precision: str, scratch
     level = root.level
     root.setLevel(logging.ERROR)
     try:
-        quantize_dynamic(str(fused), str(out), per_channel=True, weight_type=QuantType.QInt8,
-                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+        quantize_dynamic(
+            str(fused),
+            str(out),
+            per_channel=True,
+            weight_type=QuantType.QInt8,
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
     finally:
         root.setLevel(level)
 
@@ -144,8 +161,9 @@ def measure_agreement(encoder: OnnxQueryEncoder, reference: Encoder, texts: list
     ours = encoder.encode(texts)
     theirs = reference.encode(texts)
     cosine = (ours * theirs).sum(axis=1)
-    return Agreement(n_texts=len(texts), mean_cosine=round(float(cosine.mean()), 5),
-                     min_cosine=round(float(cosine.min()), 5))
+    return Agreement(
+        n_texts=len(texts), mean_cosine=round(float(cosine.mean()), 5), min_cosine=round(float(cosine.min()), 5)
+    )
 
 
 def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str]) -> QueryEncoderSpec:
@@ -163,19 +181,28 @@ def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str
         _optimise(raw, staging / MODEL_FILE, model_path, precision, Path(scratch))
         shutil.copy2(model_path / TOKENIZER_FILE, staging / TOKENIZER_FILE)
         reference = Encoder(config)
-        probe = QueryEncoderSpec(model=config.model, dim=reference.dim, precision=precision,  # type: ignore[arg-type]
-                                 max_length=_max_length(model_path), model_sha256=sha256_file(staging / MODEL_FILE),
-                                 agreement=Agreement(n_texts=0, mean_cosine=0.0, min_cosine=0.0), export_seconds=0.0)
+        probe = QueryEncoderSpec(
+            model=config.model,
+            dim=reference.dim,
+            precision=precision,  # type: ignore[arg-type]
+            max_length=_max_length(model_path),
+            model_sha256=sha256_file(staging / MODEL_FILE),
+            agreement=Agreement(n_texts=0, mean_cosine=0.0, min_cosine=0.0),
+            export_seconds=0.0,
+        )
         write_json_atomic(staging / SPEC_FILE, probe.model_dump(mode="json"))
-        agreement = measure_agreement(OnnxQueryEncoder(staging, threads=config.torch_threads, cache_size=0),
-                                      reference, sample)
+        agreement = measure_agreement(
+            OnnxQueryEncoder(staging, threads=config.torch_threads, cache_size=0), reference, sample
+        )
         if agreement.mean_cosine < config.query_min_cosine:
             raise QueryEncoderError(
                 f"{config.query_encoder} export of {config.model}: mean cosine to the torch model "
                 f"{agreement.mean_cosine} on {agreement.n_texts} sample texts is below "
-                f"embedding.query_min_cosine {config.query_min_cosine}; not published")
-        spec = probe.model_copy(update={"agreement": agreement,
-                                        "export_seconds": round(time.perf_counter() - started, 2)})
+                f"embedding.query_min_cosine {config.query_min_cosine}; not published"
+            )
+        spec = probe.model_copy(
+            update={"agreement": agreement, "export_seconds": round(time.perf_counter() - started, 2)}
+        )
         write_json_atomic(staging / SPEC_FILE, spec.model_dump(mode="json"))
     return spec
 

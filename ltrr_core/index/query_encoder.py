@@ -31,7 +31,7 @@ from tokenizers import Tokenizer
 
 from ..durable import sha256_file
 
-ort.disable_telemetry_events()      # offline and quiet, like every library here (ltrr_core.env)
+ort.disable_telemetry_events()  # offline and quiet, like every library here (ltrr_core.env)
 
 SPEC_FILE = "encoder.json"
 MODEL_FILE = "model.onnx"
@@ -63,7 +63,7 @@ class Agreement(BaseModel):
 
 
 class QueryEncoderSpec(BaseModel):
-    model: str                      # the embedding model (config) whose document vectors it matches
+    model: str  # the embedding model (config) whose document vectors it matches
     dim: int
     precision: Literal["int8", "fp32"]
     max_length: int
@@ -122,5 +122,5 @@ class OnnxQueryEncoder:
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
         (vectors,) = self._session.run(None, feeds)
         vector = np.asarray(vectors[0], dtype=np.float32)
-        vector.setflags(write=False)      # shared by every request that asks for this text
+        vector.setflags(write=False)  # shared by every request that asks for this text
         return vector

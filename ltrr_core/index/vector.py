@@ -29,12 +29,14 @@ def text_hash(text: str) -> str:
 
 
 def vector_schema(dim: int) -> pa.Schema:
-    return pa.schema([
-        pa.field(ID, pa.string(), nullable=False),
-        pa.field(TYPE, pa.string()),
-        pa.field(TEXT_HASH, pa.string()),
-        pa.field(VECTOR, pa.list_(pa.float32(), dim)),
-    ])
+    return pa.schema(
+        [
+            pa.field(ID, pa.string(), nullable=False),
+            pa.field(TYPE, pa.string()),
+            pa.field(TEXT_HASH, pa.string()),
+            pa.field(VECTOR, pa.list_(pa.float32(), dim)),
+        ]
+    )
 
 
 @dataclass
@@ -73,11 +75,10 @@ class VectorPlan:
     def partitions(self, n: int) -> list[list[EmbeddingText]]:
         """The texts to encode in ``n`` contiguous slices (order kept, so results concatenate)."""
         size = -(-len(self.todo_texts) // max(n, 1)) or 1
-        return [self.todo_texts[i:i + size] for i in range(0, len(self.todo_texts), size)]
+        return [self.todo_texts[i : i + size] for i in range(0, len(self.todo_texts), size)]
 
 
-def plan_vector_update(db, table_name: str, ids: list[str], types: list[str],
-                       texts: list[EmbeddingText]) -> VectorPlan:
+def plan_vector_update(db, table_name: str, ids: list[str], types: list[str], texts: list[EmbeddingText]) -> VectorPlan:
     """Compare the catalog's texts with the table's hashes: only new or changed texts are encoded."""
     hashes = [text_hash(t.fingerprint) for t in texts]
     before: dict[str, str] = {}
@@ -86,12 +87,19 @@ def plan_vector_update(db, table_name: str, ids: list[str], types: list[str],
         before = dict(zip(existing[ID], existing[TEXT_HASH]))
     current = set(ids)
     todo = [i for i, (entity_id, h) in enumerate(zip(ids, hashes)) if before.get(entity_id) != h]
-    return VectorPlan(len(ids), [ids[i] for i in todo], [types[i] for i in todo], [texts[i] for i in todo],
-                      [hashes[i] for i in todo], [entity_id for entity_id in before if entity_id not in current])
+    return VectorPlan(
+        len(ids),
+        [ids[i] for i in todo],
+        [types[i] for i in todo],
+        [texts[i] for i in todo],
+        [hashes[i] for i in todo],
+        [entity_id for entity_id in before if entity_id not in current],
+    )
 
 
-def apply_vector_update(db, table_name: str, plan: VectorPlan, vectors: np.ndarray, dim: int,
-                        encode_seconds: float) -> VectorUpdate:
+def apply_vector_update(
+    db, table_name: str, plan: VectorPlan, vectors: np.ndarray, dim: int, encode_seconds: float
+) -> VectorUpdate:
     """Upsert the encoded rows and delete the removed ones (Lance keeps the previous table version)."""
     if len(vectors) != len(plan.todo_ids):
         raise ValueError(f"{len(vectors)} vectors for {len(plan.todo_ids)} texts to encode")
@@ -108,7 +116,7 @@ def apply_vector_update(db, table_name: str, plan: VectorPlan, vectors: np.ndarr
     elif table is None:
         table = db.create_table(table_name, schema=vector_schema(dim))
     for start in range(0, len(plan.removed), 1000):
-        table.delete(f"{ID} IN ({_quoted(plan.removed[start:start + 1000])})")
+        table.delete(f"{ID} IN ({_quoted(plan.removed[start : start + 1000])})")
     return VectorUpdate(
         n_total=plan.n_total,
         n_encoded=len(plan.todo_ids),
@@ -147,8 +155,9 @@ def search_vectors(
     return [(i, score) for i, _, score in _search(table, query, k, config, exact, where)]
 
 
-def _search(table, query: np.ndarray, k: int, config: VectorConfig, exact: bool = False,
-            where: str | None = None) -> list[tuple[str, str, float]]:
+def _search(
+    table, query: np.ndarray, k: int, config: VectorConfig, exact: bool = False, where: str | None = None
+) -> list[tuple[str, str, float]]:
     """(entity id, entity type, similarity), best first."""
     builder = table.search(query.astype(np.float32), vector_column_name=VECTOR).distance_type(config.metric)
     builder = builder.select([ID, TYPE]).limit(k)
@@ -180,7 +189,7 @@ def search_capped(table, query: np.ndarray, k: int, config: VectorConfig) -> lis
     if len(kept) < k and len(found) == fetch:
         excluded = ", ".join("'" + t.replace("'", "''") + "'" for t in caps)
         rest = _search(table, query, k, config, where=f"{TYPE} NOT IN ({excluded})")
-        capped = [row for row in found if row[1] in caps][:sum(caps.values())]
+        capped = [row for row in found if row[1] in caps][: sum(caps.values())]
         kept = apply_type_caps(sorted(capped + rest, key=lambda row: -row[2]), caps, k)
     return [(i, score) for i, _, score in kept]
 

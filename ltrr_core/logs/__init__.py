@@ -19,6 +19,18 @@ from .store import (
     read_logs,
 )
 
-__all__ = ["FEEDBACK_EVENTS", "FEEDBACK_SCHEMA", "IMPRESSION_SCHEMA", "KEYS", "LOG_SCHEMA_VERSION", "SCHEMAS",
-           "InteractionRecorder", "LogWriter", "NotShown", "UnknownRequest", "impression_record", "logged_days",
-           "read_logs"]
+__all__ = [
+    "FEEDBACK_EVENTS",
+    "FEEDBACK_SCHEMA",
+    "IMPRESSION_SCHEMA",
+    "KEYS",
+    "LOG_SCHEMA_VERSION",
+    "SCHEMAS",
+    "InteractionRecorder",
+    "LogWriter",
+    "NotShown",
+    "UnknownRequest",
+    "impression_record",
+    "logged_days",
+    "read_logs",
+]

@@ -57,8 +57,15 @@ class InteractionRecorder:
         self.impressions.append(impression_record(response, user_id, context, timestamp))
         self._shown.add(response.request_id, tuple(r["entity_id"] for r in response.results))
 
-    def record_feedback(self, request_id: str, entity_id: str, event: str, position: int | None,
-                        seconds: float | None, timestamp: datetime) -> None:
+    def record_feedback(
+        self,
+        request_id: str,
+        entity_id: str,
+        event: str,
+        position: int | None,
+        seconds: float | None,
+        timestamp: datetime,
+    ) -> None:
         if event not in FEEDBACK_EVENTS:
             raise ValueError(f"feedback for request {request_id!r}: event {event!r} is not one of {FEEDBACK_EVENTS}")
         ids = self._shown.get(request_id)
@@ -66,9 +73,17 @@ class InteractionRecorder:
             raise UnknownRequest(f"unknown request id {request_id!r}")
         if entity_id not in ids:
             raise NotShown(f"entity {entity_id!r} was not shown in request {request_id!r}")
-        self.feedback.append({"request_id": request_id, "entity_id": entity_id, "event": event,
-                              "position": position, "seconds": seconds, "timestamp": timestamp,
-                              "log_schema_version": LOG_SCHEMA_VERSION})
+        self.feedback.append(
+            {
+                "request_id": request_id,
+                "entity_id": entity_id,
+                "event": event,
+                "position": position,
+                "seconds": seconds,
+                "timestamp": timestamp,
+                "log_schema_version": LOG_SCHEMA_VERSION,
+            }
+        )
 
     def flush(self) -> None:
         self.impressions.flush()

@@ -17,7 +17,7 @@ import json
 import threading
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,49 +26,53 @@ import pyarrow as pa
 
 from ..durable import write_parquet
 
-LOG_SCHEMA_VERSION = "1.5"   # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed; 1.4: candidate_ids; 1.5: timings_ms
+LOG_SCHEMA_VERSION = "1.5"  # 1.1: policy and policy_features; 1.2: shown_features holds ranking features; 1.3: rng_seed; 1.4: candidate_ids; 1.5: timings_ms
 _TS = pa.timestamp("us", tz="UTC")
 
-IMPRESSION_SCHEMA = pa.schema([
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("timestamp", _TS, nullable=False),
-    pa.field("user_id", pa.string()),
-    pa.field("context", pa.string()),            # JSON: request context features
-    pa.field("raw_query", pa.string(), nullable=False),
-    pa.field("normalised_query", pa.string(), nullable=False),
-    pa.field("qu", pa.string()),                 # JSON: QueryUnderstanding.to_dict()
-    pa.field("policy", pa.string()),                                   # which policy decided (name:version)
-    pa.field("policy_features", pa.string()),                          # JSON: the features it decided on
-    pa.field("plan", pa.string(), nullable=False),
-    pa.field("depths", pa.string(), nullable=False),                   # JSON: strategy -> depth
-    pa.field("propensity", pa.float64(), nullable=False),              # joint probability of the plan
-    pa.field("strategy_propensities", pa.string(), nullable=False),    # JSON: per component
-    pa.field("candidates", pa.string(), nullable=False),               # JSON: per strategy ids, scores, meta
-    pa.field("shown_ids", pa.list_(pa.string()), nullable=False),      # the final ranking, in order
-    pa.field("shown_scores", pa.list_(pa.float64()), nullable=False),
-    pa.field("shown_features", pa.string(), nullable=False),           # JSON: per shown entity, its features
-    pa.field("bundle_id", pa.string(), nullable=False),
-    pa.field("log_schema_version", pa.string(), nullable=False),
-    # The runtime's seed: with request_id it re-derives every random draw of the request
-    # (ltrr_core.runtime.service.request_rng). Null in files of schema < 1.3.
-    pa.field("rng_seed", pa.int64()),
-    # The whole fused candidate set, best first (``candidates`` traces only each strategy's top
-    # 20): candidate recall and candidate counts are measured on it. Null in files of schema < 1.4.
-    pa.field("candidate_ids", pa.list_(pa.string())),
-    # JSON: the request's stage timings in ms (qu, policy, each strategy it ran, rank, total): what
-    # the policy's latency cost is learned from (ltrr_core.bandit.latency). Null in files of schema < 1.5.
-    pa.field("timings_ms", pa.string()),
-])
+IMPRESSION_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("timestamp", _TS, nullable=False),
+        pa.field("user_id", pa.string()),
+        pa.field("context", pa.string()),  # JSON: request context features
+        pa.field("raw_query", pa.string(), nullable=False),
+        pa.field("normalised_query", pa.string(), nullable=False),
+        pa.field("qu", pa.string()),  # JSON: QueryUnderstanding.to_dict()
+        pa.field("policy", pa.string()),  # which policy decided (name:version)
+        pa.field("policy_features", pa.string()),  # JSON: the features it decided on
+        pa.field("plan", pa.string(), nullable=False),
+        pa.field("depths", pa.string(), nullable=False),  # JSON: strategy -> depth
+        pa.field("propensity", pa.float64(), nullable=False),  # joint probability of the plan
+        pa.field("strategy_propensities", pa.string(), nullable=False),  # JSON: per component
+        pa.field("candidates", pa.string(), nullable=False),  # JSON: per strategy ids, scores, meta
+        pa.field("shown_ids", pa.list_(pa.string()), nullable=False),  # the final ranking, in order
+        pa.field("shown_scores", pa.list_(pa.float64()), nullable=False),
+        pa.field("shown_features", pa.string(), nullable=False),  # JSON: per shown entity, its features
+        pa.field("bundle_id", pa.string(), nullable=False),
+        pa.field("log_schema_version", pa.string(), nullable=False),
+        # The runtime's seed: with request_id it re-derives every random draw of the request
+        # (ltrr_core.runtime.service.request_rng). Null in files of schema < 1.3.
+        pa.field("rng_seed", pa.int64()),
+        # The whole fused candidate set, best first (``candidates`` traces only each strategy's top
+        # 20): candidate recall and candidate counts are measured on it. Null in files of schema < 1.4.
+        pa.field("candidate_ids", pa.list_(pa.string())),
+        # JSON: the request's stage timings in ms (qu, policy, each strategy it ran, rank, total): what
+        # the policy's latency cost is learned from (ltrr_core.bandit.latency). Null in files of schema < 1.5.
+        pa.field("timings_ms", pa.string()),
+    ]
+)
 
-FEEDBACK_SCHEMA = pa.schema([
-    pa.field("request_id", pa.string(), nullable=False),
-    pa.field("timestamp", _TS, nullable=False),
-    pa.field("entity_id", pa.string(), nullable=False),
-    pa.field("event", pa.string(), nullable=False),      # click | stream | like | skip
-    pa.field("position", pa.int32()),
-    pa.field("seconds", pa.float64()),
-    pa.field("log_schema_version", pa.string(), nullable=False),
-])
+FEEDBACK_SCHEMA = pa.schema(
+    [
+        pa.field("request_id", pa.string(), nullable=False),
+        pa.field("timestamp", _TS, nullable=False),
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("event", pa.string(), nullable=False),  # click | stream | like | skip
+        pa.field("position", pa.int32()),
+        pa.field("seconds", pa.float64()),
+        pa.field("log_schema_version", pa.string(), nullable=False),
+    ]
+)
 
 SCHEMAS = {"impressions": IMPRESSION_SCHEMA, "feedback": FEEDBACK_SCHEMA}
 KEYS = {"impressions": ["request_id"], "feedback": ["request_id", "entity_id", "event", "timestamp"]}
@@ -144,7 +148,7 @@ class LogWriter:
             written = 0
             for day in sorted(set(days)):
                 part = table.filter(pa.array(days == day))
-                name = f"part-{datetime.now(timezone.utc):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
+                name = f"part-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{uuid.uuid4().hex[:8]}.parquet"
                 try:
                     write_parquet(part, self.root / self.kind / f"date={day}" / name)
                 except OSError:
@@ -167,7 +171,7 @@ def read_logs(root: Path, kind: str, day: str | None = None) -> pd.DataFrame:
     if not files:
         return SCHEMAS[kind].empty_table().to_pandas()
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    for field in SCHEMAS[kind]:          # files of an older schema version lack the newer (nullable) columns
+    for field in SCHEMAS[kind]:  # files of an older schema version lack the newer (nullable) columns
         if field.name not in frame.columns:
             frame[field.name] = None
     return frame.drop_duplicates(KEYS[kind], keep="first").reset_index(drop=True)

@@ -23,8 +23,9 @@ from ..config import MemoryConfig
 from ..text import normalize
 
 
-def posterior_score(predicted: np.ndarray | float, engaged: np.ndarray | float, examined: np.ndarray | float,
-                    prior_strength: float) -> np.ndarray:
+def posterior_score(
+    predicted: np.ndarray | float, engaged: np.ndarray | float, examined: np.ndarray | float, prior_strength: float
+) -> np.ndarray:
     return (prior_strength * np.asarray(predicted) + np.asarray(engaged)) / (prior_strength + np.asarray(examined))
 
 
@@ -42,18 +43,21 @@ def observed_statistics(engagement: pd.DataFrame, config: MemoryConfig) -> pd.Da
     unknown = set(engagement["event"]) - set(config.event_weights)
     if unknown:
         raise ValueError(f"engagement events {sorted(unknown)} have no weight in memory.event_weights")
-    frame = pd.DataFrame({
-        "request_id": engagement["request_id"].to_numpy(),
-        "query": engagement["query"].map(normalize).to_numpy(),
-        "entity_id": engagement["entity_id"].to_numpy(),
-        "examined": examination_weights(engagement["position"], config),
-        "engaged": engagement["event"].map(config.event_weights).to_numpy(dtype=float),
-        "timestamp": engagement["timestamp"].to_numpy(),
-    })
+    frame = pd.DataFrame(
+        {
+            "request_id": engagement["request_id"].to_numpy(),
+            "query": engagement["query"].map(normalize).to_numpy(),
+            "entity_id": engagement["entity_id"].to_numpy(),
+            "examined": examination_weights(engagement["position"], config),
+            "engaged": engagement["event"].map(config.event_weights).to_numpy(dtype=float),
+            "timestamp": engagement["timestamp"].to_numpy(),
+        }
+    )
     frame = frame[frame["query"] != ""]
     # One impression per (request, query, entity): the strongest event wins.
     per_impression = frame.groupby(["request_id", "query", "entity_id"], sort=False).agg(
-        examined=("examined", "max"), engaged=("engaged", "max"), timestamp=("timestamp", "max"))
+        examined=("examined", "max"), engaged=("engaged", "max"), timestamp=("timestamp", "max")
+    )
     return (
         per_impression.groupby(["query", "entity_id"], sort=True)
         .agg(n_impressions=("examined", "sum"), n_engaged=("engaged", "sum"), last_seen=("timestamp", "max"))
@@ -63,17 +67,26 @@ def observed_statistics(engagement: pd.DataFrame, config: MemoryConfig) -> pd.Da
 
 def blend(predicted: pd.DataFrame, observed: pd.DataFrame, config: MemoryConfig, now: pd.Timestamp) -> pd.DataFrame:
     """The Q2E table: every predicted or observed (query, entity) pair with its blended score."""
-    predicted = predicted[["query", "entity_id", "score", "generator"]].rename(
-        columns={"score": "predicted_score"})
+    predicted = predicted[["query", "entity_id", "score", "generator"]].rename(columns={"score": "predicted_score"})
     merged = predicted.merge(observed, on=["query", "entity_id"], how="outer")
     merged["n_impressions"] = merged["n_impressions"].fillna(0.0).astype(float)
     merged["n_engaged"] = merged["n_engaged"].fillna(0.0).astype(float)
     prior = merged["predicted_score"].fillna(config.base_rate).to_numpy(dtype=float)
-    merged["score"] = posterior_score(prior, merged["n_engaged"].to_numpy(), merged["n_impressions"].to_numpy(),
-                                      config.prior_strength)
+    merged["score"] = posterior_score(
+        prior, merged["n_engaged"].to_numpy(), merged["n_impressions"].to_numpy(), config.prior_strength
+    )
     merged["source"] = np.where(merged["n_impressions"] > 0, "observed", "predicted")
     merged["generator"] = merged["generator"].fillna("observed")
     merged["updated_at"] = now
-    columns = ["query", "entity_id", "score", "source", "predicted_score", "n_impressions", "n_engaged",
-               "generator", "updated_at"]
+    columns = [
+        "query",
+        "entity_id",
+        "score",
+        "source",
+        "predicted_score",
+        "n_impressions",
+        "n_engaged",
+        "generator",
+        "updated_at",
+    ]
     return merged[columns].sort_values(["query", "score"], ascending=[True, False]).reset_index(drop=True)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -47,7 +47,9 @@ def load_engagement(settings: Settings, until: date | None = None) -> pd.DataFra
     bootstrap = settings.memory.bootstrap
     frames = []
     if bootstrap.source == "cpcd":
-        frames.append(cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, "train"))
+        frames.append(
+            cpcd_engagement(settings.shared_path(settings.catalog.paths.cpcd_labels), settings.splits, "train")
+        )
     if settings.memory.use_runtime_logs:
         frames.append(runtime_log_engagement(settings.data_dir / settings.runtime.log_dir, until))
     frames = [f for f in frames if not f.empty]
@@ -61,7 +63,7 @@ def inputs_fingerprint(settings: Settings, until: date | None = None) -> str:
     Taken before the inputs are read, so a log landing mid-run only makes the next run stale."""
     import hashlib
     import json
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from ..catalog.store import CatalogStore
     from ..logs import logged_days
@@ -73,12 +75,18 @@ def inputs_fingerprint(settings: Settings, until: date | None = None) -> str:
         for day in logged_days(log_root):
             if until is None or day <= until.isoformat():
                 for kind in ("impressions", "feedback"):
-                    files += [[f"{kind}/{f.parent.name}/{f.name}", f.stat().st_size, f.stat().st_mtime_ns]
-                              for f in sorted((log_root / kind / f"date={day}").glob("*.parquet"))]
-    payload = {"catalog": CatalogStore(settings.data_dir / "catalog").current_version(), "files": files,
-               "prediction": _prediction_settings(settings), "memory": settings.memory.model_dump(mode="json"),
-               "splits": settings.splits.model_dump(mode="json"),
-               "today": datetime.now(timezone.utc).date().isoformat()}
+                    files += [
+                        [f"{kind}/{f.parent.name}/{f.name}", f.stat().st_size, f.stat().st_mtime_ns]
+                        for f in sorted((log_root / kind / f"date={day}").glob("*.parquet"))
+                    ]
+    payload = {
+        "catalog": CatalogStore(settings.data_dir / "catalog").current_version(),
+        "files": files,
+        "prediction": _prediction_settings(settings),
+        "memory": settings.memory.model_dump(mode="json"),
+        "splits": settings.splits.model_dump(mode="json"),
+        "today": datetime.now(UTC).date().isoformat(),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -96,7 +104,9 @@ def runtime_log_engagement(log_root: Path, until: date | None = None) -> pd.Data
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=ENGAGEMENT_COLUMNS)
 
 
-def entities_to_predict(settings: Settings, catalog_version: str, entities: pd.DataFrame) -> tuple[pd.DataFrame, set[str], dict[str, Any]]:
+def entities_to_predict(
+    settings: Settings, catalog_version: str, entities: pd.DataFrame
+) -> tuple[pd.DataFrame, set[str], dict[str, Any]]:
     """(entities needing predictions, ids whose old predictions must go, report)."""
     from ..catalog.store import CatalogStore, diff_catalogs
 
@@ -110,17 +120,24 @@ def entities_to_predict(settings: Settings, catalog_version: str, entities: pd.D
     before = CatalogStore(settings.data_dir / "catalog").load(previous["catalog_version"])
     diff = diff_catalogs(before, entities)
     todo = set(diff.new) | set(diff.changed)
-    report = {"mode": "incremental", "from_catalog": previous["catalog_version"], **diff.counts(),
-              "n_to_predict": len(todo)}
+    report = {
+        "mode": "incremental",
+        "from_catalog": previous["catalog_version"],
+        **diff.counts(),
+        "n_to_predict": len(todo),
+    }
     return entities[entities[S.ID].isin(todo)], set(diff.changed) | set(diff.removed), report
 
 
 def _prediction_settings(settings: Settings) -> dict[str, Any]:
     """What the predictions depend on besides the entity: changing it re-predicts everything."""
-    return {"generators_version": GENERATORS_VERSION,
-            "doc2query": settings.doc2query.model_dump(mode="json"), "embedding": settings.embedding.model,
-            "bootstrap": settings.memory.bootstrap.model_dump(mode="json"),
-            "splits": settings.splits.model_dump(mode="json")}
+    return {
+        "generators_version": GENERATORS_VERSION,
+        "doc2query": settings.doc2query.model_dump(mode="json"),
+        "embedding": settings.embedding.model,
+        "bootstrap": settings.memory.bootstrap.model_dump(mode="json"),
+        "splits": settings.splits.model_dump(mode="json"),
+    }
 
 
 class EntityVectors:
@@ -137,8 +154,9 @@ class EntityVectors:
         arrow = table.to_arrow().select(["id", "vector"])
         self.dim = int(vectors["dim"])
         self._row = {entity: i for i, entity in enumerate(arrow.column("id").to_pylist())}
-        matrix = np.asarray(arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False),
-                            dtype=np.float32).reshape(-1, self.dim)
+        matrix = np.asarray(
+            arrow.column("vector").combine_chunks().values.to_numpy(zero_copy_only=False), dtype=np.float32
+        ).reshape(-1, self.dim)
         # Blended vectors (embedding.name_weight) are shorter than one: normalised here, so that
         # neighbours are ranked by cosine whatever the blend.
         norms = np.linalg.norm(matrix, axis=1, keepdims=True)
@@ -168,11 +186,15 @@ def make_generators(settings: Settings, observed: pd.DataFrame, vectors: EntityV
             position = {q: i for i, q in enumerate(queries)}
             centroids = np.zeros((len(queries), vectors.dim), dtype=np.float32)
             entity_vectors = vectors(engaged["entity_id"].tolist())
-            np.add.at(centroids, engaged["query"].map(position).to_numpy(),
-                      entity_vectors * engaged["n_engaged"].to_numpy(dtype=np.float32)[:, None])
+            np.add.at(
+                centroids,
+                engaged["query"].map(position).to_numpy(),
+                entity_vectors * engaged["n_engaged"].to_numpy(dtype=np.float32)[:, None],
+            )
             totals = engaged.groupby("query")["n_engaged"].sum().reindex(queries).to_numpy(dtype=float)
-            generators.append(LoggedQueryNeighbourGenerator(config.neighbours, queries, encode(queries),
-                                                            centroids, totals, vectors))
+            generators.append(
+                LoggedQueryNeighbourGenerator(config.neighbours, queries, encode(queries), centroids, totals, vectors)
+            )
         elif name == "seq2seq":
             from ..doc2query.seq2seq import Seq2SeqGenerator
 
@@ -180,7 +202,9 @@ def make_generators(settings: Settings, observed: pd.DataFrame, vectors: EntityV
     return generators
 
 
-def generate_predictions(settings: Settings, entities: pd.DataFrame, observed: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+def generate_predictions(
+    settings: Settings, entities: pd.DataFrame, observed: pd.DataFrame
+) -> tuple[pd.DataFrame, dict]:
     """Predicted Q2E rows for these entities with every configured generator, Doc2Query-- filtered."""
     if entities.empty:
         return empty(), {"generated": {}, "kept": 0}
@@ -190,8 +214,9 @@ def generate_predictions(settings: Settings, entities: pd.DataFrame, observed: p
     encoder = Encoder(settings.embedding)
     vectors = EntityVectors(settings)
     generators = make_generators(settings, observed, vectors, encoder.encode)
-    relevance = RelevanceFilter(encoder.encode, vectors, settings.doc2query.min_relevance,
-                                settings.doc2query.drop_fraction)
+    relevance = RelevanceFilter(
+        encoder.encode, vectors, settings.doc2query.min_relevance, settings.doc2query.drop_fraction
+    )
     predicted, report = predict_q2e(entities, generators, relevance)
     report["seconds"] = round(time.perf_counter() - started, 2)
     return predicted, report
@@ -206,14 +231,19 @@ def merge_predictions(settings: Settings, fresh: pd.DataFrame, drop_ids: set[str
     return pd.concat([kept, fresh], ignore_index=True)
 
 
-def publish_q2e(settings: Settings, catalog_version: str, predicted: pd.DataFrame, engagement: pd.DataFrame,
-                reports: dict[str, Any]) -> dict[str, Any]:
+def publish_q2e(
+    settings: Settings, catalog_version: str, predicted: pd.DataFrame, engagement: pd.DataFrame, reports: dict[str, Any]
+) -> dict[str, Any]:
     observed = observed_statistics(engagement, settings.memory)
     table = blend(predicted, observed, settings.memory, pd.Timestamp.now(tz="UTC"))
-    return q2e_store(settings).publish(table, predicted, {
-        "catalog_version": catalog_version,
-        "q2e_settings": _prediction_settings(settings),
-        "n_engagement_rows": int(len(engagement)),
-        "n_observed_pairs": int(len(observed)),
-        **reports,
-    })
+    return q2e_store(settings).publish(
+        table,
+        predicted,
+        {
+            "catalog_version": catalog_version,
+            "q2e_settings": _prediction_settings(settings),
+            "n_engagement_rows": int(len(engagement)),
+            "n_observed_pairs": int(len(observed)),
+            **reports,
+        },
+    )

@@ -30,14 +30,16 @@ def cpcd_engagement(path: Path, splits: SplitsConfig, part: str, id_prefix: str 
     """
     frame = cpcd_rows(path, splits, parts_of(part))
     frame = frame[frame["search_query"] != ""]
-    return pd.DataFrame({
-        "request_id": frame["conv_id"] + ":" + frame["turn"].astype(str),
-        "query": frame["search_query"],
-        "entity_id": id_prefix + frame["track_id"],
-        "position": pd.array([None] * len(frame), dtype="Int64"),
-        "event": frame["label"].map(CPCD_EVENTS),
-        "timestamp": pd.Timestamp(0, tz="UTC"),
-    }).reset_index(drop=True)
+    return pd.DataFrame(
+        {
+            "request_id": frame["conv_id"] + ":" + frame["turn"].astype(str),
+            "query": frame["search_query"],
+            "entity_id": id_prefix + frame["track_id"],
+            "position": pd.array([None] * len(frame), dtype="Int64"),
+            "event": frame["label"].map(CPCD_EVENTS),
+            "timestamp": pd.Timestamp(0, tz="UTC"),
+        }
+    ).reset_index(drop=True)
 
 
 def normalised_queries(engagement: pd.DataFrame) -> pd.Series:
@@ -50,15 +52,34 @@ def log_engagement(impressions: pd.DataFrame, feedback: pd.DataFrame) -> pd.Data
     impression. Pass contract-checked frames (``validate_log_day``): quarantined rows stay out."""
     if impressions.empty:
         return pd.DataFrame(columns=COLUMNS)
-    shown = impressions[["request_id", "raw_query", "shown_ids", "timestamp"]].explode("shown_ids").dropna(subset=["shown_ids"])
+    shown = (
+        impressions[["request_id", "raw_query", "shown_ids", "timestamp"]]
+        .explode("shown_ids")
+        .dropna(subset=["shown_ids"])
+    )
     shown["position"] = shown.groupby("request_id").cumcount() + 1
-    rows = pd.DataFrame({"request_id": shown["request_id"], "query": shown["raw_query"], "entity_id": shown["shown_ids"],
-                         "position": shown["position"], "event": "impression", "timestamp": shown["timestamp"]})
+    rows = pd.DataFrame(
+        {
+            "request_id": shown["request_id"],
+            "query": shown["raw_query"],
+            "entity_id": shown["shown_ids"],
+            "position": shown["position"],
+            "event": "impression",
+            "timestamp": shown["timestamp"],
+        }
+    )
     queries = dict(zip(impressions["request_id"], impressions["raw_query"]))
     events = feedback[feedback["request_id"].isin(queries)]
-    events = pd.DataFrame({"request_id": events["request_id"], "query": events["request_id"].map(queries),
-                           "entity_id": events["entity_id"], "position": events["position"], "event": events["event"],
-                           "timestamp": events["timestamp"]})
+    events = pd.DataFrame(
+        {
+            "request_id": events["request_id"],
+            "query": events["request_id"].map(queries),
+            "entity_id": events["entity_id"],
+            "position": events["position"],
+            "event": events["event"],
+            "timestamp": events["timestamp"],
+        }
+    )
     out = pd.concat([rows, events], ignore_index=True)
     out["position"] = out["position"].astype("Int64")
     return out[COLUMNS]

@@ -13,7 +13,7 @@ searched by vector, and Parquet keeps it a plain file the bundle can checksum.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,25 +22,37 @@ import pandas as pd
 import pyarrow as pa
 
 from ..config import MemoryConfig
-from ..durable import checksum_tree, read_json, read_pointer, staged_directory, write_json_atomic, write_parquet, write_pointer
+from ..durable import (
+    checksum_tree,
+    read_json,
+    read_pointer,
+    staged_directory,
+    write_json_atomic,
+    write_parquet,
+    write_pointer,
+)
 
-Q2E_SCHEMA = pa.schema([
-    pa.field("query", pa.string(), nullable=False),
-    pa.field("entity_id", pa.string(), nullable=False),
-    pa.field("score", pa.float64(), nullable=False),
-    pa.field("source", pa.string(), nullable=False),        # predicted | observed
-    pa.field("predicted_score", pa.float64()),
-    pa.field("n_impressions", pa.float64(), nullable=False),  # examination-weighted
-    pa.field("n_engaged", pa.float64(), nullable=False),      # event-weighted
-    pa.field("generator", pa.string(), nullable=False),
-    pa.field("updated_at", pa.timestamp("us", tz="UTC"), nullable=False),
-])
-PREDICTED_SCHEMA = pa.schema([
-    pa.field("query", pa.string(), nullable=False),
-    pa.field("entity_id", pa.string(), nullable=False),
-    pa.field("score", pa.float64(), nullable=False),
-    pa.field("generator", pa.string(), nullable=False),
-])
+Q2E_SCHEMA = pa.schema(
+    [
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),  # predicted | observed
+        pa.field("predicted_score", pa.float64()),
+        pa.field("n_impressions", pa.float64(), nullable=False),  # examination-weighted
+        pa.field("n_engaged", pa.float64(), nullable=False),  # event-weighted
+        pa.field("generator", pa.string(), nullable=False),
+        pa.field("updated_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+PREDICTED_SCHEMA = pa.schema(
+    [
+        pa.field("query", pa.string(), nullable=False),
+        pa.field("entity_id", pa.string(), nullable=False),
+        pa.field("score", pa.float64(), nullable=False),
+        pa.field("generator", pa.string(), nullable=False),
+    ]
+)
 
 
 _BLOCKING_TOKENS = 2
@@ -73,16 +85,18 @@ class Q2EStore:
         return pd.read_parquet(self.path(version) / "predicted.parquet")
 
     def publish(self, q2e: pd.DataFrame, predicted: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
-        version = datetime.now(timezone.utc).strftime("q%Y%m%dT%H%M%S%fZ")
+        version = datetime.now(UTC).strftime("q%Y%m%dT%H%M%S%fZ")
         final = self.root / "versions" / version
         with staged_directory(final) as staging:
             write_parquet(pa.Table.from_pandas(q2e, schema=Q2E_SCHEMA, preserve_index=False), staging / "q2e.parquet")
-            write_parquet(pa.Table.from_pandas(predicted, schema=PREDICTED_SCHEMA, preserve_index=False),
-                          staging / "predicted.parquet")
+            write_parquet(
+                pa.Table.from_pandas(predicted, schema=PREDICTED_SCHEMA, preserve_index=False),
+                staging / "predicted.parquet",
+            )
             counts = q2e["source"].value_counts().to_dict()
             manifest = {
                 "version": version,
-                "created_at": datetime.now(timezone.utc).isoformat(),
+                "created_at": datetime.now(UTC).isoformat(),
                 "n_rows": len(q2e),
                 "n_queries": int(q2e["query"].nunique()),
                 "n_entities": int(q2e["entity_id"].nunique()),
@@ -125,7 +139,9 @@ class MemoryIndex:
     def __len__(self) -> int:
         return len(self.entity_ids)
 
-    def lookup(self, normalised: str, k: int, predicted_only: bool = False) -> tuple[list[tuple[str, float]], dict[str, Any]]:
+    def lookup(
+        self, normalised: str, k: int, predicted_only: bool = False
+    ) -> tuple[list[tuple[str, float]], dict[str, Any]]:
         """Best entities for a query and how the query was matched (exact / fuzzy / none, quality)."""
         matches = self._matching_queries(normalised)
         if not matches:
@@ -151,11 +167,18 @@ class MemoryIndex:
             return []
         from rapidfuzz import fuzz, process
 
-        known = sorted((t for t in set(normalised.split()) if t in self._by_token), key=lambda t: len(self._by_token[t]))
+        known = sorted(
+            (t for t in set(normalised.split()) if t in self._by_token), key=lambda t: len(self._by_token[t])
+        )
         positions = sorted({p for t in known[:_BLOCKING_TOKENS] for p in self._by_token[t]})
         if not positions:
             return []
         candidates = [self.queries[p] for p in positions]
-        found = process.extract(normalised, candidates, scorer=fuzz.token_sort_ratio,
-                                score_cutoff=self.config.fuzzy_min_similarity, limit=self.config.fuzzy_max_queries)
+        found = process.extract(
+            normalised,
+            candidates,
+            scorer=fuzz.token_sort_ratio,
+            score_cutoff=self.config.fuzzy_min_similarity,
+            limit=self.config.fuzzy_max_queries,
+        )
         return [(query, score / 100.0) for query, score, _ in found]

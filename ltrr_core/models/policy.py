@@ -33,9 +33,9 @@ from ..config import PolicyConfig
 class Decision:
     plan: str
     depths: dict[str, int]
-    probability: float                       # joint propensity of the chosen plan
+    probability: float  # joint propensity of the chosen plan
     strategy_probabilities: dict[str, float]  # per strategy: P(this strategy gets this depth)
-    probabilities: dict[str, float]           # the whole distribution over plans
+    probabilities: dict[str, float]  # the whole distribution over plans
 
 
 class RetrievalPolicy(Protocol):
@@ -114,11 +114,12 @@ class LearnedPolicy:
         # Policies trained before latency entered the cost carry no plan latencies: 0 ms each.
         latency = spec.get("plan_latency_ms") or {}
         self.plan_latency_ms = np.array([float(latency.get(n, 0.0)) for n in self._names])
-        self.latency_lines: dict[str, Any] = spec.get("latency") or {}    # ltrr_core.bandit.latency, as fitted
+        self.latency_lines: dict[str, Any] = spec.get("latency") or {}  # ltrr_core.bandit.latency, as fitted
         self.latency_penalty = float(spec.get("latency_penalty", 0.0))
         self.latency_reference_ms = float(spec.get("latency_reference_ms", 1.0))
-        self._penalty = (self.cost_penalty * self._cost
-                         + self.latency_penalty * self.plan_latency_ms / self.latency_reference_ms)
+        self._penalty = (
+            self.cost_penalty * self._cost + self.latency_penalty * self.plan_latency_ms / self.latency_reference_ms
+        )
 
     @property
     def plan_names(self) -> list[str]:

@@ -3,13 +3,20 @@ catalog, slot tagging with several interpretations, and an intent estimate."""
 
 from ..text import normalize
 from .understanding import (
-    InvalidQuery,
     Interpretation,
+    InvalidQuery,
     QueryUnderstander,
     QueryUnderstanding,
     Slot,
     load_understander,
 )
 
-__all__ = ["InvalidQuery", "Interpretation", "QueryUnderstander", "QueryUnderstanding", "Slot",
-           "load_understander", "normalize"]
+__all__ = [
+    "InvalidQuery",
+    "Interpretation",
+    "QueryUnderstander",
+    "QueryUnderstanding",
+    "Slot",
+    "load_understander",
+    "normalize",
+]

@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-
-from .. import schema as S
 import pyarrow as pa
 
+from .. import schema as S
 from ..durable import write_parquet
 from ..text import fold, normalize
 
@@ -59,21 +58,23 @@ def entity_fields(entities: pd.DataFrame) -> pd.DataFrame:
             return [[] for _ in range(len(entities))]
         return [list(v) if v is not None else [] for v in entities[column]]
 
-    return pd.DataFrame({
-        "id": entities[S.ID].astype(str).to_numpy(),
-        "type": entities[S.TYPE].astype(str).to_numpy(),
-        "title": [normalize(t) for t in entities[S.TITLE]],
-        "core_title": [core_title(t) for t in entities[S.TITLE]],
-        "artists": artists,
-        "album": [normalize(a) for a in entities[S.ALBUM]],
-        "tags": [_normalised_list(t) for t in entities[S.TAGS]],
-        "genres": as_list(S.GENRES),
-        "moods": as_list(S.MOODS),
-        "seasons": as_list(S.SEASONS),
-        "version_types": as_list(S.VERSION_TYPES),
-        "decades": [[int(d) for d in v] for v in as_list(S.DECADES)],
-        "popularity": entities[S.POPULARITY].fillna(0.0).astype(float).to_numpy(),
-    })
+    return pd.DataFrame(
+        {
+            "id": entities[S.ID].astype(str).to_numpy(),
+            "type": entities[S.TYPE].astype(str).to_numpy(),
+            "title": [normalize(t) for t in entities[S.TITLE]],
+            "core_title": [core_title(t) for t in entities[S.TITLE]],
+            "artists": artists,
+            "album": [normalize(a) for a in entities[S.ALBUM]],
+            "tags": [_normalised_list(t) for t in entities[S.TAGS]],
+            "genres": as_list(S.GENRES),
+            "moods": as_list(S.MOODS),
+            "seasons": as_list(S.SEASONS),
+            "version_types": as_list(S.VERSION_TYPES),
+            "decades": [[int(d) for d in v] for v in as_list(S.DECADES)],
+            "popularity": entities[S.POPULARITY].fillna(0.0).astype(float).to_numpy(),
+        }
+    )
 
 
 def build_vocabulary(fields: pd.DataFrame, entities: pd.DataFrame, min_tag_entities: int) -> pd.DataFrame:

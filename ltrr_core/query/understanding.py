@@ -38,7 +38,7 @@ from ..text import normalize
 
 ENTITY_SLOTS = ("artist", "title", "album")
 TOPIC_SLOTS = ("tag", "genre", "mood", "season", "decade", "version")
-SINGLE_SLOTS = ("artist", "title", "album")   # at most one of each per interpretation
+SINGLE_SLOTS = ("artist", "title", "album")  # at most one of each per interpretation
 INTENTS = ("lookup", "browse", "mixed")
 _BEAM_WIDTH = 64
 _MAX_SPAN_COMBINATIONS = 16
@@ -51,11 +51,11 @@ class InvalidQuery(ValueError):
 @dataclass(frozen=True)
 class Slot:
     kind: str
-    value: str          # normalised canonical value (artist name, title, tag, genre key, decade, version type)
-    display: str        # how to show it ("Taylor Swift")
-    text: str           # the query span that produced it
+    value: str  # normalised canonical value (artist name, title, tag, genre key, decade, version type)
+    display: str  # how to show it ("Taylor Swift")
+    text: str  # the query span that produced it
     start: int
-    end: int            # token positions [start, end)
+    end: int  # token positions [start, end)
     confidence: float
     corrected: bool = False
     partial: bool = False
@@ -108,9 +108,12 @@ class QueryUnderstanding:
             "corrections": self.corrections,
             "intent": self.intent,
             "interpretations": [
-                {"probability": round(i.probability, 4), "intent": i.intent,
-                 "unexplained": list(i.unexplained),
-                 "slots": [{**asdict(s), "confidence": round(s.confidence, 4)} for s in i.slots]}
+                {
+                    "probability": round(i.probability, 4),
+                    "intent": i.intent,
+                    "unexplained": list(i.unexplained),
+                    "slots": [{**asdict(s), "confidence": round(s.confidence, 4)} for s in i.slots],
+                }
                 for i in self.interpretations
             ],
         }
@@ -147,8 +150,13 @@ class QueryUnderstander:
     ):
         self.config = config
         self._names: dict[str, list[tuple[str, str, int, float]]] = {}
-        for kind, name, display, n, pop in zip(vocabulary["kind"], vocabulary["name"], vocabulary["display"],
-                                               vocabulary["n_entities"], vocabulary["popularity"]):
+        for kind, name, display, n, pop in zip(
+            vocabulary["kind"],
+            vocabulary["name"],
+            vocabulary["display"],
+            vocabulary["n_entities"],
+            vocabulary["popularity"],
+        ):
             self._names.setdefault(name, []).append((kind, display, int(n), float(pop)))
         self._token_counts: dict[str, int] = {}
         for name, entries in self._names.items():
@@ -169,12 +177,18 @@ class QueryUnderstander:
         self._fillers = {normalize(t) for t in config.filler_terms}
 
     @staticmethod
-    def _term_table(config: QueryUnderstandingConfig, content: ContentUnderstandingConfig) -> dict[str, list[tuple[str, str]]]:
+    def _term_table(
+        config: QueryUnderstandingConfig, content: ContentUnderstandingConfig
+    ) -> dict[str, list[tuple[str, str]]]:
         """Query phrase -> [(slot kind, value)] for versions, genres, moods and seasons."""
         table: dict[str, list[tuple[str, str]]] = {}
         seasons = {name: [] for name in content.seasonal_patterns}
-        sources = [("version", config.version_terms), ("genre", content.genre_tags), ("mood", content.mood_tags),
-                   ("season", {**seasons, **config.season_terms})]
+        sources = [
+            ("version", config.version_terms),
+            ("genre", content.genre_tags),
+            ("mood", content.mood_tags),
+            ("season", {**seasons, **config.season_terms}),
+        ]
         for kind, mapping in sources:
             for value, phrases in mapping.items():
                 for phrase in list(phrases) + [value]:
@@ -211,8 +225,9 @@ class QueryUnderstander:
         if token in self._terms or token in self._fillers:
             return out
         max_edits = config.max_edits_short if len(token) <= 6 else config.max_edits_long
-        matches = process.extract(token, self._token_list, scorer=Levenshtein.distance,
-                                  score_cutoff=max_edits, limit=50)
+        matches = process.extract(
+            token, self._token_list, scorer=Levenshtein.distance, score_cutoff=max_edits, limit=50
+        )
         ranked = sorted(
             ((cand, dist) for cand, dist, _ in matches if cand != token and dist > 0),
             key=lambda item: (item[1], -self._token_counts[item[0]]),
@@ -253,7 +268,7 @@ class QueryUnderstander:
         names_artist = any(kind == "artist" for kind, *_ in entries)
         for kind, display, _n, _pop in entries:
             if kind == "tag" and names_artist:
-                continue   # Last.fm tags that name an artist ("taylor swift") echo the artist reading
+                continue  # Last.fm tags that name an artist ("taylor swift") echo the artist reading
             slots.append(Slot(kind, candidate, display, span_text, start, end, similarity * specificity, corrected))
         for kind, value in self._terms.get(candidate, []):
             slots.append(Slot(kind, value, value, span_text, start, end, similarity, corrected))
@@ -280,7 +295,7 @@ class QueryUnderstander:
         names = {p[0]: p for p in pools[0]}
         for pool in pools[1:]:
             names = {p[0]: p for p in pool if p[0] in names}
-        if kind == "tag":   # as for exact tags: a tag naming an artist echoes the artist reading
+        if kind == "tag":  # as for exact tags: a tag naming an artist echoes the artist reading
             names = {n: p for n, p in names.items() if not any(e[0] == "artist" for e in self._names.get(n, []))}
         ranked = sorted(names.values(), key=lambda p: -p[2])[: self.config.max_partial_names]
         if not ranked:
@@ -309,16 +324,27 @@ class QueryUnderstander:
                     continue
                 token = tokens[state.position]
                 factor = config.filler_factor if token in self._fillers else config.unexplained_token_factor
-                expanded.append(_State(state.score * factor, state.position + 1, state.slots,
-                                       state.unexplained + (token,), state.single_kinds))
+                expanded.append(
+                    _State(
+                        state.score * factor,
+                        state.position + 1,
+                        state.slots,
+                        state.unexplained + (token,),
+                        state.single_kinds,
+                    )
+                )
                 for slot in by_start.get(state.position, []):
                     if slot.kind in state.single_kinds or any(
-                            (s.kind, s.value) == (slot.kind, slot.value) for s in state.slots):
+                        (s.kind, s.value) == (slot.kind, slot.value) for s in state.slots
+                    ):
                         continue
                     singles = state.single_kinds | ({slot.kind} if slot.kind in SINGLE_SLOTS else set())
                     gain = slot.confidence * priors.get(slot.kind, 0.5) * config.slot_factor
-                    expanded.append(_State(state.score * gain, slot.end,
-                                           state.slots + (slot,), state.unexplained, frozenset(singles)))
+                    expanded.append(
+                        _State(
+                            state.score * gain, slot.end, state.slots + (slot,), state.unexplained, frozenset(singles)
+                        )
+                    )
             expanded.sort(key=lambda s: -s.score)
             beam = expanded[:_BEAM_WIDTH]
         return complete

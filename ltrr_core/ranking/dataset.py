@@ -19,8 +19,14 @@ import pandas as pd
 
 from ..config import Settings
 from .features import FEATURE_SPEC_VERSION, feature_names
-from .labels import (PositionBias, clicked, fit_position_bias, fit_position_bias_randomized, graded_labels,
-                     no_position_bias)
+from .labels import (
+    PositionBias,
+    clicked,
+    fit_position_bias,
+    fit_position_bias_randomized,
+    graded_labels,
+    no_position_bias,
+)
 
 KEYS = ["request_id", "day", "position", "entity_id", "query"]
 DERIVED = ["group_size", "reciprocal_rank_min", "reciprocal_rank_max", "features_all_finite_or_missing"]
@@ -29,11 +35,11 @@ CONTRACT = Path(__file__).resolve().parents[2] / "data_contracts" / "ranker_trai
 
 @dataclass
 class RankingSet:
-    frame: pd.DataFrame              # KEYS + grade + clicked + label + feature columns
+    frame: pd.DataFrame  # KEYS + grade + clicked + label + feature columns
     features: list[str]
-    skipped_impressions: int         # logged without feature values (older schema) or another spec
+    skipped_impressions: int  # logged without feature values (older schema) or another spec
     bias: PositionBias
-    log_contracts: dict[str, Any] = field(default_factory=dict)   # per day: the log contracts' report
+    log_contracts: dict[str, Any] = field(default_factory=dict)  # per day: the log contracts' report
 
 
 def shown_rows(impressions: pd.DataFrame, names: list[str], strategies: list[str]) -> tuple[pd.DataFrame, int]:
@@ -41,14 +47,27 @@ def shown_rows(impressions: pd.DataFrame, names: list[str], strategies: list[str
     records, skipped = [], 0
     for imp in impressions.itertuples(index=False):
         logged = json.loads(imp.shown_features) if isinstance(imp.shown_features, str) else None
-        if (not isinstance(logged, dict) or logged.get("feature_spec") != FEATURE_SPEC_VERSION
-                or logged.get("strategies") != strategies or len(logged.get("rows", [])) != len(imp.shown_ids)):
+        if (
+            not isinstance(logged, dict)
+            or logged.get("feature_spec") != FEATURE_SPEC_VERSION
+            or logged.get("strategies") != strategies
+            or len(logged.get("rows", [])) != len(imp.shown_ids)
+        ):
             skipped += 1
             continue
         for position, (entity_id, row) in enumerate(zip(imp.shown_ids, logged["rows"]), start=1):
             values = [np.nan if v is None else float(v) for v in row["values"]]
-            records.append([imp.request_id, imp.timestamp.strftime("%Y-%m-%d"), position, entity_id,
-                            imp.normalised_query, bool(logged.get("randomized", False)), *values])
+            records.append(
+                [
+                    imp.request_id,
+                    imp.timestamp.strftime("%Y-%m-%d"),
+                    position,
+                    entity_id,
+                    imp.normalised_query,
+                    bool(logged.get("randomized", False)),
+                    *values,
+                ]
+            )
     return pd.DataFrame(records, columns=[*KEYS, "randomized", *names]), skipped
 
 
@@ -67,8 +86,11 @@ def load_ranking_days(settings: Settings, days: list[str]) -> tuple[pd.DataFrame
         rows["grade"] = graded_labels(rows, feedback, settings.ranker).to_numpy()
         rows["clicked"] = clicked(rows, feedback)
         frames.append(rows)
-    frame = (pd.concat(frames, ignore_index=True) if frames
-             else pd.DataFrame(columns=[*KEYS, "randomized", *names, "grade", "clicked"]))
+    frame = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=[*KEYS, "randomized", *names, "grade", "clicked"])
+    )
     return frame, reports, skipped
 
 
@@ -82,11 +104,17 @@ def build_ranking_set(settings: Settings, days: list[str], correct_position_bias
         bias = no_position_bias(config.positions)
     elif config.method == "randomized":
         shuffled = frame[frame["randomized"]]
-        bias = fit_position_bias_randomized(shuffled["request_id"].to_numpy(), shuffled["position"].to_numpy(),
-                                            shuffled["clicked"].to_numpy(), config)
+        bias = fit_position_bias_randomized(
+            shuffled["request_id"].to_numpy(), shuffled["position"].to_numpy(), shuffled["clicked"].to_numpy(), config
+        )
     else:
-        bias = fit_position_bias(frame["query"].to_numpy(), frame["entity_id"].to_numpy(),
-                                 frame["position"].to_numpy(), frame["clicked"].to_numpy(), config)
+        bias = fit_position_bias(
+            frame["query"].to_numpy(),
+            frame["entity_id"].to_numpy(),
+            frame["position"].to_numpy(),
+            frame["clicked"].to_numpy(),
+            config,
+        )
     frame["label"] = frame["grade"] * bias.weights(frame["position"].to_numpy(), config.floor)
     return RankingSet(frame, names, skipped, bias, log_contracts)
 
@@ -106,19 +134,20 @@ def check_ranking_set(settings: Settings, data: RankingSet, max_group: int | Non
     """Refuse (ContractViolation) a set that breaks ``data_contracts/ranker_training.json``.
     ``max_group``: the most rows per request (default ``runtime.max_results``, what a logged
     impression shows; a real query's candidate pool holds up to ``ranker.rerank_depth``)."""
-    from ..contracts.validate import ContractViolation, load_suite, validate_frame
-
-    from ..contracts.validate import ROW
+    from ..contracts.validate import ROW, ContractViolation, load_suite, validate_frame
 
     floor = settings.ranker.position_bias.floor if settings.ranker.position_bias.method != "none" else 1.0
     expected = [*KEYS, "randomized", *data.features, "grade", "clicked", "label", *DERIVED, ROW]
-    suite = load_suite(CONTRACT, overrides={
-        "expect_table_columns_to_match_set:None": {"column_set": expected},
-        "expect_column_values_to_be_between:label": {"max_value": max(settings.ranker.labels.values()) / floor},
-        "expect_column_values_to_be_between:grade": {"max_value": max(settings.ranker.labels.values())},
-        "expect_column_values_to_be_between:group_size": {"max_value": max_group or settings.runtime.max_results},
-        "expect_column_values_to_be_between:position": {"max_value": max_group or settings.runtime.max_results},
-    })
+    suite = load_suite(
+        CONTRACT,
+        overrides={
+            "expect_table_columns_to_match_set:None": {"column_set": expected},
+            "expect_column_values_to_be_between:label": {"max_value": max(settings.ranker.labels.values()) / floor},
+            "expect_column_values_to_be_between:grade": {"max_value": max(settings.ranker.labels.values())},
+            "expect_column_values_to_be_between:group_size": {"max_value": max_group or settings.runtime.max_results},
+            "expect_column_values_to_be_between:position": {"max_value": max_group or settings.runtime.max_results},
+        },
+    )
     view = contract_view(data.frame, data.features)
     report = validate_frame(view, suite, max_quarantine_fraction=0.0, example_columns=("request_id", "position"))
     if not report.passed:

@@ -14,7 +14,8 @@ Real CPCD held-out queries: the configured default plan, liked tracks as relevan
 from __future__ import annotations
 
 import json
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ def _pool(service, text: str, context: dict[str, Any], depths: dict[str, int]) -
     """The fused candidate pool of a replayed plan (the serving path) and its features."""
     understanding = service.understander.understand(text)
     fused, per_strategy = service.retrieve_plan(Query(text, context, understanding), depths)
-    pool = fused[:service.settings.ranker.rerank_depth]
+    pool = fused[: service.settings.ranker.rerank_depth]
     return pool, service.ranking_features(understanding.to_dict(), context, per_strategy, pool)
 
 
@@ -48,8 +49,13 @@ def rankings(pool: list, features: np.ndarray, contenders: dict[str, Ranker | No
     return out
 
 
-def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, dict[str, int]],
-                     engaged: dict[str, dict[str, int]], kinds: dict[str, str], confidence: float) -> dict[str, Any]:
+def score_contenders(
+    ranked: dict[str, dict[str, list[str]]],
+    graded: dict[str, dict[str, int]],
+    engaged: dict[str, dict[str, int]],
+    kinds: dict[str, str],
+    confidence: float,
+) -> dict[str, Any]:
     """Per contender nDCG@10 (graded truth) and MRR@10 (engaged entity), overall and by query
     type, and each contender minus the fusion with a paired bootstrap interval."""
     out: dict[str, Any] = {}
@@ -70,12 +76,14 @@ def score_contenders(ranked: dict[str, dict[str, list[str]]], graded: dict[str, 
         for metric in METRICS:
             base = per[FUSION][metric]
             out[name][f"{metric}_minus_fusion_ci"] = paired_bootstrap_ci(
-                np.array([per[name][metric][q] for q in base]), np.array(list(base.values())), confidence)
+                np.array([per[name][metric][q] for q in base]), np.array(list(base.values())), confidence
+            )
     return out
 
 
-def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Ranker | None],
-                        load_bundle: Callable[[str], Any]) -> dict[str, Any]:
+def evaluate_logged_day(
+    settings: Settings, day: str, contenders: dict[str, Ranker | None], load_bundle: Callable[[str], Any]
+) -> dict[str, Any]:
     """Contenders ranked on the replayed pools of ``day``'s logged requests, each on the bundle
     that served it (``load_bundle``: bundle id -> loaded service, handed in by the caller)."""
     from ..contracts.logs import check_logged_day
@@ -98,8 +106,10 @@ def evaluate_logged_day(settings: Settings, day: str, contenders: dict[str, Rank
     graded, kinds = {}, {}
     if truth is not None:
         known = truth.loc[truth.index.intersection(impressions["request_id"])]
-        graded = {r: {e: int(g) for e, g in zip(ids, gs) if g > 0}
-                  for r, ids, gs in zip(known.index, known["relevant_ids"], known["relevant_grades"])}
+        graded = {
+            r: {e: int(g) for e, g in zip(ids, gs) if g > 0}
+            for r, ids, gs in zip(known.index, known["relevant_ids"], known["relevant_grades"])
+        }
         kinds = dict(zip(known.index, query_kinds(known.reset_index())))
     result = score_contenders(ranked, graded, engaged, kinds, settings.bandit.ope.confidence)
     return {"day": day, "n_requests": len(impressions), "ground_truth": truth is not None, **result}
@@ -120,12 +130,17 @@ def evaluate_real_validation(settings: Settings, real: Any, contenders: dict[str
         for name, ranker in contenders.items():
             scores = ranker.score(values) if ranker is not None else -rows["position"].to_numpy(float)
             ranked[name][request_id] = [ids[i] for i in sorted(range(len(ids)), key=lambda i: (-scores[i], i))[:k]]
-    graded = real.validation_qrels                 # a query whose pool came back empty scores 0
+    graded = real.validation_qrels  # a query whose pool came back empty scores 0
     for lists in ranked.values():
         for request_id in graded:
             lists.setdefault(request_id, [])
-    result = score_contenders(ranked, graded, intended(graded, settings.eval), {q: "real_validation" for q in graded},
-                              settings.bandit.ope.confidence)
+    result = score_contenders(
+        ranked,
+        graded,
+        intended(graded, settings.eval),
+        {q: "real_validation" for q in graded},
+        settings.bandit.ope.confidence,
+    )
     return {"n_requests": len(graded), "source": "real", **result}
 
 
@@ -144,8 +159,13 @@ def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | No
         for name, ids in rankings(pool, features, contenders, settings.runtime.max_results).items():
             ranked[name][qid] = ids
     graded = graded_labels(labelled, service.display, settings.eval).qrels
-    result = score_contenders(ranked, graded, intended(graded, settings.eval), {q: "cpcd_heldout" for q in graded},
-                              settings.bandit.ope.confidence)
+    result = score_contenders(
+        ranked,
+        graded,
+        intended(graded, settings.eval),
+        {q: "cpcd_heldout" for q in graded},
+        settings.bandit.ope.confidence,
+    )
     return {"n_queries": len(labelled.queries), "plan": settings.runtime.policy.default_plan, **result}
 
 
@@ -163,8 +183,12 @@ def evaluate_ranker(settings: Settings, ranker_dir, load_bundle: Callable[[str],
     contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": ranker}
     champion = serving_ranker(settings)
     contenders["champion"] = champion
-    out: dict[str, Any] = {"ranker": ranker.version, "evaluation_day": report["evaluation_day"],
-                           "champion_version": champion.version if champion else None, "simulated": None}
+    out: dict[str, Any] = {
+        "ranker": ranker.version,
+        "evaluation_day": report["evaluation_day"],
+        "champion_version": champion.version if champion else None,
+        "simulated": None,
+    }
     if report["evaluation_day"] in logged_days(settings.data_dir / settings.runtime.log_dir):
         simulated = evaluate_logged_day(settings, report["evaluation_day"], contenders, load_bundle)
         out["simulated"] = {name: simulated[name] for name in contenders}

@@ -24,21 +24,62 @@ from ..config import FusionConfig
 from ..text import normalize
 
 FEATURE_SPEC_VERSION = 1
-ENTITY_COLUMNS = ["id", "type", "title", "artists", "tags", "genres", "moods", "seasons", "version_types",
-                  "decades", "year", "popularity"]
-_SLOT_FIELDS = {"artist": "artists", "title": "title", "tag": "tags", "genre": "genres",
-                "mood": "moods", "season": "seasons", "version": "version_types", "decade": "decades"}
+ENTITY_COLUMNS = [
+    "id",
+    "type",
+    "title",
+    "artists",
+    "tags",
+    "genres",
+    "moods",
+    "seasons",
+    "version_types",
+    "decades",
+    "year",
+    "popularity",
+]
+_SLOT_FIELDS = {
+    "artist": "artists",
+    "title": "title",
+    "tag": "tags",
+    "genre": "genres",
+    "mood": "moods",
+    "season": "seasons",
+    "version": "version_types",
+    "decade": "decades",
+}
 _MATCHED_SLOTS = ("artist", "title", "tag", "genre", "mood", "season", "version", "decade")
-_CATALOG_FEATURES = ("title_similarity", "title_artist_similarity", "artist_in_query", "popularity", "year",
-                     "is_artist", "profile_tag_overlap")
-_QUERY_FEATURES = ("intent_lookup", "intent_browse", "n_tokens", "n_corrected_tokens", "best_interpretation_probability")
+_CATALOG_FEATURES = (
+    "title_similarity",
+    "title_artist_similarity",
+    "artist_in_query",
+    "popularity",
+    "year",
+    "is_artist",
+    "profile_tag_overlap",
+)
+_QUERY_FEATURES = (
+    "intent_lookup",
+    "intent_browse",
+    "n_tokens",
+    "n_corrected_tokens",
+    "best_interpretation_probability",
+)
 
 
 def feature_names(strategies: list[str]) -> list[str]:
     """The spec: names in order. Strategies are the bundle's, sorted, so adding one adds columns."""
     per_strategy = [f"{s}_{part}" for s in sorted(strategies) for part in ("found", "reciprocal_rank", "score")]
-    return [*per_strategy, "n_strategies", "fusion_score", "memory_match_quality", "memory_exact",
-            *[f"slot_match_{k}" for k in _MATCHED_SLOTS], *_CATALOG_FEATURES, *_QUERY_FEATURES]
+    return [
+        *per_strategy,
+        "n_strategies",
+        "fusion_score",
+        "memory_match_quality",
+        "memory_exact",
+        *[f"slot_match_{k}" for k in _MATCHED_SLOTS],
+        *_CATALOG_FEATURES,
+        *_QUERY_FEATURES,
+    ]
 
 
 class EntityAttributes:
@@ -55,11 +96,11 @@ class EntityAttributes:
         self._rows: dict[str, dict[str, Any]] = {}
 
     @classmethod
-    def from_frame(cls, frame: pd.DataFrame) -> "EntityAttributes":
+    def from_frame(cls, frame: pd.DataFrame) -> EntityAttributes:
         return cls(frame.reset_index(drop=True))
 
     @classmethod
-    def load(cls, path: Path) -> "EntityAttributes":
+    def load(cls, path: Path) -> EntityAttributes:
         return cls(pd.read_parquet(path, columns=ENTITY_COLUMNS))
 
     def get(self, entity_id: str) -> dict[str, Any] | None:
@@ -69,7 +110,7 @@ class EntityAttributes:
                 position = self._position.get_loc(entity_id)
             except KeyError:
                 return None
-            row = self._rows[entity_id] = self._normalised(int(position))   # racing threads write equal rows
+            row = self._rows[entity_id] = self._normalised(int(position))  # racing threads write equal rows
         return row
 
     def _normalised(self, i: int) -> dict[str, Any]:
@@ -83,12 +124,18 @@ class EntityAttributes:
 
         year, decades = column("year"), column("decades")
         return {
-            "type": column("type"), "title": normalize(column("title") or ""),
-            "artists": values("artists"), "tags": values("tags"), "genres": values("genres"),
-            "moods": values("moods"), "seasons": values("seasons"), "version_types": values("version_types"),
+            "type": column("type"),
+            "title": normalize(column("title") or ""),
+            "artists": values("artists"),
+            "tags": values("tags"),
+            "genres": values("genres"),
+            "moods": values("moods"),
+            "seasons": values("seasons"),
+            "version_types": values("version_types"),
             "decades": frozenset(str(int(d)) for d in (decades if decades is not None else [])),
             "year": float(year) if year is not None and not pd.isna(year) else math.nan,
-            "popularity": float(column("popularity") or 0.0)}
+            "popularity": float(column("popularity") or 0.0),
+        }
 
 
 def _slot_matches(entity: dict[str, Any], slot: dict[str, Any]) -> bool:
@@ -99,9 +146,15 @@ def _slot_matches(entity: dict[str, Any], slot: dict[str, Any]) -> bool:
     return value in entity.get(field, ())
 
 
-def candidate_features(qu: dict[str, Any], context: dict[str, Any], strategy_meta: dict[str, dict[str, Any]],
-                       candidates: list[tuple[str, dict[str, tuple[int, float]]]], entities: EntityAttributes,
-                       strategies: list[str], fusion: FusionConfig) -> np.ndarray:
+def candidate_features(
+    qu: dict[str, Any],
+    context: dict[str, Any],
+    strategy_meta: dict[str, dict[str, Any]],
+    candidates: list[tuple[str, dict[str, tuple[int, float]]]],
+    entities: EntityAttributes,
+    strategies: list[str],
+    fusion: FusionConfig,
+) -> np.ndarray:
     """(n_candidates, n_features) in ``feature_names(strategies)`` order.
 
     ``qu``: QueryUnderstanding.to_dict(); ``strategy_meta``: each strategy's Candidates.meta;
@@ -112,8 +165,13 @@ def candidate_features(qu: dict[str, Any], context: dict[str, Any], strategy_met
     intent = qu.get("intent", {})
     interpretations = qu.get("interpretations", [])
     best_p = interpretations[0]["probability"] if interpretations else 0.0
-    query_part = [float(intent.get("lookup", 0.0)), float(intent.get("browse", 0.0)), float(len(qu.get("tokens", []))),
-                  float(len(qu.get("corrections", {}))), float(best_p)]
+    query_part = [
+        float(intent.get("lookup", 0.0)),
+        float(intent.get("browse", 0.0)),
+        float(len(qu.get("tokens", []))),
+        float(len(qu.get("corrections", {}))),
+        float(best_p),
+    ]
     memory = strategy_meta.get("memory", {})
     memory_quality = float(memory.get("match_quality", 0.0))
     memory_exact = float(memory.get("match") == "exact")
@@ -125,22 +183,41 @@ def candidate_features(qu: dict[str, Any], context: dict[str, Any], strategy_met
         row: list[float] = []
         for s in ordered:
             rank, score = found_by.get(s, (None, None))
-            row += [float(rank is not None), 1.0 / rank if rank else 0.0, float(score) if score is not None else math.nan]
+            row += [
+                float(rank is not None),
+                1.0 / rank if rank else 0.0,
+                float(score) if score is not None else math.nan,
+            ]
         fusion_score = sum(fusion.weights.get(s, 1.0) / (fusion.rrf_k + r) for s, (r, _) in found_by.items())
-        row += [float(len(found_by)), fusion_score, memory_quality * ("memory" in found_by),
-                memory_exact * ("memory" in found_by)]
-        if entity is None:          # not in the entity table: catalog features unknown
+        row += [
+            float(len(found_by)),
+            fusion_score,
+            memory_quality * ("memory" in found_by),
+            memory_exact * ("memory" in found_by),
+        ]
+        if entity is None:  # not in the entity table: catalog features unknown
             row += [math.nan] * (len(_MATCHED_SLOTS) + len(_CATALOG_FEATURES))
         else:
             for kind in _MATCHED_SLOTS:
-                row.append(sum(i["probability"] * max((s["confidence"] for s in i["slots"]
-                                                        if s["kind"] == kind and _slot_matches(entity, s)), default=0.0)
-                               for i in interpretations))
+                row.append(
+                    sum(
+                        i["probability"]
+                        * max(
+                            (s["confidence"] for s in i["slots"] if s["kind"] == kind and _slot_matches(entity, s)),
+                            default=0.0,
+                        )
+                        for i in interpretations
+                    )
+                )
             artists = " ".join(sorted(entity["artists"]))
-            row += [fuzz.token_set_ratio(query, entity["title"]) / 100.0,
-                    fuzz.token_set_ratio(query, f"{entity['title']} {artists}") / 100.0,
-                    float(any(a and a in query for a in entity["artists"])),
-                    entity["popularity"], entity["year"], float(entity["type"] == "artist"),
-                    len(profile & entity["tags"]) / len(profile) if profile else 0.0]
+            row += [
+                fuzz.token_set_ratio(query, entity["title"]) / 100.0,
+                fuzz.token_set_ratio(query, f"{entity['title']} {artists}") / 100.0,
+                float(any(a and a in query for a in entity["artists"])),
+                entity["popularity"],
+                entity["year"],
+                float(entity["type"] == "artist"),
+                len(profile & entity["tags"]) / len(profile) if profile else 0.0,
+            ]
         rows.append(row + query_part)
     return np.array(rows, dtype=float).reshape(len(rows), len(feature_names(strategies)))

@@ -57,12 +57,12 @@ def clicked(shown: pd.DataFrame, feedback: pd.DataFrame) -> np.ndarray:
 class PositionBias:
     """Examination probability by position, relative to position 1."""
 
-    examination: np.ndarray          # index 0 = position 1
+    examination: np.ndarray  # index 0 = position 1
     iterations: int
     n_impressions: int
     method: str = "em"
-    eta: float | None = None         # power-law exponent (randomized)
-    raw_ratios: list[float] | None = None   # click-through by position / position 1 (randomized)
+    eta: float | None = None  # power-law exponent (randomized)
+    raw_ratios: list[float] | None = None  # click-through by position / position 1 (randomized)
     n_clicks: int | None = None
 
     def weights(self, positions: np.ndarray, floor: float) -> np.ndarray:
@@ -71,14 +71,24 @@ class PositionBias:
         return 1.0 / theta[index]
 
     def to_dict(self) -> dict:
-        out = {"method": self.method, "examination": [round(float(x), 4) for x in self.examination],
-               "iterations": self.iterations, "n_impressions": self.n_impressions}
+        out = {
+            "method": self.method,
+            "examination": [round(float(x), 4) for x in self.examination],
+            "iterations": self.iterations,
+            "n_impressions": self.n_impressions,
+        }
         extras = {"eta": self.eta, "raw_ratios": self.raw_ratios, "n_clicks": self.n_clicks}
         return {**out, **{k: v for k, v in extras.items() if v is not None}}
 
 
-def fit_position_bias(queries: np.ndarray, entities: np.ndarray, positions: np.ndarray, clicks: np.ndarray,
-                      config: PositionBiasConfig, tolerance: float = 1e-6) -> PositionBias:
+def fit_position_bias(
+    queries: np.ndarray,
+    entities: np.ndarray,
+    positions: np.ndarray,
+    clicks: np.ndarray,
+    config: PositionBiasConfig,
+    tolerance: float = 1e-6,
+) -> PositionBias:
     """EM for the position-based model on logged impressions (positions 1-based)."""
     n_positions = config.positions
     keep = (positions >= 1) & (positions <= n_positions)
@@ -90,7 +100,7 @@ def fit_position_bias(queries: np.ndarray, entities: np.ndarray, positions: np.n
     k_count = np.maximum(np.bincount(k, minlength=n_positions), 1)
     g_count = np.bincount(pairs, minlength=len(gamma))
     iteration = 0
-    for iteration in range(1, config.iterations + 1):
+    for iteration in range(1, config.iterations + 1):  # noqa: B007 - the count is reported after the loop
         t, r = theta[k], gamma[pairs]
         no_click = np.maximum(1.0 - t * r, 1e-12)
         examined = c + (1 - c) * t * (1 - r) / no_click
@@ -105,15 +115,17 @@ def fit_position_bias(queries: np.ndarray, entities: np.ndarray, positions: np.n
     return PositionBias(np.clip(relative, 0.0, 1.0), iteration, int(keep.sum()))
 
 
-def fit_position_bias_randomized(requests: np.ndarray, positions: np.ndarray, clicks: np.ndarray,
-                                 config: PositionBiasConfig) -> PositionBias:
+def fit_position_bias_randomized(
+    requests: np.ndarray, positions: np.ndarray, clicks: np.ndarray, config: PositionBiasConfig
+) -> PositionBias:
     """Power-law examination from shuffled requests: maximise, over eta, the log-likelihood of
     each click's position given the positions its request showed (theta_k = k^-eta)."""
     from scipy.optimize import minimize_scalar
 
     keep = (positions >= 1) & (positions <= config.positions)
-    frame = pd.DataFrame({"request": requests[keep], "position": positions[keep].astype(int),
-                          "click": clicks[keep].astype(float)})
+    frame = pd.DataFrame(
+        {"request": requests[keep], "position": positions[keep].astype(int), "click": clicks[keep].astype(float)}
+    )
     clicked = frame[frame["click"] > 0]
     shown = frame.groupby("request")["position"].apply(np.array)
     if clicked.empty:
@@ -124,7 +136,7 @@ def fit_position_bias_randomized(requests: np.ndarray, positions: np.ndarray, cl
     max_len = max(len(x) for x in shown_lists)
     padded = np.full((len(shown_lists), max_len), np.nan)
     for i, x in enumerate(shown_lists):
-        padded[i, :len(x)] = x
+        padded[i, : len(x)] = x
     log_shown = np.log(padded)
 
     def negative_log_likelihood(eta: float) -> float:
@@ -135,9 +147,15 @@ def fit_position_bias_randomized(requests: np.ndarray, positions: np.ndarray, cl
     ks = np.arange(1, config.positions + 1)
     per_position = frame.groupby("position")["click"].mean().reindex(ks)
     raw = (per_position / per_position.iloc[0]).fillna(0.0).to_numpy() if per_position.iloc[0] > 0 else None
-    return PositionBias(ks ** -eta, 1, int(keep.sum()), method="randomized", eta=round(eta, 4),
-                        raw_ratios=None if raw is None else [round(float(x), 4) for x in raw],
-                        n_clicks=int(len(clicked)))
+    return PositionBias(
+        ks**-eta,
+        1,
+        int(keep.sum()),
+        method="randomized",
+        eta=round(eta, 4),
+        raw_ratios=None if raw is None else [round(float(x), 4) for x in raw],
+        n_clicks=int(len(clicked)),
+    )
 
 
 def no_position_bias(positions: int) -> PositionBias:

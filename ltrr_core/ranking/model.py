@@ -27,8 +27,10 @@ class Ranker:
         directory = Path(directory)
         self.spec: dict[str, Any] = json.loads((directory / SPEC_FILE).read_text(encoding="utf-8"))
         if self.spec.get("feature_spec_version") != FEATURE_SPEC_VERSION:
-            raise RankerError(f"{directory / SPEC_FILE}: feature spec version {self.spec.get('feature_spec_version')!r}; "
-                              f"this runtime computes version {FEATURE_SPEC_VERSION}")
+            raise RankerError(
+                f"{directory / SPEC_FILE}: feature spec version {self.spec.get('feature_spec_version')!r}; "
+                f"this runtime computes version {FEATURE_SPEC_VERSION}"
+            )
         self.version: str = self.spec["version"]
         self.feature_names: list[str] = self.spec["feature_names"]
         self.model = CatBoost()
@@ -36,8 +38,9 @@ class Ranker:
 
     def check_features(self, names: list[str]) -> None:
         if names != self.feature_names:
-            raise RankerError(f"ranker {self.version} was trained on features {self.feature_names}, "
-                              f"the runtime computes {names}")
+            raise RankerError(
+                f"ranker {self.version} was trained on features {self.feature_names}, the runtime computes {names}"
+            )
 
     def score(self, features: np.ndarray) -> np.ndarray:
         if not len(features):

@@ -19,45 +19,54 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 
+from ..bandit.features import policy_features
 from ..config import Settings
 from ..durable import write_json_atomic, write_parquet
 from ..eval.datasets import LabelledQueries
-from ..bandit.features import policy_features
 from ..learning_data import is_validation, prune, retrieval_key, served_strategies, train_queries
 from ..models.policy import greedy_decision
 from ..retrieval.base import Query
 from .dataset import KEYS
 from .features import FEATURE_SPEC_VERSION, feature_names
 
-DAY = "real:cpcd-train"       # the ``day`` key of real rows: they come from no logged day
-POOL_MARK = "|pool="          # between a real query and the name of one of its pools in a group id
+DAY = "real:cpcd-train"  # the ``day`` key of real rows: they come from no logged day
+POOL_MARK = "|pool="  # between a real query and the name of one of its pools in a group id
 
 
 @dataclass
 class RealEngagementSet:
     """Fused candidate pools of real train queries with features and graded labels."""
 
-    fit: pd.DataFrame                      # KEYS + randomized + features + grade + clicked + label
+    fit: pd.DataFrame  # KEYS + randomized + features + grade + clicked + label
     validation: pd.DataFrame
     features: list[str]
-    validation_qrels: dict[str, dict[str, int]]   # request id -> graded labels (the whole set, not the pool)
+    validation_qrels: dict[str, dict[str, int]]  # request id -> graded labels (the whole set, not the pool)
     plan: dict[str, int]
     bundle_id: str
 
     def summary(self) -> dict[str, Any]:
         def counts(frame: pd.DataFrame) -> dict[str, int]:
-            return {"queries": int(query_ids(frame).nunique()), "pools": int(frame["request_id"].nunique()),
-                    "rows": len(frame)}
+            return {
+                "queries": int(query_ids(frame).nunique()),
+                "pools": int(frame["request_id"].nunique()),
+                "rows": len(frame),
+            }
 
-        return {"source": "CPCD train searches with a like", "bundle_id": self.bundle_id, "plan": self.plan,
-                "fit": counts(self.fit), "validation": counts(self.validation)}
+        return {
+            "source": "CPCD train searches with a like",
+            "bundle_id": self.bundle_id,
+            "plan": self.plan,
+            "fit": counts(self.fit),
+            "validation": counts(self.validation),
+        }
 
 
 def query_ids(frame: pd.DataFrame) -> pd.Series:
@@ -69,8 +78,9 @@ def candidate_plan(settings: Settings, strategies: list[str]) -> dict[str, int]:
     return {name: settings.ranker.real.depth for name in served_strategies(settings, strategies)}
 
 
-def query_rows(service: Any, query_id: str, text: str, graded: dict[str, int], plan: dict[str, int],
-               pools: list[str]) -> list[list[Any]]:
+def query_rows(
+    service: Any, query_id: str, text: str, graded: dict[str, int], plan: dict[str, int], pools: list[str]
+) -> list[list[Any]]:
     """One query's pools through the serving path: rows of KEYS + randomized + features + grade.
 
     Each strategy of ``plan`` is run once; ``wide`` fuses them all at the plan's depth, ``served``
@@ -80,8 +90,11 @@ def query_rows(service: Any, query_id: str, text: str, graded: dict[str, int], p
     prefix of its top ``ranker.real.depth`` (exact for lexical and semantic; structured search may
     relax its filters differently at another depth)."""
     understanding = service.understander.understand(text)
-    found = {name: service.strategies[name].retrieve(Query(text, {}, understanding), depth)
-             for name, depth in plan.items() if name in service.strategies}
+    found = {
+        name: service.strategies[name].retrieve(Query(text, {}, understanding), depth)
+        for name, depth in plan.items()
+        if name in service.strategies
+    }
     depths = {"wide": plan}
     if "served" in pools:
         decision = greedy_decision(service.policy, policy_features(understanding, {}, None))
@@ -89,11 +102,13 @@ def query_rows(service: Any, query_id: str, text: str, graded: dict[str, int], p
     rows = []
     for pool_name in pools:
         fused, per_strategy = service.fuse_plan(found, depths[pool_name])
-        pool = fused[:service.settings.ranker.rerank_depth]
+        pool = fused[: service.settings.ranker.rerank_depth]
         values = service.ranking_features(understanding.to_dict(), {}, per_strategy, pool)
         request_id = request_of(query_id, pool_name)
-        rows += [[request_id, DAY, position, c.entity_id, text, False, *row, float(graded.get(c.entity_id, 0))]
-                 for position, (c, row) in enumerate(zip(pool, values.tolist()), start=1)]
+        rows += [
+            [request_id, DAY, position, c.entity_id, text, False, *row, float(graded.get(c.entity_id, 0))]
+            for position, (c, row) in enumerate(zip(pool, values.tolist()), start=1)
+        ]
     return rows
 
 
@@ -120,30 +135,58 @@ def real_engagement_set(settings: Settings, service: Any, labelled: LabelledQuer
     judged = "served" if "served" in pools else "wide"
     validation = {request_of(q, judged): g for q, g in graded.items() if is_validation(q, settings)}
     validating = query_ids(frame).isin({f"cpcd:{q}" for q in graded if is_validation(q, settings)}).to_numpy()
-    return RealEngagementSet(frame[~validating].reset_index(drop=True), frame[validating].reset_index(drop=True), names,
-                             validation, plan, service.bundle_id)
+    return RealEngagementSet(
+        frame[~validating].reset_index(drop=True),
+        frame[validating].reset_index(drop=True),
+        names,
+        validation,
+        plan,
+        service.bundle_id,
+    )
 
 
-def cached_real_engagement_set(settings: Settings, bundle: Path, load_bundle: Callable[[str], Any],
-                               cache: Path, keep: int = 3) -> RealEngagementSet:
+def cached_real_engagement_set(
+    settings: Settings, bundle: Path, load_bundle: Callable[[str], Any], cache: Path, keep: int = 3
+) -> RealEngagementSet:
     """``real_engagement_set`` over ``bundle``, cached under ``cache`` by ``learning_data.retrieval_key``: a night whose
     retrieval did not change (a new policy or Q2E table only) reuses the pools instead of running
     every train query again. Written atomically; the newest ``keep`` sets are kept."""
-    key = retrieval_key(settings, bundle, "ranker pools", FEATURE_SPEC_VERSION, settings.ranker.rerank_depth,
-                        *(_policy_files(bundle) if "served" in settings.ranker.real.pools else ()))
+    key = retrieval_key(
+        settings,
+        bundle,
+        "ranker pools",
+        FEATURE_SPEC_VERSION,
+        settings.ranker.rerank_depth,
+        *(_policy_files(bundle) if "served" in settings.ranker.real.pools else ()),
+    )
     frame_path, meta_path = cache / f"{key}.parquet", cache / f"{key}.json"
     if frame_path.is_file() and meta_path.is_file():
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         frame = pd.read_parquet(frame_path)
         validation_queries = {r.split(POOL_MARK)[0] for r in meta["validation_qrels"]}
         validating = query_ids(frame).isin(validation_queries).to_numpy()
-        return RealEngagementSet(frame[~validating].reset_index(drop=True), frame[validating].reset_index(drop=True),
-                                 meta["features"], meta["validation_qrels"], meta["plan"], meta["bundle_id"])
+        return RealEngagementSet(
+            frame[~validating].reset_index(drop=True),
+            frame[validating].reset_index(drop=True),
+            meta["features"],
+            meta["validation_qrels"],
+            meta["plan"],
+            meta["bundle_id"],
+        )
     real = real_engagement_set(settings, load_bundle(bundle.name))
-    write_parquet(pa.Table.from_pandas(pd.concat([real.fit, real.validation], ignore_index=True), preserve_index=False),
-                  frame_path)
-    write_json_atomic(meta_path, {"features": real.features, "validation_qrels": real.validation_qrels,
-                                  "plan": real.plan, "bundle_id": real.bundle_id})
+    write_parquet(
+        pa.Table.from_pandas(pd.concat([real.fit, real.validation], ignore_index=True), preserve_index=False),
+        frame_path,
+    )
+    write_json_atomic(
+        meta_path,
+        {
+            "features": real.features,
+            "validation_qrels": real.validation_qrels,
+            "plan": real.plan,
+            "bundle_id": real.bundle_id,
+        },
+    )
     prune(cache, keep)
     return real
 

@@ -47,7 +47,7 @@ def _plots(report: dict[str, Any], directory: Path) -> list[Path]:
     fig.savefig(directory / "feature_importance.png", dpi=110)
     plt.close(fig)
     if not (report.get("position_bias") or {}).get("examination"):
-        return [directory / "feature_importance.png"]      # real engagement only: no clicks by position
+        return [directory / "feature_importance.png"]  # real engagement only: no clicks by position
     examination = report["position_bias"]["examination"]
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(range(1, len(examination) + 1), examination, marker="o", label="estimated (EM, PBM)")
@@ -69,8 +69,9 @@ def _dataset_name(report: dict[str, Any]) -> str:
     return "ranking rows " + " + ".join(parts)
 
 
-def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any], training_rows: pd.DataFrame,
-                   run_name: str) -> dict[str, Any]:
+def log_ranker_run(
+    settings: Settings, ranker_dir: Path, report: dict[str, Any], training_rows: pd.DataFrame, run_name: str
+) -> dict[str, Any]:
     import mlflow
     from catboost import CatBoostRanker
 
@@ -78,25 +79,43 @@ def log_ranker_run(settings: Settings, ranker_dir: Path, report: dict[str, Any],
     # threads, and MLflow's "current experiment" is process-wide.
     experiment_id = use_experiment(settings, settings.mlflow.ranker_experiment)
     with mlflow.start_run(run_name=run_name, experiment_id=experiment_id) as run:
-        mlflow.log_params({"sources": ",".join(report.get("sources", ["logs"])),
-                           "train_days": ",".join(report["train_days"]) or "none",
-                           "validation_day": report["validation_day"] or "real validation queries",
-                           "evaluation_day": report["evaluation_day"], "loss": report["loss"],
-                           "ranker_version": report["version"], "champion": report["champion"] or "none",
-                           **{f"ranker.{k}": v for k, v in settings.ranker.model_dump().items()
-                              if not isinstance(v, (dict, list))},
-                           "ranker.position_bias.method": settings.ranker.position_bias.method})
+        mlflow.log_params(
+            {
+                "sources": ",".join(report.get("sources", ["logs"])),
+                "train_days": ",".join(report["train_days"]) or "none",
+                "validation_day": report["validation_day"] or "real validation queries",
+                "evaluation_day": report["evaluation_day"],
+                "loss": report["loss"],
+                "ranker_version": report["version"],
+                "champion": report["champion"] or "none",
+                **{
+                    f"ranker.{k}": v for k, v in settings.ranker.model_dump().items() if not isinstance(v, (dict, list))
+                },
+                "ranker.position_bias.method": settings.ranker.position_bias.method,
+            }
+        )
         mlflow.log_metrics(_flat_metrics(report))
-        mlflow.log_input(mlflow.data.from_pandas(training_rows.astype(str), name=_dataset_name(report)), context="training")
+        mlflow.log_input(
+            mlflow.data.from_pandas(training_rows.astype(str), name=_dataset_name(report)), context="training"
+        )
         with tempfile.TemporaryDirectory() as tmp:
             for plot in _plots(report, Path(tmp)):
                 mlflow.log_artifact(str(plot))
         mlflow.log_dict(report, "report.json")
         model = CatBoostRanker()
         model.load_model(str(ranker_dir / "model.cbm"))
-        info = mlflow.catboost.log_model(model, name="ranker", registered_model_name=settings.mlflow.ranker_model_name,
-                                         extra_files=[str(ranker_dir / "ranker.json")])
+        info = mlflow.catboost.log_model(
+            model,
+            name="ranker",
+            registered_model_name=settings.mlflow.ranker_model_name,
+            extra_files=[str(ranker_dir / "ranker.json")],
+        )
         version = info.registered_model_version
         challenger = register_challenger(settings, settings.mlflow.ranker_model_name, version, report["evaluation_day"])
-    return {"run_id": run.info.run_id, "experiment_id": run.info.experiment_id, "model_version": version,
-            "experiment": settings.mlflow.ranker_experiment, "challenger": challenger}
+    return {
+        "run_id": run.info.run_id,
+        "experiment_id": run.info.experiment_id,
+        "model_version": version,
+        "experiment": settings.mlflow.ranker_experiment,
+        "challenger": challenger,
+    }

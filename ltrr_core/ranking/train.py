@@ -14,22 +14,23 @@ of training and validation (they stay in the evaluation, which uses ground truth
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
-from .dataset import RankingSet, build_ranking_set, check_ranking_set
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
-from .labels import no_position_bias
-from .real import DAY, RealEngagementSet, cached_real_engagement_set
+from .dataset import RankingSet, build_ranking_set, check_ranking_set
 from .features import FEATURE_SPEC_VERSION
+from .labels import no_position_bias
 from .model import MODEL_FILE, SPEC_FILE, Ranker
+from .real import DAY, RealEngagementSet, cached_real_engagement_set
 
 
 class NotEnoughRankingData(ValueError):
@@ -61,8 +62,10 @@ def split_days(settings: Settings, day: date, window: int | None = None) -> Spli
     if day.isoformat() not in logged:
         raise NotEnoughRankingData(f"evaluation day {day} has no logs")
     if len(before) < 2:
-        raise NotEnoughRankingData(f"{len(before)} logged day(s) in the {window} days before {day}: "
-                                   "need at least one training day and one validation day")
+        raise NotEnoughRankingData(
+            f"{len(before)} logged day(s) in the {window} days before {day}: "
+            "need at least one training day and one validation day"
+        )
     return Split(before[:-1], before[-1], day.isoformat())
 
 
@@ -74,17 +77,28 @@ def _labelled_groups(frame: pd.DataFrame) -> pd.DataFrame:
 def _pool(frame: pd.DataFrame, features: list[str]):
     from catboost import Pool
 
-    return Pool(frame[features].to_numpy(float), label=frame["label"].to_numpy(float),
-                group_id=pd.factorize(frame["request_id"])[0])
+    return Pool(
+        frame[features].to_numpy(float),
+        label=frame["label"].to_numpy(float),
+        group_id=pd.factorize(frame["request_id"])[0],
+    )
 
 
 def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.DataFrame, features: list[str]):
     from catboost import CatBoostRanker
 
     config = settings.ranker
-    model = CatBoostRanker(loss_function=loss, eval_metric="NDCG:top=10", iterations=config.iterations,
-                           depth=config.depth, learning_rate=config.learning_rate, thread_count=config.threads,
-                           random_seed=config.seed, allow_writing_files=False, verbose=False)
+    model = CatBoostRanker(
+        loss_function=loss,
+        eval_metric="NDCG:top=10",
+        iterations=config.iterations,
+        depth=config.depth,
+        learning_rate=config.learning_rate,
+        thread_count=config.threads,
+        random_seed=config.seed,
+        allow_writing_files=False,
+        verbose=False,
+    )
     valid = _pool(validation, features)
     model.fit(_pool(train, features), eval_set=valid, early_stopping_rounds=50)
     # get_best_score() is empty for YetiRank; the shrunk model's own NDCG on the validation day is not.
@@ -108,13 +122,13 @@ def serving_ranker(settings: Settings) -> Ranker | None:
 class TrainingData:
     """What one night's ranker fits on, whatever its sources (``ranker.sources``)."""
 
-    train: pd.DataFrame                    # labelled groups only
+    train: pd.DataFrame  # labelled groups only
     valid: pd.DataFrame
     features: list[str]
     report: dict[str, Any]
     contract: dict[str, Any]
     log_contracts: dict[str, Any]
-    logged: RankingSet | None = None       # the logged days' set (its position bias), when logs are a source
+    logged: RankingSet | None = None  # the logged days' set (its position bias), when logs are a source
     real: RealEngagementSet | None = None
 
 
@@ -123,20 +137,40 @@ def _logged_data(settings: Settings, split: Split) -> TrainingData:
     validation = build_ranking_set(settings, [split.validation_day], correct_position_bias=False)
     # Validation labels use the training days' examination estimate: one correction, fitted once.
     floor = settings.ranker.position_bias.floor
-    validation.frame["label"] = validation.frame["grade"] * training.bias.weights(validation.frame["position"].to_numpy(), floor)
-    contract = {"training": check_ranking_set(settings, training), "validation": check_ranking_set(settings, validation)}
+    validation.frame["label"] = validation.frame["grade"] * training.bias.weights(
+        validation.frame["position"].to_numpy(), floor
+    )
+    contract = {
+        "training": check_ranking_set(settings, training),
+        "validation": check_ranking_set(settings, validation),
+    }
     train, valid = _labelled_groups(training.frame), _labelled_groups(validation.frame)
     if train["request_id"].nunique() < settings.ranker.min_requests or valid.empty:
-        raise NotEnoughRankingData(f"{train['request_id'].nunique()} labelled requests on {split.train_days} "
-                                   f"(ranker.min_requests is {settings.ranker.min_requests}), "
-                                   f"{valid['request_id'].nunique()} on the validation day {split.validation_day}")
-    report = {"train_days": split.train_days, "validation_day": split.validation_day,
-              "position_bias": training.bias.to_dict(),
-              "training_set": {"rows": len(training.frame), "requests": int(training.frame["request_id"].nunique()),
-                               "labelled_requests": int(train["request_id"].nunique()),
-                               "skipped_impressions": training.skipped_impressions}}
-    return TrainingData(train, valid, training.features, report, contract,
-                        {**training.log_contracts, **validation.log_contracts}, logged=training)
+        raise NotEnoughRankingData(
+            f"{train['request_id'].nunique()} labelled requests on {split.train_days} "
+            f"(ranker.min_requests is {settings.ranker.min_requests}), "
+            f"{valid['request_id'].nunique()} on the validation day {split.validation_day}"
+        )
+    report = {
+        "train_days": split.train_days,
+        "validation_day": split.validation_day,
+        "position_bias": training.bias.to_dict(),
+        "training_set": {
+            "rows": len(training.frame),
+            "requests": int(training.frame["request_id"].nunique()),
+            "labelled_requests": int(train["request_id"].nunique()),
+            "skipped_impressions": training.skipped_impressions,
+        },
+    }
+    return TrainingData(
+        train,
+        valid,
+        training.features,
+        report,
+        contract,
+        {**training.log_contracts, **validation.log_contracts},
+        logged=training,
+    )
 
 
 def _real_data(settings: Settings, load_bundle: Callable[[str], Any]) -> TrainingData:
@@ -147,14 +181,28 @@ def _real_data(settings: Settings, load_bundle: Callable[[str], Any]) -> Trainin
     real = cached_real_engagement_set(settings, bundle, load_bundle, cache_dir(settings, "real-pools"))
     n_queries = real.fit["request_id"].nunique()
     if n_queries < settings.ranker.real.min_queries or real.validation.empty:
-        raise NotEnoughRankingData(f"{n_queries} real train queries with a like to fit (ranker.real.min_queries is "
-                                   f"{settings.ranker.real.min_queries}), {real.validation['request_id'].nunique()} to validate")
+        raise NotEnoughRankingData(
+            f"{n_queries} real train queries with a like to fit (ranker.real.min_queries is "
+            f"{settings.ranker.real.min_queries}), {real.validation['request_id'].nunique()} to validate"
+        )
     max_group = settings.ranker.rerank_depth
-    contract = {"real_training": check_ranking_set(settings, RankingSet(real.fit, real.features, 0, no_position_bias(1)), max_group),
-                "real_validation": check_ranking_set(settings, RankingSet(real.validation, real.features, 0,
-                                                                          no_position_bias(1)), max_group)}
-    return TrainingData(_labelled_groups(real.fit), _labelled_groups(real.validation), real.features,
-                        {"real": real.summary()}, contract, {}, real=real)
+    contract = {
+        "real_training": check_ranking_set(
+            settings, RankingSet(real.fit, real.features, 0, no_position_bias(1)), max_group
+        ),
+        "real_validation": check_ranking_set(
+            settings, RankingSet(real.validation, real.features, 0, no_position_bias(1)), max_group
+        ),
+    }
+    return TrainingData(
+        _labelled_groups(real.fit),
+        _labelled_groups(real.validation),
+        real.features,
+        {"real": real.summary()},
+        contract,
+        {},
+        real=real,
+    )
 
 
 def _joined(parts: list[TrainingData]) -> TrainingData:
@@ -162,15 +210,21 @@ def _joined(parts: list[TrainingData]) -> TrainingData:
         return parts[0]
     logged = next((p.logged for p in parts if p.logged is not None), None)
     real = next((p.real for p in parts if p.real is not None), None)
-    return TrainingData(pd.concat([p.train for p in parts], ignore_index=True),
-                        pd.concat([p.valid for p in parts], ignore_index=True), parts[0].features,
-                        {k: v for p in parts for k, v in p.report.items()},
-                        {k: v for p in parts for k, v in p.contract.items()},
-                        {k: v for p in parts for k, v in p.log_contracts.items()}, logged, real)
+    return TrainingData(
+        pd.concat([p.train for p in parts], ignore_index=True),
+        pd.concat([p.valid for p in parts], ignore_index=True),
+        parts[0].features,
+        {k: v for p in parts for k, v in p.report.items()},
+        {k: v for p in parts for k, v in p.contract.items()},
+        {k: v for p in parts for k, v in p.log_contracts.items()},
+        logged,
+        real,
+    )
 
 
-def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
-        window: int | None = None) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+def fit(
+    settings: Settings, day: date, load_bundle: Callable[[str], Any], window: int | None = None
+) -> tuple[Path, dict[str, Any], pd.DataFrame]:
     """Train on ``ranker.sources`` -- real engagement (CPCD train searches over the served bundle's
     retrieval) and/or the logged days before ``day`` (contract-checked) --, evaluate against the
     fusion and the champion, publish a ranker version; returns it with a report (sources, position
@@ -193,26 +247,45 @@ def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
     chosen = max(losses, key=lambda name: losses[name][1])
     model = losses[chosen][0]
     uncorrected = _uncorrected(settings, data.logged, data.valid, features, chosen) if data.logged is not None else None
-    version = datetime.now(timezone.utc).strftime("R%Y%m%dT%H%M%S%fZ")
+    version = datetime.now(UTC).strftime("R%Y%m%dT%H%M%S%fZ")
     final = rankers_root(settings) / version
     evaluation_day = day.isoformat()
-    report = {"version": version, "sources": list(sources), "train_days": [], "validation_day": None,
-              "evaluation_day": evaluation_day, **data.report, "loss": chosen,
-              "losses": {name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
-                         for name, (m, score) in losses.items()},
-              "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in data.contract.items()},
-              "contracts": data.log_contracts,
-              "feature_importance": dict(zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist()))}
+    report = {
+        "version": version,
+        "sources": list(sources),
+        "train_days": [],
+        "validation_day": None,
+        "evaluation_day": evaluation_day,
+        **data.report,
+        "loss": chosen,
+        "losses": {
+            name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
+            for name, (m, score) in losses.items()
+        },
+        "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in data.contract.items()},
+        "contracts": data.log_contracts,
+        "feature_importance": dict(
+            zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist())
+        ),
+    }
     with staged_directory(final) as staging:
         model.save_model(str(staging / MODEL_FILE))
         if uncorrected is not None:
             uncorrected.save_model(str(staging / "uncorrected.cbm"))
-        write_json_atomic(staging / SPEC_FILE, {"version": version, "feature_spec_version": FEATURE_SPEC_VERSION,
-                                                "feature_names": features, "loss": chosen, "sources": list(sources),
-                                                "position_bias": settings.ranker.position_bias.method if uncorrected else "none",
-                                                "trained_on": report["train_days"] or [DAY],
-                                                "validation_day": report["validation_day"],
-                                                "created_at": datetime.now(timezone.utc).isoformat()})
+        write_json_atomic(
+            staging / SPEC_FILE,
+            {
+                "version": version,
+                "feature_spec_version": FEATURE_SPEC_VERSION,
+                "feature_names": features,
+                "loss": chosen,
+                "sources": list(sources),
+                "position_bias": settings.ranker.position_bias.method if uncorrected else "none",
+                "trained_on": report["train_days"] or [DAY],
+                "validation_day": report["validation_day"],
+                "created_at": datetime.now(UTC).isoformat(),
+            },
+        )
         contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": Ranker(staging)}
         if uncorrected is not None:
             contenders["ranker_without_position_bias"] = Ranker(staging, "uncorrected.cbm")
@@ -227,7 +300,9 @@ def fit(settings: Settings, day: date, load_bundle: Callable[[str], Any],
             simulated = evaluate_logged_day(settings, evaluation_day, contenders, load_bundle)
             report["evaluation" if data.real is None else "evaluation_logged_day"] = simulated
         if "evaluation" not in report:
-            raise NotEnoughRankingData(f"nothing to evaluate the ranker on: no real validation queries and no logs on {day}")
+            raise NotEnoughRankingData(
+                f"nothing to evaluate the ranker on: no real validation queries and no logs on {day}"
+            )
         report.setdefault("evaluated_on", f"logged day {evaluation_day}")
         write_json_atomic(staging / "report.json", report)
     write_pointer(rankers_root(settings) / "LATEST", version)
@@ -247,8 +322,12 @@ def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, 
     return _fit_one(settings, loss, _labelled_groups(raw), valid, features)[0]
 
 
-def train_nights(settings: Settings, days: list[date], load_bundle: Callable[[str], Any],
-                 on_night: Callable[[Path, dict[str, Any], pd.DataFrame], Any] | None = None) -> list[dict[str, Any]]:
+def train_nights(
+    settings: Settings,
+    days: list[date],
+    load_bundle: Callable[[str], Any],
+    on_night: Callable[[Path, dict[str, Any], pd.DataFrame], Any] | None = None,
+) -> list[dict[str, Any]]:
     """For each evaluation day in order: ``fit`` (evaluated against the fusion and the serving
     champion), then bundle the new ranker so that it is the next night's champion -- the
     nightly protocol, replayed over logged days. ``on_night`` (e.g. MLflow tracking) sees each."""

@@ -6,5 +6,16 @@ from .harness import Outcome, harness_settings, prepare, run_all, run_cell
 from .inject import EIO, ENOSPC, FAULTS, KILL, Fault
 from .writers import WRITERS
 
-__all__ = ["EIO", "ENOSPC", "FAULTS", "KILL", "WRITERS", "Fault", "Outcome", "harness_settings", "prepare",
-           "run_all", "run_cell"]
+__all__ = [
+    "EIO",
+    "ENOSPC",
+    "FAULTS",
+    "KILL",
+    "WRITERS",
+    "Fault",
+    "Outcome",
+    "harness_settings",
+    "prepare",
+    "run_all",
+    "run_cell",
+]

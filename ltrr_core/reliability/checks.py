@@ -24,11 +24,11 @@ class Seen:
 
     pointer: str | None
     summary: str
-    problems: list[str] = field(default_factory=list)    # broken or half-written state a reader can reach
-    leftovers: list[str] = field(default_factory=list)   # dot-named temp/staging entries: invisible garbage
-    records: Counter | None = None                       # record key -> copies, where the writer has records
-    gaps: list[str] = field(default_factory=list)        # a record missing that the next run restores
-    complete: bool | None = None                         # the run's whole change is visible (Lance's edit)
+    problems: list[str] = field(default_factory=list)  # broken or half-written state a reader can reach
+    leftovers: list[str] = field(default_factory=list)  # dot-named temp/staging entries: invisible garbage
+    records: Counter | None = None  # record key -> copies, where the writer has records
+    gaps: list[str] = field(default_factory=list)  # a record missing that the next run restores
+    complete: bool | None = None  # the run's whole change is visible (Lance's edit)
 
 
 def hidden_entries(root: Path, base: Path) -> list[str]:
@@ -42,8 +42,11 @@ _verified: dict[tuple[str, tuple], str] = {}
 
 
 def _fingerprint(path: Path) -> tuple:
-    return tuple((p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
-                 for p in sorted(path.rglob("*")) if p.is_file())
+    return tuple(
+        (p.relative_to(path).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+        for p in sorted(path.rglob("*"))
+        if p.is_file()
+    )
 
 
 def verified(path: Path, verify: Callable[[Path], str]) -> str:
@@ -68,8 +71,14 @@ def manifest_checksums(path: Path, manifest_name: str = "manifest.json") -> dict
     return manifest
 
 
-def versioned_store(root: Path, versions: Path, pointer: str, verify: Callable[[Path], str],
-                    records: Callable[[Path], Counter] | None = None, hidden_in: tuple[Path, ...] = ()) -> Seen:
+def versioned_store(
+    root: Path,
+    versions: Path,
+    pointer: str,
+    verify: Callable[[Path], str],
+    records: Callable[[Path], Counter] | None = None,
+    hidden_in: tuple[Path, ...] = (),
+) -> Seen:
     """A store of immutable version directories under ``versions`` and a pointer file ``root/pointer``."""
     problems: list[str] = []
     name = read_pointer(root / pointer)
@@ -80,14 +89,22 @@ def versioned_store(root: Path, versions: Path, pointer: str, verify: Callable[[
             verified(entry, verify)
         except Exception as error:  # noqa: BLE001 - any failure to read a visible version is the finding
             problems.append(f"visible version {entry.name} is not whole: {type(error).__name__}: {error}")
-    leftovers = [item for folder in dict.fromkeys((root, versions, *hidden_in)) for item in hidden_entries(folder, root)
-                 if not item.endswith(".lock")]
+    leftovers = [
+        item
+        for folder in dict.fromkeys((root, versions, *hidden_in))
+        for item in hidden_entries(folder, root)
+        if not item.endswith(".lock")
+    ]
     if not name:
         return Seen(None, f"{pointer} names nothing", problems + [f"{pointer} names no version"], leftovers)
     current = versions / name
     if not current.is_dir():
-        return Seen(name, f"{pointer} -> {name}, missing", problems + [f"{pointer} names {name}, which does not exist"],
-                    leftovers)
+        return Seen(
+            name,
+            f"{pointer} -> {name}, missing",
+            problems + [f"{pointer} names {name}, which does not exist"],
+            leftovers,
+        )
     try:
         summary = f"{pointer} -> {name}: {verified(current, verify)}"
     except Exception as error:  # noqa: BLE001 - already a finding of the loop above; say why here too
@@ -105,10 +122,15 @@ def parquet_files(root: Path, pattern: str) -> tuple[list[Path], list[str]]:
             pq.read_table(path)
             good.append(path)
         except Exception as error:  # noqa: BLE001
-            problems.append(f"visible file {path.relative_to(root).as_posix()} does not read: {type(error).__name__}: {error}")
+            problems.append(
+                f"visible file {path.relative_to(root).as_posix()} does not read: {type(error).__name__}: {error}"
+            )
     return good, problems
 
 
 def json_lines(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()] \
-        if path.is_file() else []
+    return (
+        [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if path.is_file()
+        else []
+    )

@@ -19,7 +19,7 @@ import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
 from typing import Any
 
@@ -32,26 +32,47 @@ from .writers import WRITERS, Context, Writer
 # Promotion's smoke gate times the candidate against the champion; on a shared 2-core machine
 # the harness tests the pointer write, not latency. Training sizes are cut to a few seconds.
 HARNESS_OVERRIDES: dict[str, Any] = {
-    "promotion.latency_budget_ms": 600_000.0, "promotion.first_champion_latency_budget_ms": 600_000.0,
+    "promotion.latency_budget_ms": 600_000.0,
+    "promotion.first_champion_latency_budget_ms": 600_000.0,
     "promotion.latency_regression_tolerance": 100.0,
-    "promotion.latency_slack_ms": 600_000.0, "promotion.smoke_repeats": 1,
+    "promotion.latency_slack_ms": 600_000.0,
+    "promotion.smoke_repeats": 1,
     "promotion.smoke_queries": ["taylor swift", "rock", "bohemian rhapsody queen"],
-    "ranker.min_requests": 5, "ranker.iterations": 30,
-    "bandit.learner.min_engaged_requests": 10, "bandit.learner.iterations": 30, "bandit.ope.n_bootstrap": 100,
+    "ranker.min_requests": 5,
+    "ranker.iterations": 30,
+    "bandit.learner.min_engaged_requests": 10,
+    "bandit.learner.iterations": 30,
+    "bandit.ope.n_bootstrap": 100,
     # The writers' durability does not depend on what the models learn from: the simulated days
     # alone, not the real CPCD replay (minutes of retrieval per learner run, in every child).
-    "ranker.sources": ["logs"], "bandit.learner.sources": ["logs"],
+    "ranker.sources": ["logs"],
+    "bandit.learner.sources": ["logs"],
 }
-TRAFFIC = (40, 30, 15)          # simulated requests on each of three days (train / validate / evaluate)
+TRAFFIC = (40, 30, 15)  # simulated requests on each of three days (train / validate / evaluate)
 CHILD_TIMEOUT_S = 900.0
-_PRELOAD = ["pandas", "pyarrow.parquet", "numpy", "catboost", "torch", "sentence_transformers", "mlflow",
-            "ltrr_core.reliability.writers", "ltrr_core.catalog.pipeline", "ltrr_core.index.build",
-            "ltrr_core.memory.build", "ltrr_core.bandit.learner", "ltrr_core.ranking.train",
-            "ltrr_core.artifacts.promotion", "ltrr_core.runtime.service", "ltrr_core.logs",
-            "ltrr_core.reliability.warm"]
+_PRELOAD = [
+    "pandas",
+    "pyarrow.parquet",
+    "numpy",
+    "catboost",
+    "torch",
+    "sentence_transformers",
+    "mlflow",
+    "ltrr_core.reliability.writers",
+    "ltrr_core.catalog.pipeline",
+    "ltrr_core.index.build",
+    "ltrr_core.memory.build",
+    "ltrr_core.bandit.learner",
+    "ltrr_core.ranking.train",
+    "ltrr_core.artifacts.promotion",
+    "ltrr_core.runtime.service",
+    "ltrr_core.logs",
+    "ltrr_core.reliability.warm",
+]
 
 
 # -- the child process ---------------------------------------------------------------------------
+
 
 def _child_main(conn: Any, writer: Writer, settings: Settings, payload: Any, fault: Fault | None) -> None:
     def report(where: str) -> None:
@@ -90,8 +111,9 @@ class Child:
     def __init__(self, writer: Writer, settings: Settings, payload: Any, fault: Fault | None):
         context = _context()
         self.conn, child_conn = context.Pipe()
-        self.process = context.Process(target=_child_main, args=(child_conn, writer, settings, payload, fault),
-                                       daemon=True)
+        self.process = context.Process(
+            target=_child_main, args=(child_conn, writer, settings, payload, fault), daemon=True
+        )
         self.started = time.perf_counter()
         self.run = ChildRun()
         self.process.start()
@@ -140,7 +162,7 @@ def _context() -> Any:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(_PRELOAD)
     previous = os.environ.get(warm.ENV)
-    os.environ[warm.ENV] = "1"              # read by the forkserver as it starts, and by nothing else
+    os.environ[warm.ENV] = "1"  # read by the forkserver as it starts, and by nothing else
     try:
         forkserver.ensure_running()
     finally:
@@ -161,17 +183,18 @@ def run_child(writer: Writer, settings: Settings, payload: Any, fault: Fault | N
 
 # -- one cell ----------------------------------------------------------------------------------
 
+
 @dataclass
 class Outcome:
     writer: str
     fault: str
     point: str
-    fired: str | None               # where the fault hit (None: the writer never reached the point)
-    child: str                      # how the faulted run ended
-    after: str                      # what a reader saw after the fault
-    problems: list[str]             # broken or half-written state a reader could reach (empty: none)
-    leftovers: list[str]            # invisible garbage after the fault (dot-named temps, staging, orphans)
-    lost: int | None                # acknowledged records missing (None: the writer has no records)
+    fired: str | None  # where the fault hit (None: the writer never reached the point)
+    child: str  # how the faulted run ended
+    after: str  # what a reader saw after the fault
+    problems: list[str]  # broken or half-written state a reader could reach (empty: none)
+    leftovers: list[str]  # invisible garbage after the fault (dot-named temps, staging, orphans)
+    lost: int | None  # acknowledged records missing (None: the writer has no records)
     duplicated: int | None
     next_run: str
     next_ok: bool
@@ -182,8 +205,14 @@ class Outcome:
 
     @property
     def ok(self) -> bool:
-        return (self.fired is not None and not self.problems and not self.lost and not self.duplicated
-                and self.next_ok and self.champion_ok)
+        return (
+            self.fired is not None
+            and not self.problems
+            and not self.lost
+            and not self.duplicated
+            and self.next_ok
+            and self.champion_ok
+        )
 
 
 def champion_serves(settings: Settings, query: str) -> tuple[bool, str]:
@@ -212,12 +241,12 @@ def run_cell(ctx: Context, writer: Writer, fault: Fault, run: int) -> Outcome:
     payload = writer.payload(ctx, run)
     before = writer.seen(ctx, payload)
     child = Child(writer, ctx.settings, payload, fault)
-    faulted = replace(child.wait())        # a snapshot: the log writer's child goes on after a pause
+    faulted = replace(child.wait())  # a snapshot: the log writer's child goes on after a pause
     after = writer.seen(ctx, payload)
     lost, duplicated = _damage(writer, ctx, payload, before, after)
     champion_ok, champion = champion_serves(ctx.settings, ctx.query)
     how = faulted.paused or faulted.ended
-    if faulted.paused:                      # the log writer kept its rows: its retry is the next run
+    if faulted.paused:  # the log writer kept its rows: its retry is the next run
         next_run, next_payload = child.resume(), payload
     else:
         next_payload = writer.next_payload(ctx, payload)
@@ -225,20 +254,31 @@ def run_cell(ctx: Context, writer: Writer, fault: Fault, run: int) -> Outcome:
     final = writer.seen(ctx, next_payload)
     lost_next, duplicated_next = _damage(writer, ctx, next_payload, before, final)
     champion_next_ok, champion_next = champion_serves(ctx.settings, ctx.query)
-    problems = ([f"before the fault: {p}" for p in before.problems] + after.problems
-                + [f"after the next run: {p}" for p in final.problems + final.gaps])
+    problems = (
+        [f"before the fault: {p}" for p in before.problems]
+        + after.problems
+        + [f"after the next run: {p}" for p in final.problems + final.gaps]
+    )
     moved = writer.moved(before, final, next_payload)
     return Outcome(
-        writer=writer.name, fault=fault.kind, point=fault.point, fired=faulted.hit, child=how,
-        after=after.summary, problems=problems, leftovers=writer.new_leftovers(before, after),
-        lost=_worst(lost, lost_next), duplicated=_worst(duplicated, duplicated_next),
+        writer=writer.name,
+        fault=fault.kind,
+        point=fault.point,
+        fired=faulted.hit,
+        child=how,
+        after=after.summary,
+        problems=problems,
+        leftovers=writer.new_leftovers(before, after),
+        lost=_worst(lost, lost_next),
+        duplicated=_worst(duplicated, duplicated_next),
         next_run=(next_run.ended if next_run.completed else f"FAILED: {next_run.ended}")
         + ("" if moved else " (published nothing new)"),
         next_ok=next_run.completed and moved and not final.problems and not final.gaps,
         champion=champion if champion_ok and champion_next_ok else f"{champion}; after the next run: {champion_next}",
         champion_ok=champion_ok and champion_next_ok,
         seconds=round(time.perf_counter() - started, 1),
-        notes=_notes(writer, before, after, faulted.completed) + writer.notes(payload, next_payload)
+        notes=_notes(writer, before, after, faulted.completed)
+        + writer.notes(payload, next_payload)
         + [f"until the next run: {gap}" for gap in after.gaps],
     )
 
@@ -263,7 +303,9 @@ def chosen_faults(writer: Writer, kind: str, every_point: bool) -> list[Fault]:
     if every_point:
         return points
     if kind == KILL:
-        return [next((f for f in points if f.point == PUBLISH), next((f for f in points if f.point == POINTER), points[0]))]
+        return [
+            next((f for f in points if f.point == PUBLISH), next((f for f in points if f.point == POINTER), points[0]))
+        ]
     return points[:1]
 
 
@@ -276,6 +318,7 @@ def ensure_published(ctx: Context, writer: Writer) -> None:
 
 
 # -- the platform the harness runs on ---------------------------------------------------------
+
 
 def harness_settings(settings: Settings) -> Settings:
     return settings.with_overrides(**HARNESS_OVERRIDES)
@@ -304,23 +347,32 @@ def prepare(settings: Settings, work: Path, query: str = "taylor swift") -> Cont
     service = load_service(settings, champion)
     entities = CatalogStore(settings.data_dir / "catalog").load()
     days = _simulate(settings, service, entities)
-    impressions = [impression_record(service.search(q), None, {}, _noon(days[0]))
-                   for q in _queries(entities, LOG_RECORDS)]
+    impressions = [
+        impression_record(service.search(q), None, {}, _noon(days[0])) for q in _queries(entities, LOG_RECORDS)
+    ]
     rows = entities.to_dict("records")
-    return Context(settings, work, query, days, impressions, (champion.name, candidate.name),
-                   entities["id"].tolist(), entities["type"].tolist(),
-                   [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
-                    for r in rows],
-                   lambda texts: encode_texts(settings, texts).vectors)
+    return Context(
+        settings,
+        work,
+        query,
+        days,
+        impressions,
+        (champion.name, candidate.name),
+        entities["id"].tolist(),
+        entities["type"].tolist(),
+        [embedding_input(r, settings.embedding.max_tags_in_text, settings.embedding.name_weight) for r in rows],
+        lambda texts: encode_texts(settings, texts).vectors,
+    )
 
 
 LOG_RECORDS = 30
 
 
 def _noon(day: date) -> Any:
-    from datetime import datetime, time as clock, timezone
+    from datetime import datetime
+    from datetime import time as clock
 
-    return datetime.combine(day, clock(12), tzinfo=timezone.utc)
+    return datetime.combine(day, clock(12), tzinfo=UTC)
 
 
 def _queries(entities: Any, n: int) -> list[str]:
@@ -346,8 +398,13 @@ def _simulate(settings: Settings, service: Any, entities: Any) -> list[date]:
     return days
 
 
-def run_all(ctx: Context, writers: list[str] | None = None, faults: tuple[str, ...] = FAULTS,
-            every_point: bool = True, progress: Any = None) -> list[Outcome]:
+def run_all(
+    ctx: Context,
+    writers: list[str] | None = None,
+    faults: tuple[str, ...] = FAULTS,
+    every_point: bool = True,
+    progress: Any = None,
+) -> list[Outcome]:
     outcomes: list[Outcome] = []
     for name in writers or list(WRITERS):
         writer = WRITERS[name]

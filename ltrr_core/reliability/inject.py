@@ -104,8 +104,11 @@ class Injector:
             return True
         if self.fault.point == AFTER:
             return self.switched
-        return (self.fault.point == POINTER and self.fault.kind != KILL
-                and (path in self.pointers or self._is_pointer_temp(path)))
+        return (
+            self.fault.point == POINTER
+            and self.fault.kind != KILL
+            and (path in self.pointers or self._is_pointer_temp(path))
+        )
 
     def _matches_rename(self, src: Path, dst: Path) -> bool:
         if self.fired or not self._under_root(dst):
@@ -172,8 +175,14 @@ class Injector:
                 self.fire(f"rename {self._relative(src)} -> {self._relative(dst)} (before it happens)", Path(dst))
             real_rename(src, dst, *args, **kwargs)
 
-        for owner, name, value in ((builtins, "open", open_), (io, "open", open_), (os, "fdopen", fdopen),
-                                   (os, "fsync", fsync), (os, "replace", replace), (os, "rename", rename)):
+        for owner, name, value in (
+            (builtins, "open", open_),
+            (io, "open", open_),
+            (os, "fdopen", fdopen),
+            (os, "fsync", fsync),
+            (os, "replace", replace),
+            (os, "rename", rename),
+        ):
             self._saved[(owner, name)] = getattr(owner, name)
             setattr(owner, name, value)
 
@@ -194,11 +203,12 @@ class _FaultingFile:
             half = len(data) // 2
             self._handle.write(data[:half])
             self._handle.flush()
-            self._injector.fire(f"write of {self._injector._relative(self._path)} "
-                                f"({half} of {len(data)} bytes written)", self._path)
+            self._injector.fire(
+                f"write of {self._injector._relative(self._path)} ({half} of {len(data)} bytes written)", self._path
+            )
         return self._handle.write(data)
 
-    def __enter__(self) -> "_FaultingFile":
+    def __enter__(self) -> _FaultingFile:
         self._handle.__enter__()
         return self
 
@@ -224,6 +234,7 @@ def injected(scope: Scope, fault: Fault, report: Callable[[str], None]) -> Itera
 
 
 # -- Lance (native writer) ----------------------------------------------------------------
+
 
 def _data_files(table_dir: Path) -> set[str]:
     data = table_dir / "data"
@@ -261,8 +272,10 @@ def lance_fault(table_dir: Path, fault: Fault, report: Callable[[str], None]) ->
         yield
     except Exception as error:
         if "os error 27" in str(error) or "File too large" in str(error):
-            report(f"the kernel failed a write of Lance's data file past {LANCE_FILE_LIMIT} bytes with EFBIG "
-                   f"(RLIMIT_FSIZE, standing in for {fault.kind})")
+            report(
+                f"the kernel failed a write of Lance's data file past {LANCE_FILE_LIMIT} bytes with EFBIG "
+                f"(RLIMIT_FSIZE, standing in for {fault.kind})"
+            )
         raise
     finally:
         resource.setrlimit(resource.RLIMIT_FSIZE, previous_limit)

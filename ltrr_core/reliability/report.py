@@ -6,7 +6,7 @@ import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from ..config import Settings
@@ -29,10 +29,12 @@ class RunInfo:
 
 def commit(root: Path) -> str:
     try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True,
-                               check=True).stdout.strip()
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, check=True
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return "unknown (not a git checkout)"
     return f"{head}" + (" with uncommitted changes" if dirty else "")
@@ -97,16 +99,37 @@ def render(outcomes: list[Outcome], info: RunInfo) -> str:
         lines.append(f"| {name} | " + " | ".join(_escape(c) for c in cells) + " |")
     lines += ["", "## What each writer runs", "", "| writer | real code run in the child |", "|---|---|"]
     lines += [f"| {name} | `{WRITERS[name].label}` |" for name in names]
-    lines += ["", "## Every run", "",
-              "| writer | fault | point | fired at | faulted run ended | a reader saw after | invisible leftovers "
-              "| records | next run | champion | notes | s |",
-              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines += [
+        "",
+        "## Every run",
+        "",
+        "| writer | fault | point | fired at | faulted run ended | a reader saw after | invisible leftovers "
+        "| records | next run | champion | notes | s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for o in outcomes:
         seen = o.after + ("" if not o.problems else " — PROBLEMS: " + "; ".join(o.problems))
-        lines.append("| " + " | ".join(_escape(str(v)) for v in (
-            o.writer, o.fault, o.point, o.fired or "never", o.child, seen, ", ".join(o.leftovers) or "none",
-            _records(o), o.next_run, ("serving: " if o.champion_ok else "NOT SERVING: ") + o.champion,
-            "; ".join(o.notes) or "-", o.seconds)) + " |")
+        lines.append(
+            "| "
+            + " | ".join(
+                _escape(str(v))
+                for v in (
+                    o.writer,
+                    o.fault,
+                    o.point,
+                    o.fired or "never",
+                    o.child,
+                    seen,
+                    ", ".join(o.leftovers) or "none",
+                    _records(o),
+                    o.next_run,
+                    ("serving: " if o.champion_ok else "NOT SERVING: ") + o.champion,
+                    "; ".join(o.notes) or "-",
+                    o.seconds,
+                )
+            )
+            + " |"
+        )
     lines += ["", "## How the faults are injected, and what this does not cover", "", *METHOD]
     return "\n".join(lines) + "\n"
 
@@ -157,8 +180,15 @@ METHOD = [
 ]
 
 
-def generate(settings: Settings, work: Path, out: Path, command: str, platform: str, every_point: bool = True,
-             progress: Callable[[Outcome], None] | None = None) -> list[Outcome]:
+def generate(
+    settings: Settings,
+    work: Path,
+    out: Path,
+    command: str,
+    platform: str,
+    every_point: bool = True,
+    progress: Callable[[Outcome], None] | None = None,
+) -> list[Outcome]:
     """Prepare the platform in ``settings.data_dir``, run every writer under every fault, write ``out``."""
     from ..bench.run import machine
     from ..durable import write_bytes_atomic
@@ -166,7 +196,13 @@ def generate(settings: Settings, work: Path, out: Path, command: str, platform: 
     started = time.perf_counter()
     context = prepare(harness_settings(settings), work)
     outcomes = run_all(context, every_point=every_point, progress=progress)
-    info = RunInfo(command, datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-                   commit(Path(__file__).resolve().parents[2]), machine(), platform, time.perf_counter() - started)
+    info = RunInfo(
+        command,
+        datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        commit(Path(__file__).resolve().parents[2]),
+        machine(),
+        platform,
+        time.perf_counter() - started,
+    )
     write_bytes_atomic(out, render(outcomes, info).encode("utf-8"))
     return outcomes

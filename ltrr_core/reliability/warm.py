@@ -17,9 +17,12 @@ def warm() -> None:
     from ..config import BM25Config
     from ..index.bm25 import BM25Index, BM25Settings
 
-    tqdm.tqdm.monitor_interval = 0          # bm25s's progress bars must not leave a monitor thread to fork
-    index = BM25Index.build(["a", "b", "c"], ["hello world", "taylor swift love story", "rock music"],
-                            BM25Settings.from_config(BM25Config()))
+    tqdm.tqdm.monitor_interval = 0  # bm25s's progress bars must not leave a monitor thread to fork
+    index = BM25Index.build(
+        ["a", "b", "c"],
+        ["hello world", "taylor swift love story", "rock music"],
+        BM25Settings.from_config(BM25Config()),
+    )
     index.search(["taylor swift"], 2)
 
 

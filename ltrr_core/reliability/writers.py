@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -33,10 +34,10 @@ class Context:
 
     settings: Settings
     work: Path
-    query: str                                   # what the champion is asked after every fault
-    days: list[date]                             # simulated traffic the policy and ranker train on
-    impressions: list[dict[str, Any]]            # real runtime records, for the log writer
-    candidates: tuple[str, str]                  # bundles the promotion cells switch between
+    query: str  # what the champion is asked after every fault
+    days: list[date]  # simulated traffic the policy and ranker train on
+    impressions: list[dict[str, Any]]  # real runtime records, for the log writer
+    candidates: tuple[str, str]  # bundles the promotion cells switch between
     entity_ids: list[str] = field(default_factory=list)
     entity_types: list[str] = field(default_factory=list)
     entity_texts: list[EmbeddingText] = field(default_factory=list)
@@ -47,7 +48,7 @@ class Writer:
     """One writer: its root and pointers, its fault points, its input, its real code, its reader's view."""
 
     name = ""
-    label = ""                  # the real function(s) it runs
+    label = ""  # the real function(s) it runs
     pointers: tuple[str, ...] = ()
     staged_directories = True
     kill_points: tuple[str, ...] = (DATA, PUBLISH, POINTER)
@@ -62,8 +63,9 @@ class Writer:
     def faults(self, kind: str) -> list[Fault]:
         return [Fault(kind, point) for point in (self.kill_points if kind == KILL else self.error_points)]
 
-    def injection(self, settings: Settings, payload: Any, fault: Fault,
-                  report: Callable[[str], None]) -> AbstractContextManager:
+    def injection(
+        self, settings: Settings, payload: Any, fault: Fault, report: Callable[[str], None]
+    ) -> AbstractContextManager:
         return injected(self.scope(settings, payload), fault, report)
 
     def payload(self, ctx: Context, run: int) -> Any:
@@ -96,6 +98,7 @@ class Writer:
 
 
 # -- catalog -----------------------------------------------------------------------------
+
 
 class CatalogWriter(Writer):
     name, label, pointers = "catalog publish", "catalog.publish_catalog -> CatalogStore.publish", ("CURRENT",)
@@ -131,6 +134,7 @@ class CatalogWriter(Writer):
 
 # -- index build: BM25 + QU files, then publish --------------------------------------------
 
+
 class IndexBuildWriter(Writer):
     name = "index build (BM25 + QU files)"
     label = "index.build: start_build, build_bm25, build_query_resources, finish_vectors, publish_build"
@@ -152,8 +156,9 @@ class IndexBuildWriter(Writer):
         resources = build.build_query_resources(settings, entities, staging)
         plan = build.plan_vectors(settings, entities)
         vectors = build.finish_vectors(settings, plan, [build.encode_texts(settings, plan.todo_texts)])
-        manifest = build.publish_build(settings, build_id, version,
-                                       {"bm25": bm25, "query_resources": resources, "vectors": vectors})
+        manifest = build.publish_build(
+            settings, build_id, version, {"bm25": bm25, "query_resources": resources, "vectors": vectors}
+        )
         return f"published build {manifest['build_id']} ({bm25['n_documents']} documents)"
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
@@ -166,25 +171,31 @@ class IndexBuildWriter(Writer):
             manifest = manifest_checksums(path)
             index = BM25Index.load(path / "bm25", mmap=True)
             fields, vocabulary = read_resources(path / "qu")
-            return (f"{len(index.entity_ids)} BM25 documents, {len(fields)} QU entities, {len(vocabulary)} names, "
-                    f"Lance v{manifest['vectors']['table_version']}; checksums verify")
+            return (
+                f"{len(index.entity_ids)} BM25 documents, {len(fields)} QU entities, {len(vocabulary)} names, "
+                f"Lance v{manifest['vectors']['table_version']}; checksums verify"
+            )
 
         def records(path: Path) -> Counter:
-            return Counter(np.load(path / "bm25" / "ids.npy", allow_pickle=False).tolist()) \
-                if (path / "bm25" / "ids.npy").is_file() else Counter()
+            return (
+                Counter(np.load(path / "bm25" / "ids.npy", allow_pickle=False).tolist())
+                if (path / "bm25" / "ids.npy").is_file()
+                else Counter()
+            )
 
         return versioned_store(root, root / "builds", "CURRENT", verify, records)
 
 
 # -- Lance vector table ----------------------------------------------------------------------
 
+
 @dataclass
 class LancePayload:
     ids: list[str]
     types: list[str]
     texts: list[EmbeddingText]
-    changed: dict[str, np.ndarray]      # entity id -> its vector, for every row whose text differs from the table
-    edited: set[str]                    # the rows this run edits
+    changed: dict[str, np.ndarray]  # entity id -> its vector, for every row whose text differs from the table
+    edited: set[str]  # the rows this run edits
 
 
 class LanceWriter(Writer):
@@ -200,8 +211,9 @@ class LanceWriter(Writer):
     def table_dir(self, settings: Settings) -> Path:
         return self.root(settings) / f"{settings.vector.table}.lance"
 
-    def injection(self, settings: Settings, payload: Any, fault: Fault,
-                  report: Callable[[str], None]) -> AbstractContextManager:
+    def injection(
+        self, settings: Settings, payload: Any, fault: Fault, report: Callable[[str], None]
+    ) -> AbstractContextManager:
         return lance_fault(self.table_dir(settings), fault, report)
 
     def payload(self, ctx: Context, run: int) -> LancePayload:
@@ -213,11 +225,17 @@ class LanceWriter(Writer):
         texts = list(ctx.entity_texts)
         for i in picks:
             texts[i] = texts[i].edited(f" (reliability edit {run})")
-        plan = plan_vector_update(open_db(self.root(ctx.settings)), ctx.settings.vector.table,
-                                  ctx.entity_ids, ctx.entity_types, texts)
-        vectors = ctx.encode(plan.todo_texts)     # the edit, plus any row an earlier run left different
-        return LancePayload(ctx.entity_ids, ctx.entity_types, texts, dict(zip(plan.todo_ids, vectors)),
-                            {ctx.entity_ids[i] for i in picks})
+        plan = plan_vector_update(
+            open_db(self.root(ctx.settings)), ctx.settings.vector.table, ctx.entity_ids, ctx.entity_types, texts
+        )
+        vectors = ctx.encode(plan.todo_texts)  # the edit, plus any row an earlier run left different
+        return LancePayload(
+            ctx.entity_ids,
+            ctx.entity_types,
+            texts,
+            dict(zip(plan.todo_ids, vectors)),
+            {ctx.entity_ids[i] for i in picks},
+        )
 
     def write(self, settings: Settings, payload: LancePayload, pause: Pause) -> str:
         from ..index.vector import apply_vector_update, open_db, plan_vector_update
@@ -225,8 +243,11 @@ class LanceWriter(Writer):
         db = open_db(self.root(settings))
         plan = plan_vector_update(db, settings.vector.table, payload.ids, payload.types, payload.texts)
         dim = len(next(iter(payload.changed.values())))
-        vectors = (np.stack([payload.changed[i] for i in plan.todo_ids]) if plan.todo_ids
-                   else np.zeros((0, dim), dtype=np.float32))
+        vectors = (
+            np.stack([payload.changed[i] for i in plan.todo_ids])
+            if plan.todo_ids
+            else np.zeros((0, dim), dtype=np.float32)
+        )
         update = apply_vector_update(db, settings.vector.table, plan, vectors, dim, 0.0)
         return f"Lance table at v{update.table_version}: {update.n_encoded} rows upserted, {update.n_removed} removed"
 
@@ -239,8 +260,11 @@ class LanceWriter(Writer):
         hashes = dict(zip(rows[ID], rows[TEXT_HASH]))
         wanted = {i: text_hash(t.fingerprint) for i, t in zip(payload.ids, payload.texts) if i in payload.edited}
         applied = sum(hashes.get(i) == h for i, h in wanted.items())
-        problems = [] if applied in (0, len(wanted)) else [
-            f"half an update is visible: {applied} of {len(wanted)} edited rows carry the new text"]
+        problems = (
+            []
+            if applied in (0, len(wanted))
+            else [f"half an update is visible: {applied} of {len(wanted)} edited rows carry the new text"]
+        )
         state = "applied" if applied == len(wanted) else "not applied"
         pinned = self._pinned_versions(ctx)
         for label, version in pinned.items():
@@ -252,8 +276,10 @@ class LanceWriter(Writer):
             finally:
                 table.checkout_latest()
         files = [f"data/{p.name}" for p in sorted((self.table_dir(settings) / "data").iterdir())]
-        summary = (f"latest v{table.version}: {table.count_rows()} rows, this run's edit {state}; "
-                   f"pinned {', '.join(f'{k} v{v}' for k, v in pinned.items())} open")
+        summary = (
+            f"latest v{table.version}: {table.count_rows()} rows, this run's edit {state}; "
+            f"pinned {', '.join(f'{k} v{v}' for k, v in pinned.items())} open"
+        )
         return Seen(str(table.version), summary, problems, files, Counter(rows[ID]), complete=applied == len(wanted))
 
     def new_leftovers(self, before: Seen, after: Seen) -> list[str]:
@@ -282,6 +308,7 @@ class LanceWriter(Writer):
 
 
 # -- Q2E -----------------------------------------------------------------------------------
+
 
 class Q2EWriter(Writer):
     name, label, pointers = "Q2E publish", "memory.store.Q2EStore.publish", ("CURRENT",)
@@ -317,12 +344,13 @@ class Q2EWriter(Writer):
 
 # -- interaction logs ------------------------------------------------------------------------
 
+
 @dataclass
 class LogPayload:
     root: Path
-    acks: Path                          # request ids whose flush returned, one per line (fsynced)
+    acks: Path  # request ids whose flush returned, one per line (fsynced)
     batches: list[list[dict[str, Any]]]
-    start: int = 0                      # the first batch this run appends
+    start: int = 0  # the first batch this run appends
 
 
 class LogWriterCase(Writer):
@@ -344,10 +372,15 @@ class LogWriterCase(Writer):
 
     def payload(self, ctx: Context, run: int) -> LogPayload:
         root = ctx.work / f"logs-run{run}"
-        records = [dict(r, request_id=f"run{run}-{i:03d}")
-                   for i, r in enumerate(ctx.impressions[: self.batch * self.n_batches])]
-        return LogPayload(root, ctx.work / f"acks-run{run}.txt",
-                          [records[i:i + self.batch] for i in range(0, len(records), self.batch)])
+        records = [
+            dict(r, request_id=f"run{run}-{i:03d}")
+            for i, r in enumerate(ctx.impressions[: self.batch * self.n_batches])
+        ]
+        return LogPayload(
+            root,
+            ctx.work / f"acks-run{run}.txt",
+            [records[i : i + self.batch] for i in range(0, len(records), self.batch)],
+        )
 
     def next_payload(self, ctx: Context, payload: LogPayload) -> LogPayload:
         """After a kill the next process serves new traffic: the batch that was in flight died with
@@ -357,25 +390,31 @@ class LogWriterCase(Writer):
         return replace(payload, start=done + 2)
 
     def notes(self, payload: LogPayload, next_payload: LogPayload) -> list[str]:
-        lost = payload.batches[payload.start:next_payload.start]
+        lost = payload.batches[payload.start : next_payload.start]
         lost = [b for b in lost if b[0]["request_id"] not in _acked(payload.acks)]
-        return [f"{sum(map(len, lost))} records appended but never acknowledged (the batch in flush) died with "
-                "the killed process"] if lost else []
+        return (
+            [
+                f"{sum(map(len, lost))} records appended but never acknowledged (the batch in flush) died with "
+                "the killed process"
+            ]
+            if lost
+            else []
+        )
 
     def write(self, settings: Settings, payload: LogPayload, pause: Pause) -> str:
         from ..logs import LogWriter
 
         writer = LogWriter(payload.root, "impressions", flush_rows=self.batch, flush_seconds=1e9)
-        for batch in payload.batches[payload.start:]:
+        for batch in payload.batches[payload.start :]:
             try:
                 for record in batch:
-                    writer.append(record)          # the batch's last append flushes
+                    writer.append(record)  # the batch's last append flushes
             except OSError as error:
-                pause(error)                       # the parent looks at the disk while the rows wait
-                writer.flush()                     # the same process retries: the rows were kept
+                pause(error)  # the parent looks at the disk while the rows wait
+                writer.flush()  # the same process retries: the rows were kept
             _ack(payload.acks, [r["request_id"] for r in batch])
         writer.close()
-        return f"appended {sum(len(b) for b in payload.batches[payload.start:])} records, {writer.n_written} written"
+        return f"appended {sum(len(b) for b in payload.batches[payload.start :])} records, {writer.n_written} written"
 
     def seen(self, ctx: Context, payload: LogPayload) -> Seen:
         base = payload.root / "impressions"
@@ -385,8 +424,13 @@ class LogWriterCase(Writer):
         ids = Counter(i for f in files for i in pq.read_table(f, columns=["request_id"]).column(0).to_pylist())
         leftovers = [item for folder in sorted(base.glob("date=*")) for item in hidden_entries(folder, payload.root)]
         acked = _acked(payload.acks)
-        return Seen(None, f"{len(files)} finished files, {sum(ids.values())} records ({len(acked)} acknowledged)",
-                    problems, leftovers, ids)
+        return Seen(
+            None,
+            f"{len(files)} finished files, {sum(ids.values())} records ({len(acked)} acknowledged)",
+            problems,
+            leftovers,
+            ids,
+        )
 
     def expected(self, ctx: Context, payload: LogPayload, before: Seen) -> set[str] | None:
         return _acked(payload.acks)
@@ -408,6 +452,7 @@ def _acked(path: Path) -> set[str]:
 
 # -- learned policy and ranker ------------------------------------------------------------------
 
+
 class PolicyWriter(Writer):
     name, label, pointers = "policy save", "bandit.learner.fit (load_window, replay_window, fit)", ("LATEST",)
 
@@ -424,8 +469,9 @@ class PolicyWriter(Writer):
         from ..runtime import bundle_loader
 
         window = learner.load_window(settings, *payload)
-        ranks = learner.replay_window(settings, window.outcomes, training.action_strategies(settings),
-                                      bundle_loader(settings))
+        ranks = learner.replay_window(
+            settings, window.outcomes, training.action_strategies(settings), bundle_loader(settings)
+        )
         path, _ = learner.fit(settings, window, ranks)
         return f"published policy {path.name}"
 
@@ -483,6 +529,7 @@ def _report(path: Path) -> dict[str, Any]:
 
 # -- bundle and promotion -------------------------------------------------------------------------
 
+
 class BundleWriter(Writer):
     name, label, pointers = "bundle build", "artifacts.bundle.build_bundle", ("LATEST",)
 
@@ -539,7 +586,8 @@ class PromotionWriter(Writer):
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
         from ..artifacts import verify_bundle
-        from ..artifacts.promotion import HISTORY, POINTER as PROMOTED
+        from ..artifacts.promotion import HISTORY
+        from ..artifacts.promotion import POINTER as PROMOTED
 
         root = self.root(ctx.settings)
         name = read_pointer(root / PROMOTED)
@@ -554,8 +602,9 @@ class PromotionWriter(Writer):
         gaps = [] if recorded == name else [f"{HISTORY} lacks the switch to {name} (its last switch names {recorded})"]
         try:
             files = len(verify_bundle(root / name)["files"]) if name else 0
-            summary = (f"PROMOTED -> {name}: {files} files verify; "
-                       + ("the history records the switch" if not gaps else "the history lacks the switch"))
+            summary = f"PROMOTED -> {name}: {files} files verify; " + (
+                "the history records the switch" if not gaps else "the history lacks the switch"
+            )
         except Exception as error:  # noqa: BLE001
             problems.append(f"PROMOTED names {name}, which does not verify: {error}")
             summary = f"PROMOTED -> {name}: does not verify"
@@ -570,6 +619,17 @@ class PromotionWriter(Writer):
         return after.pointer == payload
 
 
-WRITERS: dict[str, Writer] = {w.name: w for w in (
-    CatalogWriter(), IndexBuildWriter(), LanceWriter(), Q2EWriter(), LogWriterCase(),
-    PolicyWriter(), RankerWriter(), BundleWriter(), PromotionWriter())}
+WRITERS: dict[str, Writer] = {
+    w.name: w
+    for w in (
+        CatalogWriter(),
+        IndexBuildWriter(),
+        LanceWriter(),
+        Q2EWriter(),
+        LogWriterCase(),
+        PolicyWriter(),
+        RankerWriter(),
+        BundleWriter(),
+        PromotionWriter(),
+    )
+}

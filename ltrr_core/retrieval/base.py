@@ -8,8 +8,9 @@ evaluation, never required from a strategy.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from ..text import normalize
 
@@ -24,7 +25,7 @@ class Query:
     # Query understanding, computed once per request by whoever owns the request (searcher,
     # runtime) and shared by the strategies that read it; a strategy that needs it and finds
     # None computes it itself.
-    understanding: "QueryUnderstanding | None" = None
+    understanding: QueryUnderstanding | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.text, str) or not self.text.strip():
@@ -51,13 +52,15 @@ class Candidates:
             raise ValueError(f"{self.strategy}: {len(self.ids)} ids but {len(self.scores)} scores")
 
     @classmethod
-    def from_pairs(cls, strategy: str, pairs: list[tuple[str, float]], meta: Mapping[str, Any] | None = None) -> "Candidates":
+    def from_pairs(
+        cls, strategy: str, pairs: list[tuple[str, float]], meta: Mapping[str, Any] | None = None
+    ) -> Candidates:
         return cls(strategy, tuple(p[0] for p in pairs), tuple(float(p[1]) for p in pairs), dict(meta or {}))
 
     def __len__(self) -> int:
         return len(self.ids)
 
-    def prefix(self, depth: int) -> "Candidates":
+    def prefix(self, depth: int) -> Candidates:
         """The answer at a smaller depth: a strategy's top ``d`` is the prefix of its top ``k >= d``."""
         return Candidates(self.strategy, self.ids[:depth], self.scores[:depth], self.meta)
 

@@ -26,6 +26,7 @@ from .semantic import SemanticStrategy
 
 _log = logging.getLogger("ltrr.search")
 
+
 @dataclass
 class SearchResult:
     query: Query
@@ -71,14 +72,14 @@ class ServingPaths:
 
     bm25: Path
     qu: Path
-    q2e: Path | None          # None: no Q2E table yet (memory is not loaded)
+    q2e: Path | None  # None: no Q2E table yet (memory is not loaded)
     lance_dir: Path
     lance_table: str
     lance_version: int
-    query_encoder: Path | None = None   # None or missing: queries are encoded by the torch model
+    query_encoder: Path | None = None  # None or missing: queries are encoded by the torch model
 
     @classmethod
-    def of_current_build(cls, settings: Settings) -> "ServingPaths":
+    def of_current_build(cls, settings: Settings) -> ServingPaths:
         from ..memory import Q2ENotBuilt
         from ..memory.build import q2e_store
 
@@ -90,8 +91,15 @@ class ServingPaths:
             except Q2ENotBuilt as missing:
                 _log.warning("no memory index: %s", missing)
         vectors = manifest["vectors"]
-        return cls(build_dir / "bm25", build_dir / "qu", q2e, settings.data_dir / "indexes" / "lance",
-                   vectors["table"], int(vectors["table_version"]), build_dir / "query_encoder")
+        return cls(
+            build_dir / "bm25",
+            build_dir / "qu",
+            q2e,
+            settings.data_dir / "indexes" / "lance",
+            vectors["table"],
+            int(vectors["table_version"]),
+            build_dir / "query_encoder",
+        )
 
 
 def _lexical(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
@@ -101,8 +109,9 @@ def _lexical(settings: Settings, paths: ServingPaths, understander) -> Retrieval
 def _semantic(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
     table = open_db(paths.lance_dir).open_table(paths.lance_table)
     table.checkout(paths.lance_version)
-    return SemanticStrategy(table, serving_encoder(settings.embedding, settings.runtime, paths.query_encoder),
-                            settings.vector)
+    return SemanticStrategy(
+        table, serving_encoder(settings.embedding, settings.runtime, paths.query_encoder), settings.vector
+    )
 
 
 def _structured(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:

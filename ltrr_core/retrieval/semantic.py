@@ -25,6 +25,5 @@ class SemanticStrategy:
     def retrieve_batch(self, queries: list[Query], k: int) -> list[Candidates]:
         vectors = self.encoder.encode([q.text for q in queries])
         return [
-            Candidates.from_pairs(self.name, search_capped(self.table, vector, k, self.config))
-            for vector in vectors
+            Candidates.from_pairs(self.name, search_capped(self.table, vector, k, self.config)) for vector in vectors
         ]

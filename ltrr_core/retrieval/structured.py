@@ -23,8 +23,15 @@ from ..config import StructuredConfig
 from ..query import Interpretation, QueryUnderstander, QueryUnderstanding
 from .base import Candidates, Query
 
-_LIST_FIELDS = {"artist": "artists", "tag": "tags", "genre": "genres", "mood": "moods", "season": "seasons",
-                "version": "version_types", "decade": "decades"}
+_LIST_FIELDS = {
+    "artist": "artists",
+    "tag": "tags",
+    "genre": "genres",
+    "mood": "moods",
+    "season": "seasons",
+    "version": "version_types",
+    "decade": "decades",
+}
 _FILTER_SLOTS = ("version", "decade")
 _TOPIC_SLOTS = ("tag", "genre", "mood", "season")
 
@@ -87,8 +94,12 @@ class StructuredStrategy:
             for row, score in zip(match.rows.tolist(), scores.tolist()):
                 best[row] = best.get(row, 0.0) + score
         ranked = sorted(best.items(), key=lambda item: (-item[1], item[0]))[:k]
-        return Candidates(self.name, tuple(self.index.ids[r] for r, _ in ranked),
-                          tuple(float(s) for _, s in ranked), {"n_relaxed_filters": n_relaxed})
+        return Candidates(
+            self.name,
+            tuple(self.index.ids[r] for r, _ in ranked),
+            tuple(float(s) for _, s in ranked),
+            {"n_relaxed_filters": n_relaxed},
+        )
 
     # ------------------------------------------------------------------ one interpretation
     def match(self, interpretation: Interpretation) -> _Match | None:
@@ -96,7 +107,7 @@ class StructuredStrategy:
         topics = [s for s in interpretation.slots if s.kind in _TOPIC_SLOTS]
         if match is None:
             if not topics and not any(s.kind in _FILTER_SLOTS for s in interpretation.slots):
-                return None   # nothing structured to search for: leave it to the other strategies
+                return None  # nothing structured to search for: leave it to the other strategies
             match = self._topic_match(interpretation)
             filters = [s for s in interpretation.slots if s.kind in _FILTER_SLOTS]
         else:
@@ -124,7 +135,7 @@ class StructuredStrategy:
             text = wanted.value if wanted else rest
             names = self.index.albums if (album and not title) else self.index.titles
             similarity = np.array([_title_similarity(text, names[r], fuzz) for r in rows]) if len(rows) else np.empty(0)
-            if wanted is None:   # leftover words as a soft title hint ("toby keith santa")
+            if wanted is None:  # leftover words as a soft title hint ("toby keith santa")
                 return _Match(rows, 0.5 + 0.5 * similarity / 100.0)
             keep = (similarity >= self.config.min_title_similarity) & ~is_artist
             return _Match(rows[keep], similarity[keep] / 100.0)
@@ -139,8 +150,9 @@ class StructuredStrategy:
 
     def _topic_match(self, interpretation: Interpretation) -> _Match:
         """Entities carrying every topic (tag/genre/mood); with only filters, all entities with them."""
-        slots = [s for s in interpretation.slots if s.kind in _TOPIC_SLOTS] or \
-                [s for s in interpretation.slots if s.kind in _FILTER_SLOTS][:1]
+        slots = [s for s in interpretation.slots if s.kind in _TOPIC_SLOTS] or [
+            s for s in interpretation.slots if s.kind in _FILTER_SLOTS
+        ][:1]
         rows = self.index.postings(slots[0].kind, slots[0].value)
         for slot in slots[1:]:
             rows = np.intersect1d(rows, self.index.postings(slot.kind, slot.value))

@@ -20,8 +20,8 @@ from jinja2 import Environment, select_autoescape
 from ..ranking.features import feature_names
 from .service import SearchService
 
-FUSED_SHOWN = 30          # fused candidates listed (the ranker sees ``ranker.rerank_depth`` of them)
-PLANS_SHOWN = 8           # likeliest plans of the exploring policy listed
+FUSED_SHOWN = 30  # fused candidates listed (the ranker sees ``ranker.rerank_depth`` of them)
+PLANS_SHOWN = 8  # likeliest plans of the exploring policy listed
 
 
 @dataclass(frozen=True)
@@ -51,11 +51,11 @@ class ExplainedResult:
     title: str
     artists: list[str]
     type: str
-    score: float                                  # the ranker's score (or fusion's, without a ranker)
-    fused_rank: int | None                        # where fusion put it, before the ranker
-    found_by: dict[str, list[float]]              # strategy -> [rank, score]
-    features: dict[str, float | None]             # the ranker's inputs, by name
-    top_features: list[dict[str, float]]          # strongest SHAP contributions to its score
+    score: float  # the ranker's score (or fusion's, without a ranker)
+    fused_rank: int | None  # where fusion put it, before the ranker
+    found_by: dict[str, list[float]]  # strategy -> [rank, score]
+    features: dict[str, float | None]  # the ranker's inputs, by name
+    top_features: list[dict[str, float]]  # strongest SHAP contributions to its score
 
 
 @dataclass(frozen=True)
@@ -66,9 +66,9 @@ class Explanation:
     policy: str
     plan: str
     depths: dict[str, int]
-    propensity: float                             # P(this plan) when the policy explores
-    plan_probabilities: dict[str, float]          # the exploring distribution's likeliest plans
-    strategy_probabilities: dict[str, float]      # P(strategy runs) under that distribution
+    propensity: float  # P(this plan) when the policy explores
+    plan_probabilities: dict[str, float]  # the exploring distribution's likeliest plans
+    strategy_probabilities: dict[str, float]  # P(strategy runs) under that distribution
     policy_features: dict[str, float]
     understanding: dict[str, Any]
     strategies: list[ExplainedStrategy]
@@ -90,40 +90,78 @@ def explain_query(service: SearchService, text: str, k: int) -> Explanation:
     names = feature_names(list(response.ranking.get("strategies", [])))
     rows = response.ranking.get("rows", [])
     top = response.ranking.get("top_features") or [[] for _ in rows]
-    results = [ExplainedResult(
-        position=result["position"], entity_id=result["entity_id"], title=result["title"] or "",
-        artists=list(result["artists"]), type=result["type"] or "", score=result["score"],
-        fused_rank=fused_rank.get(result["entity_id"]),
-        found_by={s: [float(rank), float(score)] for s, (rank, score) in row["found_by"].items()},
-        features=dict(zip(names, row["values"])), top_features=contributions)
-        for result, row, contributions in zip(response.results, rows, top)]
-    strategies = [ExplainedStrategy(name, int(trace["depth"]), int(trace["n"]), response.timings_ms.get(name),
-                                    dict(trace.get("meta") or {}),
-                                    [_candidate(service, rank, entity_id, score) for rank, (entity_id, score)
-                                     in enumerate(zip(trace["ids"], trace["scores"]), start=1)])
-                  for name, trace in response.per_strategy.items()]
-    fused = [_candidate(service, rank, entity_id, None)
-             for rank, entity_id in enumerate(response.candidate_ids[:FUSED_SHOWN], start=1)]
+    results = [
+        ExplainedResult(
+            position=result["position"],
+            entity_id=result["entity_id"],
+            title=result["title"] or "",
+            artists=list(result["artists"]),
+            type=result["type"] or "",
+            score=result["score"],
+            fused_rank=fused_rank.get(result["entity_id"]),
+            found_by={s: [float(rank), float(score)] for s, (rank, score) in row["found_by"].items()},
+            features=dict(zip(names, row["values"])),
+            top_features=contributions,
+        )
+        for result, row, contributions in zip(response.results, rows, top)
+    ]
+    strategies = [
+        ExplainedStrategy(
+            name,
+            int(trace["depth"]),
+            int(trace["n"]),
+            response.timings_ms.get(name),
+            dict(trace.get("meta") or {}),
+            [
+                _candidate(service, rank, entity_id, score)
+                for rank, (entity_id, score) in enumerate(zip(trace["ids"], trace["scores"]), start=1)
+            ],
+        )
+        for name, trace in response.per_strategy.items()
+    ]
+    fused = [
+        _candidate(service, rank, entity_id, None)
+        for rank, entity_id in enumerate(response.candidate_ids[:FUSED_SHOWN], start=1)
+    ]
     decision = response.decision
     distribution = service.policy.probabilities(response.policy_features)
     likeliest = sorted(distribution.items(), key=lambda item: -item[1])[:PLANS_SHOWN]
-    marginals = {name: float(sum(p for plan, p in distribution.items() if service.policy.plans[plan].get(name, 0) > 0))
-                 for name in service.strategies}
+    marginals = {
+        name: float(sum(p for plan, p in distribution.items() if service.policy.plans[plan].get(name, 0) > 0))
+        for name in service.strategies
+    }
     return Explanation(
-        query=text, request_id=response.request_id, bundle_id=response.bundle_id, policy=response.policy,
-        plan=decision.plan, depths=dict(decision.depths), propensity=float(distribution.get(decision.plan, 0.0)),
-        plan_probabilities={plan: float(p) for plan, p in likeliest}, strategy_probabilities=marginals,
+        query=text,
+        request_id=response.request_id,
+        bundle_id=response.bundle_id,
+        policy=response.policy,
+        plan=decision.plan,
+        depths=dict(decision.depths),
+        propensity=float(distribution.get(decision.plan, 0.0)),
+        plan_probabilities={plan: float(p) for plan, p in likeliest},
+        strategy_probabilities=marginals,
         policy_features={n: float(v) for n, v in response.policy_features.items()},
-        understanding=response.understanding, strategies=strategies, fused=fused,
-        n_fused=len(response.candidate_ids), ranker=str(response.ranking.get("ranker", "fusion")),
-        results=results, timings_ms=dict(response.timings_ms))
+        understanding=response.understanding,
+        strategies=strategies,
+        fused=fused,
+        n_fused=len(response.candidate_ids),
+        ranker=str(response.ranking.get("ranker", "fusion")),
+        results=results,
+        timings_ms=dict(response.timings_ms),
+    )
 
 
 def _candidate(service: SearchService, rank: int, entity_id: str, score: float | None) -> ExplainedCandidate:
     row = service.display.loc[entity_id] if entity_id in service.display.index else None
     artists = [] if row is None or row["artists"] is None else [str(a) for a in row["artists"]]
-    return ExplainedCandidate(rank, entity_id, "" if row is None else str(row["title"] or ""), artists,
-                              "" if row is None else str(row["type"] or ""), score)
+    return ExplainedCandidate(
+        rank,
+        entity_id,
+        "" if row is None else str(row["title"] or ""),
+        artists,
+        "" if row is None else str(row["type"] or ""),
+        score,
+    )
 
 
 def _number(value: Any, digits: int = 4) -> str:

@@ -21,10 +21,11 @@ import json
 import logging
 import os
 import threading
+from collections.abc import Callable
 from contextlib import asynccontextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Literal
 
 from fastapi import FastAPI, Header, HTTPException, Query
 from fastapi.responses import HTMLResponse
@@ -32,21 +33,27 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..artifacts import BundleError
 from ..config import RuntimeConfig
-from ..query import InvalidQuery
 from ..logs import LOG_SCHEMA_VERSION
 from ..logs.recorder import InteractionRecorder, NotShown, UnknownRequest
+from ..query import InvalidQuery
 from .explain import Explanation, explain_query, render_html
 from .service import SearchService
 
 _log = logging.getLogger("ltrr.runtime")
-LIMITED_PATHS = ("/search", "/feedback", "/explain", "/explain.json")   # what the concurrency limit counts
+LIMITED_PATHS = ("/search", "/feedback", "/explain", "/explain.json")  # what the concurrency limit counts
 EXPLAIN_PAGE = "/explain"
-SECURITY_HEADERS = [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
-                    (b"referrer-policy", b"no-referrer"), (b"cache-control", b"no-store")]
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cache-control", b"no-store"),
+]
 # The docs pages load Swagger UI / ReDoc from their CDN; everything else is JSON and needs nothing.
-DOCS_CSP = (b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
-            b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
-            b"frame-ancestors 'none'")
+DOCS_CSP = (
+    b"default-src 'self'; script-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; "
+    b"style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net; img-src 'self' data: https://fastapi.tiangolo.com; "
+    b"frame-ancestors 'none'"
+)
 API_CSP = b"default-src 'none'; frame-ancestors 'none'"
 # The explain page: its own inline style and a form that submits to itself; no script at all.
 EXPLAIN_CSP = b"default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'"
@@ -68,10 +75,13 @@ def search_request_model(config: RuntimeConfig) -> type[BaseModel]:
         model_config = ConfigDict(extra="forbid")
         query: str
         user_id: str | None = Field(None, max_length=128)
-        context: dict[str, Any] = Field(default_factory=dict, max_length=config.context_max_keys,
-                                        description=f"request context, logged verbatim: at most {config.context_max_keys} "
-                                                    f"keys, nesting depth {config.context_max_depth}, "
-                                                    f"{config.context_max_bytes} bytes as JSON")
+        context: dict[str, Any] = Field(
+            default_factory=dict,
+            max_length=config.context_max_keys,
+            description=f"request context, logged verbatim: at most {config.context_max_keys} "
+            f"keys, nesting depth {config.context_max_depth}, "
+            f"{config.context_max_bytes} bytes as JSON",
+        )
         k: int | None = Field(None, gt=0, le=100)
         trace: bool = False
 
@@ -103,7 +113,7 @@ class RequestGuard:
 
     def __init__(self, app: Any, config: RuntimeConfig):
         self.app, self.config = app, config
-        self.in_flight = 0           # touched only on the event loop: no lock needed
+        self.in_flight = 0  # touched only on the event loop: no lock needed
 
     async def __call__(self, scope: dict[str, Any], receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -113,15 +123,25 @@ class RequestGuard:
         csp = {"/docs": DOCS_CSP, "/redoc": DOCS_CSP, EXPLAIN_PAGE: EXPLAIN_CSP}.get(scope["path"], API_CSP)
         declared = headers.get(b"content-length", b"0")
         if not declared.isdigit() or int(declared) > self.config.max_body_bytes:
-            await self._refuse(send, 413, f"request body of {declared.decode('latin-1')!r} bytes; at most "
-                                          f"{self.config.max_body_bytes} allowed (runtime.max_body_bytes)", csp)
+            await self._refuse(
+                send,
+                413,
+                f"request body of {declared.decode('latin-1')!r} bytes; at most "
+                f"{self.config.max_body_bytes} allowed (runtime.max_body_bytes)",
+                csp,
+            )
             return
         limited = scope["path"] in LIMITED_PATHS
         if limited and self.in_flight >= self.config.max_concurrent_requests:
-            await self._refuse(send, 503, f"{self.in_flight} requests in flight, the limit of this process "
-                                          f"(runtime.max_concurrent_requests); retry after "
-                                          f"{self.config.retry_after_seconds} s", csp,
-                               [(b"retry-after", str(self.config.retry_after_seconds).encode())])
+            await self._refuse(
+                send,
+                503,
+                f"{self.in_flight} requests in flight, the limit of this process "
+                f"(runtime.max_concurrent_requests); retry after "
+                f"{self.config.retry_after_seconds} s",
+                csp,
+                [(b"retry-after", str(self.config.retry_after_seconds).encode())],
+            )
             return
         self.in_flight += limited
         started = refused = False
@@ -131,22 +151,25 @@ class RequestGuard:
             nonlocal received, refused
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.config.max_body_bytes and not refused:    # streamed, without Content-Length
+            if received > self.config.max_body_bytes and not refused:  # streamed, without Content-Length
                 refused = True
                 if not started:
-                    await self._refuse(send, 413, f"request body over {self.config.max_body_bytes} bytes "
-                                                  f"(runtime.max_body_bytes)", csp)
-                return {"type": "http.disconnect"}                     # the app stops reading
+                    await self._refuse(
+                        send, 413, f"request body over {self.config.max_body_bytes} bytes (runtime.max_body_bytes)", csp
+                    )
+                return {"type": "http.disconnect"}  # the app stops reading
             return message
 
         async def secured_send(message: dict[str, Any]) -> None:
             nonlocal started
             if refused:
-                return                                                 # the 413 has been sent
+                return  # the 413 has been sent
             if message["type"] == "http.response.start":
                 started = True
-                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS,
-                                                   (b"content-security-policy", csp)]}
+                message = {
+                    **message,
+                    "headers": [*message.get("headers", []), *SECURITY_HEADERS, (b"content-security-policy", csp)],
+                }
             await send(message)
 
         try:
@@ -155,18 +178,34 @@ class RequestGuard:
             self.in_flight -= limited
 
     @staticmethod
-    async def _refuse(send: Callable, status: int, detail: str, csp: bytes,
-                      extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    async def _refuse(
+        send: Callable, status: int, detail: str, csp: bytes, extra: list[tuple[bytes, bytes]] | None = None
+    ) -> None:
         body = json.dumps({"detail": detail}).encode("utf-8")
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                *SECURITY_HEADERS, (b"content-security-policy", csp), *(extra or [])]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    *SECURITY_HEADERS,
+                    (b"content-security-policy", csp),
+                    *(extra or []),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
-def create_app(service: SearchService, log_root: Path, reload_service: Callable[[], SearchService],
-               admin_token: str | None, watch: Callable[[], str | None] | None = None,
-               poll_seconds: float = 0.0) -> FastAPI:
+def create_app(
+    service: SearchService,
+    log_root: Path,
+    reload_service: Callable[[], SearchService],
+    admin_token: str | None,
+    watch: Callable[[], str | None] | None = None,
+    poll_seconds: float = 0.0,
+) -> FastAPI:
     """``watch`` returns the bundle id that should be served (the promoted pointer); every
     ``poll_seconds`` a background thread compares it with the one being served and reloads."""
     state = {"service": service}
@@ -193,7 +232,9 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
                 _log.info("now serving promoted bundle %s", state["service"].bundle_id)
             except (BundleError, FileNotFoundError) as error:
                 refused = target
-                _log.error("promoted bundle %s refused, still serving %s: %s", target, state["service"].bundle_id, error)
+                _log.error(
+                    "promoted bundle %s refused, still serving %s: %s", target, state["service"].bundle_id, error
+                )
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI):
@@ -221,21 +262,26 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
             response = current.search(request.query, request.user_id, request.context, request.k, explain=request.trace)
         except InvalidQuery as error:
             raise HTTPException(status_code=422, detail=f"invalid query: {error}") from error
-        recorder.record_search(response, request.user_id, request.context, datetime.now(timezone.utc))
-        body = {"request_id": response.request_id, "bundle_id": response.bundle_id, "results": response.results,
-                "timings_ms": response.timings_ms}       # per stage, also without a trace (cheap; the trace's explain is not)
+        recorder.record_search(response, request.user_id, request.context, datetime.now(UTC))
+        body = {
+            "request_id": response.request_id,
+            "bundle_id": response.bundle_id,
+            "results": response.results,
+            "timings_ms": response.timings_ms,
+        }  # per stage, also without a trace (cheap; the trace's explain is not)
         if request.trace:
             body["trace"] = {**response.trace(), "qu": response.understanding}
         return body
 
-    search.__annotations__ = {"request": SearchRequest, "return": dict[str, Any]}   # the model is built from config
+    search.__annotations__ = {"request": SearchRequest, "return": dict[str, Any]}  # the model is built from config
     app.post("/search")(search)
 
     @app.post("/feedback")
     def post_feedback(event: FeedbackRequest) -> dict[str, Any]:
         try:
-            recorder.record_feedback(event.request_id, event.entity_id, event.event, event.position, event.seconds,
-                                     datetime.now(timezone.utc))
+            recorder.record_feedback(
+                event.request_id, event.entity_id, event.event, event.position, event.seconds, datetime.now(UTC)
+            )
         except UnknownRequest as error:
             raise HTTPException(status_code=404, detail=str(error)) from error
         except NotShown as error:
@@ -251,15 +297,19 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
     max_k = config.max_results
 
     @app.get("/explain.json")
-    def explain_json(q: str = Query(..., description="the query to explain"),
-                     k: int = Query(10, ge=1, le=max_k, description="results to rank")) -> dict[str, Any]:
+    def explain_json(
+        q: str = Query(..., description="the query to explain"),
+        k: int = Query(10, ge=1, le=max_k, description="results to rank"),
+    ) -> dict[str, Any]:
         """Every stage of one query (QU, plan and propensity, each strategy's candidates, fusion, ranker
         features and contributions per result, timings). Greedy plan; nothing is logged."""
         return explained(q, k).to_dict()
 
     @app.get(EXPLAIN_PAGE, response_class=HTMLResponse)
-    def explain_page(q: str = Query("", description="the query to explain (empty: the form alone)"),
-                     k: int = Query(10, ge=1, le=max_k, description="results to rank")) -> HTMLResponse:
+    def explain_page(
+        q: str = Query("", description="the query to explain (empty: the form alone)"),
+        k: int = Query(10, ge=1, le=max_k, description="results to rank"),
+    ) -> HTMLResponse:
         """The same as /explain.json, as a page a person reads."""
         if not q.strip():
             return HTMLResponse(render_html(None, q, k))
@@ -278,11 +328,12 @@ def create_app(service: SearchService, log_root: Path, reload_service: Callable[
         try:
             fresh = reload()
         except BundleError as error:
-            raise HTTPException(status_code=409, detail=f"bundle refused, still serving "
-                                                        f"{state['service'].bundle_id}: {error}") from error
+            raise HTTPException(
+                status_code=409, detail=f"bundle refused, still serving {state['service'].bundle_id}: {error}"
+            ) from error
         return {"status": "reloaded", "bundle_id": fresh.bundle_id}
 
-    if admin_token:                  # without a configured token there is no admin endpoint at all
+    if admin_token:  # without a configured token there is no admin endpoint at all
         app.post("/admin/reload")(admin_reload)
     return app
 

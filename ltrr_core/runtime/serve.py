@@ -50,11 +50,14 @@ def build_app(settings: Settings, bundle: Path | None = None) -> FastAPI:
     """The HTTP app over the chosen bundle; without an explicit ``bundle`` it follows the
     promoted pointer (hot reload every ``runtime.reload_poll_seconds``)."""
     service = load_service(settings, chosen_bundle(settings, bundle))
-    return create_app(service, settings.data_dir / settings.runtime.log_dir,
-                      lambda: load_service(settings, serving_bundle(settings)),
-                      admin_token_from_env(settings.runtime.admin_token_env),
-                      watch=None if bundle is not None else lambda: getattr(promoted_bundle(settings), "name", None),
-                      poll_seconds=settings.runtime.reload_poll_seconds)
+    return create_app(
+        service,
+        settings.data_dir / settings.runtime.log_dir,
+        lambda: load_service(settings, serving_bundle(settings)),
+        admin_token_from_env(settings.runtime.admin_token_env),
+        watch=None if bundle is not None else lambda: getattr(promoted_bundle(settings), "name", None),
+        poll_seconds=settings.runtime.reload_poll_seconds,
+    )
 
 
 def app_from_env() -> FastAPI:

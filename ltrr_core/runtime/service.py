@@ -17,24 +17,25 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 
 from ..artifacts import BundleError, verify_bundle
-from ..config import RetrievalConfig, Settings
-from ..retrieval.base import Query, RetrievalStrategy
-from ..retrieval.fusion import fuse
-from ..query import load_understander
-from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
 from ..bandit.features import policy_features
+from ..config import RetrievalConfig, Settings
+from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy, greedy_decision
+from ..query import load_understander
 from ..ranking.features import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
 from ..ranking.model import Ranker
-from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy, greedy_decision
+from ..retrieval.base import Query, RetrievalStrategy
+from ..retrieval.fusion import fuse
+from ..retrieval.searcher import ServingPaths, describe_result, load_strategies
 
 TRACE_CANDIDATES = 20
 
@@ -49,27 +50,40 @@ class SearchResponse:
     results: list[dict[str, Any]]
     per_strategy: dict[str, dict[str, Any]]
     timings_ms: dict[str, float] = field(default_factory=dict)
-    policy: str = ""                                   # which policy decided (name and version)
+    policy: str = ""  # which policy decided (name and version)
     policy_features: dict[str, float] = field(default_factory=dict)
-    ranking: dict[str, Any] = field(default_factory=dict)   # ranker, and per shown result its inputs and features
-    rng_seed: int = 0        # with request_id, the seed of every random draw this request made (``request_rng``)
+    ranking: dict[str, Any] = field(default_factory=dict)  # ranker, and per shown result its inputs and features
+    rng_seed: int = 0  # with request_id, the seed of every random draw this request made (``request_rng``)
     candidate_ids: list[str] = field(default_factory=list)  # the whole fused candidate set, best first
 
     def trace(self) -> dict[str, Any]:
         return {
             "ranking": {k: v for k, v in self.ranking.items() if k != "rows"},
-            "action": {"policy": self.policy, "plan": self.decision.plan, "depths": self.decision.depths,
-                       "probability": self.decision.probability,
-                       "strategy_probabilities": self.decision.strategy_probabilities},
+            "action": {
+                "policy": self.policy,
+                "plan": self.decision.plan,
+                "depths": self.decision.depths,
+                "probability": self.decision.probability,
+                "strategy_probabilities": self.decision.strategy_probabilities,
+            },
             "strategies": self.per_strategy,
             "timings_ms": self.timings_ms,
         }
 
 
 class SearchService:
-    def __init__(self, settings: Settings, bundle_id: str, strategies: list[RetrievalStrategy], understander,
-                 policy: RetrievalPolicy, display: pd.DataFrame, startup: dict[str, float],
-                 entities: EntityAttributes | None = None, ranker: Ranker | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        bundle_id: str,
+        strategies: list[RetrievalStrategy],
+        understander,
+        policy: RetrievalPolicy,
+        display: pd.DataFrame,
+        startup: dict[str, float],
+        entities: EntityAttributes | None = None,
+        ranker: Ranker | None = None,
+    ):
         self.settings = settings
         self.bundle_id = bundle_id
         self.strategies = {s.name: s for s in strategies}
@@ -86,9 +100,16 @@ class SearchService:
         # draws can be re-derived from (seed, request id) -- and no generator is shared by threads.
         self.seed = settings.runtime.seed if settings.runtime.seed is not None else secrets.randbits(63)
 
-    def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
-               k: int | None = None, request_id: str | None = None, explain: bool = False,
-               explore: bool = True) -> SearchResponse:
+    def search(
+        self,
+        text: str,
+        user_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        k: int | None = None,
+        request_id: str | None = None,
+        explain: bool = False,
+        explore: bool = True,
+    ) -> SearchResponse:
         """InvalidQuery (a ValueError naming the rule) for input that cannot be searched.
         ``explore=False``: the policy's greedy plan and no RandTop-k shuffle -- what the bundle
         serves when it does not explore (offline evaluation)."""
@@ -111,12 +132,25 @@ class SearchService:
         results = [self._result(position, c, score) for position, (c, score) in enumerate(shown, start=1)]
         timings["rank"] = (time.perf_counter() - tick) * 1000
         timings["total"] = (time.perf_counter() - started) * 1000
-        return SearchResponse(request_id, self.bundle_id, text, qu, decision, results,
-                              per_strategy, {n: round(v, 3) for n, v in timings.items()}, self.policy_label, features,
-                              ranking, self.seed, [c.entity_id for c in fused])
+        return SearchResponse(
+            request_id,
+            self.bundle_id,
+            text,
+            qu,
+            decision,
+            results,
+            per_strategy,
+            {n: round(v, 3) for n, v in timings.items()},
+            self.policy_label,
+            features,
+            ranking,
+            self.seed,
+            [c.entity_id for c in fused],
+        )
 
-    def retrieve_plan(self, query: Query, depths: dict[str, int],
-                      timings: dict[str, float] | None = None) -> tuple[list, dict[str, dict[str, Any]]]:
+    def retrieve_plan(
+        self, query: Query, depths: dict[str, int], timings: dict[str, float] | None = None
+    ) -> tuple[list, dict[str, dict[str, Any]]]:
         """The plan's strategies at their depths, fused with provenance: (fused candidates, per
         strategy its trace). Serving and the ranker's replay evaluation go through here."""
         found = {}
@@ -138,28 +172,47 @@ class SearchService:
                 continue
             answer = found[name].prefix(depth)
             candidates.append(answer)
-            per_strategy[name] = {"depth": depth, "n": len(answer), "ids": list(answer.ids[:TRACE_CANDIDATES]),
-                                  "scores": [round(s, 6) for s in answer.scores[:TRACE_CANDIDATES]],
-                                  "meta": dict(answer.meta)}
+            per_strategy[name] = {
+                "depth": depth,
+                "n": len(answer),
+                "ids": list(answer.ids[:TRACE_CANDIDATES]),
+                "scores": [round(s, 6) for s in answer.scores[:TRACE_CANDIDATES]],
+                "meta": dict(answer.meta),
+            }
         # every candidate drawn, fused (the ranking takes its own prefix): the logged candidate set is whole
         return fuse(candidates, self.settings.retrieval.fusion), per_strategy
 
-    def ranking_features(self, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
-                         pool: list) -> np.ndarray:
+    def ranking_features(
+        self, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]], pool: list
+    ) -> np.ndarray:
         """The one feature path of serving, evaluation and training (``candidate_features``)."""
-        return candidate_features(qu, context, {n: p["meta"] for n, p in per_strategy.items()},
-                                  [(c.entity_id, c.found_by) for c in pool], self.entities, self.feature_strategies,
-                                  self.settings.retrieval.fusion)
+        return candidate_features(
+            qu,
+            context,
+            {n: p["meta"] for n, p in per_strategy.items()},
+            [(c.entity_id, c.found_by) for c in pool],
+            self.entities,
+            self.feature_strategies,
+            self.settings.retrieval.fusion,
+        )
 
-    def _rank(self, fused: list, qu: dict[str, Any], context: dict[str, Any], per_strategy: dict[str, dict[str, Any]],
-              k: int, explain: bool, rng: np.random.Generator | None) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
+    def _rank(
+        self,
+        fused: list,
+        qu: dict[str, Any],
+        context: dict[str, Any],
+        per_strategy: dict[str, dict[str, Any]],
+        k: int,
+        explain: bool,
+        rng: np.random.Generator | None,
+    ) -> tuple[list[tuple[Any, float]], dict[str, Any]]:
         """The top k as (candidate, score), and what ranked them: the ranker over the top
         ``rerank_depth`` fused candidates, else the fusion order."""
-        pool = fused[:self.settings.ranker.rerank_depth] if self.ranker else fused[:k]
+        pool = fused[: self.settings.ranker.rerank_depth] if self.ranker else fused[:k]
         values = self.ranking_features(qu, context, per_strategy, pool)
         if self.ranker is not None:
             scores = self.ranker.score(values)
-            order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]   # ties keep the fusion order
+            order = sorted(range(len(pool)), key=lambda i: (-scores[i], i))[:k]  # ties keep the fusion order
         else:
             scores = np.array([c.score for c in pool])
             order = list(range(min(k, len(pool))))
@@ -168,23 +221,40 @@ class SearchService:
         randomized = rng is not None and bool(rng.random() < self.settings.ranker.position_bias.randomize_share)
         if randomized and rng is not None:
             order = [order[i] for i in rng.permutation(len(order))]
-        ranking = {"ranker": f"catboost:{self.ranker.version}" if self.ranker else "fusion",
-                   "randomized": randomized,
-                   "feature_spec": FEATURE_SPEC_VERSION, "strategies": self.feature_strategies,
-                   "rows": [{"found_by": {s: [r, round(float(sc), 6)] for s, (r, sc) in pool[i].found_by.items()},
-                             "values": [None if np.isnan(v) else round(float(v), 6) for v in values[i]]} for i in order]}
+        ranking = {
+            "ranker": f"catboost:{self.ranker.version}" if self.ranker else "fusion",
+            "randomized": randomized,
+            "feature_spec": FEATURE_SPEC_VERSION,
+            "strategies": self.feature_strategies,
+            "rows": [
+                {
+                    "found_by": {s: [r, round(float(sc), 6)] for s, (r, sc) in pool[i].found_by.items()},
+                    "values": [None if np.isnan(v) else round(float(v), 6) for v in values[i]],
+                }
+                for i in order
+            ],
+        }
         if explain and self.ranker is not None:
             ranking["top_features"] = self.ranker.explain(values[order], self.settings.ranker.explain_top_features)
         return [(pool[i], float(scores[i])) for i in order], ranking
 
-    def with_strategy(self, strategy: RetrievalStrategy) -> "SearchService":
+    def with_strategy(self, strategy: RetrievalStrategy) -> SearchService:
         """The same bundle with one strategy replaced by ``strategy`` (same name): how an
         evaluation serves a bundle with, say, another query encoder behind ``semantic``."""
         if strategy.name not in self.strategies:
             raise ValueError(f"bundle {self.bundle_id} serves no {strategy.name!r} strategy to replace")
         strategies = [strategy if s.name == strategy.name else s for s in self.strategies.values()]
-        return SearchService(self.settings, self.bundle_id, strategies, self.understander, self.policy, self.display,
-                             self.startup, self.entities, self.ranker)
+        return SearchService(
+            self.settings,
+            self.bundle_id,
+            strategies,
+            self.understander,
+            self.policy,
+            self.display,
+            self.startup,
+            self.entities,
+            self.ranker,
+        )
 
     @property
     def policy_label(self) -> str:
@@ -248,34 +318,55 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     root = Path(bundle_path)
     lance = manifest["components"]["lance"]
     if lance["model"] != settings.embedding.model:
-        raise BundleError(f"{root}: vectors were built with {lance['model']!r}, this config encodes queries with "
-                          f"{settings.embedding.model!r}")
+        raise BundleError(
+            f"{root}: vectors were built with {lance['model']!r}, this config encodes queries with "
+            f"{settings.embedding.model!r}"
+        )
     retrieval = RetrievalConfig.model_validate(json.loads((root / "retrieval.json").read_text(encoding="utf-8")))
     settings = settings.with_overrides(retrieval=retrieval.model_dump(mode="python"))
-    paths = ServingPaths(root / "bm25", root / "qu", root / "q2e" / "q2e.parquet",
-                         settings.data_dir / lance["path"], lance["table"], int(lance["version"]),
-                         root / "query_encoder")
-    understander = _COMPONENTS.get("qu", _files_key(manifest, "qu/", settings.query_understanding,
-                                                    settings.content_understanding),
-                                   lambda: load_understander(paths.qu, settings))
+    paths = ServingPaths(
+        root / "bm25",
+        root / "qu",
+        root / "q2e" / "q2e.parquet",
+        settings.data_dir / lance["path"],
+        lance["table"],
+        int(lance["version"]),
+        root / "query_encoder",
+    )
+    understander = _COMPONENTS.get(
+        "qu",
+        _files_key(manifest, "qu/", settings.query_understanding, settings.content_understanding),
+        lambda: load_understander(paths.qu, settings),
+    )
     strategies = load_strategies(settings, paths, understander)
     display = pd.read_parquet(root / "display.parquet").set_index("id")
-    policy = LearnedPolicy(root / "policy") if (root / "policy" / "policy.json").is_file() \
+    policy = (
+        LearnedPolicy(root / "policy")
+        if (root / "policy" / "policy.json").is_file()
         else EpsilonDefaultPolicy(settings.runtime.policy)
+    )
     entities_path = root / "ranker" / "entities.parquet"
-    entities = _COMPONENTS.get("entities", _files_key(manifest, "ranker/entities.parquet"),
-                               lambda: EntityAttributes.load(entities_path)) if entities_path.is_file() else None
+    entities = (
+        _COMPONENTS.get(
+            "entities", _files_key(manifest, "ranker/entities.parquet"), lambda: EntityAttributes.load(entities_path)
+        )
+        if entities_path.is_file()
+        else None
+    )
     ranker = Ranker(root / "ranker") if (root / "ranker" / "ranker.json").is_file() else None
-    warm = Query("warm up", {}, understander.understand("warm up"))   # numba JIT, encoder, lookups, model
+    warm = Query("warm up", {}, understander.understand("warm up"))  # numba JIT, encoder, lookups, model
     for strategy in strategies:
         strategy.retrieve(warm, 10)
     policy.probabilities(policy_features(warm.understanding, {}, None))
     if ranker is not None:
         ranker.score(np.zeros((1, len(ranker.feature_names))))
-    startup = {"seconds": round(time.perf_counter() - started, 2),
-               "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}
-    return SearchService(settings, manifest["bundle_id"], strategies, understander, policy, display, startup,
-                         entities, ranker)
+    startup = {
+        "seconds": round(time.perf_counter() - started, 2),
+        "rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1),
+    }
+    return SearchService(
+        settings, manifest["bundle_id"], strategies, understander, policy, display, startup, entities, ranker
+    )
 
 
 def bundle_loader(settings: Settings, loaded: tuple[SearchService, ...] = ()) -> Callable[[str], SearchService]:
@@ -287,4 +378,3 @@ def bundle_loader(settings: Settings, loaded: tuple[SearchService, ...] = ()) ->
 
     services = {service.bundle_id: service for service in loaded}
     return lambda bundle_id: services.get(bundle_id) or load_service(settings, bundles_root(settings) / bundle_id)
-

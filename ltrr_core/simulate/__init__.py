@@ -6,6 +6,22 @@ from .run import DayAlreadyLogged, DaySummary, Simulator, days_to_simulate, quer
 from .variants import misspell, partial, typed_query
 from .world import Intent, User, World
 
-__all__ = ["CascadeModel", "DayAlreadyLogged", "DaySummary", "Feedback", "Intent", "PositionBasedModel", "Simulator", "query_kinds",
-           "User", "World", "days_to_simulate", "make_click_model", "misspell", "partial", "read_truth",
-           "truth_root", "typed_query"]
+__all__ = [
+    "CascadeModel",
+    "DayAlreadyLogged",
+    "DaySummary",
+    "Feedback",
+    "Intent",
+    "PositionBasedModel",
+    "Simulator",
+    "query_kinds",
+    "User",
+    "World",
+    "days_to_simulate",
+    "make_click_model",
+    "misspell",
+    "partial",
+    "read_truth",
+    "truth_root",
+    "typed_query",
+]

@@ -25,10 +25,10 @@ from ..config import ClickModelConfig
 
 @dataclass(frozen=True)
 class Feedback:
-    position: int          # 1-based
-    event: str             # click | stream | like | skip
+    position: int  # 1-based
+    event: str  # click | stream | like | skip
     seconds: float | None  # listening time for streams and skips
-    delay: float           # seconds after the impression
+    delay: float  # seconds after the impression
 
 
 class _Outcomes:
@@ -46,7 +46,9 @@ class _Outcomes:
             if rng.random() < c.like_given_stream[grade]:
                 events.append(Feedback(position, "like", None, delay + 1.0 + min(seconds, 60.0)))
         else:
-            events.append(Feedback(position, "skip", round(float(rng.uniform(1.0, c.skip_seconds_max)), 1), delay + 1.0))
+            events.append(
+                Feedback(position, "skip", round(float(rng.uniform(1.0, c.skip_seconds_max)), 1), delay + 1.0)
+            )
         return events
 
 

@@ -59,26 +59,26 @@ Span = tuple[int, int]
 KINDS: tuple[Kind, ...] = ("artist", "tag")
 SOURCES: tuple[Source, ...] = ("musicreconer", "cpcd")
 SLOTS: dict[Kind, str] = {"artist": "{artist}", "tag": "{tag}"}
-ORDINARY_WORD_SENTENCES = 20   # a word in this many sentences (outside mentions) is no name's tell
-MIN_WORD_SENTENCES = 2         # a word of fewer sentences is taken for a name, a title or a typo
+ORDINARY_WORD_SENTENCES = 20  # a word in this many sentences (outside mentions) is no name's tell
+MIN_WORD_SENTENCES = 2  # a word of fewer sentences is taken for a name, a title or a typo
 
 _URL = re.compile(r"(?:https?://|www\.)\S+", re.IGNORECASE)
 _CPCD_SENTENCE = re.compile(r"(?<=[.!?])\s+|\n+")
-_MIN_NAME_CHARS = 3            # shorter artist names of a conversation match ordinary words
+_MIN_NAME_CHARS = 3  # shorter artist names of a conversation match ordinary words
 
 
 @dataclass(frozen=True)
 class MinedTemplate:
     kind: Kind
-    text: str                         # normalised, with exactly one slot
-    sources: tuple[Source, ...]       # the data sets it was mined from
-    example: str                      # one real (normalised) sentence it came from
+    text: str  # normalised, with exactly one slot
+    sources: tuple[Source, ...]  # the data sets it was mined from
+    example: str  # one real (normalised) sentence it came from
 
 
 @dataclass(frozen=True)
 class PhrasingTemplates:
-    artist: tuple[str, ...]           # each with one "{artist}" slot, sorted
-    tag: tuple[str, ...]              # each with one "{tag}" slot, sorted
+    artist: tuple[str, ...]  # each with one "{artist}" slot, sorted
+    tag: tuple[str, ...]  # each with one "{tag}" slot, sorted
     mined: tuple[MinedTemplate, ...]  # both kinds with their sources, sorted by (kind, text)
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -109,22 +109,39 @@ def mine_templates(settings: Settings) -> PhrasingTemplates:
     Raises FileNotFoundError for a missing file and ValueError, naming the files, when a kind
     has fewer than ``simulate.min_mined_templates`` distinct templates."""
     config, paths = settings.simulate, settings.catalog.paths
-    requests = (settings.shared_path(config.phrasing_musicreconer_dir), settings.shared_path(config.phrasing_cpcd_dialogs))
-    vocabulary = (settings.shared_path(paths.lastfm_tags), settings.shared_path(paths.lastfm_user_tagged),
-                  settings.shared_path(config.phrasing_genres), settings.shared_path(paths.cpcd_tracks),
-                  settings.shared_path(paths.lastfm_artists))
+    requests = (
+        settings.shared_path(config.phrasing_musicreconer_dir),
+        settings.shared_path(config.phrasing_cpcd_dialogs),
+    )
+    vocabulary = (
+        settings.shared_path(paths.lastfm_tags),
+        settings.shared_path(paths.lastfm_user_tagged),
+        settings.shared_path(config.phrasing_genres),
+        settings.shared_path(paths.cpcd_tracks),
+        settings.shared_path(paths.lastfm_artists),
+    )
     for path in (*requests, *vocabulary):
         if not path.exists():
-            raise FileNotFoundError(f"phrasing templates are mined from {path}, which does not exist "
-                                    "(or set simulate.phrasing_source: fixed)")
-    templates = _mine(*requests, *vocabulary, tuple(sorted(config.phrasing_cpcd_parts)), settings.splits,
-                      config.phrasing_max_tokens, config.tag_min_artists)
+            raise FileNotFoundError(
+                f"phrasing templates are mined from {path}, which does not exist "
+                "(or set simulate.phrasing_source: fixed)"
+            )
+    templates = _mine(
+        *requests,
+        *vocabulary,
+        tuple(sorted(config.phrasing_cpcd_parts)),
+        settings.splits,
+        config.phrasing_max_tokens,
+        config.tag_min_artists,
+    )
     short = {k: n["total"] for k, n in templates.counts().items() if n["total"] < config.min_mined_templates}
     if short:
-        raise ValueError(f"mined only {short} distinct phrasing templates (need {config.min_mined_templates} per kind) "
-                         f"from the requests in {requests[0]} and {requests[1]} (names and genre words from "
-                         f"{', '.join(str(f) for f in vocabulary)}); check those files, or set "
-                         "simulate.phrasing_source: fixed")
+        raise ValueError(
+            f"mined only {short} distinct phrasing templates (need {config.min_mined_templates} per kind) "
+            f"from the requests in {requests[0]} and {requests[1]} (names and genre words from "
+            f"{', '.join(str(f) for f in vocabulary)}); check those files, or set "
+            "simulate.phrasing_source: fixed"
+        )
     return templates
 
 
@@ -132,18 +149,30 @@ def mine_templates(settings: Settings) -> PhrasingTemplates:
 class _Sentence:
     tokens: list[str]
     source: Source
-    artists: list[Span]               # artist mentions: the {artist} slot when exactly one
-    others: list[Span]                # other entity mentions (titles, works), may overlap artists
+    artists: list[Span]  # artist mentions: the {artist} slot when exactly one
+    others: list[Span]  # other entity mentions (titles, works), may overlap artists
 
 
 @lru_cache(maxsize=4)
-def _mine(musicreconer_dir: Path, cpcd_dialogs: Path, lastfm_tags: Path, lastfm_tagged: Path, genres_file: Path,
-          cpcd_tracks: Path, lastfm_artists: Path, cpcd_parts: tuple[str, ...], splits: SplitsConfig,
-          max_tokens: int, tag_min_artists: int) -> PhrasingTemplates:
+def _mine(
+    musicreconer_dir: Path,
+    cpcd_dialogs: Path,
+    lastfm_tags: Path,
+    lastfm_tagged: Path,
+    genres_file: Path,
+    cpcd_tracks: Path,
+    lastfm_artists: Path,
+    cpcd_parts: tuple[str, ...],
+    splits: SplitsConfig,
+    max_tokens: int,
+    tag_min_artists: int,
+) -> PhrasingTemplates:
     genres, all_genres = genre_words(lastfm_tags, lastfm_tagged, genres_file, tag_min_artists)
     names = _known_names(cpcd_tracks, lastfm_artists) - all_genres
-    sentences = [*_musicreconer_sentences(musicreconer_dir),
-                 *_cpcd_sentences(cpcd_dialogs, cpcd_parts, splits, all_genres)]
+    sentences = [
+        *_musicreconer_sentences(musicreconer_dir),
+        *_cpcd_sentences(cpcd_dialogs, cpcd_parts, splits, all_genres),
+    ]
     names |= {" ".join(s.tokens[a:b]) for s in sentences for a, b in s.others + s.artists}
     distinct = {tuple(s.tokens): s for s in sentences}.values()
     seen = Counter(w for s in distinct for w in set(_outside(s.tokens, s.artists + s.others)))
@@ -157,36 +186,52 @@ def _mine(musicreconer_dir: Path, cpcd_dialogs: Path, lastfm_tags: Path, lastfm_
         tags = find(s.tokens, genre_index)
         if not mentioned and len(tags) == 1:
             _keep(found, "tag", s, tags[0], telling, seen, max_tokens)
-    mined = tuple(MinedTemplate(kind, text, tuple(x for x in SOURCES if x in sources), example)
-                  for (kind, text), (sources, example) in sorted(found.items()))
-    return PhrasingTemplates(artist=tuple(m.text for m in mined if m.kind == "artist"),
-                             tag=tuple(m.text for m in mined if m.kind == "tag"), mined=mined)
+    mined = tuple(
+        MinedTemplate(kind, text, tuple(x for x in SOURCES if x in sources), example)
+        for (kind, text), (sources, example) in sorted(found.items())
+    )
+    return PhrasingTemplates(
+        artist=tuple(m.text for m in mined if m.kind == "artist"),
+        tag=tuple(m.text for m in mined if m.kind == "tag"),
+        mined=mined,
+    )
 
 
-def _keep(found: dict[tuple[Kind, str], tuple[set[Source], str]], kind: Kind, sentence: _Sentence, slot: Span,
-          telling: dict[str, list[tuple[str, ...]]], seen: Counter[str], max_tokens: int) -> None:
+def _keep(
+    found: dict[tuple[Kind, str], tuple[set[Source], str]],
+    kind: Kind,
+    sentence: _Sentence,
+    slot: Span,
+    telling: dict[str, list[tuple[str, ...]]],
+    seen: Counter[str],
+    max_tokens: int,
+) -> None:
     tokens = sentence.tokens
     if not 2 <= len(tokens) - (slot[1] - slot[0]) + 1 <= max_tokens:
         return
     if any(seen[w] < MIN_WORD_SENTENCES for w in _outside(tokens, [slot])):
-        return    # a word no other sentence uses: most likely a name, a title or a typo missed
+        return  # a word no other sentence uses: most likely a name, a title or a typo missed
     if any(not _overlaps(span, [slot]) for span in find(tokens, telling)):
-        return    # names something else: a template must hold no real entity but its slot
-    text = " ".join([*tokens[:slot[0]], SLOTS[kind], *tokens[slot[1]:]])
+        return  # names something else: a template must hold no real entity but its slot
+    text = " ".join([*tokens[: slot[0]], SLOTS[kind], *tokens[slot[1] :]])
     found.setdefault((kind, text), (set(), " ".join(tokens)))[0].add(sentence.source)
 
 
 # -- vocabularies ------------------------------------------------------------------------------
-def genre_words(lastfm_tags: Path, lastfm_tagged: Path, genres_file: Path,
-                min_artists: int) -> tuple[frozenset[str], frozenset[str]]:
+def genre_words(
+    lastfm_tags: Path, lastfm_tagged: Path, genres_file: Path, min_artists: int
+) -> tuple[frozenset[str], frozenset[str]]:
     """(normalised Last.fm tags given to >= ``min_artists`` artists that are Wikidata genres,
     every normalised Wikidata genre with and without "music")."""
-    tags = pd.read_csv(lastfm_tags, sep="\t", encoding="latin-1", dtype={"tagID": int, "tagValue": str},
-                       keep_default_na=False)
+    tags = pd.read_csv(
+        lastfm_tags, sep="\t", encoding="latin-1", dtype={"tagID": int, "tagValue": str}, keep_default_na=False
+    )
     tagged = pd.read_csv(lastfm_tagged, sep="\t", usecols=["artistID", "tagID"])
     artists = tagged.groupby("tagID")["artistID"].nunique()
     common = tags[tags["tagID"].map(artists).fillna(0) >= min_artists]["tagValue"].map(normalize)
-    genres = set(pd.read_csv(genres_file, sep="\t", usecols=["name"], dtype=str, keep_default_na=False)["name"].map(normalize))
+    genres = set(
+        pd.read_csv(genres_file, sep="\t", usecols=["name"], dtype=str, keep_default_na=False)["name"].map(normalize)
+    )
     genres |= {g.removesuffix(" music") for g in genres} | {g + " music" for g in genres}
     genres.discard("")
     return frozenset(t for t in common if t in genres), frozenset(genres)
@@ -217,7 +262,7 @@ def find(tokens: list[str], index: dict[str, list[tuple[str, ...]]]) -> list[Spa
     """Non-overlapping whole-word matches as (start, end) token spans, longest at each place."""
     spans, i = [], 0
     while i < len(tokens):
-        match = next((len(p) for p in index.get(tokens[i], ()) if tuple(tokens[i:i + len(p)]) == p), 0)
+        match = next((len(p) for p in index.get(tokens[i], ()) if tuple(tokens[i : i + len(p)]) == p), 0)
         if match:
             spans.append((i, i + match))
             i += match
@@ -240,27 +285,31 @@ def _musicreconer_sentences(directory: Path) -> Iterator[_Sentence]:
     for query in queries:
         mentions = gold.get(query, [])
         if any(not find(clean(query).split(), _phrase_index([m])) for m, _ in mentions):
-            continue    # an annotated mention not found in the text: it could stay in a template
+            continue  # an annotated mention not found in the text: it could stay in a template
         annotated = _phrase_index(m for m, _ in mentions)
         for sentence in query.split("|"):
             tokens = clean(sentence).split()
             spans = find(tokens, annotated)
-            artists = [s for s in spans if (" ".join(tokens[s[0]:s[1]]), "artist") in mentions]
+            artists = [s for s in spans if (" ".join(tokens[s[0] : s[1]]), "artist") in mentions]
             yield _Sentence(tokens, "musicreconer", artists, [s for s in spans if s not in artists])
 
 
 # -- CPCD --------------------------------------------------------------------------------------
-def _cpcd_sentences(path: Path, parts: Collection[str], splits: SplitsConfig,
-                    genres: frozenset[str]) -> Iterator[_Sentence]:
+def _cpcd_sentences(
+    path: Path, parts: Collection[str], splits: SplitsConfig, genres: frozenset[str]
+) -> Iterator[_Sentence]:
     conversations = [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
     multiword_artists = {n for c in conversations for n in _artists(c) if " " in n}
     for conversation in conversations:
         if cpcd_part(str(conversation["id"]), splits) not in parts:
             continue
         own = {n for n in _artists(conversation) if len(n) >= _MIN_NAME_CHARS}
-        artists = _phrase_index((own | multiword_artists) - genres)   # the artist "Country Music" is no slot
-        titles = _phrase_index(t for t in (clean(str(track.get("track_titles", "")))
-                                           for track in conversation.get("tracks", {}).values()) if " " in t)
+        artists = _phrase_index((own | multiword_artists) - genres)  # the artist "Country Music" is no slot
+        titles = _phrase_index(
+            t
+            for t in (clean(str(track.get("track_titles", ""))) for track in conversation.get("tracks", {}).values())
+            if " " in t
+        )
         for turn in conversation.get("turns", []):
             for sentence in _CPCD_SENTENCE.split(str(turn.get("user_query", ""))):
                 tokens = clean(sentence).split()

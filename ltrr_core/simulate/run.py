@@ -17,10 +17,11 @@ Logs are append-only: a day that already has impressions is refused rather than 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
@@ -28,9 +29,9 @@ import pyarrow as pa
 
 from ..config import Settings
 from ..durable import write_parquet
-from ..query import InvalidQuery
 from ..logs import logged_days
 from ..logs.recorder import InteractionRecorder
+from ..query import InvalidQuery
 from .clicks import make_click_model
 from .phrasings import PhrasingTemplates, mine_templates
 from .variants import typed_query
@@ -52,10 +53,10 @@ class DaySummary:
     streams: int = 0
     likes: int = 0
     skips: int = 0
-    success_at_10: float = 0.0           # share of requests showing an intended entity
-    mrr_at_10: float = 0.0               # of the first intended entity shown
+    success_at_10: float = 0.0  # share of requests showing an intended entity
+    mrr_at_10: float = 0.0  # of the first intended entity shown
     ctr_by_position: list[float] = field(default_factory=list)
-    expected_ctr_by_position: list[float] = field(default_factory=list)   # from the click model
+    expected_ctr_by_position: list[float] = field(default_factory=list)  # from the click model
     by_intent: dict[str, int] = field(default_factory=dict)
     success_by_intent: dict[str, float] = field(default_factory=dict)
 
@@ -71,12 +72,18 @@ def days_to_simulate(settings: Settings, log_root: Path, n_days: int, start: dat
     """``n_days`` from ``start``, or from the day after the last logged day, or from the config."""
     done = logged_days(log_root)
     if start is None:
-        start = (date.fromisoformat(done[-1]) + timedelta(days=1)) if done else date.fromisoformat(settings.simulate.start_date)
+        start = (
+            (date.fromisoformat(done[-1]) + timedelta(days=1))
+            if done
+            else date.fromisoformat(settings.simulate.start_date)
+        )
     days = [start + timedelta(days=i) for i in range(n_days)]
     clash = sorted(set(d.isoformat() for d in days) & set(done))
     if clash:
-        raise DayAlreadyLogged(f"day(s) {clash} already have impressions under {log_root}; logs are append-only, "
-                               f"so pick a start date after {done[-1]} (or omit --start-date)")
+        raise DayAlreadyLogged(
+            f"day(s) {clash} already have impressions under {log_root}; logs are append-only, "
+            f"so pick a start date after {done[-1]} (or omit --start-date)"
+        )
     return days
 
 
@@ -85,13 +92,27 @@ class Searcher(Protocol):
 
     seed: int
 
-    def search(self, text: str, user_id: str | None = None, context: dict[str, Any] | None = None,
-               k: int | None = None, request_id: str | None = None, explain: bool = False) -> Any: ...
+    def search(
+        self,
+        text: str,
+        user_id: str | None = None,
+        context: dict[str, Any] | None = None,
+        k: int | None = None,
+        request_id: str | None = None,
+        explain: bool = False,
+    ) -> Any: ...
 
 
 class Simulator:
-    def __init__(self, settings: Settings, world: World, service: Searcher, recorder: InteractionRecorder,
-                 truth_dir: Path | None = None, phrasings: PhrasingTemplates | None = None):
+    def __init__(
+        self,
+        settings: Settings,
+        world: World,
+        service: Searcher,
+        recorder: InteractionRecorder,
+        truth_dir: Path | None = None,
+        phrasings: PhrasingTemplates | None = None,
+    ):
         self.settings, self.world, self.service, self.recorder = settings, world, service, recorder
         self.truth_dir = truth_dir or truth_root(settings)
         self.config = settings.simulate
@@ -103,14 +124,16 @@ class Simulator:
         weights = np.array(self.config.hourly_traffic, dtype=float)
         hours = rng.choice(24, size=n, p=weights / weights.sum())
         seconds = np.sort(hours * 3600 + rng.uniform(0, 3600, size=n))
-        midnight = datetime.combine(day, time(0), tzinfo=timezone.utc)
+        midnight = datetime.combine(day, time(0), tzinfo=UTC)
         return [midnight + timedelta(seconds=float(s)) for s in seconds]
 
     def run_day(self, day: date, n_requests: int, progress: Callable[[], None] | None = None) -> DaySummary:
         rng = np.random.default_rng([self.config.seed, day.toordinal()])
         # The runtime's draws derive from (its seed, request id): seed it for the day.
-        self.service.seed = int(np.random.SeedSequence([self.config.seed, day.toordinal(), 1]).generate_state(1, np.uint64)[0] >> 1)
-        end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=timezone.utc) - timedelta(microseconds=1)
+        self.service.seed = int(
+            np.random.SeedSequence([self.config.seed, day.toordinal(), 1]).generate_state(1, np.uint64)[0] >> 1
+        )
+        end_of_day = datetime.combine(day + timedelta(days=1), time(0), tzinfo=UTC) - timedelta(microseconds=1)
         summary, truth = DaySummary(day.isoformat()), []
         clicks, expected, ranks, kinds = np.zeros(POSITIONS), np.zeros(POSITIONS), [], []
         for when in self.request_times(day, n_requests, rng):
@@ -137,9 +160,19 @@ class Simulator:
             expected[:n] += self.click_model.click_probabilities(grades)[:n]
             ranks.append(next((i + 1 for i, g in enumerate(grades[:POSITIONS]) if g == 2), None))
             kinds.append(intent.kind)
-            truth.append({"request_id": request_id, "timestamp": when, "user_id": user.user_id,
-                          "intent_kind": intent.kind, "intent_key": intent.key, "variant": variant, "query": text,
-                          "relevant_ids": list(intent.relevant), "relevant_grades": list(intent.relevant.values())})
+            truth.append(
+                {
+                    "request_id": request_id,
+                    "timestamp": when,
+                    "user_id": user.user_id,
+                    "intent_kind": intent.kind,
+                    "intent_key": intent.key,
+                    "variant": variant,
+                    "query": text,
+                    "relevant_ids": list(intent.relevant),
+                    "relevant_grades": list(intent.relevant.values()),
+                }
+            )
             summary.by_intent[intent.kind] = summary.by_intent.get(intent.kind, 0) + 1
             if progress:
                 progress()
@@ -156,10 +189,24 @@ class Simulator:
         return summary
 
     def _write_truth(self, day: date, rows: list[dict[str, Any]]) -> None:
-        frame = pd.DataFrame(rows, columns=["request_id", "timestamp", "user_id", "intent_kind", "intent_key", "variant",
-                                            "query", "relevant_ids", "relevant_grades"])
-        write_parquet(pa.Table.from_pandas(frame, preserve_index=False),
-                      self.truth_dir / f"date={day.isoformat()}" / "truth.parquet")
+        frame = pd.DataFrame(
+            rows,
+            columns=[
+                "request_id",
+                "timestamp",
+                "user_id",
+                "intent_kind",
+                "intent_key",
+                "variant",
+                "query",
+                "relevant_ids",
+                "relevant_grades",
+            ],
+        )
+        write_parquet(
+            pa.Table.from_pandas(frame, preserve_index=False),
+            self.truth_dir / f"date={day.isoformat()}" / "truth.parquet",
+        )
 
 
 def read_truth(root: Path, day: str | None = None) -> pd.DataFrame:
@@ -174,8 +221,14 @@ def query_kinds(truth: pd.DataFrame) -> list[str]:
     return truth["intent_kind"].where(~truth["variant"].str.contains("misspelling"), "misspelled").tolist()
 
 
-def simulate(settings: Settings, service: Searcher, n_days: int, queries_per_day: int | None = None,
-             start: date | None = None, progress: Callable[[int], Callable[[], None]] | None = None) -> list[DaySummary]:
+def simulate(
+    settings: Settings,
+    service: Searcher,
+    n_days: int,
+    queries_per_day: int | None = None,
+    start: date | None = None,
+    progress: Callable[[int], Callable[[], None]] | None = None,
+) -> list[DaySummary]:
     """Simulate ``n_days`` against ``service`` (loaded by the caller, e.g. from the promoted
     bundle), writing impressions and feedback under the runtime's log directory."""
     from ..catalog.store import CatalogStore

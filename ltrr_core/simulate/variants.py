@@ -19,8 +19,7 @@ from .world import Intent
 
 _ROWS = ["qwertyuiop", "asdfghjkl", "zxcvbnm"]
 _NEIGHBOURS = {
-    ch: "".join(row[j] for j in (i - 1, i + 1) if 0 <= j < len(row))
-    for row in _ROWS for i, ch in enumerate(row)
+    ch: "".join(row[j] for j in (i - 1, i + 1) if 0 <= j < len(row)) for row in _ROWS for i, ch in enumerate(row)
 }
 
 
@@ -32,18 +31,18 @@ def misspell(text: str, rng: np.random.Generator) -> str:
         return text
     index = candidates[int(rng.integers(len(candidates)))]
     word = words[index]
-    at = int(rng.integers(1, len(word) - 1))   # keep the first letter, as people mostly do
+    at = int(rng.integers(1, len(word) - 1))  # keep the first letter, as people mostly do
     operation = int(rng.integers(4))
     if operation == 0:
-        word = word[:at] + word[at + 1:]
+        word = word[:at] + word[at + 1 :]
     elif operation == 1:
         word = word[:at] + word[at] + word[at:]
     elif operation == 2:
-        word = word[:at] + word[at + 1] + word[at] + word[at + 2:]
+        word = word[:at] + word[at + 1] + word[at] + word[at + 2 :]
     else:
         neighbours = _NEIGHBOURS.get(word[at].lower(), "")
         if neighbours:
-            word = word[:at] + neighbours[int(rng.integers(len(neighbours)))] + word[at + 1:]
+            word = word[:at] + neighbours[int(rng.integers(len(neighbours)))] + word[at + 1 :]
     words[index] = word
     return " ".join(words)
 
@@ -61,13 +60,16 @@ def phrasings_for(kind: str, config: SimulateConfig, mined: PhrasingTemplates | 
     if config.phrasing_source == "fixed":
         return tuple(config.tag_phrasings if kind == "tag" else config.similar_phrasings)
     if mined is None:
-        raise ValueError("simulate.phrasing_source is 'mined': pass the templates of "
-                         "ltrr_core.simulate.phrasings.mine_templates(settings) to typed_query")
+        raise ValueError(
+            "simulate.phrasing_source is 'mined': pass the templates of "
+            "ltrr_core.simulate.phrasings.mine_templates(settings) to typed_query"
+        )
     return mined.tag if kind == "tag" else mined.artist
 
 
-def typed_query(intent: Intent, config: SimulateConfig, rng: np.random.Generator,
-                phrasings: PhrasingTemplates | None = None) -> tuple[str, str]:
+def typed_query(
+    intent: Intent, config: SimulateConfig, rng: np.random.Generator, phrasings: PhrasingTemplates | None = None
+) -> tuple[str, str]:
     """(query text, variant name) for one search of this intent; ``phrasings`` are the mined
     templates (required when ``config.phrasing_source`` is "mined")."""
     if intent.kind in ("tag", "similar"):

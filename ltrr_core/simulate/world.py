@@ -42,20 +42,20 @@ TRACKS_PER_ARTIST = 10
 
 @dataclass(frozen=True)
 class Intent:
-    kind: str                      # cpcd_query | artist | tag | similar
-    key: str                       # stable id of the intent, e.g. "artist:lastfm:89"
-    text: str                      # what the person has in mind before typing variants
-    relevant: dict[str, int]       # entity id -> grade (2 intended, 1 related)
-    title: str | None = None       # a title a partial query can be cut from
+    kind: str  # cpcd_query | artist | tag | similar
+    key: str  # stable id of the intent, e.g. "artist:lastfm:89"
+    text: str  # what the person has in mind before typing variants
+    relevant: dict[str, int]  # entity id -> grade (2 intended, 1 related)
+    title: str | None = None  # a title a partial query can be cut from
     slot: dict[str, str] | None = None  # {"tag": ...} / {"artist": ...} for phrasings
 
 
 @dataclass(frozen=True)
 class User:
     user_id: str
-    artists: tuple[str, ...]       # catalog ids of the user's artists, most played first
-    weights: tuple[float, ...]     # their play counts
-    tags: tuple[str, ...]          # tags the user gave, most used first
+    artists: tuple[str, ...]  # catalog ids of the user's artists, most played first
+    weights: tuple[float, ...]  # their play counts
+    tags: tuple[str, ...]  # tags the user gave, most used first
 
 
 class World:
@@ -65,8 +65,9 @@ class World:
         known = set(entities["id"])
         self._tracks_by_artist = _tracks_by_artist_name(entities)
         paths = settings.catalog.paths
-        plays = lastfm_user_rows(pd.read_csv(settings.shared_path(paths.lastfm_user_artists), sep="\t"),
-                                 settings.splits, "simulate")
+        plays = lastfm_user_rows(
+            pd.read_csv(settings.shared_path(paths.lastfm_user_artists), sep="\t"), settings.splits, "simulate"
+        )
         plays["entity_id"] = LASTFM_PREFIX + plays["artistID"].astype(str)
         plays = plays[plays["entity_id"].map(known.__contains__)]
         tagged = pd.read_csv(settings.shared_path(paths.lastfm_user_tagged), sep="\t")
@@ -80,8 +81,10 @@ class World:
         self._listens, self._artist_index, self._artist_ids = _listening_matrix(plays)
         self._similar: dict[str, tuple[str, ...]] = {}
         if not self.users or not self.cpcd_intents or not self.tag_intents:
-            raise ValueError(f"simulated world is empty: {len(self.users)} users, {len(self.cpcd_intents)} CPCD "
-                             f"intents, {len(self.tag_intents)} tags -- is the catalog built from all sources?")
+            raise ValueError(
+                f"simulated world is empty: {len(self.users)} users, {len(self.cpcd_intents)} CPCD "
+                f"intents, {len(self.tag_intents)} tags -- is the catalog built from all sources?"
+            )
 
     # -- intents --------------------------------------------------------------------------
     def _cpcd_intents(self, settings: Settings, known: set[str]) -> list[Intent]:
@@ -90,8 +93,15 @@ class World:
         intents = []
         for request_id, group in liked.groupby("request_id", sort=True):
             ids = list(dict.fromkeys(group["entity_id"]))
-            intents.append(Intent("cpcd_query", f"cpcd_query:{request_id}", group["query"].iloc[0],
-                                  {i: 2 for i in ids}, title=str(self.entities.at[ids[0], "title"])))
+            intents.append(
+                Intent(
+                    "cpcd_query",
+                    f"cpcd_query:{request_id}",
+                    group["query"].iloc[0],
+                    {i: 2 for i in ids},
+                    title=str(self.entities.at[ids[0], "title"]),
+                )
+            )
         return intents
 
     def _tag_intents(self, tagged: pd.DataFrame) -> dict[str, Intent]:
@@ -123,8 +133,13 @@ class World:
 
     def _similar_artists(self, artist_id: str) -> tuple[str, ...]:
         if artist_id not in self._similar:
-            self._similar[artist_id] = _co_listened(self._listens, self._artist_index.get(artist_id), self._artist_ids,
-                                                    self.config.similar_min_listeners, self.config.relevant_per_similar)
+            self._similar[artist_id] = _co_listened(
+                self._listens,
+                self._artist_index.get(artist_id),
+                self._artist_ids,
+                self.config.similar_min_listeners,
+                self.config.relevant_per_similar,
+            )
         return self._similar[artist_id]
 
     # -- drawing --------------------------------------------------------------------------
@@ -151,14 +166,23 @@ class World:
 
 
 def _users(plays: pd.DataFrame, tagged: pd.DataFrame) -> list[User]:
-    tags = (tagged.groupby(["userID", "tagValue"]).size().rename("n").reset_index()
-            .sort_values(["userID", "n", "tagValue"], ascending=[True, False, True])
-            .groupby("userID")["tagValue"].apply(lambda s: tuple(str(t) for t in s.head(10))))
+    tags = (
+        tagged.groupby(["userID", "tagValue"])
+        .size()
+        .rename("n")
+        .reset_index()
+        .sort_values(["userID", "n", "tagValue"], ascending=[True, False, True])
+        .groupby("userID")["tagValue"]
+        .apply(lambda s: tuple(str(t) for t in s.head(10)))
+    )
     users = []
     for user, group in plays.sort_values(["userID", "weight"], ascending=[True, False]).groupby("userID"):
         top = group.head(50)
-        users.append(User(f"{USER_PREFIX}{user}", tuple(top["entity_id"]), tuple(top["weight"].astype(float)),
-                          tags.get(user, ())))
+        users.append(
+            User(
+                f"{USER_PREFIX}{user}", tuple(top["entity_id"]), tuple(top["weight"].astype(float)), tags.get(user, ())
+            )
+        )
     return users
 
 
@@ -175,13 +199,16 @@ def _listening_matrix(plays: pd.DataFrame) -> tuple[sparse.csc_matrix, dict[str,
     users = {u: i for i, u in enumerate(sorted(plays["userID"].unique()))}
     artist_ids = np.array(sorted(plays["entity_id"].unique()))
     index = {a: i for i, a in enumerate(artist_ids)}
-    matrix = sparse.csc_matrix((np.ones(len(plays)), (plays["userID"].map(users), plays["entity_id"].map(index))),
-                               shape=(len(users), len(artist_ids)))
+    matrix = sparse.csc_matrix(
+        (np.ones(len(plays)), (plays["userID"].map(users), plays["entity_id"].map(index))),
+        shape=(len(users), len(artist_ids)),
+    )
     return matrix, index, artist_ids
 
 
-def _co_listened(matrix: sparse.csc_matrix, column: int | None, artist_ids: np.ndarray,
-                 min_listeners: int, top: int) -> tuple[str, ...]:
+def _co_listened(
+    matrix: sparse.csc_matrix, column: int | None, artist_ids: np.ndarray, min_listeners: int, top: int
+) -> tuple[str, ...]:
     """Artists X's listeners also play, ranked by shared listeners / sqrt(artist's listeners) --
     plain co-counts would rank the most popular artists first for every X."""
     if column is None:
