@@ -23,7 +23,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
 export XDG_CACHE_HOME ?= $(CURDIR)/var/cache-home
 
-.PHONY: venv chromium demo results test test-fast bench soak deploy ui ui-stop clean distclean
+.PHONY: venv chromium demo results lint test test-fast bench soak deploy ui ui-stop clean distclean
 
 venv: $(STAMP)
 
@@ -100,7 +100,15 @@ chromium:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium > /dev/null; \
 	fi
 
-test: $(STAMP) chromium
+# Lint and types: ruff (lint + format), the architecture contracts (.importlinter: layers, no package
+# cycles, a runtime that imports no learner) and mypy on ltrr_core. Part of `make test`.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy ltrr_core
+
+test: $(STAMP) chromium lint
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)

@@ -229,7 +229,7 @@ def simulate(
     from rich.progress import Progress
 
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.artifacts.champion import serving_bundle
     from ltrr_core.contracts import ContractViolation
     from ltrr_core.contracts.logs import check_logged_day
     from ltrr_core.runtime import load_service
@@ -328,7 +328,7 @@ def bandit_evaluate_cmd(
 ) -> None:
     """Nights of simulate -> measure candidate hit rates (learned, best static, single strategies, oracle) -> train."""
     settings = _settings(config)
-    from ltrr_core.bandit.evaluate import evaluate_nights
+    from ltrr_core.eval.policy_nights import evaluate_nights
     from ltrr_core.runtime import bundle_loader
 
     evaluation = evaluate_nights(
@@ -338,7 +338,7 @@ def bandit_evaluate_cmd(
     cpcd = None
     if cpcd_heldout:
         from ltrr_core.artifacts import latest_bundle
-        from ltrr_core.bandit.evaluate import evaluate_cpcd
+        from ltrr_core.eval.policy_nights import evaluate_cpcd
         from ltrr_core.runtime import load_service
 
         cpcd = evaluate_cpcd(settings, load_service(settings, latest_bundle(settings)))
@@ -423,7 +423,7 @@ def promote(
     """Gate a candidate bundle (contracts, ranker, policy, integrity, smoke test) and promote it if all pass."""
     settings = _settings(config)
     from ltrr_core.artifacts import latest_bundle
-    from ltrr_core.artifacts.promotion import promote as run_promotion
+    from ltrr_core.promotion import promote as run_promotion
 
     with _writing(settings, "promote" + (" --dry-run" if dry_run else "")):
         decision = run_promotion(settings, bundle or latest_bundle(settings), dry_run)
@@ -450,7 +450,7 @@ def rollback(config: ConfigOption = None) -> None:
     """Serve the previously promoted bundle again (after it verifies)."""
     settings = _settings(config)
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import rollback as run_rollback
+    from ltrr_core.promotion import rollback as run_rollback
 
     try:
         with _writing(settings, "rollback"):
@@ -468,7 +468,7 @@ def promotions(
 ) -> None:
     """The promotion history: every decision with its gates and numbers, switches and rollbacks."""
     settings = _settings(config)
-    from ltrr_core.artifacts.promotion import history
+    from ltrr_core.artifacts.champion import history
 
     for entry in history(settings):
         if as_json:
@@ -829,7 +829,7 @@ def eval_cmd(
     and the best static mixture at the same budget, with paired intervals and seen/unseen slices."""
     settings = _settings(config)
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.artifacts.champion import serving_bundle
     from ltrr_core.eval.labelled import evaluate_labelled
     from ltrr_core.eval.offline import evaluate_searcher
     from ltrr_core.retrieval.searcher import load_searcher
@@ -875,7 +875,7 @@ def eval_encoders_cmd(
     behind `semantic`, paired intervals against the first, agreement, single-query latency."""
     settings = _settings(config)
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.artifacts.champion import serving_bundle
     from ltrr_core.eval.encoders import compare_query_encoders, load_encoders
     from ltrr_core.index.query_encoder import QueryEncoderError
     from ltrr_core.runtime.service import load_service
@@ -932,7 +932,7 @@ def eval_semantic_cmd(
     the bundle's own strategy; paired intervals against the first, by QU intent."""
     settings = _settings(config)
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.artifacts.champion import serving_bundle
     from ltrr_core.catalog import CatalogStore
     from ltrr_core.durable import read_json
     from ltrr_core.eval.semantic import compare_semantic_documents
@@ -1045,12 +1045,12 @@ def report(
     settings = _settings(config)
     from ltrr_core import nightly as night
     from ltrr_core.artifacts import BundleError
-    from ltrr_core.artifacts.promotion import serving_bundle
+    from ltrr_core.artifacts.champion import serving_bundle
     from ltrr_core.catalog import CatalogStore
     from ltrr_core.durable import write_bytes_atomic
     from ltrr_core.eval import report as rep
-    from ltrr_core.eval.datasets import project_cpcd_queries
     from ltrr_core.eval.labelled import evaluate_labelled
+    from ltrr_core.labelled.datasets import project_cpcd_queries
     from ltrr_core.runtime.service import load_service
     from ltrr_core.splits import seen_queries
 
@@ -1095,8 +1095,8 @@ def _sweep_sections(settings: Settings, cfg: str) -> list[str]:
     from ltrr_core.catalog import CatalogStore
     from ltrr_core.eval import report as rep
     from ltrr_core.eval.bm25_sweep import sweep_bm25
-    from ltrr_core.eval.datasets import project_cpcd_queries
     from ltrr_core.eval.fusion_sweep import sweep_fusion
+    from ltrr_core.labelled.datasets import project_cpcd_queries
     from ltrr_core.retrieval.searcher import load_searcher
 
     train = project_cpcd_queries(settings, "train")
@@ -1132,7 +1132,7 @@ def eval_beir_cmd(
 def _labelled(settings: Settings, queries: Path | None, split: str, tuning: str | None = None):
     """The labelled queries of a CPCD-format file; ``tuning`` names a sweep, which reads train only.
     Bad input (a missing file or column, a bad label, a refused split) is one clear line, exit 2."""
-    from ltrr_core.eval.datasets import load_cpcd_queries
+    from ltrr_core.labelled.datasets import load_cpcd_queries
     from ltrr_core.splits import require_train
 
     try:
@@ -1440,7 +1440,7 @@ def bench_soak(
     from ltrr_core.bench.run import machine
     from ltrr_core.bench.soak import render_soak, run_soak
     from ltrr_core.durable import write_bytes_atomic
-    from ltrr_core.eval.datasets import project_cpcd_queries
+    from ltrr_core.labelled.datasets import project_cpcd_queries
 
     if minutes is not None:
         settings = settings.with_overrides(**{"bench.soak.minutes": minutes})

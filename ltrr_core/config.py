@@ -600,7 +600,7 @@ class RankerConfig(_Model):
 
 
 class PromotionConfig(_Model):
-    """Gates a candidate bundle must pass before the runtime serves it (``ltrr_core.artifacts.promotion``)."""
+    """Gates a candidate bundle must pass before the runtime serves it (``ltrr_core.promotion``)."""
 
     max_quarantine_fraction: float = Field(0.05, ge=0, le=1)  # per log day the models were trained on
     ranker_ndcg_tolerance: float = Field(0.005, ge=0)  # vs the champion on the same evaluation day
@@ -727,7 +727,7 @@ class EvalConfig(_Model):
 
     metrics: list[str] = ["ndcg@10", "recall@10", "recall@100", "mrr@10"]
     depth: int = 100
-    # The grading rule (ltrr_core.eval.labels): a liked track is intended, its artist entity related.
+    # The grading rule (ltrr_core.labelled.labels): a liked track is intended, its artist entity related.
     liked_track_grade: int = Field(2, ge=1)
     liked_track_artist_grade: int = Field(1, ge=0)
     confidence: float = Field(0.95, gt=0, lt=1)  # paired bootstrap intervals

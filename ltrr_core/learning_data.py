@@ -2,7 +2,7 @@
 
 CPCD's labelled search results are real engagement: for each search of a conversation, the tracks
 the person was shown and the ones they liked. The learners read the ``train`` part only
-(``ltrr_core.splits``), graded by the rule of every labelled evaluation (``ltrr_core.eval.labels``),
+(``ltrr_core.splits``), graded by the rule of every labelled evaluation (``ltrr_core.labelled.labels``),
 and draw candidates from the platform's own retrieval -- the served bundle's, else the newest --
 minus ``ranker.real.exclude_strategies`` (the memory index was built from these very searches).
 What they compute over a bundle is cached by what it depends on (``retrieval_key``).
@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .eval.datasets import LabelledQueries, project_cpcd_queries
-from .eval.labels import graded_labels
+from .labelled.datasets import LabelledQueries, project_cpcd_queries
+from .labelled.labels import graded_labels
 from .splits import require_train, unit_hash
 
 # A bundle's trained ranker; its entity attributes and feature spec (also under ranker/) do count.
@@ -31,7 +31,7 @@ class NoReferenceBundle(ValueError):
 def reference_bundle(settings: Settings) -> Path:
     """The bundle whose retrieval draws the real queries' candidates: the served one, else the newest."""
     from .artifacts import BundleError, latest_bundle
-    from .artifacts.promotion import serving_bundle
+    from .artifacts.champion import serving_bundle
 
     try:
         return serving_bundle(settings)

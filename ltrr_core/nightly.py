@@ -176,6 +176,8 @@ class Trained:
     def summary(self) -> dict[str, Any]:
         if self.directory is None:
             return {"status": "skipped", "reason": self.skipped}
+        if self.report is None:
+            raise ValueError(f"the {self.component} trained into {self.directory} has no training report")
         return {"status": "trained", "version": self.report["version"], "directory": str(self.directory)}
 
 
@@ -212,24 +214,26 @@ def tracked_summary(settings: Settings, trained: Trained, run_name: str) -> dict
     summary = trained.summary()
     if trained.directory is None:
         return summary
+    report = trained.report
+    if report is None:  # summary() has already refused a trained model without a report
+        raise ValueError(f"the {trained.component} trained into {trained.directory} has no training report")
     if trained.component == "policy":
-        from .bandit.tracking import log_training_run as log_run
+        from .bandit.tracking import log_training_run
 
-        summary["ope_switch_dr"] = trained.report["ope"]["learned_policy"].get("switch_dr")
-        summary["logging_policy"] = trained.report["ope"]["logging_policy"]
+        summary["ope_switch_dr"] = report["ope"]["learned_policy"].get("switch_dr")
+        summary["logging_policy"] = report["ope"]["logging_policy"]
+        summary["mlflow"] = log_training_run(settings, trained.directory, report, trained.data, run_name)
     else:
-        from .ranking.tracking import log_ranker_run as log_run
+        from .ranking.tracking import log_ranker_run
 
-        summary["ndcg@10"] = {
-            k: v.get("ndcg@10") for k, v in trained.report["evaluation"].items() if isinstance(v, dict)
-        }
-    summary["mlflow"] = log_run(settings, trained.directory, trained.report, trained.data, run_name)
+        summary["ndcg@10"] = {k: v.get("ndcg@10") for k, v in report["evaluation"].items() if isinstance(v, dict)}
+        summary["mlflow"] = log_ranker_run(settings, trained.directory, report, trained.data, run_name)
     return summary
 
 
 def champion_component(settings: Settings, component: str) -> Path | None:
     """The promoted bundle's policy or ranker directory (a full copy with its report), if it has one."""
-    from .artifacts.promotion import promoted_bundle
+    from .artifacts.champion import promoted_bundle
 
     bundle = promoted_bundle(settings)
     spec = {"policy": "policy.json", "ranker": "ranker.json"}[component]
@@ -274,7 +278,7 @@ def fallback_models(decision: dict[str, Any], policy: str | None, ranker: str | 
 
 def promote_candidate(settings: Settings, bundle_id: str) -> dict[str, Any]:
     from .artifacts import bundles_root
-    from .artifacts.promotion import promote
+    from .promotion import promote
 
     return promote(settings, bundles_root(settings) / bundle_id).to_dict()
 
@@ -487,7 +491,7 @@ def curve_row(night: int, record: dict[str, Any], next_served: dict[str, Any] | 
     # The next day measures this night's policy only if it was promoted and served that day.
     version = bandit.get("version")
     served_next = bool(next_served and version and any(p.endswith(version) for p in next_served.get("policies") or {}))
-    measured = next_served.get("reward") if served_next else None
+    measured = next_served.get("reward") if served_next and next_served is not None else None
     return {
         "night": night,
         "date": record["date"],
@@ -566,7 +570,7 @@ def ensure_champion(settings: Settings) -> dict[str, Any] | None:
     explores around the default plan, the fusion ranks) promoted through the same gates, so every
     night has a champion to beat. If it fails them, NoChampion with the gates' reasons: nothing
     ungated serves, so there is nothing to serve traffic with."""
-    from .artifacts.promotion import NoChampion, promoted_bundle
+    from .artifacts.champion import NoChampion, promoted_bundle
 
     if promoted_bundle(settings) is not None:
         return None
@@ -582,7 +586,7 @@ def ensure_champion(settings: Settings) -> dict[str, Any] | None:
 
 def simulate_served_day(settings: Settings, queries_per_day: int) -> dict[str, Any]:
     """One GENERATED day of searches against the promoted bundle, after the last logged day."""
-    from .artifacts.promotion import serving_bundle
+    from .artifacts.champion import serving_bundle
     from .runtime import load_service
     from .simulate.run import simulate
 

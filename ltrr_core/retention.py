@@ -145,7 +145,7 @@ def protected_bundles(settings: Settings, days: list[str] | None = None) -> dict
     promotion history switched or rolled back to, every bundle that served a logged day (all
     days, or ``days``: those retention keeps)."""
     from .artifacts import bundles_root
-    from .artifacts.promotion import history
+    from .artifacts.champion import history
 
     out: dict[str, list[str]] = {}
     for pointer in ("PROMOTED", "LATEST"):
@@ -495,6 +495,8 @@ def apply_lance(plan: LancePlan) -> dict[str, Any]:
     before it. Runs Lance's optimize (compaction included), so the table gets a newer version."""
     if not plan.removable:
         return {"removed_versions": [], "reason": plan.reason}
+    if plan.floor is None:
+        raise ValueError(f"Lance plan for {plan.table} lists removable versions but no pinned floor version")
     table = _open_table(plan.db, plan.table)
     stamps = {int(v["version"]): v["timestamp"] for v in table.list_versions()}
     tags = table.tags.list()

@@ -103,7 +103,7 @@ def bundle_dir(q2e_platform):
     """A bundle built from the test platform and gated (a dry-run promotion whose gates all pass),
     so that `ltrr serve --bundle` may serve it."""
     from ltrr_core.artifacts import build_bundle
-    from ltrr_core.artifacts.promotion import promote
+    from ltrr_core.promotion import promote
 
     settings = q2e_platform[0]
     bundle = settings.data_dir / "bundles" / build_bundle(settings)["bundle_id"]
@@ -116,7 +116,8 @@ def bundle_dir(q2e_platform):
 def gated_bundle_dir(bundle_dir, q2e_platform):
     """``bundle_dir``, gated again if a test has replaced the promotion history since (gating is
     read from the history: `ltrr serve --bundle` takes only a bundle that passed the gates)."""
-    from ltrr_core.artifacts.promotion import gated_bundles, promote
+    from ltrr_core.artifacts.champion import gated_bundles
+    from ltrr_core.promotion import promote
 
     settings = q2e_platform[0]
     if bundle_dir.name not in gated_bundles(settings):

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltrr_core.bandit.evaluate import night_metrics, pooled_agreement, pooled_comparison
 from ltrr_core.config import load_settings
+from ltrr_core.eval.policy_nights import night_metrics, pooled_agreement, pooled_comparison
 
 PLANS = {"a25": {"a": 25}, "b25": {"b": 25}, "a25+b25": {"a": 25, "b": 25}, "a100": {"a": 100}}
 

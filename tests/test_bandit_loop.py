@@ -14,7 +14,7 @@ pytestmark = pytest.mark.slow
 def loop(q2e_platform, bundle_dir, tmp_path_factory):
     import yaml
 
-    from ltrr_core.bandit.evaluate import evaluate_nights
+    from ltrr_core.eval.policy_nights import evaluate_nights
 
     out = tmp_path_factory.mktemp("loop")
     overrides = {
@@ -104,7 +104,7 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
 
 def test_the_learned_policy_is_measured_on_real_cpcd_held_out_queries(loop):
     from ltrr_core.artifacts import latest_bundle
-    from ltrr_core.bandit.evaluate import evaluate_cpcd
+    from ltrr_core.eval.policy_nights import evaluate_cpcd
     from ltrr_core.runtime import load_service
 
     settings, *_ = loop

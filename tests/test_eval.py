@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from ltrr_core.config import SplitsConfig
-from ltrr_core.eval.datasets import load_beir, load_cpcd_queries
+from ltrr_core.labelled.datasets import load_beir, load_cpcd_queries
 
 pytestmark = pytest.mark.slow
 REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
@@ -72,7 +72,7 @@ def test_eval_json_measures_the_served_bundle_beside_the_baselines(q2e_platform,
 
 
 def test_eval_without_a_champion_reports_the_strategies_and_says_why(q2e_platform, tmp_path):
-    from ltrr_core.artifacts.promotion import NoChampion, serving_bundle
+    from ltrr_core.artifacts.champion import NoChampion, serving_bundle
 
     settings, _, config_file = q2e_platform
     try:

@@ -11,9 +11,9 @@ import pandas as pd
 import pytest
 
 from ltrr_core.config import Settings, load_settings
-from ltrr_core.eval.datasets import LabelledQueries
 from ltrr_core.eval.labelled import evaluate_labelled
-from ltrr_core.eval.labels import graded_labels
+from ltrr_core.labelled.datasets import LabelledQueries
+from ltrr_core.labelled.labels import graded_labels
 from ltrr_core.models.policy import Decision
 from ltrr_core.retrieval.base import Candidates
 

@@ -58,7 +58,7 @@ def demo_run(q2e_platform, tmp_path_factory):
 @pytest.mark.slow
 def test_the_demo_loop_reports_every_night_and_the_nightly_skips_what_did_not_change(demo_run):
     from ltrr_core import nightly
-    from ltrr_core.artifacts.promotion import history
+    from ltrr_core.artifacts.champion import history
 
     settings, _, rows = demo_run
     assert [r["night"] for r in rows] == [1, 2, 3]

@@ -142,8 +142,8 @@ def test_the_bootstrap_interval_has_the_known_width_and_excludes_the_unweighted_
 def _gate_on(tmp_path, estimate: dict, min_ess: float):
     import json
 
-    from ltrr_core.artifacts.promotion import gate_policy
     from ltrr_core.config import load_settings
+    from ltrr_core.promotion import gate_policy
     from tests.conftest import TEST_CONFIG
 
     bundle = tmp_path / f"bundle-{len(list(tmp_path.iterdir()))}"

@@ -10,7 +10,7 @@ import re
 import numpy as np
 import pytest
 
-from ltrr_core.eval.qu_mentions import load_musicreco_ner
+from ltrr_core.query.musicreconer import load_musicreco_ner
 from ltrr_core.simulate import phrasings
 from ltrr_core.simulate.phrasings import SLOTS, clean, fill, mine_templates
 from ltrr_core.simulate.variants import typed_query

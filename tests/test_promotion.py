@@ -17,7 +17,7 @@ def _tiny_ranker(directory, settings, ndcg: float, champion_ndcg: float | None):
     """A real CatBoost ranker file on the runtime's feature spec, with the evaluation numbers given."""
     from catboost import CatBoostRanker
 
-    from ltrr_core.ranking.features import FEATURE_SPEC_VERSION, feature_names
+    from ltrr_core.features.ranking import FEATURE_SPEC_VERSION, feature_names
 
     names = feature_names(sorted(settings.retrieval.strategies))
     rng = np.random.default_rng(0)
@@ -119,7 +119,8 @@ def promotion_settings(q2e_platform, tmp_path):
 
 def test_a_good_candidate_is_promoted_and_recorded_then_rolled_back(promotion_settings):
     from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.artifacts.promotion import history, promote, promoted_bundle, rollback
+    from ltrr_core.artifacts.champion import history, promoted_bundle
+    from ltrr_core.promotion import promote, rollback
 
     settings, champion, tmp = promotion_settings
     first = promote(settings, champion)
@@ -151,7 +152,8 @@ def test_a_good_candidate_is_promoted_and_recorded_then_rolled_back(promotion_se
 )
 def test_each_gate_blocks_a_planted_bad_candidate_and_the_champion_keeps_serving(promotion_settings, plant, gate):
     from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.artifacts.promotion import history, promote, promoted_bundle
+    from ltrr_core.artifacts.champion import history, promoted_bundle
+    from ltrr_core.promotion import promote
 
     settings, champion, tmp = promotion_settings
     assert promote(settings, champion).promoted
@@ -178,7 +180,8 @@ def test_each_gate_blocks_a_planted_bad_candidate_and_the_champion_keeps_serving
 
 def test_a_crash_between_writing_and_switching_leaves_the_champion_serving(promotion_settings):
     from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.artifacts.promotion import promote, promoted_bundle, serving_bundle
+    from ltrr_core.artifacts.champion import promoted_bundle, serving_bundle
+    from ltrr_core.promotion import promote
 
     settings, champion, _ = promotion_settings
     assert promote(settings, champion).promoted
@@ -199,7 +202,7 @@ def test_a_first_champion_that_fails_its_gates_leaves_nothing_serving(promotion_
     """The defect this guards: the first champion refused, then the latest ungated build served."""
     from ltrr_core import nightly
     from ltrr_core.artifacts import build_bundle, bundles_root, latest_bundle
-    from ltrr_core.artifacts.promotion import NoChampion, history, promoted_bundle, require_gated, serving_bundle
+    from ltrr_core.artifacts.champion import NoChampion, history, promoted_bundle, require_gated, serving_bundle
 
     settings, _, _ = promotion_settings
     strict = settings.with_overrides(**{"promotion.first_champion_latency_budget_ms": 0.001})
@@ -228,7 +231,8 @@ def test_the_smoke_gate_refuses_a_slow_candidate_but_not_a_busy_machine(promotio
     the champion timed in the same run is as slow: a candidate 0.5 s slower per query than the
     champion is refused; when the machine is 'busy' (both 0.5 s slower) the same candidate passes."""
     from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.artifacts.promotion import promote, promoted_bundle
+    from ltrr_core.artifacts.champion import promoted_bundle
+    from ltrr_core.promotion import promote
     from ltrr_core.runtime.service import SearchService
 
     settings, champion, _ = promotion_settings

@@ -107,7 +107,7 @@ def test_serving_a_bundle_imports_neither_torch_nor_sentence_transformers(bundle
 
 def test_the_bundle_carries_the_encoder_and_promotion_gates_it(bundle_dir, q2e_platform):
     from ltrr_core.artifacts import verify_bundle
-    from ltrr_core.artifacts.promotion import gate_query_encoder
+    from ltrr_core.promotion import gate_query_encoder
 
     settings = q2e_platform[0]
     files = verify_bundle(bundle_dir)["files"]

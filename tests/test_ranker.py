@@ -128,7 +128,7 @@ def test_ips_weights_are_inverse_examination_with_a_floor():
 
 def test_features_keep_their_shape_for_an_entity_the_table_does_not_know():
     from ltrr_core.config import FusionConfig
-    from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
+    from ltrr_core.features.ranking import EntityAttributes, candidate_features, feature_names
 
     entities = EntityAttributes.from_frame(
         pd.DataFrame(
@@ -186,8 +186,8 @@ def test_features_keep_their_shape_for_an_entity_the_table_does_not_know():
 
 
 def _synthetic_set(settings, n_requests: int = 30):
+    from ltrr_core.features.ranking import feature_names
     from ltrr_core.ranking.dataset import KEYS, RankingSet
-    from ltrr_core.ranking.features import feature_names
     from ltrr_core.ranking.labels import no_position_bias
 
     names = feature_names(sorted(settings.retrieval.strategies))
@@ -284,8 +284,8 @@ def ranker_loop(q2e_platform, bundle_dir, tmp_path_factory):
 @pytest.mark.slow
 def test_logged_features_equal_features_recomputed_offline_from_the_logged_inputs(ranker_loop, bundle_dir):
     from ltrr_core.config import RetrievalConfig
+    from ltrr_core.features.ranking import EntityAttributes, candidate_features, feature_names
     from ltrr_core.logs import read_logs
-    from ltrr_core.ranking.features import EntityAttributes, candidate_features, feature_names
 
     settings = ranker_loop[0]
     spec = json.loads((bundle_dir / "ranker" / "feature_spec.json").read_text())
@@ -383,8 +383,9 @@ def test_promoting_a_bundle_makes_its_registered_ranker_the_mlflow_champion(rank
     from mlflow import MlflowClient
 
     from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.artifacts.promotion import HISTORY, POINTER, promote
+    from ltrr_core.artifacts.champion import HISTORY, POINTER
     from ltrr_core.durable import read_pointer, write_pointer
+    from ltrr_core.promotion import promote
     from ltrr_core.ranking.train import latest_ranker
 
     settings = ranker_loop[0].with_overrides(**{"promotion.ranker_ndcg_tolerance": 1.0})  # the gate is tested elsewhere
@@ -437,7 +438,7 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     """Real engagement: CPCD train searches, candidates from the bundle's own retrieval, likes as
     labels. Validation queries are train queries put aside by hash; no held-out query is read; the
     pools are cached by what they depend on."""
-    from ltrr_core.eval.datasets import project_cpcd_queries
+    from ltrr_core.labelled.datasets import project_cpcd_queries
     from ltrr_core.ranking import train
     from ltrr_core.ranking.real import cached_real_engagement_set, query_ids, real_engagement_set
     from ltrr_core.runtime import bundle_loader

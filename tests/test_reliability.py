@@ -160,7 +160,8 @@ def test_a_switch_whose_record_a_crash_lost_is_restored_from_the_pointer(tmp_pat
     """PROMOTED was switched to B, then the process died before recording it."""
     import json
 
-    from ltrr_core.artifacts.promotion import HISTORY, POINTER, history, reconcile_history
+    from ltrr_core.artifacts.champion import HISTORY, POINTER, history
+    from ltrr_core.promotion import reconcile_history
 
     settings = make_settings(tmp_path)
     root = tmp_path / "bundles"

@@ -139,7 +139,7 @@ def history(q2e_platform, tmp_path):
     """A platform with history: bundle A0 (old build b1, Q2E q1, Lance L1) served two old days; B
     (b2, q2, L2) is promoted and served the recent days; C (b3, q3, L3) is the latest build."""
     from ltrr_core.artifacts import build_bundle, bundles_root
-    from ltrr_core.artifacts.promotion import HISTORY
+    from ltrr_core.artifacts.champion import HISTORY
     from ltrr_core.config import load_settings
     from ltrr_core.durable import write_pointer
     from ltrr_core.index.build import current_build

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from ltrr_core.config import FusionConfig
-from ltrr_core.eval.datasets import load_cpcd_queries
 from ltrr_core.index.bm25 import BM25Index
+from ltrr_core.labelled.datasets import load_cpcd_queries
 from ltrr_core.retrieval import Candidates, Query, RetrievalStrategy, fuse
 from ltrr_core.retrieval.base import SupportsBatchRetrieve
 

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from flows.cli import app
 from ltrr_core.config import SplitsConfig
-from ltrr_core.eval.datasets import LabelledQueries, load_cpcd_queries
 from ltrr_core.eval.fusion_sweep import sweep_fusion
+from ltrr_core.labelled.datasets import LabelledQueries, load_cpcd_queries
 from ltrr_core.memory.build import load_engagement
 from ltrr_core.splits import (
     SplitRefused,
@@ -162,7 +162,7 @@ def test_popularity_counts_only_the_platform_users(test_settings):
 
 
 LOADERS = {"project_cpcd_queries", "load_cpcd_queries", "cpcd_engagement", "cpcd_rows", "parts_of"}
-EVALUATIONS = {"ltrr_core/bandit/evaluate.py", "ltrr_core/ranking/evaluate.py", "flows/cli.py"}
+EVALUATIONS = {"ltrr_core/eval/policy_nights.py", "ltrr_core/ranking/evaluate.py", "flows/cli.py"}
 
 
 def _part_literals(path: Path) -> set[tuple[str, str]]:
@@ -191,7 +191,7 @@ def test_only_evaluations_name_the_heldout_part_and_only_the_simulator_the_simul
         if "simulate" in parts:
             assert relative.startswith("ltrr_core/simulate/"), relative
     # the scan sees the calls it polices
-    assert ("project_cpcd_queries", "heldout") in _part_literals(root / "ltrr_core/bandit/evaluate.py")
+    assert ("project_cpcd_queries", "heldout") in _part_literals(root / "ltrr_core/eval/policy_nights.py")
     assert ("cpcd_engagement", "simulate") in _part_literals(root / "ltrr_core/simulate/world.py")
     learners = ["ltrr_core/memory/build.py"]
     assert all(_part_literals(root / p) == {("cpcd_engagement", "train")} for p in learners)

@@ -1,5 +1,6 @@
-"""Serving artifacts: the bundle (seam 3) and its validated promotion (``promotion``: gates,
-the ``PROMOTED`` pointer the runtime serves, history, rollback)."""
+"""Serving artifacts: the bundle (seam 3) and the champion (``champion``: the ``PROMOTED``
+pointer the runtime serves and the gate decisions' history). The gates, promotion and rollback
+are ``ltrr_core.promotion``, above the runtime (its smoke gate loads one)."""
 
 from .bundle import BundleError, build_bundle, bundles_root, latest_bundle, verify_bundle
 

@@ -141,8 +141,8 @@ def _write_ranker(settings: Settings, catalog_version: str, target: Path, ranker
     import pyarrow.parquet as pq
 
     from ..catalog.store import CatalogStore
-    from ..ranking.features import ENTITY_COLUMNS, FEATURE_SPEC_VERSION, feature_names
-    from ..ranking.model import MODEL_FILE, SPEC_FILE
+    from ..features.ranking import ENTITY_COLUMNS, FEATURE_SPEC_VERSION, feature_names
+    from ..models.ranker import MODEL_FILE, SPEC_FILE
 
     target.mkdir()
     table = CatalogStore(settings.data_dir / "catalog").load_table(catalog_version).select(ENTITY_COLUMNS)

@@ -1,10 +1,9 @@
 """Learning to retrieve: the contextual bandit that picks a retrieval plan per request.
 
-``features`` (serving = training), ``training`` (rewards, counterfactual replay), ``learner``
-(nightly training, publication, off-policy report), ``ope`` (estimators), ``obd`` (the Open
-Bandit Dataset check), ``evaluate`` (nights of simulation), ``tracking`` (MLflow). Only
-``features`` and ``ope`` are imported here: the runtime loads this package and must not pull
-in the training stack."""
+``training`` (rewards, counterfactual replay), ``learner`` (nightly training, publication,
+off-policy report), ``ope`` (estimators), ``obd`` (the Open Bandit Dataset check), ``evaluate``
+(nights of simulation), ``tracking`` (MLflow). The policy's features (serving = training) live
+in ``ltrr_core.features.policy``, the policies the runtime serves in ``ltrr_core.models.policy``."""
 
 from .ope import (
     ESTIMATORS,

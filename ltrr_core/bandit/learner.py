@@ -34,10 +34,10 @@ import pandas as pd
 
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from ..features.policy import FEATURE_VERSION
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
 from ..models.policy import LearnedPolicy
 from . import training
-from .features import FEATURE_VERSION
 from .latency import StrategyLatency, fit_latency, plan_latencies
 from .ope import LoggedFeedback, make_estimators
 from .real import RealPlanRows, cached_real_plan_rows

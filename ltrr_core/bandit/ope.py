@@ -28,6 +28,7 @@ against known truth in the tests, and the bootstrap is vectorised.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -195,10 +196,14 @@ ESTIMATORS = {cls.name: cls for cls in (IPS, SNIPS, DirectMethod, DoublyRobust, 
 
 
 def make_estimators(
-    names: list[str], n_bootstrap: int, confidence: float, seed: int, max_weight: float
+    names: Sequence[str], n_bootstrap: int, confidence: float, seed: int, max_weight: float
 ) -> list[_Estimator]:
     unknown = set(names) - set(ESTIMATORS)
     if unknown:
         raise ValueError(f"unknown OPE estimator(s) {sorted(unknown)}; known: {sorted(ESTIMATORS)}")
-    common = {"n_bootstrap": n_bootstrap, "confidence": confidence, "seed": seed}
-    return [SwitchDR(max_weight, **common) if n == "switch_dr" else ESTIMATORS[n](**common) for n in names]
+    return [
+        SwitchDR(max_weight, n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        if n == "switch_dr"
+        else ESTIMATORS[n](n_bootstrap=n_bootstrap, confidence=confidence, seed=seed)
+        for n in names
+    ]

@@ -25,9 +25,9 @@ import pyarrow as pa
 
 from ..config import Settings
 from ..durable import write_json_atomic, write_parquet
+from ..features.policy import FEATURE_VERSION, policy_features
 from ..learning_data import prune, retrieval_key, served_strategies, train_queries
 from . import training
-from .features import FEATURE_VERSION, policy_features
 
 
 @dataclass

@@ -46,10 +46,11 @@ def log_training_run(
         metrics["learned.greedy_candidates"] = ope["learned_greedy_candidates"]
         mlflow.log_metrics(metrics)
         digestible = outcomes.drop(columns=["policy_features"]).astype(str)
-        mlflow.log_input(
-            mlflow.data.from_pandas(digestible, name=f"logs {report['window'][0]}..{report['window'][-1]}"),
-            context="training",
+        # mlflow.data registers from_pandas at import time via setattr, so its stubs don't show it.
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            digestible, name=f"logs {report['window'][0]}..{report['window'][-1]}"
         )
+        mlflow.log_input(dataset, context="training")
         with tempfile.TemporaryDirectory() as tmp:
             plot = plot_intervals(
                 {

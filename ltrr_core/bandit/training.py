@@ -86,7 +86,7 @@ def replay_ranks(service, queries: list[str], targets: list[set[str]], strategie
 def plan_hits(ranks: np.ndarray, plans: dict[str, dict[str, int]], strategies: list[str]) -> np.ndarray:
     """(n, n_plans) 1 if the plan's union of candidates contains the engaged entity."""
     depths = np.array([[plans[p].get(s, 0) for s in strategies] for p in plans], dtype=float)  # (plans, strategies)
-    return (ranks[:, None, :] <= depths[None, :, :]).any(axis=2).astype(np.int8)
+    return np.asarray((ranks[:, None, :] <= depths[None, :, :]).any(axis=2), dtype=np.int8)
 
 
 def expand(

@@ -27,7 +27,6 @@ from ..catalog.pipeline import assign_catalog_fields, ingest_catalog, understand
 from ..catalog.understanding import annotate_rules
 from ..config import Settings
 from ..durable import write_bytes_atomic
-from ..eval.datasets import project_cpcd_queries
 from ..eval.encoders import load_encoders
 from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
@@ -35,6 +34,7 @@ from ..index.documents import document_fields, embedding_input
 from ..index.encoder import Encoder
 from ..index.query_encoder import TextEncoder
 from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
+from ..labelled.datasets import project_cpcd_queries
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
 from . import runtime as runtime_bench
@@ -262,20 +262,23 @@ def _runtime_real(
     """``ltrr serve --workers N`` on the platform's promoted bundle for each N of
     ``bench.http_workers``, or why not."""
     from ..artifacts import BundleError
-    from ..artifacts.promotion import serving_bundle
+    from ..artifacts.champion import serving_bundle
 
     try:
         bundle = serving_bundle(settings)
     except BundleError as error:
         return f"not measured: {error}"
+    if config_path is None:
+        raise ValueError("bench: the real-runtime benchmark needs the config file (run_benchmarks(config_path=...))")
     runs = []
     for workers in settings.bench.http_workers:
-        result, _ = _timed(
-            f"real: ltrr serve --workers {workers} over HTTP",
-            lambda n=workers: runtime_bench.bench_serve_process(
+
+        def serve(n: int = workers) -> dict[str, Any]:
+            return runtime_bench.bench_serve_process(
                 settings, config_path, bundle, queries, workdir / f"runtime-real-{n}", n
-            ),
-        )
+            )
+
+        result, _ = _timed(f"real: ltrr serve --workers {workers} over HTTP", serve)
         runs.append({**result, "bundle": bundle.name})
     return runs
 

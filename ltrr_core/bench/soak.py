@@ -31,11 +31,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..artifacts.bundle import MANIFEST
-from ..artifacts.promotion import POINTER, serving_bundle
+from ..artifacts.champion import POINTER, serving_bundle
 from ..config import Settings, SoakConfig
 from ..durable import write_json_atomic, write_pointer
 from .runtime import free_port, wait_healthy
@@ -273,7 +274,8 @@ def run_soak(settings: Settings, config_path: Path, queries: list[str], workdir:
         seconds = config.minutes * 60
         loop = _OpenLoop(base, queries, capacity * config.load_fraction, seconds, config)
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        start, stop, disturbed = time.monotonic(), threading.Event(), {}
+        start, stop = time.monotonic(), threading.Event()
+        disturbed: dict[str, Any] = {}  # filled by _disturb: reloads (int), restart_note (str), worker_restarted
         disturber = threading.Thread(
             target=_disturb, args=(sandbox, ids, process, config, seconds, start, stop, disturbed)
         )

@@ -72,9 +72,9 @@ class GenreClassifier:
         split = GroupShuffleSplit(n_splits=1, test_size=self.config.test_fraction, random_state=self.config.seed)
         train, test = next(split.split(texts, labels, groups))
         self.fit([texts[i] for i in train], [labels[i] for i in train])
-        predicted, probability = self.predict([texts[i] for i in test])
+        predicted_labels, probability = self.predict([texts[i] for i in test])
         truth = np.array([labels[i] for i in test])
-        predicted = np.array(predicted)
+        predicted = np.array(predicted_labels)
         confident = probability >= self.config.min_confidence
         genres = sorted(set(labels))
         p_all, r_all, _, support = precision_recall_fscore_support(truth, predicted, labels=genres, zero_division=0)

@@ -10,6 +10,7 @@ measured link rate is reported so its coverage is visible.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -61,7 +62,7 @@ def build_gazetteer(artists: pd.DataFrame) -> dict[str, tuple[str, float]]:
 
 def link_entities(
     frames: dict[str, pd.DataFrame],
-    gazetteer_sources: list[str],
+    gazetteer_sources: Sequence[str],
     inherited_tag_weight: float,
     max_tags: int,
 ) -> tuple[pd.DataFrame, LinkReport]:

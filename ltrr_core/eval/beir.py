@@ -16,8 +16,8 @@ import pandas as pd
 from .. import schema as S
 from ..config import Settings
 from ..index import build
+from ..labelled.datasets import load_beir
 from ..retrieval.searcher import load_searcher
-from .datasets import load_beir
 from .offline import evaluate_searcher
 
 

@@ -14,9 +14,9 @@ from .. import schema as S
 from ..config import Settings
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields
+from ..labelled.datasets import LabelledQueries
 from ..retrieval.base import Candidates
 from ..splits import require_train
-from .datasets import LabelledQueries
 
 VARIANTS: dict[str, dict[str, Any]] = {
     "no stemming, no stopwords, equal fields": {

@@ -20,10 +20,10 @@ from ..config import Settings
 from ..index.build import query_encoder_export
 from ..index.encoder import Encoder
 from ..index.query_encoder import OnnxQueryEncoder, TextEncoder
+from ..labelled.datasets import LabelledQueries
+from ..labelled.labels import graded_labels
 from ..retrieval.semantic import SemanticStrategy
-from .datasets import LabelledQueries
 from .labelled import HYBRID, SERVED, fused_runs, per_query_values, retrieve_runs
-from .labels import graded_labels
 from .report import Provenance
 from .stats import paired_bootstrap_ci
 

@@ -12,8 +12,8 @@ import hashlib
 from typing import Any
 
 from ..config import FusionConfig
+from ..labelled.datasets import LabelledQueries
 from ..splits import require_train
-from .datasets import LabelledQueries
 from .offline import HYBRID, evaluate_runs
 
 METHODS = ("rrf", "combsum")

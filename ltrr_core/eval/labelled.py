@@ -15,7 +15,7 @@ Rows (systems), every one on the same queries:
 Per query metrics (ranx) make every comparison paired: ``served - hybrid`` and
 ``served - static_mixture`` get percentile bootstrap intervals over queries. Slices: ``seen``
 (the normalised text also occurs in the train part, ``ltrr_core.splits``) and ``unseen``, and
-the intent QU reads. Labels follow ``ltrr_core.eval.labels`` (graded view first, tracks view
+the intent QU reads. Labels follow ``ltrr_core.labelled.labels`` (graded view first, tracks view
 once). Candidate hit: the share of queries with an intended entity anywhere among the
 candidates each system drew, beside the mean number of candidates drawn.
 """
@@ -29,11 +29,11 @@ import numpy as np
 from rich.progress import Progress
 
 from ..config import Settings
+from ..labelled.datasets import LabelledQueries
+from ..labelled.labels import VIEWS, graded_labels, intended, qrels_for
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
 from ..splits import query_slice
-from .datasets import LabelledQueries
-from .labels import VIEWS, graded_labels, intended, qrels_for
 from .metrics import per_query_array
 from .stats import paired_bootstrap_ci
 

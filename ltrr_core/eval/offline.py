@@ -9,9 +9,9 @@ from __future__ import annotations
 from typing import Any
 
 from ..config import FusionConfig
+from ..labelled.datasets import LabelledQueries
 from ..retrieval.base import Candidates
 from ..retrieval.fusion import fuse
-from .datasets import LabelledQueries
 
 HYBRID = "hybrid"
 _EMPTY = "__no_result__"
@@ -92,7 +92,9 @@ def _main_intent(understanding) -> str:
     return max(understanding.intent, key=understanding.intent.get)
 
 
-def _subset(labelled: LabelledQueries, per_strategy: dict[str, list[Candidates]], intents: list[str], intent: str):
+def _subset(
+    labelled: LabelledQueries, per_strategy: dict[str, list[Candidates]], intents: list[str], intent: str
+) -> tuple[LabelledQueries, dict[str, list[Candidates]]]:
     """The queries QU reads as ``intent`` (most likely intent), for a per-intent breakdown."""
     qids = list(labelled.queries)
     keep = [i for i, value in enumerate(intents) if value == intent]

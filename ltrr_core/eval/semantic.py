@@ -29,10 +29,10 @@ from ..config import Settings
 from ..index.build import blend_embeddings
 from ..index.documents import EmbeddingText, embedding_input
 from ..index.vector import apply_type_caps
+from ..labelled.datasets import LabelledQueries
+from ..labelled.labels import graded_labels
 from ..retrieval.base import Query
-from .datasets import LabelledQueries
 from .labelled import SystemRuns, per_query_values
-from .labels import graded_labels
 from .report import Provenance
 from .stats import paired_bootstrap_ci
 

@@ -184,7 +184,7 @@ def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str
         probe = QueryEncoderSpec(
             model=config.model,
             dim=reference.dim,
-            precision=precision,  # type: ignore[arg-type]
+            precision=precision,
             max_length=_max_length(model_path),
             model_sha256=sha256_file(staging / MODEL_FILE),
             agreement=Agreement(n_texts=0, mean_cosine=0.0, min_cosine=0.0),

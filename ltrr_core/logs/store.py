@@ -99,7 +99,7 @@ def impression_record(response, user_id: str | None, context: dict[str, Any], ti
         "shown_ids": [r["entity_id"] for r in response.results],
         "shown_scores": [float(r["score"]) for r in response.results],
         # Per shown result, in order: its ranking inputs (per-strategy rank and score) and its
-        # feature values (ltrr_core.ranking.features, spec and strategies named) -- what the
+        # feature values (ltrr_core.features.ranking, spec and strategies named) -- what the
         # ranker saw, and what training reads.
         "shown_features": json.dumps({k: v for k, v in response.ranking.items() if k != "top_features"}),
         "bundle_id": response.bundle_id,

@@ -13,6 +13,7 @@ carry it and their highest popularity: the dictionary slot tagging and spelling 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +38,7 @@ def core_title(title: object) -> str:
     return normalize(stripped or folded)
 
 
-def _normalised_list(values: object) -> list[str]:
+def _normalised_list(values: Iterable[object] | None) -> list[str]:
     if values is None:
         return []
     return [n for n in (normalize(v) for v in values) if n]
@@ -88,7 +89,7 @@ def build_vocabulary(fields: pd.DataFrame, entities: pd.DataFrame, min_tag_entit
     for i, names in enumerate(fields["artists"]):
         rows += [("artist", n, d, popularity[i]) for n, d in zip(names, display_artists[i]) if n]
     is_work = fields["type"].ne("artist").to_numpy()
-    for i in np.flatnonzero(is_work):
+    for i in np.flatnonzero(is_work).tolist():
         title, core = fields["title"].iat[i], fields["core_title"].iat[i]
         display = str(entities[S.TITLE].iat[i])
         if title:

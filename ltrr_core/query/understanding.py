@@ -182,7 +182,7 @@ class QueryUnderstander:
     ) -> dict[str, list[tuple[str, str]]]:
         """Query phrase -> [(slot kind, value)] for versions, genres, moods and seasons."""
         table: dict[str, list[tuple[str, str]]] = {}
-        seasons = {name: [] for name in content.seasonal_patterns}
+        seasons: dict[str, list[str]] = {name: [] for name in content.seasonal_patterns}
         sources = [
             ("version", config.version_terms),
             ("genre", content.genre_tags),

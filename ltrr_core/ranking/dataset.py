@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings
-from .features import FEATURE_SPEC_VERSION, feature_names
+from ..features.ranking import FEATURE_SPEC_VERSION, feature_names
 from .labels import (
     PositionBias,
     clicked,
@@ -76,7 +76,7 @@ def load_ranking_days(settings: Settings, days: list[str]) -> tuple[pd.DataFrame
     from ..contracts.logs import check_logged_day
 
     root = settings.data_dir / settings.runtime.log_dir
-    strategies = sorted(settings.retrieval.strategies)
+    strategies: list[str] = sorted(settings.retrieval.strategies)
     names = feature_names(strategies)
     frames, reports, skipped = [], {}, 0
     for day in days:

@@ -22,8 +22,8 @@ import numpy as np
 from ..config import Settings
 from ..eval.metrics import per_query
 from ..eval.stats import paired_bootstrap_ci
+from ..models.ranker import Ranker
 from ..retrieval.base import Query
-from .model import Ranker
 
 METRICS = ["ndcg@10", "mrr@10"]
 FUSION = "fusion_baseline"
@@ -119,7 +119,7 @@ def evaluate_real_validation(settings: Settings, real: Any, contenders: dict[str
     """Contenders on the real validation queries (``ranking.real``: CPCD train part, put aside by
     hash): each orders the same fused pool; nDCG@10 on the graded labels of the whole liked set,
     MRR@10 on the liked tracks."""
-    from ..eval.labels import intended
+    from ..labelled.labels import intended
 
     k = settings.runtime.max_results
     ranked: dict[str, dict[str, list[str]]] = {name: {} for name in contenders}
@@ -146,10 +146,10 @@ def evaluate_real_validation(settings: Settings, real: Any, contenders: dict[str
 
 def evaluate_cpcd(settings: Settings, service, contenders: dict[str, Ranker | None]) -> dict[str, Any]:
     """Real CPCD held-out queries, the default plan, the same feature path. Labels by the rule of
-    ``ltrr_core.eval.labels``: nDCG@10 on graded labels (liked track 2, its artist entity 1),
+    ``ltrr_core.labelled.labels``: nDCG@10 on graded labels (liked track 2, its artist entity 1),
     MRR@10 on the liked tracks."""
-    from ..eval.datasets import project_cpcd_queries
-    from ..eval.labels import graded_labels, intended
+    from ..labelled.datasets import project_cpcd_queries
+    from ..labelled.labels import graded_labels, intended
 
     labelled = project_cpcd_queries(settings, "heldout")
     plan = settings.runtime.policy.plans[settings.runtime.policy.default_plan]
@@ -175,8 +175,8 @@ def evaluate_ranker(settings: Settings, ranker_dir, load_bundle: Callable[[str],
     the champion (the serving ranker)."""
     from pathlib import Path
 
+    from ..artifacts.champion import serving_ranker
     from ..logs import logged_days
-    from .train import serving_ranker
 
     ranker = Ranker(Path(ranker_dir))
     report = json.loads((Path(ranker_dir) / "report.json").read_text(encoding="utf-8"))

@@ -7,7 +7,7 @@ the serving path itself (``SearchService.retrieve_plan`` with every strategy at
 ``ranker.real.depth``, fused, the top ``ranker.rerank_depth``), and their features from the one
 feature function serving uses (``SearchService.ranking_features``), so a ranker fitted here sees
 at training time exactly what it sees when it serves. Labels follow the rule of every labelled
-evaluation (``ltrr_core.eval.labels``): a liked track 2, its artist entity 1, anything else 0.
+evaluation (``ltrr_core.labelled.labels``): a liked track 2, its artist entity 1, anything else 0.
 
 Only ``train`` conversations are read (``ltrr_core.splits``); a stable hash of the query puts
 ``ranker.real.validation_share`` of them aside to validate (early stopping, loss choice and the
@@ -27,15 +27,15 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 
-from ..bandit.features import policy_features
 from ..config import Settings
 from ..durable import write_json_atomic, write_parquet
-from ..eval.datasets import LabelledQueries
+from ..features.policy import policy_features
+from ..features.ranking import FEATURE_SPEC_VERSION, feature_names
+from ..labelled.datasets import LabelledQueries
 from ..learning_data import is_validation, prune, retrieval_key, served_strategies, train_queries
 from ..models.policy import greedy_decision
 from ..retrieval.base import Query
 from .dataset import KEYS
-from .features import FEATURE_SPEC_VERSION, feature_names
 
 DAY = "real:cpcd-train"  # the ``day`` key of real rows: they come from no logged day
 POOL_MARK = "|pool="  # between a real query and the name of one of its pools in a group id

@@ -95,9 +95,11 @@ def log_ranker_run(
             }
         )
         mlflow.log_metrics(_flat_metrics(report))
-        mlflow.log_input(
-            mlflow.data.from_pandas(training_rows.astype(str), name=_dataset_name(report)), context="training"
+        # mlflow.data registers from_pandas at import time via setattr, so its stubs don't show it.
+        dataset = mlflow.data.from_pandas(  # type: ignore[attr-defined]
+            training_rows.astype(str), name=_dataset_name(report)
         )
+        mlflow.log_input(dataset, context="training")
         with tempfile.TemporaryDirectory() as tmp:
             for plot in _plots(report, Path(tmp)):
                 mlflow.log_artifact(str(plot))

@@ -23,13 +23,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..artifacts.champion import serving_ranker
 from ..config import Settings
 from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from ..features.ranking import FEATURE_SPEC_VERSION
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
+from ..models.ranker import MODEL_FILE, SPEC_FILE, Ranker
 from .dataset import RankingSet, build_ranking_set, check_ranking_set
-from .features import FEATURE_SPEC_VERSION
 from .labels import no_position_bias
-from .model import MODEL_FILE, SPEC_FILE, Ranker
 from .real import DAY, RealEngagementSet, cached_real_engagement_set
 
 
@@ -104,18 +105,6 @@ def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.
     # get_best_score() is empty for YetiRank; the shrunk model's own NDCG on the validation day is not.
     curve = model.eval_metrics(valid, ["NDCG:top=10"])
     return model, float(next(iter(curve.values()))[-1])
-
-
-def serving_ranker(settings: Settings) -> Ranker | None:
-    """The champion: the ranker of the promoted bundle, if there is one and it has a ranker."""
-    from ..artifacts import BundleError
-    from ..artifacts.promotion import serving_bundle
-
-    try:
-        directory = serving_bundle(settings) / "ranker"
-    except BundleError:
-        return None
-    return Ranker(directory) if (directory / SPEC_FILE).is_file() else None
 
 
 @dataclass

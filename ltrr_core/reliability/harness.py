@@ -64,7 +64,7 @@ _PRELOAD = [
     "ltrr_core.memory.build",
     "ltrr_core.bandit.learner",
     "ltrr_core.ranking.train",
-    "ltrr_core.artifacts.promotion",
+    "ltrr_core.promotion",
     "ltrr_core.runtime.service",
     "ltrr_core.logs",
     "ltrr_core.reliability.warm",
@@ -217,7 +217,7 @@ class Outcome:
 
 def champion_serves(settings: Settings, query: str) -> tuple[bool, str]:
     """PROMOTED verifies, a fresh runtime loads it, and it answers ``query`` with results."""
-    from ..artifacts.promotion import serving_bundle
+    from ..artifacts.champion import serving_bundle
     from ..runtime.service import load_service
 
     try:
@@ -328,11 +328,12 @@ def prepare(settings: Settings, work: Path, query: str = "taylor swift") -> Cont
     """On a built platform (catalog, index build, Q2E): a promoted champion and a second gated
     bundle, three days of simulated traffic, real impression records, the catalog's embedding texts."""
     from ..artifacts import build_bundle, bundles_root
-    from ..artifacts.promotion import promote, promoted_bundle
+    from ..artifacts.champion import promoted_bundle
     from ..catalog.store import CatalogStore
     from ..index.build import encode_texts
     from ..index.documents import embedding_input
     from ..logs import impression_record
+    from ..promotion import promote
     from ..runtime.service import load_service
 
     work.mkdir(parents=True, exist_ok=True)

@@ -97,7 +97,7 @@ class Injector:
         return any(path.parent == p.parent and path.name.startswith(f".{p.name}.") for p in self.pointers)
 
     def _matches_write(self, path: Path | None) -> bool:
-        if self.fired or not self._under_root(path):
+        if self.fired or path is None or not self._under_root(path):
             return False
         path = Path(path).resolve()
         if self.fault.point == DATA:
@@ -151,7 +151,7 @@ class Injector:
 
         def open_(file: Any, mode: str = "r", *args: Any, **kwargs: Any) -> Any:
             handle = real_open(file, mode, *args, **kwargs)
-            path = Path(os.fspath(file)) if isinstance(file, (str, bytes, os.PathLike)) else None
+            path = Path(os.fsdecode(file)) if isinstance(file, (str, bytes, os.PathLike)) else None
             return self._wrap_file(handle, path, mode)
 
         def fdopen(fd: int, mode: str = "r", *args: Any, **kwargs: Any) -> Any:

@@ -144,11 +144,13 @@ class IndexBuildWriter(Writer):
         return settings.data_dir / "indexes"
 
     def write(self, settings: Settings, payload: Any, pause: Pause) -> str:
-        from ..catalog.store import CatalogStore
+        from ..catalog.store import CatalogNotFound, CatalogStore
         from ..index import build
 
         store = CatalogStore(settings.data_dir / "catalog")
         version = store.current_version()
+        if version is None:
+            raise CatalogNotFound(f"no catalog has been published under {store.root}; the index writer needs one")
         entities = store.load(version)
         build_id = build.new_build_id()
         staging = build.start_build(settings, build_id)
@@ -228,6 +230,8 @@ class LanceWriter(Writer):
         plan = plan_vector_update(
             open_db(self.root(ctx.settings)), ctx.settings.vector.table, ctx.entity_ids, ctx.entity_types, texts
         )
+        if ctx.encode is None:
+            raise ValueError("the Lance writer's payload needs Context.encode (the harness sets it)")
         vectors = ctx.encode(plan.todo_texts)  # the edit, plus any row an earlier run left different
         return LancePayload(
             ctx.entity_ids,
@@ -290,7 +294,7 @@ class LanceWriter(Writer):
         return [f"{item} (orphan)" for item in after.leftovers if item not in before.leftovers]
 
     def _pinned_versions(self, ctx: Context) -> dict[str, int]:
-        from ..artifacts.promotion import promoted_bundle
+        from ..artifacts.champion import promoted_bundle
         from ..durable import read_json
         from ..index.build import current_build
 
@@ -508,7 +512,7 @@ class RankerWriter(Writer):
         return f"published ranker {path.name} (loss {report['loss']})"
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
-        from ..ranking.model import Ranker
+        from ..models.ranker import Ranker
 
         def verify(path: Path) -> str:
             ranker = Ranker(path)
@@ -559,7 +563,7 @@ class PromotionWriter(Writer):
     PROMOTED, then records the switch. ``data`` is the decision record; ``pointer`` is PROMOTED;
     ``after-pointer`` is the record of the switch."""
 
-    name, label, pointers = "promotion pointer", "artifacts.promotion.promote (gates, record, PROMOTED)", ("PROMOTED",)
+    name, label, pointers = "promotion pointer", "promotion.promote (gates, record, PROMOTED)", ("PROMOTED",)
     kill_points = (DATA, POINTER, AFTER)
     error_points = (DATA, POINTER, AFTER)
 
@@ -570,14 +574,14 @@ class PromotionWriter(Writer):
 
     def payload(self, ctx: Context, run: int) -> str:
         """The candidate: whichever of the two prepared bundles is not the champion now."""
-        from ..artifacts.promotion import promoted_bundle
+        from ..artifacts.champion import promoted_bundle
 
         champion = promoted_bundle(ctx.settings)
         return ctx.candidates[1] if champion is not None and champion.name == ctx.candidates[0] else ctx.candidates[0]
 
     def write(self, settings: Settings, payload: str, pause: Pause) -> str:
         from ..artifacts import bundles_root
-        from ..artifacts.promotion import promote
+        from ..promotion import promote
 
         decision = promote(settings, bundles_root(settings) / payload)
         if not decision.promoted:
@@ -586,8 +590,8 @@ class PromotionWriter(Writer):
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
         from ..artifacts import verify_bundle
-        from ..artifacts.promotion import HISTORY
-        from ..artifacts.promotion import POINTER as PROMOTED
+        from ..artifacts.champion import HISTORY
+        from ..artifacts.champion import POINTER as PROMOTED
 
         root = self.root(ctx.settings)
         name = read_pointer(root / PROMOTED)

@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Environment, select_autoescape
 
-from ..ranking.features import feature_names
+from ..features.ranking import feature_names
 from .service import SearchService
 
 FUSED_SHOWN = 30  # fused candidates listed (the ranker sees ``ranker.rerank_depth`` of them)

@@ -220,7 +220,7 @@ def create_app(
             state["service"] = fresh
             return fresh
 
-    def watch_loop(stop: threading.Event) -> None:
+    def watch_loop(stop: threading.Event, watch: Callable[[], str | None]) -> None:
         refused = None
         while not stop.wait(poll_seconds):
             target = watch()
@@ -241,7 +241,7 @@ def create_app(
         stop = threading.Event()
         watcher = None
         if watch is not None and poll_seconds > 0:
-            watcher = threading.Thread(target=watch_loop, args=(stop,), name="bundle-watch", daemon=True)
+            watcher = threading.Thread(target=watch_loop, args=(stop, watch), name="bundle-watch", daemon=True)
             watcher.start()
         yield
         stop.set()
@@ -263,7 +263,7 @@ def create_app(
         except InvalidQuery as error:
             raise HTTPException(status_code=422, detail=f"invalid query: {error}") from error
         recorder.record_search(response, request.user_id, request.context, datetime.now(UTC))
-        body = {
+        body: dict[str, Any] = {
             "request_id": response.request_id,
             "bundle_id": response.bundle_id,
             "results": response.results,

@@ -17,7 +17,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..artifacts.promotion import promoted_bundle, require_gated, serving_bundle
+from ..artifacts.champion import promoted_bundle, require_gated, serving_bundle
 from ..config import Settings, load_settings
 from .http import admin_token_from_env, create_app
 from .service import load_service

@@ -5,7 +5,7 @@ Serves only from a bundle that verifies (``ltrr_core.artifacts.verify_bundle``).
 the bundle's learned one, else the exploration policy of ``runtime.policy``. Ranking: the
 bundle's CatBoost ranker re-orders the top ``ranker.rerank_depth`` fused candidates; without
 one, the transparent score fusion decides. Either way each shown result's ranking features
-(``ltrr_core.ranking.features``) are computed and logged, so the fusion days are training data.
+(``ltrr_core.features.ranking``) are computed and logged, so the fusion days are training data.
 Imports neither prefect, mlflow nor great_expectations (tests check it).
 """
 
@@ -27,12 +27,12 @@ import pandas as pd
 from pydantic import BaseModel
 
 from ..artifacts import BundleError, verify_bundle
-from ..bandit.features import policy_features
 from ..config import RetrievalConfig, Settings
+from ..features.policy import policy_features
+from ..features.ranking import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
 from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy, greedy_decision
+from ..models.ranker import Ranker
 from ..query import load_understander
-from ..ranking.features import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
-from ..ranking.model import Ranker
 from ..retrieval.base import Query, RetrievalStrategy
 from ..retrieval.fusion import fuse
 from ..retrieval.searcher import ServingPaths, describe_result, load_strategies

@@ -106,4 +106,8 @@ class CascadeModel:
 
 
 def make_click_model(config: ClickModelConfig) -> PositionBasedModel | CascadeModel:
-    return {"pbm": PositionBasedModel, "cascade": CascadeModel}[config.model](config)
+    models: dict[str, type[PositionBasedModel] | type[CascadeModel]] = {
+        "pbm": PositionBasedModel,
+        "cascade": CascadeModel,
+    }
+    return models[config.model](config)

@@ -49,7 +49,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from ..config import Settings, SplitsConfig
-from ..eval.qu_mentions import load_musicreco_ner
+from ..query.musicreconer import load_musicreco_ner
 from ..splits import cpcd_part
 from ..text import normalize
 

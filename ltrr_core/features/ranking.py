@@ -14,6 +14,7 @@ matcher) rather than hand-written similarity.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -67,7 +68,7 @@ _QUERY_FEATURES = (
 )
 
 
-def feature_names(strategies: list[str]) -> list[str]:
+def feature_names(strategies: Sequence[str]) -> list[str]:
     """The spec: names in order. Strategies are the bundle's, sorted, so adding one adds columns."""
     per_strategy = [f"{s}_{part}" for s in sorted(strategies) for part in ("found", "reciprocal_rank", "score")]
     return [
@@ -152,7 +153,7 @@ def candidate_features(
     strategy_meta: dict[str, dict[str, Any]],
     candidates: list[tuple[str, dict[str, tuple[int, float]]]],
     entities: EntityAttributes,
-    strategies: list[str],
+    strategies: Sequence[str],
     fusion: FusionConfig,
 ) -> np.ndarray:
     """(n_candidates, n_features) in ``feature_names(strategies)`` order.

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .features import FEATURE_SPEC_VERSION
+from ..features.ranking import FEATURE_SPEC_VERSION
 
 SPEC_FILE = "ranker.json"
 MODEL_FILE = "model.cbm"

@@ -40,9 +40,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..bandit import training
 from ..config import Settings
-from ..eval.stats import paired_bootstrap_ci
-from . import training
+from .stats import paired_bootstrap_ci
 
 _log = logging.getLogger("ltrr.bandit")
 
@@ -112,7 +112,7 @@ def _best_static_mixture(
     would otherwise only face 25-candidate plans. ``rates`` chooses; ``hits`` scores."""
     below, above = np.flatnonzero(cost <= budget + 1e-9), np.flatnonzero(cost >= budget - 1e-9)
     best = (-1.0, 0, 0, 1.0)
-    for a in below:
+    for a in below.tolist():
         span = cost[above] - cost[a]
         share_a = np.where(span > 0, (cost[above] - budget) / np.where(span > 0, span, 1.0), 1.0)
         values = share_a * rates[a] + (1 - share_a) * rates[above]
@@ -260,12 +260,12 @@ def evaluate_nights(
     (bundle id -> loaded service, e.g. ``ltrr_core.runtime.bundle_loader``) is handed in: the
     evaluation does not import the runtime."""
     from ..artifacts import build_bundle, latest_bundle
+    from ..bandit import learner
+    from ..bandit.tracking import log_evaluation_run, log_training_run
     from ..catalog.store import CatalogStore
     from ..logs import read_logs
     from ..logs.recorder import InteractionRecorder
     from ..simulate import Simulator, World, days_to_simulate, query_kinds, read_truth, truth_root
-    from . import learner
-    from .tracking import log_evaluation_run, log_training_run
 
     say = progress or (lambda message: _log.info(message))
     log_root = settings.data_dir / settings.runtime.log_dir
@@ -352,9 +352,9 @@ def evaluate_cpcd(settings: Settings, service, limit: int | None = None) -> dict
     """The served policy's greedy plans on the real CPCD held-out queries (liked tracks as the
     intended entities; features through the same ``policy_features``), against the best static
     plan at the same budget, each single strategy and the oracle. ``limit``: the first N queries."""
-    from ..eval.datasets import project_cpcd_queries
+    from ..features.policy import policy_features
+    from ..labelled.datasets import project_cpcd_queries
     from ..retrieval.base import Query
-    from .features import policy_features
 
     labelled = project_cpcd_queries(settings, "heldout")
     plans = settings.runtime.policy.library()

@@ -49,13 +49,11 @@ from typing import Any
 
 import numpy as np
 
-from ..config import Settings
-from ..durable import read_json, read_pointer, write_bytes_atomic, write_pointer
-from ..index.query_encoder import QueryEncoderError, read_spec
-from .bundle import MANIFEST, BundleError, bundles_root, verify_bundle
-
-POINTER = "PROMOTED"
-HISTORY = "promotions.jsonl"
+from .artifacts.bundle import MANIFEST, BundleError, bundles_root, verify_bundle
+from .artifacts.champion import HISTORY, POINTER, history, promoted_bundle
+from .config import Settings
+from .durable import read_json, read_pointer, write_bytes_atomic, write_pointer
+from .index.query_encoder import QueryEncoderError, read_spec
 
 
 @dataclass
@@ -83,46 +81,6 @@ class Decision:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "reasons": self.reasons}
-
-
-class NoChampion(BundleError):
-    """No bundle has passed the gates: there is nothing the runtime may serve."""
-
-
-def promoted_bundle(settings: Settings) -> Path | None:
-    bundle_id = read_pointer(bundles_root(settings) / POINTER)
-    return bundles_root(settings) / bundle_id if bundle_id else None
-
-
-def serving_bundle(settings: Settings) -> Path:
-    """What the runtime serves: the promoted bundle. Before any promotion, NoChampion -- never
-    the latest build, which no gate has passed."""
-    bundle = promoted_bundle(settings)
-    if bundle is None:
-        raise NoChampion(
-            f"no bundle has been promoted under {bundles_root(settings)}, so nothing gated can serve: "
-            "run `ltrr promote` (gates the latest built bundle) or a nightly first"
-        )
-    return bundle
-
-
-def gated_bundles(settings: Settings) -> set[str]:
-    """Bundles that passed every gate in some decision (promoted, or a dry run that would have been)."""
-    return {
-        e["bundle_id"]
-        for e in history(settings)
-        if e["action"] == "promote" and e.get("gates") and all(g["passed"] for g in e["gates"])
-    }
-
-
-def require_gated(settings: Settings, bundle: Path) -> Path:
-    """``bundle`` if it has passed every gate, else BundleError saying how to gate it."""
-    if Path(bundle).name not in gated_bundles(settings):
-        raise BundleError(
-            f"bundle {bundle} has not passed the promotion gates (bundles/{HISTORY}); "
-            f"gate it with `ltrr promote --dry-run {bundle}` before serving it"
-        )
-    return Path(bundle)
 
 
 def _report(bundle: Path, component: str) -> dict[str, Any] | None:
@@ -299,7 +257,7 @@ def _timed_medians(services: list[Any], queries: list[str], repeats: int) -> lis
 
 
 def gate_smoke(settings: Settings, bundle: Path) -> Gate:
-    from ..runtime.service import load_service
+    from .runtime.service import load_service
 
     config = settings.promotion
     champion_path = promoted_bundle(settings)
@@ -390,13 +348,6 @@ def evaluate_gates(settings: Settings, bundle: Path) -> list[Gate]:
     return gates
 
 
-def history(settings: Settings) -> list[dict[str, Any]]:
-    path = bundles_root(settings) / HISTORY
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def _record(settings: Settings, entry: dict[str, Any]) -> None:
     lines = [json.dumps(e, default=str) for e in [*history(settings), entry]]
     write_bytes_atomic(bundles_root(settings) / HISTORY, ("\n".join(lines) + "\n").encode("utf-8"))
@@ -413,7 +364,7 @@ def sync_mlflow_aliases(settings: Settings, bundle: Path) -> dict[str, Any]:
     import mlflow
     from mlflow import MlflowClient
 
-    from ..tracking import tracking_uri
+    from .tracking import tracking_uri
 
     mlflow.set_tracking_uri(tracking_uri(settings))
     client = MlflowClient()
@@ -445,7 +396,7 @@ def _log_decision(settings: Settings, decision: Decision) -> tuple[str, str]:
     """The decision as an MLflow run (experiment ``mlflow.promotion_experiment``): gates as metrics."""
     import mlflow
 
-    from ..tracking import use_experiment
+    from .tracking import use_experiment
 
     experiment_id = use_experiment(settings, settings.mlflow.promotion_experiment)
     with mlflow.start_run(run_name=f"promote {decision.bundle_id}", experiment_id=experiment_id) as run:
