@@ -14,11 +14,13 @@ from typing import Any
 import pandas as pd
 
 from .. import schema as S
-from ..config import Settings
+from ..config import FusionConfig, Settings
 from ..index import build
 from ..labelled.datasets import load_beir
 from ..retrieval.searcher import load_searcher
 from .offline import evaluate_searcher
+
+RRF_EQUAL = "rrf_equal"
 
 
 def corpus_entities(corpus: pd.DataFrame) -> pd.DataFrame:
@@ -60,6 +62,11 @@ def evaluate_beir(settings: Settings, directory: Path, split: str = "test") -> d
         }
         build.publish_build(scoped, build_id, f"beir:{Path(directory).name}", reports)
         searcher = load_searcher(scoped)
-        result = evaluate_searcher(searcher, labelled, settings.eval.metrics, settings.eval.depth)
+        # The baseline a practitioner would use on a new corpus: equal-weight RRF (k=60) of the
+        # same strategies; `hybrid` is the configured fusion.
+        equal = FusionConfig(method="rrf", rrf_k=60, weights={name: 1.0 for name in searcher.strategies})
+        result = evaluate_searcher(
+            searcher, labelled, settings.eval.metrics, settings.eval.depth, baselines={RRF_EQUAL: equal}
+        )
     result["n_documents"] = len(entities)
     return result

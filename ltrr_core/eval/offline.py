@@ -32,8 +32,10 @@ def evaluate_runs(
     metrics: list[str],
     depth: int,
     diagnostics: dict[str, list[Candidates]] | None = None,
+    baselines: dict[str, FusionConfig] | None = None,
 ) -> dict[str, Any]:
-    """Every strategy, their fusion (``hybrid``), and diagnostic runs that are scored but not fused."""
+    """Every strategy, their fusion (``hybrid``), other fusions of the same strategies to compare it
+    with (``baselines``, e.g. equal-weight RRF), and diagnostic runs that are scored but not fused."""
     import warnings
 
     from numba.core.errors import NumbaTypeSafetyWarning
@@ -50,6 +52,11 @@ def evaluate_runs(
         [(f.entity_id, f.score) for f in fuse([per_strategy[n][i] for n in per_strategy], fusion, depth)]
         for i in range(len(qids))
     ]
+    for name, baseline in (baselines or {}).items():
+        ranked[name] = [
+            [(f.entity_id, f.score) for f in fuse([per_strategy[n][i] for n in per_strategy], baseline, depth)]
+            for i in range(len(qids))
+        ]
     for name, candidates in (diagnostics or {}).items():
         ranked[name] = [list(zip(c.ids, c.scores))[:depth] for c in candidates]
     scores: dict[str, dict[str, float]] = {}
@@ -63,9 +70,15 @@ def evaluate_runs(
 COLD_START = "memory_predicted_only"
 
 
-def evaluate_searcher(searcher, labelled: LabelledQueries, metrics: list[str], depth: int) -> dict[str, Any]:
-    """All strategies and their fusion; with a memory index, also its cold start: the same
-    lookup scored by predicted Q2E alone, as if no engagement had been observed."""
+def evaluate_searcher(
+    searcher,
+    labelled: LabelledQueries,
+    metrics: list[str],
+    depth: int,
+    baselines: dict[str, FusionConfig] | None = None,
+) -> dict[str, Any]:
+    """All strategies, their fusion and the ``baselines`` fusions; with a memory index, also its
+    cold start: the same lookup scored by predicted Q2E alone, as if no engagement had been observed."""
     queries = [searcher.query(labelled.queries[q]) for q in labelled.queries]
     per_strategy = searcher.retrieve_queries(queries, depth)
     diagnostics = {}
@@ -76,7 +89,7 @@ def evaluate_searcher(searcher, labelled: LabelledQueries, metrics: list[str], d
         cold = MemoryStrategy(memory.index, predicted_only=True, name=COLD_START)
         diagnostics[COLD_START] = [cold.retrieve(q, depth) for q in queries]
     fusion = searcher.settings.retrieval.fusion
-    result = evaluate_runs(labelled, per_strategy, fusion, metrics, depth, diagnostics)
+    result = evaluate_runs(labelled, per_strategy, fusion, metrics, depth, diagnostics, baselines)
     if searcher.understander is not None:
         intents = [_main_intent(q.understanding) for q in queries]
         result["by_intent"] = {
