@@ -23,7 +23,7 @@ export NUMBA_CACHE_DIR ?= $(CURDIR)/var/numba
 export IR_DATASETS_HOME ?= $(CURDIR)/var/ir_datasets
 export XDG_CACHE_HOME ?= $(CURDIR)/var/cache-home
 
-.PHONY: venv chromium demo results lint test test-fast bench soak deploy ui ui-stop clean distclean
+.PHONY: venv chromium postgres demo results lint test test-fast bench soak deploy ui ui-stop clean distclean
 
 venv: $(STAMP)
 
@@ -66,26 +66,41 @@ results: $(STAMP)
 	$(BIN)/ltrr --config $(DEMO_CONFIG) eval-semantic --split heldout --markdown docs/semantic.md
 
 # Prefect server + MLflow UI on 127.0.0.1 in the background (pids under var/run, logs under var/log).
+# PROFILE=prod: both on PostgreSQL (a local cluster in var/postgres on PG_PORT, started here and
+# stopped by `make ui-stop`); point the flows at it with `--config configs/prod.yaml`.
 UI_DATA ?= var
 UI_WAIT_SECONDS ?= 180      # `make ui` returns once both answer (MLflow takes ~45 s to start on 2 cores)
+PROFILE ?= default
+PG_PORT ?= 5433
+ifeq ($(PROFILE),prod)
+PREFECT_DATABASE := postgresql+asyncpg://ltrr@127.0.0.1:$(PG_PORT)/prefect
+MLFLOW_STORE := postgresql+psycopg://ltrr@127.0.0.1:$(PG_PORT)/mlflow
+else
+PREFECT_DATABASE :=
+MLFLOW_STORE := sqlite:///$(abspath $(UI_DATA))/mlflow/mlflow.db
+endif
 ui: $(STAMP)
-	@mkdir -p var/run var/log
+	@mkdir -p var/run var/log $(UI_DATA)/mlflow
+	@if [ "$(PROFILE)" = prod ]; then \
+		if [ -f var/run/postgres.pid ] && kill -0 $$(cat var/run/postgres.pid) 2>/dev/null; then echo "PostgreSQL already running"; \
+		else .ci/postgres start var/postgres $(PG_PORT) > var/run/postgres.pid || exit 1; fi; fi
 	@if [ -f var/run/prefect.pid ] && kill -0 $$(cat var/run/prefect.pid) 2>/dev/null; then echo "Prefect already running"; else \
-		setsid nohup $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > var/log/prefect.log 2>&1 & echo $$! > var/run/prefect.pid; fi
+		$(if $(PREFECT_DATABASE),PREFECT_API_DATABASE_CONNECTION_URL=$(PREFECT_DATABASE)) setsid nohup $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) > var/log/prefect.log 2>&1 & echo $$! > var/run/prefect.pid; fi
 	@if [ -f var/run/mlflow.pid ] && kill -0 $$(cat var/run/mlflow.pid) 2>/dev/null; then echo "MLflow already running"; else \
-		mkdir -p $(UI_DATA)/mlflow; setsid nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
-		--backend-store-uri sqlite:///$(abspath $(UI_DATA))/mlflow/mlflow.db > var/log/mlflow.log 2>&1 & echo $$! > var/run/mlflow.pid; fi
+		setsid nohup $(BIN)/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) \
+		--backend-store-uri $(MLFLOW_STORE) > var/log/mlflow.log 2>&1 & echo $$! > var/run/mlflow.pid; fi
 	@for url in http://127.0.0.1:$(PREFECT_PORT)/api/health http://127.0.0.1:$(MLFLOW_PORT)/health; do \
 		for i in $$(seq 1 $(UI_WAIT_SECONDS)); do curl -sf -o /dev/null $$url && break; sleep 1; done; \
 		curl -sf -o /dev/null $$url || { echo "$$url did not answer within $(UI_WAIT_SECONDS) s (logs in var/log)" >&2; exit 1; }; \
 	done
 	@echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)   (export PREFECT_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api for flows to report there)"
-	@echo "MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   (runs of data_dir $(UI_DATA); in an experiment, the Model training toggle shows its runs); stop both with: make ui-stop"
+	@echo "MLflow UI:  http://127.0.0.1:$(MLFLOW_PORT)   (store $(MLFLOW_STORE); in an experiment, the Model training toggle shows its runs); stop both with: make ui-stop"
 
 ui-stop:
 	@# Each service was started as its own process group (setsid): stop the group (MLflow runs worker children).
 	@for name in prefect mlflow; do if [ -f var/run/$$name.pid ]; then kill -TERM -- -$$(cat var/run/$$name.pid) 2>/dev/null || true; \
 		rm -f var/run/$$name.pid; echo "stopped $$name"; fi; done
+	@if [ -f var/run/postgres.pid ]; then .ci/postgres stop var/postgres && rm -f var/run/postgres.pid && echo "stopped postgres"; fi
 
 # Registers the nightly (cron from orchestration.nightly_cron) and backfill deployments with the
 # Prefect API and serves them (Ctrl-C stops). Run `make ui` first.
@@ -108,7 +123,14 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 	$(BIN)/mypy ltrr_core
 
-test: $(STAMP) chromium lint
+# The production profile's test runs PostgreSQL (Debian's package), installed here when missing.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb > /dev/null 2>&1; then \
+		SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo -n); \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql > /dev/null; \
+	fi
+
+test: $(STAMP) chromium postgres lint
 	$(BIN)/python -m pytest -q --durations=15
 
 test-fast: $(STAMP)

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import date
 from pathlib import Path
@@ -205,14 +206,32 @@ def _wait_http(url: str, seconds: float, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_server(demo_run, tmp_path):
-    """A real Prefect server on 127.0.0.1; `ltrr deploy` registers and serves the deployments;
-    the backfill deployment gets a flow run with custom parameters through the API (what the
-    UI's "Custom run" posts) and completes."""
+def test_a_backfill_started_like_the_ui_custom_run_completes_on_prefect_and_mlflow_backed_by_postgresql(
+    demo_run, tmp_path
+):
+    """The production profile: PostgreSQL on 127.0.0.1 (`.ci/postgres`) behind a real Prefect
+    server and MLflow's backend store; `ltrr deploy` registers and serves the deployments; the
+    backfill deployment gets a flow run with custom parameters through the API (what the UI's
+    "Custom run" posts) and completes; its nights and their MLflow runs are read back from
+    PostgreSQL."""
+    import yaml
+    from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    settings, config, rows = demo_run
+    settings, demo_config, rows = demo_run
+    postgres_dir = Path(
+        tempfile.mkdtemp(prefix="ltrr-pg-")
+    )  # outside pytest's root-only tree: the server's user reads it
+    postgres_port = _free_port()
+    subprocess.run([str(ROOT / ".ci" / "postgres"), "start", str(postgres_dir), str(postgres_port)], check=True)
+    postgres = f"ltrr@127.0.0.1:{postgres_port}"
+    config = tmp_path / "prod.yaml"  # what configs/prod.yaml does, on this platform and port
+    config.write_text(
+        yaml.safe_dump(
+            {"extends": str(demo_config), "mlflow": {"tracking_uri": f"postgresql+psycopg://{postgres}/mlflow"}}
+        )
+    )
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     env = {
@@ -221,7 +240,7 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_UI_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{postgres}/prefect",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "PYTHONPATH": str(ROOT),
     }
@@ -258,7 +277,7 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
             assert nightly_deployment.schedules[0].schedule.cron == settings.orchestration.nightly_cron
             first, last = rows[0]["date"], rows[1]["date"]
             run = client.create_flow_run_from_deployment(
-                deployment.id, parameters={"start_date": first, "end_date": last, "steps": ["validate_logs"]}
+                deployment.id, parameters={"start_date": first, "end_date": last, "steps": ["validate_logs", "bandit"]}
             )
             deadline = time.monotonic() + 240
             while not (state := client.read_flow_run(run.id).state).is_final():
@@ -266,6 +285,12 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
                 time.sleep(2)
             assert state.is_completed(), (tmp_path / "deploy.log").read_text()[-3000:]
             _assert_the_operator_finds_each_night_by_date(client, deployment, run.id, first, last)
+        # Each night's policy training run is in MLflow's PostgreSQL store, named by its date.
+        tracking = MlflowClient(f"postgresql+psycopg://{postgres}/mlflow")
+        experiment = tracking.get_experiment_by_name(settings.mlflow.bandit_experiment)
+        runs = tracking.search_runs([experiment.experiment_id])
+        assert {f"nightly {first}", f"nightly {last}"} <= {r.info.run_name for r in runs}
+        assert all(r.info.artifact_uri.startswith((settings.data_dir / "mlflow").resolve().as_uri()) for r in runs)
     finally:
         for process in (runner, server):
             if process is not None and process.poll() is None:
@@ -274,11 +299,13 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_a_real_prefect_s
                     process.wait(30)
                 except subprocess.TimeoutExpired:
                     process.kill()
+        subprocess.run([str(ROOT / ".ci" / "postgres"), "stop", str(postgres_dir)], check=True)
+        shutil.rmtree(postgres_dir, ignore_errors=True)
     from ltrr_core import nightly
 
     for day in (rows[0]["date"], rows[1]["date"]):
         record = nightly.read_record(settings, date.fromisoformat(day))
-        assert record["selected"] == ["validate_logs"] and "policy_dir" in record["outputs"]
+        assert record["selected"] == ["validate_logs", "bandit"] and "policy_dir" in record["outputs"]
 
 
 def _assert_the_operator_finds_each_night_by_date(client, deployment, run_id, first: str, last: str) -> None:
