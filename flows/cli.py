@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
@@ -226,12 +226,11 @@ def simulate(
     settings = _settings(config)
     from datetime import date
 
-    from rich.progress import Progress
-
     from ltrr_core.artifacts import BundleError
     from ltrr_core.artifacts.champion import serving_bundle
     from ltrr_core.contracts import ContractViolation
     from ltrr_core.contracts.logs import check_logged_day
+    from ltrr_core.progress import progress
     from ltrr_core.runtime import load_service
     from ltrr_core.simulate import DayAlreadyLogged
     from ltrr_core.simulate.run import simulate as run_simulation
@@ -240,15 +239,15 @@ def simulate(
         start = date.fromisoformat(start_date) if start_date else None
     except ValueError as error:
         raise typer.BadParameter(f"--start-date {start_date!r} is not YYYY-MM-DD") from error
-    with Progress(console=console, transient=True) as bar:
+    per_day_n = queries_per_day or settings.simulate.queries_per_day
+    with progress(f"simulating {days} day(s) of {per_day_n} searches", days * per_day_n, console) as advance:
 
-        def progress(n: int):
-            task = bar.add_task("simulating a day", total=n)
-            return lambda: bar.advance(task)
+        def per_day(n: int) -> Callable[[], None]:
+            return lambda: advance(1)
 
         try:
             service = load_service(settings, bundle or serving_bundle(settings))
-            summaries = run_simulation(settings, service, days, queries_per_day, start, progress)
+            summaries = run_simulation(settings, service, days, queries_per_day, start, per_day)
         except (BundleError, DayAlreadyLogged) as error:
             console.print(f"[red]{error}[/red]")
             raise typer.Exit(1) from error

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from rich.progress import Progress
 
 from ..config import Settings
 from ..labelled.datasets import LabelledQueries
 from ..labelled.labels import VIEWS, graded_labels, intended, qrels_for
+from ..progress import progress
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
 from ..splits import query_slice
@@ -130,8 +130,7 @@ def retrieve_runs(
     served = SystemRuns()
     per_strategy: dict[str, list[Candidates]] = {name: [] for name in service.strategies}
     intents = []
-    with Progress(transient=True) as bar:
-        task = bar.add_task("served + strategies", total=len(qids))
+    with progress(f"served + strategies on {len(qids)} queries", len(qids)) as advance:
         for i, qid in enumerate(qids):
             text = labelled.queries[qid]
             response = service.search(text, k=depth, request_id=f"eval-{i}", explore=False)
@@ -143,7 +142,7 @@ def retrieve_runs(
             query = Query(text, {"user_id": None}, service.understander.understand(text))
             for name, strategy in service.strategies.items():
                 per_strategy[name].append(strategy.retrieve(query, depth))
-            bar.advance(task)
+            advance(1)
     runs = {
         name: SystemRuns([list(c.ids) for c in found], [set(c.ids) for c in found], [depth] * len(found))
         for name, found in per_strategy.items()

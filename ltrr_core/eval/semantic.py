@@ -22,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from rich.progress import track
 
 from .. import schema as S
 from ..config import Settings
@@ -31,6 +30,7 @@ from ..index.documents import EmbeddingText, embedding_input
 from ..index.vector import apply_type_caps
 from ..labelled.datasets import LabelledQueries
 from ..labelled.labels import graded_labels
+from ..progress import track
 from ..retrieval.base import Query
 from .labelled import SystemRuns, per_query_values
 from .report import Provenance
@@ -142,7 +142,7 @@ def compare_semantic_documents(
     runs[CAPPED] = _exact_runs(documents[BLEND], queries, ids, types, caps, depth)
     served = [
         strategy.retrieve(Query(text, {"user_id": None}), depth)
-        for text in track(texts, "served semantic", transient=True)
+        for text in track(texts, f"served semantic on {len(texts)} queries")
     ]
     runs[SERVED] = SystemRuns([list(c.ids) for c in served], [set(c.ids) for c in served], [depth] * len(served))
     values = {system: per_query_values(run, graded, qids, "graded", settings) for system, run in runs.items()}

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import EmbeddingConfig, RuntimeConfig
+from ..progress import track
 from .query_encoder import SPEC_FILE, OnnxQueryEncoder, QueryEncoderError, TextEncoder, read_spec
 
 _log = logging.getLogger("ltrr.encoder")
@@ -60,15 +61,13 @@ class Encoder:
         return self.config.model
 
     def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
-        """Encode in chunks; with ``show_progress`` a rich progress bar (and a log line per chunk)."""
+        """Encode in chunks; with ``show_progress`` a bar on a terminal, else a line per tenth (``ltrr_core.progress``)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         chunk = self.config.batch_size * 16
         starts: Iterable[int] = range(0, len(texts), chunk)
         if show_progress and len(texts) > chunk:
-            from rich.progress import track
-
-            starts = track(starts, description=f"encoding {len(texts)} texts", transient=True)
+            starts = track(range(0, len(texts), chunk), f"encoding {len(texts)} texts ({chunk} per step)")
         parts = []
         for start in starts:
             part = self._model.encode(
@@ -79,8 +78,6 @@ class Encoder:
                 show_progress_bar=False,
             )
             parts.append(part.astype(np.float32, copy=False))
-            if show_progress:
-                _log.info("encoded %d/%d texts", min(start + chunk, len(texts)), len(texts))
         return np.concatenate(parts)
 
 
