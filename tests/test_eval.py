@@ -58,11 +58,15 @@ def test_eval_json_measures_the_served_bundle_beside_the_baselines(q2e_platform,
     )
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout.strip().splitlines()[-1])
+    from ltrr_core.models.ranker import SPEC_FILE
+
+    ranked = (gated_bundle_dir / "ranker" / SPEC_FILE).is_file()  # with a ranker: the hybrid pool ranked by it
     systems = {"lexical", "semantic", "structured", "memory", "hybrid", "static_mixture", "served"}
-    _check_shape(result, expected, systems)
+    _check_shape(result, expected, systems | ({"hybrid_ranked"} if ranked else set()))
     assert set(result["views"]) == {"graded", "tracks"}
     assert result["views"]["graded"]["lexical"]["recall@10"] == result["views"]["tracks"]["lexical"]["recall@10"]
-    assert set(result["intervals"]) == {"served-hybrid", "served-static_mixture"}
+    comparisons = {"served-hybrid", "served-static_mixture"} | ({"served-hybrid_ranked"} if ranked else set())
+    assert set(result["intervals"]) == comparisons
     assert set(result["intervals"]["served-hybrid"]) == METRICS
     slices = result["slices"]
     assert slices["seen"]["n_queries"] + slices["unseen"]["n_queries"] == expected

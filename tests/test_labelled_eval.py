@@ -39,6 +39,7 @@ class _Service:
         self.strategies = {"a": _Fixed("a", {"Q One": ["ar1", "t1"], "q two": ["t2"]}), "b": _Fixed("b", {})}
         self.policy = SimpleNamespace(plans={"a_only": {"a": 1}, "b_two": {"b": 2}, "both": {"a": 2, "b": 2}})
         self.understander = SimpleNamespace(understand=lambda text: None)
+        self.ranker = None  # a bundle that ranks by fusion
         self.display = pd.DataFrame(
             {
                 "id": ["t1", "t2", "ar1", "x"],
@@ -133,3 +134,33 @@ def test_report_renders_the_measured_rows_and_the_verdict(evaluation):
     )
     page = rep.render_report(prov, [lines], {"n_entities": 4, "version": "v1"})
     assert page.startswith("# Results\n") and "at commit `abc123`" in page and "| served |" in page
+
+
+class _RankedService(_Service):
+    """A bundle with a ranker that reverses whatever pool it is given."""
+
+    def __init__(self, settings: Settings):
+        super().__init__(settings)
+        self.ranker = object()
+
+    def fuse_plan(self, found, depths):
+        from ltrr_core.retrieval.fusion import fuse
+
+        return fuse([found[n].prefix(d) for n, d in depths.items()], self.settings.retrieval.fusion), {}
+
+    def rank_fused(self, fused, qu, context, per_strategy, k):
+        return [c.entity_id for c in reversed(fused)][:k]
+
+
+def test_with_a_ranker_the_hybrid_pool_ranked_by_it_is_a_baseline_of_its_own():
+    settings = load_settings(None, **{"eval.metrics": ["ndcg@10", "recall@10"], "eval.min_slice_queries": 1})
+    labelled = LabelledQueries({"q1": "Q One", "q2": "q two"}, {"q1": {"t1": 1}, "q2": {"t2": 1}})
+    result = evaluate_labelled(settings, _RankedService(settings), labelled, frozenset({"q one"}))
+    # the hybrid pool reversed: q1 [t1, ar1] (ideal), q2 [t2]
+    assert result.metrics["graded"]["hybrid_ranked"]["ndcg@10"] == pytest.approx(1.0, abs=1e-4)
+    assert result.candidate_hit["hybrid_ranked"]["hit"] == 1.0
+    low, high = result.intervals["served-hybrid_ranked"]["ndcg@10"]
+    assert high < 0  # served loses on both queries
+    assert (
+        "served-hybrid_ranked" not in evaluate_labelled(settings, _Service(settings), labelled, frozenset()).intervals
+    )

@@ -9,6 +9,9 @@ Rows (systems), every one on the same queries:
 * ``static_mixture``: the best single plan of the bundle's plan library (fusion, no ranker)
   among those whose candidate budget is at most the served one's mean -- chosen *on the
   evaluated queries themselves*, so it is an upper bound for any static plan at that budget;
+* ``hybrid_ranked`` (bundles with a ranker): the hybrid's pool ranked by the bundle's ranker --
+  the static hybrid with the same learned ranker, which says whether the policy's plans or the
+  ranker are what separates ``served`` from ``hybrid``;
 * ``served``: the bundle through ``SearchService.search`` (QU -> the policy's greedy plan ->
   strategies -> fusion -> ranker), exactly the HTTP path without exploration draws.
 
@@ -37,7 +40,7 @@ from ..splits import query_slice
 from .metrics import per_query_array
 from .stats import paired_bootstrap_ci
 
-SERVED, HYBRID, MIXTURE = "served", "hybrid", "static_mixture"
+SERVED, HYBRID, MIXTURE, HYBRID_RANKED = "served", "hybrid", "static_mixture", "hybrid_ranked"
 
 
 @dataclass
@@ -91,7 +94,7 @@ def evaluate_labelled(
     served_budget = float(np.mean(runs[SERVED].budget))
     mixture_plan, _ = _best_mixture(per_strategy, plans, served_budget, service, graded, qids, settings)
     runs[MIXTURE] = _plan_runs(service, labelled, qids, plans[mixture_plan], depth)
-    order = [*per_strategy, HYBRID, MIXTURE, SERVED]
+    order = [*per_strategy, HYBRID, MIXTURE, *([HYBRID_RANKED] if HYBRID_RANKED in runs else []), SERVED]
     values = {
         view: {name: per_query_values(runs[name], graded, qids, view, settings) for name in order} for view in VIEWS
     }
@@ -126,8 +129,9 @@ def evaluate_labelled(
 def retrieve_runs(
     service: Any, labelled: LabelledQueries, qids: list[str], depth: int
 ) -> tuple[dict[str, SystemRuns], dict[str, list[Candidates]], list[str]]:
-    """The served answer and every strategy at ``depth`` for each query, with QU's main intent."""
-    served = SystemRuns()
+    """The served answer and every strategy at ``depth`` for each query, with QU's main intent;
+    with a ranker, also the hybrid pool it ranks (``hybrid_ranked``)."""
+    served, hybrid_ranked = SystemRuns(), SystemRuns()
     per_strategy: dict[str, list[Candidates]] = {name: [] for name in service.strategies}
     intents = []
     with progress(f"served + strategies on {len(qids)} queries", len(qids)) as advance:
@@ -142,12 +146,21 @@ def retrieve_runs(
             query = Query(text, {"user_id": None}, service.understander.understand(text))
             for name, strategy in service.strategies.items():
                 per_strategy[name].append(strategy.retrieve(query, depth))
+            if service.ranker is not None:
+                found = {name: per_strategy[name][-1] for name in service.strategies}
+                pool, trace = service.fuse_plan(found, {name: depth for name in found})
+                ranked = service.rank_fused(pool, response.understanding, query.context, trace, depth)
+                hybrid_ranked.ranked.append(ranked)
+                hybrid_ranked.candidates.append({c.entity_id for c in pool})
+                hybrid_ranked.budget.append(depth * len(found))
             advance(1)
     runs = {
         name: SystemRuns([list(c.ids) for c in found], [set(c.ids) for c in found], [depth] * len(found))
         for name, found in per_strategy.items()
     }
     runs[SERVED] = served
+    if hybrid_ranked.ranked:
+        runs[HYBRID_RANKED] = hybrid_ranked
     return runs, per_strategy, intents
 
 
@@ -225,7 +238,9 @@ def _intervals(
     values: dict[str, dict[str, np.ndarray]], rows: list[int] | None, settings: Settings
 ) -> dict[str, dict[str, list[float]]]:
     out = {}
-    for baseline in (HYBRID, MIXTURE):
+    for baseline in (HYBRID, MIXTURE, HYBRID_RANKED):
+        if baseline not in values:
+            continue
         out[f"{SERVED}-{baseline}"] = {
             m: paired_bootstrap_ci(
                 _rows(values[SERVED][m], rows),

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..config import Settings
 
-SYSTEM_ORDER = ("served", "static_mixture", "hybrid")
+SYSTEM_ORDER = ("served", "static_mixture", "hybrid", "hybrid_ranked")
 
 
 @dataclass(frozen=True)
@@ -100,12 +100,14 @@ def render_heldout(result: dict[str, Any], config: str) -> list[str]:
         f"**unseen**. Labels: {result['label_rule']}. `served` = the bundle's "
         "greedy plan, fusion and ranker through `SearchService.search` (no exploration); `static_mixture` = the best "
         f"single plan within the served budget (`{result['static_mixture_plan']}`, chosen on these queries: an upper "
-        "bound for any static plan); `hybrid` = every strategy at depth 100, fused.",
+        "bound for any static plan); `hybrid` = every strategy at depth 100, fused; `hybrid_ranked` = the hybrid's "
+        "pool ranked by the bundle's ranker (the static hybrid with the same learned ranker).",
         "",
         "| system | " + " | ".join(metrics) + " | candidate hit | mean candidates |",
         "|---|" + "---|" * (len(metrics) + 2),
     ]
-    names = [*SYSTEM_ORDER, *[n for n in result["strategies"] if n not in SYSTEM_ORDER]]
+    names = [n for n in SYSTEM_ORDER if n in result["strategies"]]
+    names += [n for n in result["strategies"] if n not in SYSTEM_ORDER]
     for name in names:
         values, hit = result["strategies"][name], result["candidate_hit"][name]
         lines.append(

@@ -196,6 +196,19 @@ class SearchService:
             self.settings.retrieval.fusion,
         )
 
+    def rank_fused(
+        self,
+        fused: list,
+        qu: dict[str, Any],
+        context: dict[str, Any],
+        per_strategy: dict[str, dict[str, Any]],
+        k: int,
+    ) -> list[str]:
+        """The greedy ranking of any fused pool, as serving ranks it without exploration: the
+        ranker over its top ``rerank_depth``, else the fusion order (evaluation's baselines)."""
+        shown, _ = self._rank(fused, qu, context, per_strategy, k, False, None)
+        return [candidate.entity_id for candidate, _ in shown]
+
     def _rank(
         self,
         fused: list,
