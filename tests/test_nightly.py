@@ -206,18 +206,22 @@ def _wait_http(url: str, seconds: float, process: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1500)  # two nights of training behind a browser, on a shared 2-core machine
 def test_a_backfill_started_like_the_ui_custom_run_completes_on_prefect_and_mlflow_backed_by_postgresql(
     demo_run, tmp_path
 ):
     """The production profile: PostgreSQL on 127.0.0.1 (`.ci/postgres`) behind a real Prefect
-    server and MLflow's backend store; `ltrr deploy` registers and serves the deployments; the
-    backfill deployment gets a flow run with custom parameters through the API (what the UI's
-    "Custom run" posts) and completes; its nights and their MLflow runs are read back from
-    PostgreSQL."""
+    server and MLflow's backend store; `ltrr deploy` registers and serves the deployments; in
+    Chromium, the backfill deployment's Custom run form starts a run of two dates, whose page is
+    followed until it completes and whose artifact links each night by date; the nights and their
+    MLflow runs are read back from PostgreSQL."""
     import yaml
     from mlflow import MlflowClient
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from tests.browser import ARTIFACTS, chromium
+    from tests.prefect_ui import start_custom_run, wait_completed_and_read_artifact
 
     settings, demo_config, rows = demo_run
     postgres_dir = Path(
@@ -239,7 +243,8 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_prefect_and_mlfl
         "PREFECT_HOME": str(tmp_path / "prefect"),
         "PREFECT_API_URL": api,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_UI_ENABLED": "false",
+        "PREFECT_UI_API_URL": api,  # the UI's own calls go to this server, not the default port
+        "PREFECT_SERVER_API_PORT": str(port),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"postgresql+asyncpg://{postgres}/prefect",
         "PREFECT_RUNNER_POLL_FREQUENCY": "2",
         "PYTHONPATH": str(ROOT),
@@ -263,6 +268,7 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_prefect_and_mlfl
             cwd=ROOT,
         )
         name = f"backfill/{settings.orchestration.backfill_deployment}"
+        first, last = rows[0]["date"], rows[1]["date"]
         with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
             deadline = time.monotonic() + 90
             while True:
@@ -275,16 +281,24 @@ def test_a_backfill_started_like_the_ui_custom_run_completes_on_prefect_and_mlfl
                     time.sleep(1)
             nightly_deployment = client.read_deployment_by_name(f"nightly/{settings.orchestration.nightly_deployment}")
             assert nightly_deployment.schedules[0].schedule.cron == settings.orchestration.nightly_cron
-            first, last = rows[0]["date"], rows[1]["date"]
-            run = client.create_flow_run_from_deployment(
-                deployment.id, parameters={"start_date": first, "end_date": last, "steps": ["validate_logs", "bandit"]}
-            )
-            deadline = time.monotonic() + 240
-            while not (state := client.read_flow_run(run.id).state).is_final():
-                assert time.monotonic() < deadline, (tmp_path / "deploy.log").read_text()[-3000:]
-                time.sleep(2)
-            assert state.is_completed(), (tmp_path / "deploy.log").read_text()[-3000:]
-            _assert_the_operator_finds_each_night_by_date(client, deployment, run.id, first, last)
+        # The operator's path in Chromium: the deployment's Custom run form, then the run's page
+        # until it completes, then its artifact, where each night's report is a link named by date.
+        ui = f"http://127.0.0.1:{port}"
+        with chromium() as browser:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            try:
+                run_id = start_custom_run(page, ui, name, first, last, ["validate_logs", "bandit"])
+                report = wait_completed_and_read_artifact(page, ui, run_id, 600, f"backfill-{first}-{last}")
+            except Exception:
+                page.screenshot(path=str(ARTIFACTS / "prefect-failed.png"), full_page=True)
+                raise AssertionError((tmp_path / "deploy.log").read_text()[-3000:]) from None
+            page.close()
+        nights = dict(re.findall(r"\[nightly (\d{4}-\d{2}-\d{2})\]\(/runs/flow-run/([0-9a-f-]{36})\)", report))
+        assert set(nights) == {first, last}
+        with temporary_settings({PREFECT_API_URL: api}), get_client(sync_client=True) as client:
+            assert client.read_flow_run(run_id).parameters["steps"] == ["validate_logs", "bandit"]
+            _assert_the_operator_finds_each_night_by_date(client, deployment, run_id, first, last)
+            assert {str(client.read_flow_run(night).id) for night in nights.values()} == set(nights.values())
         # Each night's policy training run is in MLflow's PostgreSQL store, named by its date.
         tracking = MlflowClient(f"postgresql+psycopg://{postgres}/mlflow")
         experiment = tracking.get_experiment_by_name(settings.mlflow.bandit_experiment)
