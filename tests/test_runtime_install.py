@@ -64,7 +64,9 @@ def test_the_runtime_extra_answers_queries_from_the_gated_bundle_without_the_bat
     assert "ltrr" in names and not names & set(BATCH_ONLY), sorted(names & set(BATCH_ONLY))
 
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed package, not the tree
-    config = q2e_platform[2]
+    # The shared test platform, with the served requests' logs kept out of it (other tests read its logs).
+    config = tmp_path / "runtime.yaml"
+    config.write_text(f"extends: {q2e_platform[2]}\nruntime:\n  log_dir: {tmp_path / 'logs'}\n")
     answered = subprocess.run(
         [str(python), "-c", ANSWER, str(config), str(gated_bundle_dir), "adele hello", "80s rock"],
         capture_output=True,
@@ -117,6 +119,8 @@ def test_the_runtime_extra_answers_queries_from_the_gated_bundle_without_the_bat
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
+    logged = list((tmp_path / "logs" / "impressions").rglob("*.parquet"))
+    assert logged, (tmp_path / "serve.log").read_text()[-3000:]  # the light install logs what it served
 
 
 def _free_port() -> int:
