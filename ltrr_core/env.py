@@ -20,8 +20,10 @@ OFFLINE_QUIET = {
     "LANCEDB_LOG": "error",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "TQDM_DISABLE": "1",
-    # ltrr_core logs (e.g. encoding progress) show up in Prefect run logs.
+    # ltrr_core logs (e.g. encoding progress) show up in Prefect run logs; outside a flow run they
+    # go to the console only, without a warning per line that there is no run to send them to.
     "PREFECT_LOGGING_EXTRA_LOGGERS": "ltrr",
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
 }
 
 

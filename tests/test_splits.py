@@ -26,7 +26,7 @@ from ltrr_core.splits import (
     seen_queries,
     tag_assignment_part,
 )
-from tests.conftest import make_settings
+from tests.conftest import ROOT, make_settings
 
 REAL = Path(os.environ.get("LTRR_SHARED_DATA_DIR", Path(__file__).resolve().parents[2] / "shared" / "data"))
 CPCD = REAL / "cpcd" / "search_results_labeled.train.tsv"
@@ -94,14 +94,18 @@ def test_seen_slice_is_the_train_query_texts(test_settings):
     assert 0.08 < share_seen < 0.4  # about a fifth of held-out queries were also typed in train
 
 
-def test_sweeps_refuse_anything_but_train(q2e_platform):
+def test_sweeps_refuse_anything_but_train(tmp_path):
     labelled = LabelledQueries({"q": "q"}, {"q": {"cpcd:1": 1}}, split="heldout")
     with pytest.raises(SplitRefused, match="fusion-sweep tunes on the train part"):
         sweep_fusion(None, labelled, ["ndcg@10"], 10)
-    _, _, config_file = q2e_platform
+    # refused before anything is loaded: an empty data directory is enough
+    config = ROOT / "configs" / "test.yaml"
     for command, split in (("bm25-sweep", "heldout"), ("fusion-sweep", "simulate"), ("bm25-sweep", "all")):
-        out = CliRunner().invoke(app, ["--config", str(config_file), command, "--split", split])
+        out = CliRunner().invoke(
+            app, ["--config", str(config), command, "--split", split], env={"LTRR_DATA_DIR": str(tmp_path)}
+        )
         assert out.exit_code == 2 and "tunes on the train part" in out.output, (command, split, out.output)
+    assert not any(tmp_path.iterdir())
 
 
 def test_memory_engagement_reads_only_train_conversations(tmp_path):
