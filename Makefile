@@ -139,6 +139,7 @@ test-fast: $(STAMP)
 # The performance table, then the soak beside it (needs a promoted bundle in the config's data_dir).
 bench: $(STAMP)
 	$(BIN)/ltrr --config $(CONFIG) bench --out bench/RESULTS.md
+	$(BIN)/ltrr bench-install --out bench/INSTALL.md
 	$(BIN)/ltrr --config $(CONFIG) bench-soak --out bench/SOAK.md
 
 SOAK_CONFIG ?= $(CONFIG)

@@ -1425,6 +1425,25 @@ def bench(
     console.print(f"wrote {out}")
 
 
+@app.command("bench-install")
+def bench_install(
+    out: Annotated[Path, typer.Option("--out", help="Markdown file for the install sizes")] = Path("bench/INSTALL.md"),
+) -> None:
+    """The runtime extra in a fresh virtual environment: its size and largest packages beside the whole platform's."""
+    import tempfile
+
+    from ltrr_core.bench.install import measure_install, render_install
+    from ltrr_core.bench.run import machine
+    from ltrr_core.durable import write_bytes_atomic
+
+    root = Path(__file__).resolve().parent.parent
+    with tempfile.TemporaryDirectory(prefix="ltrr-install-") as tmp:
+        report = measure_install(root, root / "requirements.lock", Path(tmp))
+    write_bytes_atomic(out, render_install(report, machine(), "ltrr bench-install").encode("utf-8"))
+    sys.stdout.write(json.dumps(report.to_dict()) + "\n")
+    console.print(f"wrote {out}")
+
+
 @app.command("bench-soak")
 def bench_soak(
     out: Annotated[Path, typer.Option("--out", help="Markdown file for the soak figures")] = Path("bench/SOAK.md"),
