@@ -104,7 +104,7 @@ def validate_logs(settings: Settings, day: date) -> dict[str, Any]:
             f"no impressions logged for {day} under {log_root(settings)}: nothing to learn from "
             "(serve traffic or run `ltrr simulate` first)"
         )
-    _, _, report = check_logged_day(log_root(settings), day.isoformat())
+    _, _, report = check_logged_day(log_root(settings), day.isoformat(), settings.data_dir / "data_docs")
     return report
 
 
@@ -336,7 +336,8 @@ def markdown(record: dict[str, Any], mlflow_ui: str | None = None) -> str:
     ]
     for name in STEPS:
         step = record["steps"].get(name, {"status": "not selected"})
-        lines.append(f"| {name} | {step['status']} | {readable_details(step)} |")
+        lines.append(f"| {name} | {step['status']} | {readable_details(_without_contract_docs(step))} |")
+    lines += contract_docs_table(record)
     served = record.get("served_day")
     if served:
         lines += [
@@ -366,6 +367,40 @@ def mlflow_run_line(name: str, run: dict[str, Any], mlflow_ui: str | None) -> st
         return f"- {name}: run {run['run_id']}"
     experiment = f"{mlflow_ui}/#/experiments/{run['experiment_id']}"
     return f"- {name}: [{run['run_id']}]({experiment}/runs/{run['run_id']}) ([all nights]({experiment}/runs{MODEL_TRAINING_VIEW}))"
+
+
+def _without_contract_docs(step: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: ({i: w for i, w in v.items() if i not in ("rules", "data_docs")} if isinstance(v, dict) else v)
+        for k, v in step.items()
+    }
+
+
+def contract_docs_table(record: dict[str, Any]) -> list[str]:
+    """The log contracts of the night: rows, quarantined, the rules that failed with their rows,
+    and a link to each validation's page in the GX Data Docs (``ltrr_core.contracts.docs``)."""
+    validated = record["steps"].get("validate_logs", {})
+    parts = [(k, validated[k]) for k in ("impressions", "feedback") if isinstance(validated.get(k), dict)]
+    parts = [(k, part) for k, part in parts if "rules" in part]
+    if not parts:
+        return []
+    lines = [
+        "",
+        "## Log contracts (GX Data Docs)",
+        "",
+        "| log | rows | quarantined | rules failed (rows) | held | page |",
+    ]
+    lines.append("|---|---|---|---|---|---|")
+    for kind, part in parts:
+        rules: dict[str, int] = part["rules"]
+        failed = ", ".join(f"{rule}: {n}" for rule, n in rules.items() if n).replace("|", "\\|") or "none"
+        page = part.get("data_docs", "")
+        link = f"[{kind} {record['date']}]({page})" if page.startswith("file:") else page
+        held = sum(1 for n in rules.values() if not n)
+        lines.append(
+            f"| {kind} | {part['rows']} | {part['quarantined']} | {failed} | {held} of {len(rules)} | {link} |"
+        )
+    return lines
 
 
 def readable_details(step: dict[str, Any]) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
@@ -85,3 +87,26 @@ def test_planted_bad_records_are_quarantined_with_their_reason(tmp_path):
     assert report["feedback"]["quarantined"] == 5
     stored = pd.read_parquet(tmp_path / "quarantine" / "feedback" / f"date={DAY}" / "quarantine.parquet")
     assert len(stored) == 5 and stored["quarantine_reason"].str.len().min() > 0
+
+
+def test_the_nightly_validation_writes_gx_data_docs_and_counts_rows_per_rule(tmp_path):
+    impressions = pd.DataFrame([_impression("good"), _impression("zero-propensity", propensity=0.0)])
+    feedback = pd.DataFrame([_feedback("good"), _feedback("unknown-request")])
+    docs = tmp_path / "data_docs"
+    _, _, report = validate_log_day(tmp_path / "logs", DAY, impressions, feedback, 1.0, docs)
+    rules = report["impressions"]["rules"]
+    assert sum(1 for n in rules.values() if n == 0) >= 3  # the rules that held are listed with 0
+    assert sum(n for rule, n in rules.items() if "propensity" in rule) == 1  # the zero propensity, once
+    assert report["feedback"]["rules"]["expect_column_values_to_be_in_set(refers_to_impression)"] == 1
+    for kind in ("impressions", "feedback"):  # each validation's own page in the site, linked from the report
+        page = Path(urlparse(report[kind]["data_docs"]).path)
+        assert page.is_file() and f"validations/{kind}/" in page.as_posix() and page.is_relative_to(docs), page
+    site = docs / "gx" / "uncommitted" / "data_docs" / "local_site"
+    assert (site / "expectations" / "impressions.html").is_file() and (site / "index.html").is_file()
+    # the next day's validation adds its page; the first day's stays
+    _, _, later = validate_log_day(tmp_path / "logs", "2026-11-25", impressions, feedback, 1.0, docs)
+    assert Path(urlparse(later["impressions"]["data_docs"]).path).is_file()
+    assert Path(urlparse(report["impressions"]["data_docs"]).path).is_file()
+    # without a site (every other reader of the logs), nothing is written and the report is as before
+    _, _, plain = validate_log_day(tmp_path / "logs2", DAY, impressions, feedback)
+    assert "rules" not in plain["impressions"] and "data_docs" not in plain["feedback"]

@@ -108,6 +108,12 @@ def test_each_night_publishes_a_markdown_artifact_with_gates_and_mlflow_runs(dem
     text = artifacts[0].data
     assert "| gate | passed | reason |" in text and "| smoke |" in text and "MLflow runs" in text
     assert rows[-1]["promotion"]["bundle_id"] in text
+    # the log contracts with their rules and a link to each validation's page in the GX Data Docs
+    assert "## Log contracts (GX Data Docs)" in text
+    pages = re.findall(r"\[(impressions|feedback) " + rows[-1]["date"] + r"\]\((file://[^)]+)\)", text)
+    assert [kind for kind, _ in pages] == ["impressions", "feedback"]
+    assert all(Path(url.removeprefix("file://")).is_file() for _, url in pages)
+    assert all(Path(url.removeprefix("file://")).is_relative_to(settings.data_dir / "data_docs") for _, url in pages)
 
 
 @pytest.mark.slow

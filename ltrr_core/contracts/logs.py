@@ -14,7 +14,10 @@ import pandas as pd
 import pyarrow as pa
 
 from ..durable import write_parquet
+from .docs import build_data_docs
 from .validate import ContractViolation, load_suite, split_quarantine, validate_frame
+
+SUITES = Path(__file__).resolve().parents[2] / "data_contracts"
 
 
 def _in_day(timestamps: pd.Series, day: str) -> np.ndarray:
@@ -51,10 +54,17 @@ def feedback_view(feedback: pd.DataFrame, impressions: pd.DataFrame) -> pd.DataF
 
 
 def _check(
-    kind: str, frame: pd.DataFrame, view: pd.DataFrame, log_root: Path, day: str, max_quarantine_fraction: float
+    kind: str,
+    frame: pd.DataFrame,
+    view: pd.DataFrame,
+    log_root: Path,
+    day: str,
+    max_quarantine_fraction: float,
+    data_docs: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
-    suite = load_suite(Path(__file__).resolve().parents[2] / "data_contracts" / f"{kind}.json")
+    suite = load_suite(SUITES / f"{kind}.json")
     result = validate_frame(view, suite, max_quarantine_fraction, example_columns=("request_id",))
+    docs = build_data_docs(view, load_suite(SUITES / f"{kind}.json"), f"{kind} {day}", data_docs) if data_docs else None
     if result.critical:
         raise ContractViolation(result)
     good, bad = split_quarantine(frame.reset_index(drop=True), result)
@@ -64,20 +74,46 @@ def _check(
             Path(log_root) / "quarantine" / kind / f"date={day}" / "quarantine.parquet",
         )
     reasons = bad["quarantine_reason"].value_counts().to_dict() if len(bad) else {}
-    return good, {"rows": len(frame), "kept": len(good), "quarantined": len(bad), "reasons": reasons}
+    report: dict[str, Any] = {"rows": len(frame), "kept": len(good), "quarantined": len(bad), "reasons": reasons}
+    if data_docs:
+        # every rule with the rows it failed (0 for the ones that held), and the site that shows them
+        failed = {
+            f"{f.expectation}({f.column})" if f.column else f.expectation: f.unexpected_count for f in result.failures
+        }
+        rules = {_rule(e): failed.get(_rule(e), 0) for e in suite.expectations}
+        report.update(rules=rules, data_docs=docs or "not built (see the log)")
+    return good, report
+
+
+def _rule(expectation) -> str:
+    column = getattr(expectation, "column", None)
+    return f"{expectation.expectation_type}({column})" if column else expectation.expectation_type
 
 
 def validate_log_day(
-    log_root: Path, day: str, impressions: pd.DataFrame, feedback: pd.DataFrame, max_quarantine_fraction: float = 1.0
+    log_root: Path,
+    day: str,
+    impressions: pd.DataFrame,
+    feedback: pd.DataFrame,
+    max_quarantine_fraction: float = 1.0,
+    data_docs: Path | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """(clean impressions, clean feedback, report); quarantined rows are written under
     ``<log_root>/quarantine/<kind>/date=<day>/``. Feedback is checked against the *clean*
     impressions, so feedback on a quarantined impression is quarantined too."""
     clean_impressions, impressions_report = _check(
-        "impressions", impressions, impressions_view(impressions, day), log_root, day, max_quarantine_fraction
+        "impressions",
+        impressions,
+        impressions_view(impressions, day),
+        log_root,
+        day,
+        max_quarantine_fraction,
+        data_docs,
     )
     view = feedback_view(feedback, clean_impressions).assign(timestamp_in_partition=_in_day(feedback["timestamp"], day))
-    clean_feedback, feedback_report = _check("feedback", feedback, view, log_root, day, max_quarantine_fraction)
+    clean_feedback, feedback_report = _check(
+        "feedback", feedback, view, log_root, day, max_quarantine_fraction, data_docs
+    )
     return (
         clean_impressions,
         clean_feedback,
@@ -85,11 +121,15 @@ def validate_log_day(
     )
 
 
-def check_logged_day(log_root: Path, day: str) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+def check_logged_day(
+    log_root: Path, day: str, data_docs: Path | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
     """Read one logged day (impressions and feedback) and run its contracts: what every consumer
-    of the logs (memory engagement, bandit training, the CLI) uses, so none reads unchecked rows."""
+    of the logs (memory engagement, bandit training, the CLI) uses, so none reads unchecked rows.
+    With ``data_docs`` (the nightly), each validation is also written to that GX Data Docs site
+    and the report counts the rows each rule failed."""
     from ..logs import read_logs
 
     return validate_log_day(
-        log_root, day, read_logs(log_root, "impressions", day), read_logs(log_root, "feedback", day)
+        log_root, day, read_logs(log_root, "impressions", day), read_logs(log_root, "feedback", day), 1.0, data_docs
     )
