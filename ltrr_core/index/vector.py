@@ -160,7 +160,8 @@ def _search(
 ) -> list[tuple[str, str, float]]:
     """(entity id, entity type, similarity), best first."""
     builder = table.search(query.astype(np.float32), vector_column_name=VECTOR).distance_type(config.metric)
-    builder = builder.select([ID, TYPE]).limit(k)
+    # ``_distance`` named explicitly: Lance warns on every search (stderr) that leaves it implicit.
+    builder = builder.select([ID, TYPE, "_distance"]).limit(k)
     if where:
         builder = builder.where(where, prefilter=True)
     if exact:
