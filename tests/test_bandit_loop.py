@@ -85,6 +85,8 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
     import mlflow
     from mlflow import MlflowClient
 
+    from ltrr_core.bandit import training
+
     settings, nights, *_ = loop
     mlflow.set_tracking_uri(settings.mlflow.tracking_uri)
     client = MlflowClient()
@@ -94,6 +96,11 @@ def test_each_training_is_an_mlflow_run_with_a_challenger(loop):
     assert "learned.dr.estimate" in run.data.metrics and run.inputs.dataset_inputs
     artifacts = {a.path for a in client.list_artifacts(challenger.run_id)}
     assert {"ope_intervals.png", "report.json"} <= artifacts
+    info = mlflow.models.get_model_info(f"models:/{settings.mlflow.policy_model_name}/{challenger.version}")
+    names = info.signature.inputs.input_names()
+    depths = [f"depth:{s}" for s in training.action_strategies(settings)]
+    assert names[-len(depths) :] == depths and "memory_exact" in names  # context, then the plan's depths
+    assert info.saved_input_example_info is not None
     # the evaluation itself: per-night metrics (one step per night) and the learning-curve plot
     evaluation = loop[3]
     assert {a.path for a in client.list_artifacts(evaluation.mlflow_run)} == {"nights.png", "evaluation.json"}

@@ -5,13 +5,16 @@ the learning-curve plot."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from ..config import Settings
+from ..models.policy import LearnedPolicy
 from ..tracking import register_challenger, use_experiment
 from .plots import plot_intervals, plot_nights
 
@@ -21,6 +24,7 @@ def log_training_run(
 ) -> dict[str, Any]:
     import mlflow
     from catboost import CatBoostClassifier
+    from mlflow.models import infer_signature
 
     use_experiment(settings, settings.mlflow.bandit_experiment)
     ope = report["ope"]
@@ -64,9 +68,12 @@ def log_training_run(
         mlflow.log_dict(report, "report.json")
         model = CatBoostClassifier()
         model.load_model(str(policy_dir / "model.cbm"))
+        example = policy_input_example(LearnedPolicy(policy_dir), outcomes)
         info = mlflow.catboost.log_model(
             model,
             name="policy",
+            signature=infer_signature(example, model.predict_proba(example)[:, 1]),
+            input_example=example,
             registered_model_name=settings.mlflow.policy_model_name,
             extra_files=[str(policy_dir / "policy.json")],
         )
@@ -132,3 +139,13 @@ def log_evaluation_run(settings: Settings, nights: list[dict[str, Any]], pooled:
             mlflow.log_artifact(str(plot_nights(nights, Path(tmp) / "nights.png")))
         mlflow.log_dict({"nights": nights, "pooled": pooled}, "evaluation.json")
     return run.info.run_id
+
+
+def policy_input_example(policy: LearnedPolicy, outcomes: pd.DataFrame, requests: int = 2) -> pd.DataFrame:
+    """What the policy model reads, as MLflow shows it: the first logged requests' context
+    features, each beside every plan's per-strategy depths (``LearnedPolicy.hit_matrix``)."""
+    logged = [json.loads(f) if isinstance(f, str) and f else {} for f in outcomes["policy_features"].head(requests)]
+    contexts = np.array([[row.get(f, 0.0) for f in policy.feature_names] for row in logged or [{}]], dtype=float)
+    depths = np.array([[policy.plans[p].get(s, 0) for s in policy.strategies] for p in policy.plan_names], dtype=float)
+    rows = np.hstack([np.repeat(contexts, len(depths), axis=0), np.tile(depths, (len(contexts), 1))])
+    return pd.DataFrame(rows, columns=[*policy.feature_names, *(f"depth:{s}" for s in policy.strategies)])

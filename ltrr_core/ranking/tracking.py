@@ -6,6 +6,7 @@ with alias ``challenger``."""
 
 from __future__ import annotations
 
+import json
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -74,6 +75,7 @@ def log_ranker_run(
 ) -> dict[str, Any]:
     import mlflow
     from catboost import CatBoostRanker
+    from mlflow.models import infer_signature
 
     # The experiment goes to start_run explicitly: the nightly trains policy and ranker in two
     # threads, and MLflow's "current experiment" is process-wide.
@@ -106,9 +108,12 @@ def log_ranker_run(
         mlflow.log_dict(report, "report.json")
         model = CatBoostRanker()
         model.load_model(str(ranker_dir / "model.cbm"))
+        example = ranker_input_example(ranker_dir, training_rows)
         info = mlflow.catboost.log_model(
             model,
             name="ranker",
+            signature=infer_signature(example, model.predict(example)),
+            input_example=example,
             registered_model_name=settings.mlflow.ranker_model_name,
             extra_files=[str(ranker_dir / "ranker.json")],
         )
@@ -121,3 +126,10 @@ def log_ranker_run(
         "experiment": settings.mlflow.ranker_experiment,
         "challenger": challenger,
     }
+
+
+def ranker_input_example(ranker_dir: Path, training_rows: pd.DataFrame, rows: int = 5) -> pd.DataFrame:
+    """What the ranker model reads, as MLflow shows it: the first training rows' feature values,
+    in the spec's column order (``ranker.json``); a missing value stays NaN, as at serving."""
+    names = json.loads((Path(ranker_dir) / "ranker.json").read_text(encoding="utf-8"))["feature_names"]
+    return training_rows[names].head(rows).astype(float).reset_index(drop=True)
