@@ -686,6 +686,51 @@ def ranker_evaluate_cmd(
         _print_ranker_scores("real CPCD held-out queries", result["cpcd"])
 
 
+@ranker_app.command("compare-memory")
+def ranker_compare_memory_cmd(
+    seeds: Annotated[str, typer.Option(help="comma-separated ranker seeds fitted per mode")] = "0,1",
+    heldout: Annotated[
+        bool, typer.Option(help="also the held-out CPCD queries (to confirm a choice, never to make it)")
+    ] = False,
+    out: Annotated[Path | None, typer.Option(help="also write the markdown table here")] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """ranker.real.memory excluded vs cross_fitted: each mode's ranker judged on the same cross-fitted
+    train-validation pools (paired interval), optionally on held-out queries by seen/unseen slice."""
+    settings = _settings(config)
+    from dataclasses import asdict
+
+    from ltrr_core.durable import write_bytes_atomic
+    from ltrr_core.learning_data import bundle_q2e_table, reference_bundle
+    from ltrr_core.ranking.memory_modes import compare_memory_modes
+    from ltrr_core.runtime import load_service
+
+    bundle = reference_bundle(settings)
+    service = load_service(settings, bundle)
+    result = compare_memory_modes(
+        settings,
+        service,
+        bundle_q2e_table(settings, bundle.name),
+        [int(s) for s in seeds.split(",") if s.strip()],
+        heldout,
+    )
+    command = f"ltrr --config {_config_arg(config)} ranker compare-memory --seeds {seeds}"
+    markdown = (
+        "# Should the ranker learn from the memory index?\n\n"
+        f"Command: `{command}{' --heldout' if heldout else ''}`. Bundle `{bundle.name}`. "
+        "`ranker.real.memory`: `excluded` leaves the memory strategy out of the real training pools; "
+        "`cross_fitted` gives each train search the memory of the other folds of conversations "
+        "(ltrr_core/learning_data.py).\n\n" + result.to_markdown()
+    )
+    if out is not None:
+        write_bytes_atomic(out, markdown.encode("utf-8"))
+    if as_json:
+        sys.stdout.write(json.dumps(asdict(result)) + "\n")
+        return
+    console.print(markdown)
+
+
 def _latest_ranker_or_exit(settings) -> Path:
     from ltrr_core.ranking.train import latest_ranker
 

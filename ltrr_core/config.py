@@ -16,6 +16,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+# How a learner treats the memory index on the real train searches it was built from
+# (``ltrr_core.learning_data``).
+MemoryMode = Literal["excluded", "cross_fitted"]
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -532,6 +536,10 @@ class LearnerConfig(_Model):
     # searches replayed on the served bundle, likes as the engaged entities: ltrr_core.bandit.real).
     # The off-policy estimate and the gate always read logged requests.
     sources: list[Literal["logs", "real"]] = Field(["logs", "real"], min_length=1)
+    # The memory index in the real rows (``ranker.real.memory`` says what the modes are): cross-fitted,
+    # the policy learns where memory finds what other people liked, with the memory probe it gets
+    # at serving (``excluded`` trains with an empty probe). Measured in docs/design.md.
+    real_memory: MemoryMode = "cross_fitted"
 
     @model_validator(mode="after")
     def _exploration_floor(self) -> LearnerConfig:
@@ -565,9 +573,14 @@ class RealEngagementConfig(_Model):
     # choice, the ranker gate); the rest fit. Held-out and simulate conversations are never read.
     validation_share: float = Field(0.2, gt=0, lt=1)
     depth: int = Field(100, gt=0)  # each strategy's depth when drawing a query's candidates
-    # The memory index was built from these very train searches, so on them it knows the answer;
-    # a ranker fitted with it would trust it far beyond what it gives on new queries.
-    exclude_strategies: list[str] = ["memory"]
+    # The memory index was built from these very train searches, so on them it knows the answer.
+    # ``excluded``: no memory strategy in the ranker's candidates, so it never learns what the
+    # memory features it meets at serving are worth. ``cross_fitted``: the train conversations fall
+    # into ``memory_folds`` folds, and each fold's queries see the memory of the others only -- as a
+    # new conversation's query sees the memory of everyone before it. Measured by ``ltrr ranker
+    # compare-memory`` (docs/ranker-memory.md).
+    memory: MemoryMode = "cross_fitted"
+    memory_folds: int = Field(5, ge=2)  # also the retrieval policy's (``bandit.learner.real_memory``)
     # Pools per query: ``wide`` (every strategy at ``depth``) and ``served`` (the reference bundle's
     # greedy plan, what the ranker re-orders when it serves; measured to help on served pools).
     pools: list[Literal["wide", "served"]] = Field(["wide", "served"], min_length=1)

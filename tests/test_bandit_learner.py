@@ -173,20 +173,46 @@ def test_real_rows_teach_the_policy_a_context_its_logs_never_showed(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_rows_replay_the_liked_tracks_of_train_queries_without_the_memory_index(bundle_dir, q2e_platform):
+def test_real_rows_replay_the_liked_tracks_of_train_queries_with_a_cross_fitted_memory(bundle_dir, q2e_platform):
+    """The memory index learned the train searches: replayed with it whole, it finds the liked
+    track of nearly every train query. Cross-fitted, each (query, fold) row sees the memory of the
+    other folds only, and finds far fewer; excluded, memory is never credited."""
     from ltrr_core.bandit.real import real_plan_rows
+    from ltrr_core.learning_data import query_text
     from ltrr_core.runtime import load_service
 
-    settings = q2e_platform[0].with_overrides(**{"ranker.real.max_queries": 120})
+    settings = q2e_platform[0].with_overrides(
+        **{"ranker.real.max_queries": 120, "bandit.learner.real_memory": "cross_fitted"}
+    )
     service = load_service(settings, bundle_dir)
     strategies = training.action_strategies(settings)
-    rows = real_plan_rows(settings, service, strategies)
-    assert rows.ranks.shape == (len(rows.features), len(strategies)) and len(rows.features) == 120
     memory = strategies.index("memory")
-    assert np.isinf(rows.ranks[:, memory]).all()  # built from these very searches: never credited
+    rows = real_plan_rows(settings, service, strategies)
+    assert rows.ranks.shape == (len(rows.features), len(strategies)) and len(rows.features) >= 120
     found = np.isfinite(rows.ranks).any(axis=1)
     assert found.mean() > 0.8  # real lookups: lexical / structured find the liked track
-    assert (rows.features["memory_exact"] == 0).all() and (rows.features["n_chars"] > 0).all()
+    assert (rows.features["n_chars"] > 0).all()
+
+    from ltrr_core.learning_data import folded_train_queries
+
+    queries = folded_train_queries(settings, service.display)
+    ids = list(queries.qrels)
+    whole = training.replay_ranks(
+        service,
+        [query_text(q) for q in ids],
+        [{e for e, g in queries.qrels[q].items() if g >= settings.eval.liked_track_grade} for q in ids],
+        ["memory"],
+        settings.bandit.learner.replay_depth,
+    )[:, 0]
+    crossed = rows.ranks[:, memory]
+    assert np.isfinite(whole).mean() > 0.9  # the leak cross-fitting removes
+    assert np.isfinite(crossed).mean() < np.isfinite(whole).mean() - 0.3
+
+    excluded = real_plan_rows(
+        settings.with_overrides(**{"bandit.learner.real_memory": "excluded"}), service, strategies
+    )
+    assert len(excluded.features) == 120 and np.isinf(excluded.ranks[:, memory]).all()
+    assert (excluded.features["memory_exact"] == 0).all()
 
 
 def _timed(data, ms_per_strategy: dict[str, float], seed: int = 1):

@@ -114,3 +114,41 @@ def test_lookup_exact_then_near_duplicate_with_match_quality():
     assert near[0][0] == "ls" and 0.88 <= meta["match_quality"] < 1.0
     assert near[0][1] == pytest.approx(0.8 * meta["match_quality"])
     assert index.lookup("bohemian rhapsody", 10) == ([], {"match": "none", "match_quality": 0.0, "matched_queries": []})
+
+
+def test_without_observations_is_the_blend_of_the_rest_on_real_cpcd_engagement():
+    """Cross-fitting's memory: taking one fold of conversations out of a blended table gives the
+    table ``blend`` makes from the other folds alone, without the log-neighbour predictions of the
+    queries the fold searched -- every pair's evidence, score and source, and no pair that only
+    the removed conversations had observed or taught."""
+    from ltrr_core.config import SplitsConfig
+    from ltrr_core.memory.blend import without_observations
+    from ltrr_core.memory.engagement import cpcd_engagement
+    from ltrr_core.splits import unit_hash
+
+    engagement = cpcd_engagement(REAL / "cpcd" / "search_results_labeled.train.tsv", SplitsConfig(), "train")
+    conversations = engagement["request_id"].str.rsplit(":", n=1).str[0]
+    engagement = engagement[conversations.isin(sorted(conversations.unique())[:400])].reset_index(drop=True)
+    in_fold = engagement["request_id"].str.rsplit(":", n=1).str[0].map(lambda c: unit_hash("fold", c) < 0.3).to_numpy()
+    observed = observed_statistics(engagement, CONFIG)
+    # Predictions for every other observed pair and for pairs nobody saw (a hash as the score).
+    pairs = pd.concat(
+        [observed[["query", "entity_id"]].iloc[::2], observed[["query", "entity_id"]].assign(entity_id="x")]
+    )
+    predicted = pairs.assign(score=[unit_hash("p", f"{q}|{e}") for q, e in zip(pairs["query"], pairs["entity_id"])])
+    predicted = predicted.drop_duplicates(["query", "entity_id"]).reset_index(drop=True)
+    # Every third prediction learned from the query's engagement (log neighbours): it goes with the fold.
+    predicted["generator"] = np.where(predicted.index % 3 == 0, "log_neighbours", "templates")
+    fold = observed_statistics(engagement[in_fold], CONFIG)
+
+    removed = without_observations(blend(predicted, observed, CONFIG, NOW), fold, CONFIG, ["log_neighbours"])
+    learned = (predicted["generator"] == "log_neighbours") & predicted["query"].isin(set(fold["query"]))
+    assert learned.any() and (~learned & (predicted["generator"] == "log_neighbours")).any()
+    rest = blend(predicted[~learned], observed_statistics(engagement[~in_fold], CONFIG), CONFIG, NOW)
+    assert in_fold.any() and (~in_fold).any() and len(removed) < len(blend(predicted, observed, CONFIG, NOW))
+    keys = ["query", "entity_id"]
+    assert set(map(tuple, removed[keys].to_numpy())) == set(map(tuple, rest[keys].to_numpy()))
+    joined = removed.merge(rest, on=keys, suffixes=("", "_rest"))
+    for column in ("score", "n_impressions", "n_engaged"):
+        assert np.allclose(joined[column], joined[f"{column}_rest"])
+    assert (joined["source"] == joined["source_rest"]).all()

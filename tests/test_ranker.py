@@ -343,6 +343,11 @@ def test_train_ranker_flow_trains_evaluates_and_registers_a_challenger(ranker_lo
     assert {"feature_importance.png", "examination.png", "report.json"} <= {
         a.path for a in client.list_artifacts(run.info.run_id)
     }
+    # The logged model says what it reads: the feature spec's columns, with real rows as its example.
+    info = mlflow.models.get_model_info(f"models:/{settings.mlflow.ranker_model_name}/{challenger.version}")
+    spec = json.loads((Path(report["ranker_dir"]) / "ranker.json").read_text(encoding="utf-8"))
+    assert info.signature.inputs.input_names() == spec["feature_names"]
+    assert info.saved_input_example_info is not None
 
 
 @pytest.mark.slow
@@ -439,24 +444,33 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     labels. Validation queries are train queries put aside by hash; no held-out query is read; the
     pools are cached by what they depend on."""
     from ltrr_core.labelled.datasets import project_cpcd_queries
+    from ltrr_core.learning_data import query_fold, query_text
     from ltrr_core.ranking import train
     from ltrr_core.ranking.real import cached_real_engagement_set, query_ids, real_engagement_set
     from ltrr_core.runtime import bundle_loader
     from ltrr_core.splits import SplitRefused
 
     settings = ranker_loop[0].with_overrides(
-        **{"ranker.sources": ["real"], "ranker.real.max_queries": 400, "ranker.real.min_queries": 50}
+        **{
+            "ranker.sources": ["real"],
+            "ranker.real.max_queries": 400,
+            "ranker.real.min_queries": 50,
+            "ranker.real.memory": "cross_fitted",
+        }
     )
     _, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
     assert report["sources"] == ["real"] and report["train_days"] == []
     assert report["contract"]["real_training"]["passed"] and report["contract"]["real_validation"]["passed"]
     fitted, validated = report["real"]["fit"]["queries"], report["real"]["validation"]["queries"]
-    assert fitted + validated <= 400 and validated >= 40
-    assert "memory" not in report["real"]["plan"]  # it knows the train searches by heart
+    texts = report["real"]["fit"]["texts"] + report["real"]["validation"]["texts"]
+    assert texts <= 400 and texts < fitted + validated and validated >= 40  # one group per (text, memory fold)
+    # The memory knows the train searches by heart: each group sees the memory of the other folds.
+    assert "memory" in report["real"]["plan"]
     train_texts = set(project_cpcd_queries(settings, "train").queries)
     heldout_texts = set(project_cpcd_queries(settings, "heldout").queries) - train_texts
-    used = {r.removeprefix("cpcd:") for r in query_ids(rows)}
+    used = {query_text(r.removeprefix("cpcd:")) for r in query_ids(rows)}
     assert used <= train_texts and not used & heldout_texts
+    assert all(query_fold(r) is not None for r in query_ids(rows))
     evaluation = report["evaluation"]
     assert report["evaluated_on"].startswith(f"{evaluation['n_requests']} real validation queries")
     assert evaluation["n_requests"] == validated  # judged on the served pools, one per query
@@ -472,5 +486,28 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     bundle = reference_bundle(settings)
     cached = cached_real_engagement_set(settings, bundle, refuse, cache_dir(settings, "real-pools"))
     assert query_ids(cached.fit).nunique() == fitted and query_ids(cached.validation).nunique() == validated
+
+    def texts(frame):
+        return {query_text(r.removeprefix("cpcd:")) for r in query_ids(frame)}
+
+    assert texts(cached.validation) and not texts(cached.validation) & texts(cached.fit)  # split by text, not by fold
     with pytest.raises(SplitRefused, match="train part"):
         real_engagement_set(settings, ranker_loop[2], project_cpcd_queries(settings, "heldout"))
+
+
+@pytest.mark.slow
+def test_memory_modes_are_compared_on_the_same_cross_fitted_validation_pools(ranker_loop):
+    """`ltrr ranker compare-memory`: the excluded ranker never learns from memory features, the
+    cross-fitted one does, and both are judged on the same train-validation pools."""
+    from ltrr_core.learning_data import bundle_q2e_table, reference_bundle
+    from ltrr_core.ranking.memory_modes import compare_memory_modes
+
+    settings = ranker_loop[0].with_overrides(**{"ranker.real.max_queries": 300, "ranker.real.min_queries": 50})
+    bundle = reference_bundle(settings)
+    result = compare_memory_modes(settings, ranker_loop[2], bundle_q2e_table(settings, bundle.name), [0])
+    assert set(result.validation) == {"fusion_baseline", "excluded seed 0", "cross_fitted seed 0"}
+    assert result.judged_queries >= 30 and result.heldout == {}
+    assert result.difference[0] <= result.difference[1]
+    assert not any(result.feature_importance["excluded"].values())  # memory is never in its pools
+    assert any(result.feature_importance["cross_fitted"].values())
+    assert "cross_fitted − excluded" in result.to_markdown()

@@ -5,10 +5,12 @@ plan grid is run ``bandit.learner.replay_depth`` deep on the reference bundle an
 any liked track is recorded -- the same counterfactual replay as for logged requests, with the
 liked set as the engaged entities. Every plan's label (do its candidates hold a liked track?)
 then follows exactly, so these rows are full-information training rows beside the logged ones.
-Their context is the query alone (no hour, no profile), computed by the serving feature function
-without a memory probe, and the memory strategy, excluded (``ranker.real.exclude_strategies``:
-it was built from these very searches), never hits on them. They train; they never enter the
-off-policy estimate, which stays on logged requests.
+Their context is the query alone (no hour, no profile) with the memory probe, computed by the
+serving feature function. The memory index was built from these very searches: cross-fitted
+(``bandit.learner.real_memory``, ``ltrr_core.learning_data``), each query is one row per fold of the
+conversations that liked something for it, replayed with the memory of the other folds -- what a
+new conversation's query meets; ``excluded``, the memory strategy never hits on them. They train;
+they never enter the off-policy estimate, which stays on logged requests.
 """
 
 from __future__ import annotations
@@ -26,7 +28,18 @@ import pyarrow as pa
 from ..config import Settings
 from ..durable import write_json_atomic, write_parquet
 from ..features.policy import FEATURE_VERSION, policy_features
-from ..learning_data import prune, retrieval_key, served_strategies, train_queries
+from ..learning_data import (
+    bundle_q2e_table,
+    fold_services,
+    folded_train_queries,
+    memory_cross_fitted,
+    prune,
+    query_fold,
+    retrieval_key,
+    served_strategies,
+    train_queries,
+)
+from ..retrieval.base import Query
 from . import training
 
 
@@ -49,16 +62,31 @@ class RealPlanRows:
         }
 
 
-def real_plan_rows(settings: Settings, service: Any, strategies: list[str]) -> RealPlanRows:
-    queries = train_queries(settings, service.display)
-    texts = [queries.queries[q] for q in queries.qrels]
-    wanted = [
-        {e for e, g in grades.items() if g >= settings.eval.liked_track_grade} for grades in queries.qrels.values()
-    ]
-    replayed = [s if s in served_strategies(settings, strategies) else "" for s in strategies]
-    ranks = training.replay_ranks(service, texts, wanted, replayed, settings.bandit.learner.replay_depth)
-    features = pd.DataFrame([policy_features(service.understander.understand(t), {}, None) for t in texts])
-    return RealPlanRows(features, ranks, strategies, service.bundle_id)
+def real_plan_rows(
+    settings: Settings, service: Any, strategies: list[str], q2e_table: pd.DataFrame | None = None
+) -> RealPlanRows:
+    """``q2e_table``: the bundle's, for the cross-fitted memory (read from the bundle when None)."""
+    mode = settings.bandit.learner.real_memory
+    folded = memory_cross_fitted(list(service.strategies), mode)
+    queries = folded_train_queries(settings, service.display) if folded else train_queries(settings, service.display)
+    services: dict[int | None, Any] = {None: service}
+    if folded:
+        table = q2e_table if q2e_table is not None else bundle_q2e_table(settings, service.bundle_id)
+        services.update({fold: server for fold, server in fold_services(settings, service, table).items()})
+    replayed = [s if s in served_strategies(strategies, mode) else "" for s in strategies]
+    ids = list(queries.qrels)
+    ranks = np.full((len(ids), len(strategies)), training.MISSED)
+    features: list[dict[str, float]] = [{} for _ in ids]
+    for fold, server in services.items():
+        rows = [i for i, q in enumerate(ids) if query_fold(q) == fold]
+        texts = [queries.queries[ids[i]] for i in rows]
+        wanted = [{e for e, g in queries.qrels[ids[i]].items() if g >= settings.eval.liked_track_grade} for i in rows]
+        ranks[rows] = training.replay_ranks(server, texts, wanted, replayed, settings.bandit.learner.replay_depth)
+        for i, text in zip(rows, texts):
+            understanding = server.understander.understand(text)
+            probe = server.strategies["memory"].retrieve(Query(text, {}, understanding), 1) if folded else None
+            features[i] = policy_features(understanding, {}, probe)
+    return RealPlanRows(pd.DataFrame(features), ranks, strategies, service.bundle_id)
 
 
 def cached_real_plan_rows(
@@ -71,7 +99,13 @@ def cached_real_plan_rows(
 ) -> RealPlanRows:
     """``real_plan_rows`` over ``bundle``, cached under ``cache`` by ``learning_data.retrieval_key``."""
     key = retrieval_key(
-        settings, bundle, "policy replay", FEATURE_VERSION, strategies, settings.bandit.learner.replay_depth
+        settings,
+        bundle,
+        settings.bandit.learner.real_memory,
+        "policy replay",
+        FEATURE_VERSION,
+        strategies,
+        settings.bandit.learner.replay_depth,
     )
     data_path, meta_path = cache / f"{key}.parquet", cache / f"{key}.json"
     if data_path.is_file() and meta_path.is_file():
@@ -83,7 +117,7 @@ def cached_real_plan_rows(
             strategies,
             meta["bundle_id"],
         )
-    rows = real_plan_rows(settings, load_bundle(bundle.name), strategies)
+    rows = real_plan_rows(settings, load_bundle(bundle.name), strategies, bundle_q2e_table(settings, bundle.name))
     frame = rows.features.assign(**{f"rank:{s}": rows.ranks[:, j] for j, s in enumerate(strategies)})
     write_parquet(pa.Table.from_pandas(frame, preserve_index=False), data_path)
     write_json_atomic(meta_path, {"features": list(rows.features.columns), "bundle_id": rows.bundle_id})

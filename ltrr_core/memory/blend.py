@@ -16,11 +16,15 @@ impression (a result nobody looked at is weak evidence of irrelevance).
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 import numpy as np
 import pandas as pd
 
 from ..config import MemoryConfig
 from ..text import normalize
+
+_EVIDENCE_EPSILON = 1e-9  # impressions are sums of examination weights: below this, none are left
 
 
 def posterior_score(
@@ -90,3 +94,44 @@ def blend(predicted: pd.DataFrame, observed: pd.DataFrame, config: MemoryConfig,
         "updated_at",
     ]
     return merged[columns].sort_values(["query", "score"], ascending=[True, False]).reset_index(drop=True)
+
+
+def without_observations(
+    table: pd.DataFrame, removed: pd.DataFrame, config: MemoryConfig, learned_from_engagement: Collection[str] = ()
+) -> pd.DataFrame:
+    """The Q2E table as ``blend`` would have made it without the observations ``removed`` (an
+    ``observed_statistics`` frame of requests the table's evidence included): their impressions and
+    engagement are taken out of each pair and the posterior recomputed. Predictions by the
+    generators named in ``learned_from_engagement`` (``log_neighbours``: made from the entities
+    people engaged with for a query) are dropped for every query of ``removed``, which they may have
+    learned from. A pair left with neither evidence nor a prediction is dropped. How a learner sees
+    the memory of everyone but the people it is learning from (cross-fitting), without re-running
+    the doc2query predictions."""
+    if removed.empty:
+        return table.copy()
+    queries = removed["query"].map(normalize)
+    taken = (
+        removed.assign(query=queries)
+        .groupby(["query", "entity_id"], sort=False)[["n_impressions", "n_engaged"]]
+        .sum()
+        .rename(columns={"n_impressions": "removed_impressions", "n_engaged": "removed_engaged"})
+    )
+    merged = table.merge(taken, left_on=["query", "entity_id"], right_index=True, how="left")
+    impressions = np.clip(merged["n_impressions"].to_numpy(float) - merged["removed_impressions"].fillna(0.0), 0, None)
+    engaged = np.clip(merged["n_engaged"].to_numpy(float) - merged["removed_engaged"].fillna(0.0), 0, None)
+    learned = merged["generator"].isin(list(learned_from_engagement)) & merged["query"].isin(set(queries))
+    predicted = merged["predicted_score"].mask(learned)
+    merged = merged.assign(predicted_score=predicted, generator=merged["generator"].mask(learned, "observed"))
+    kept = (impressions > _EVIDENCE_EPSILON) | predicted.notna().to_numpy()
+    prior = predicted.fillna(config.base_rate).to_numpy(dtype=float)
+    out = merged.assign(
+        n_impressions=impressions,
+        n_engaged=engaged,
+        score=posterior_score(prior, engaged, impressions, config.prior_strength),
+        source=np.where(impressions > _EVIDENCE_EPSILON, "observed", "predicted"),
+    )[kept]
+    return (
+        out[table.columns]
+        .sort_values(["query", "score"], ascending=[True, False], kind="stable")
+        .reset_index(drop=True)
+    )

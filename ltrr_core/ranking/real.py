@@ -9,10 +9,12 @@ feature function serving uses (``SearchService.ranking_features``), so a ranker 
 at training time exactly what it sees when it serves. Labels follow the rule of every labelled
 evaluation (``ltrr_core.labelled.labels``): a liked track 2, its artist entity 1, anything else 0.
 
-Only ``train`` conversations are read (``ltrr_core.splits``); a stable hash of the query puts
+Only ``train`` conversations are read (``ltrr_core.splits``); a stable hash of the query text puts
 ``ranker.real.validation_share`` of them aside to validate (early stopping, loss choice and the
-ranker gate). The memory strategy is left out of the candidates (``ranker.real.exclude_strategies``):
-it was built from these very searches and would be a perfect, and misleading, feature.
+ranker gate). The memory index was built from these very searches and would be a perfect, and
+misleading, feature: cross-fitted (``ranker.real.memory``), each query is one group per fold of
+the conversations that liked something for it, labelled by that fold's likes and retrieved with
+the memory of the other folds (``learning_data.fold_services``) -- what a held-out query meets.
 """
 
 from __future__ import annotations
@@ -32,7 +34,19 @@ from ..durable import write_json_atomic, write_parquet
 from ..features.policy import policy_features
 from ..features.ranking import FEATURE_SPEC_VERSION, feature_names
 from ..labelled.datasets import LabelledQueries
-from ..learning_data import is_validation, prune, retrieval_key, served_strategies, train_queries
+from ..learning_data import (
+    bundle_q2e_table,
+    fold_services,
+    folded_train_queries,
+    is_validation,
+    memory_cross_fitted,
+    prune,
+    query_fold,
+    query_text,
+    retrieval_key,
+    served_strategies,
+    train_queries,
+)
 from ..models.policy import greedy_decision
 from ..retrieval.base import Query
 from .dataset import KEYS
@@ -55,7 +69,8 @@ class RealEngagementSet:
     def summary(self) -> dict[str, Any]:
         def counts(frame: pd.DataFrame) -> dict[str, int]:
             return {
-                "queries": int(query_ids(frame).nunique()),
+                "queries": int(query_ids(frame).nunique()),  # (text, memory fold) groups when cross-fitted
+                "texts": int(query_ids(frame).map(query_text).nunique()),
                 "pools": int(frame["request_id"].nunique()),
                 "rows": len(frame),
             }
@@ -75,7 +90,7 @@ def query_ids(frame: pd.DataFrame) -> pd.Series:
 
 
 def candidate_plan(settings: Settings, strategies: list[str]) -> dict[str, int]:
-    return {name: settings.ranker.real.depth for name in served_strategies(settings, strategies)}
+    return {name: settings.ranker.real.depth for name in served_strategies(strategies, settings.ranker.real.memory)}
 
 
 def query_rows(
@@ -85,19 +100,21 @@ def query_rows(
 
     Each strategy of ``plan`` is run once; ``wide`` fuses them all at the plan's depth, ``served``
     cuts them to the greedy plan the bundle's policy picks for the query (its context is the query
-    alone, with no memory probe: the memory index knows every train search), so the ranker also
-    learns on pools like the ones it re-orders when it serves. A strategy's top d is taken as the
-    prefix of its top ``ranker.real.depth`` (exact for lexical and semantic; structured search may
-    relax its filters differently at another depth)."""
+    with the memory probe of ``service``, whose memory is the fold's when cross-fitted), so the
+    ranker also learns on pools like the ones it re-orders when it serves. A strategy's top d is
+    taken as the prefix of its top ``ranker.real.depth`` (exact for lexical and semantic;
+    structured search may relax its filters differently at another depth)."""
     understanding = service.understander.understand(text)
+    query = Query(text, {}, understanding)
     found = {
-        name: service.strategies[name].retrieve(Query(text, {}, understanding), depth)
+        name: service.strategies[name].retrieve(query, depth)
         for name, depth in plan.items()
         if name in service.strategies
     }
     depths = {"wide": plan}
     if "served" in pools:
-        decision = greedy_decision(service.policy, policy_features(understanding, {}, None))
+        probe = found["memory"].prefix(1) if "memory" in found else None
+        decision = greedy_decision(service.policy, policy_features(understanding, {}, probe))
         depths["served"] = {n: min(d, plan[n]) for n, d in decision.depths.items() if n in plan}
     rows = []
     for pool_name in pools:
@@ -117,24 +134,39 @@ def request_of(query_id: str, pool: str) -> str:
     return f"cpcd:{query_id}" if pool == "wide" else f"cpcd:{query_id}{POOL_MARK}{pool}"
 
 
-def real_engagement_set(settings: Settings, service: Any, labelled: LabelledQueries | None = None) -> RealEngagementSet:
+def real_engagement_set(
+    settings: Settings, service: Any, labelled: LabelledQueries | None = None, q2e_table: pd.DataFrame | None = None
+) -> RealEngagementSet:
     """The real ranking data over ``service``'s bundle. ``labelled`` defaults to the project's CPCD
-    ``train`` part; another part is refused (``splits.require_train``)."""
-    queries = train_queries(settings, service.display, labelled)
+    ``train`` part; another part is refused (``splits.require_train``). Cross-fitting the memory
+    needs the project's own conversations and the bundle's Q2E table (``q2e_table``, else read
+    from the bundle); with ``labelled`` given the memory is left out."""
+    folded = labelled is None and memory_cross_fitted(list(service.strategies), settings.ranker.real.memory)
+    plan = candidate_plan(settings, list(service.strategies))
+    if folded:
+        queries = folded_train_queries(settings, service.display)
+        table = q2e_table if q2e_table is not None else bundle_q2e_table(settings, service.bundle_id)
+        services = fold_services(settings, service, table)
+    else:
+        queries = train_queries(settings, service.display, labelled)
+        plan.pop("memory", None)
+        services = {}
     graded = queries.qrels
     names = feature_names(sorted(settings.retrieval.strategies))
-    plan = candidate_plan(settings, list(service.strategies))
     pools: list[str] = list(settings.ranker.real.pools)
     records: list[list[Any]] = []
     for query_id, grades in graded.items():
-        records += query_rows(service, query_id, queries.queries[query_id], grades, plan, pools)
+        fold = query_fold(query_id)
+        server = services[fold] if fold is not None else service
+        records += query_rows(server, query_id, queries.queries[query_id], grades, plan, pools)
     frame = pd.DataFrame(records, columns=[*KEYS, "randomized", *names, "grade"])
     frame["clicked"] = (frame["grade"] >= settings.eval.liked_track_grade).astype(float)
     frame["label"] = frame["grade"]
     # The gate judges the pools the ranker will re-order: the served ones when they are built.
     judged = "served" if "served" in pools else "wide"
-    validation = {request_of(q, judged): g for q, g in graded.items() if is_validation(q, settings)}
-    validating = query_ids(frame).isin({f"cpcd:{q}" for q in graded if is_validation(q, settings)}).to_numpy()
+    held = {q for q in graded if is_validation(query_text(q), settings)}
+    validation = {request_of(q, judged): graded[q] for q in held}
+    validating = query_ids(frame).isin({f"cpcd:{q}" for q in held}).to_numpy()
     return RealEngagementSet(
         frame[~validating].reset_index(drop=True),
         frame[validating].reset_index(drop=True),
@@ -154,6 +186,7 @@ def cached_real_engagement_set(
     key = retrieval_key(
         settings,
         bundle,
+        settings.ranker.real.memory,
         "ranker pools",
         FEATURE_SPEC_VERSION,
         settings.ranker.rerank_depth,
@@ -173,7 +206,7 @@ def cached_real_engagement_set(
             meta["plan"],
             meta["bundle_id"],
         )
-    real = real_engagement_set(settings, load_bundle(bundle.name))
+    real = real_engagement_set(settings, load_bundle(bundle.name), q2e_table=bundle_q2e_table(settings, bundle.name))
     write_parquet(
         pa.Table.from_pandas(pd.concat([real.fit, real.validation], ignore_index=True), preserve_index=False),
         frame_path,

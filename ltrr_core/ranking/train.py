@@ -70,7 +70,8 @@ def split_days(settings: Settings, day: date, window: int | None = None) -> Spli
     return Split(before[:-1], before[-1], day.isoformat())
 
 
-def _labelled_groups(frame: pd.DataFrame) -> pd.DataFrame:
+def labelled_groups(frame: pd.DataFrame) -> pd.DataFrame:
+    """The groups with a positive label, in order: those that carry ranking signal."""
     positive = frame.groupby("request_id")["label"].transform("max") > 0
     return frame[positive].sort_values(["request_id", "position"]).reset_index(drop=True)
 
@@ -107,6 +108,18 @@ def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.
     return model, float(next(iter(curve.values()))[-1])
 
 
+def fit_losses(
+    settings: Settings, train: pd.DataFrame, valid: pd.DataFrame, features: list[str]
+) -> tuple[dict[str, tuple[Any, float]], str]:
+    """Every configured loss fitted (early stopping on ``valid``): loss -> (model, validation
+    nDCG@10), and the loss with the best validation score. Labelled groups only
+    (``labelled_groups``)."""
+    losses: dict[str, tuple[Any, float]] = {
+        str(loss): _fit_one(settings, loss, train, valid, features) for loss in settings.ranker.losses
+    }
+    return losses, max(losses, key=lambda name: losses[name][1])
+
+
 @dataclass
 class TrainingData:
     """What one night's ranker fits on, whatever its sources (``ranker.sources``)."""
@@ -133,7 +146,7 @@ def _logged_data(settings: Settings, split: Split) -> TrainingData:
         "training": check_ranking_set(settings, training),
         "validation": check_ranking_set(settings, validation),
     }
-    train, valid = _labelled_groups(training.frame), _labelled_groups(validation.frame)
+    train, valid = labelled_groups(training.frame), labelled_groups(validation.frame)
     if train["request_id"].nunique() < settings.ranker.min_requests or valid.empty:
         raise NotEnoughRankingData(
             f"{train['request_id'].nunique()} labelled requests on {split.train_days} "
@@ -184,8 +197,8 @@ def _real_data(settings: Settings, load_bundle: Callable[[str], Any]) -> Trainin
         ),
     }
     return TrainingData(
-        _labelled_groups(real.fit),
-        _labelled_groups(real.validation),
+        labelled_groups(real.fit),
+        labelled_groups(real.validation),
         real.features,
         {"real": real.summary()},
         contract,
@@ -232,8 +245,7 @@ def fit(
         parts.append(_real_data(settings, load_bundle))
     data = _joined(parts)
     features = data.features
-    losses = {loss: _fit_one(settings, loss, data.train, data.valid, features) for loss in settings.ranker.losses}
-    chosen = max(losses, key=lambda name: losses[name][1])
+    losses, chosen = fit_losses(settings, data.train, data.valid, features)
     model = losses[chosen][0]
     uncorrected = _uncorrected(settings, data.logged, data.valid, features, chosen) if data.logged is not None else None
     version = datetime.now(UTC).strftime("R%Y%m%dT%H%M%S%fZ")
@@ -308,7 +320,7 @@ def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, 
     """The kept loss trained on raw grades of the logged days: what the position-bias correction is
     measured against."""
     raw = training.frame.assign(label=training.frame["grade"])
-    return _fit_one(settings, loss, _labelled_groups(raw), valid, features)[0]
+    return _fit_one(settings, loss, labelled_groups(raw), valid, features)[0]
 
 
 def train_nights(

@@ -269,6 +269,21 @@ class SearchService:
             self.ranker,
         )
 
+    def with_ranker(self, ranker: Ranker | None) -> SearchService:
+        """The same bundle ranked by ``ranker`` (None: the fusion order): how an evaluation
+        compares rankers on the retrieval the bundle serves."""
+        return SearchService(
+            self.settings,
+            self.bundle_id,
+            list(self.strategies.values()),
+            self.understander,
+            self.policy,
+            self.display,
+            self.startup,
+            self.entities,
+            ranker,
+        )
+
     @property
     def policy_label(self) -> str:
         version = getattr(self.policy, "version", None)
