@@ -170,7 +170,7 @@ EVALUATIONS = {
     "ltrr_core/eval/policy_nights.py",
     "ltrr_core/ranking/evaluate.py",
     "ltrr_core/ranking/memory_modes.py",  # held-out read only to confirm a choice made on the train part
-    "flows/cli.py",
+    "flows/cli/evaluate.py",
 }
 
 
@@ -192,7 +192,7 @@ def _part_literals(path: Path) -> set[tuple[str, str]]:
 
 def test_only_evaluations_name_the_heldout_part_and_only_the_simulator_the_simulate_part():
     root = Path(__file__).resolve().parents[1]
-    for path in [*root.glob("ltrr_core/**/*.py"), *root.glob("flows/*.py"), *root.glob("tasks/*.py")]:
+    for path in [*root.glob("ltrr_core/**/*.py"), *root.glob("flows/**/*.py"), *root.glob("tasks/*.py")]:
         relative = str(path.relative_to(root))
         parts = {part for _, part in _part_literals(path)}
         if "heldout" in parts:
