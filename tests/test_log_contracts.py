@@ -110,3 +110,12 @@ def test_the_nightly_validation_writes_gx_data_docs_and_counts_rows_per_rule(tmp
     # without a site (every other reader of the logs), nothing is written and the report is as before
     _, _, plain = validate_log_day(tmp_path / "logs2", DAY, impressions, feedback)
     assert "rules" not in plain["impressions"] and "data_docs" not in plain["feedback"]
+    # the documented run is the one that decides: the same verdict as the plain one, row for row
+    for kind in ("impressions", "feedback"):
+        assert {k: v for k, v in report[kind].items() if k not in ("rules", "data_docs")} == plain[kind]
+    # a project that cannot be written documents nothing and decides the same
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory", encoding="utf-8")
+    _, _, undocumented = validate_log_day(tmp_path / "logs3", DAY, impressions, feedback, 1.0, blocked / "docs")
+    assert undocumented["impressions"]["data_docs"].startswith("not built")
+    assert undocumented["impressions"]["quarantined"] == report["impressions"]["quarantined"] == 1

@@ -1,50 +1,67 @@
 """GX Data Docs for contract validations: a GX project under the data directory
 (``<data_dir>/data_docs/gx``) whose local site keeps the suites and every validation as static
 pages (``.../uncommitted/data_docs/local_site/index.html`` lists them all, night after night), each
-validation's page linked from the nightly's report. Built beside the validation that decides
-(``validate_frame``), never instead of it: a page that cannot be written fails nothing."""
+validation's page linked from the nightly's report.
+
+``DataDocsRun`` is the suite runner of ``validate_frame`` for a validation that should leave a
+page: the one run through the project's checkpoint both decides and is documented, so the rows a
+page shows are the rows the contract judged. A project that cannot be written fails nothing: the
+suite then runs in a throw-away context and the page is reported as not built."""
 
 from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
+
+from .validate import run_ephemeral
 
 _log = logging.getLogger("ltrr.contracts")
 
 
-def build_data_docs(frame: pd.DataFrame, suite, run_name: str, project_root: Path) -> str | None:
-    """Validate ``frame`` against ``suite`` through a checkpoint of the GX project in
-    ``project_root`` whose action updates its Data Docs; returns the URL of this validation's page
-    (None when it could not be built)."""
-    import great_expectations as gx
-    from great_expectations.checkpoint import UpdateDataDocsAction
-    from great_expectations.data_context.types.base import ProgressBarsConfig
+class DataDocsRun:
+    """Runs a suite through a checkpoint of the GX project in ``project_root`` whose action
+    updates its Data Docs; ``url`` is then the validation's page (None when not built)."""
 
-    try:
-        context = gx.get_context(mode="file", project_root_dir=str(project_root))
+    def __init__(self, run_name: str, project_root: Path):
+        self.run_name = run_name
+        self.project_root = Path(project_root)
+        self.url: str | None = None
+
+    def __call__(self, frame: pd.DataFrame, suite, result_format: dict[str, Any]):
+        try:
+            result, self.url = self._checkpoint(frame, suite, result_format)
+            return result
+        except Exception as error:  # noqa: BLE001 - documentation only: the contract's verdict stands without it
+            _log.warning("data docs for %s not built: %s", self.run_name, error)
+            return run_ephemeral(frame, suite, result_format)
+
+    def _checkpoint(self, frame: pd.DataFrame, suite, result_format: dict[str, Any]):
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+        from great_expectations.data_context.types.base import ProgressBarsConfig
+
+        context = gx.get_context(mode="file", project_root_dir=str(self.project_root))
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         suite = context.suites.add_or_update(suite)
-        definition = _whole_frame(context, suite.name)
         validation = context.validation_definitions.add_or_update(
-            gx.ValidationDefinition(data=definition, suite=suite, name=run_name)
+            gx.ValidationDefinition(data=_whole_frame(context, suite.name), suite=suite, name=self.run_name)
         )
         checkpoint = context.checkpoints.add_or_update(
             gx.Checkpoint(
-                name=run_name,
+                name=self.run_name,
                 validation_definitions=[validation],
                 actions=[UpdateDataDocsAction(name="data_docs")],
-                result_format={"result_format": "SUMMARY"},
+                result_format=result_format,
             )
         )
         result = checkpoint.run(batch_parameters={"dataframe": frame})
-        pages = context.get_docs_sites_urls(resource_identifier=next(iter(result.run_results)))
-    except Exception as error:  # noqa: BLE001 - documentation only: the contract's verdict stands without it
-        _log.warning("data docs for %s not built: %s", run_name, error)
-        return None
-    url = pages[0].get("site_url") if pages else None
-    return str(url) if url else None
+        identifier, validated = next(iter(result.run_results.items()))
+        pages = context.get_docs_sites_urls(resource_identifier=identifier)
+        url = pages[0].get("site_url") if pages else None
+        return validated, str(url) if url else None
 
 
 def _whole_frame(context, name: str):

@@ -14,8 +14,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ..durable import write_parquet
-from .docs import build_data_docs
-from .validate import ContractViolation, load_suite, split_quarantine, validate_frame
+from .docs import DataDocsRun
+from .validate import ContractViolation, load_suite, run_ephemeral, split_quarantine, validate_frame
 
 SUITES = Path(__file__).resolve().parents[2] / "data_contracts"
 
@@ -63,8 +63,10 @@ def _check(
     data_docs: Path | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     suite = load_suite(SUITES / f"{kind}.json")
-    result = validate_frame(view, suite, max_quarantine_fraction, example_columns=("request_id",))
-    docs = build_data_docs(view, load_suite(SUITES / f"{kind}.json"), f"{kind} {day}", data_docs) if data_docs else None
+    documented = DataDocsRun(f"{kind} {day}", data_docs) if data_docs else None
+    result = validate_frame(
+        view, suite, max_quarantine_fraction, example_columns=("request_id",), run=documented or run_ephemeral
+    )
     if result.critical:
         raise ContractViolation(result)
     good, bad = split_quarantine(frame.reset_index(drop=True), result)
@@ -81,7 +83,7 @@ def _check(
             f"{f.expectation}({f.column})" if f.column else f.expectation: f.unexpected_count for f in result.failures
         }
         rules = {_rule(e): failed.get(_rule(e), 0) for e in suite.expectations}
-        report.update(rules=rules, data_docs=docs or "not built (see the log)")
+        report.update(rules=rules, data_docs=(documented and documented.url) or "not built (see the log)")
     return good, report
 
 

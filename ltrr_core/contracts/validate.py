@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -121,24 +122,36 @@ def _context():
     return context
 
 
+# How a suite is run on a frame: (frame, suite, result format) -> GX's suite validation result.
+SuiteRunner = Callable[[pd.DataFrame, Any, dict[str, Any]], Any]
+
+
+def run_ephemeral(frame: pd.DataFrame, suite, result_format: dict[str, Any]):
+    """The suite on the frame in a throw-away GX context (nothing written)."""
+    batch = (
+        _context()
+        .data_sources.add_pandas("frames")
+        .add_dataframe_asset(suite.name)
+        .add_batch_definition_whole_dataframe("whole")
+        .get_batch(batch_parameters={"dataframe": frame})
+    )
+    return batch.validate(suite, result_format=result_format)
+
+
 def validate_frame(
     frame: pd.DataFrame,
     suite,
     max_quarantine_fraction: float,
     n_examples: int = 5,
     example_columns: tuple[str, ...] = (S.ID,),
+    run: SuiteRunner = run_ephemeral,
 ) -> ContractReport:
-    """Run the suite; collect failures with example rows and the rows to quarantine."""
+    """Run the suite once (``run``: in a throw-away context, or ``contracts.docs.DataDocsRun``,
+    which also writes the validation's Data Docs page); collect failures with example rows and the
+    rows to quarantine."""
     frame = frame.reset_index(drop=True)
     frame = frame.assign(**{ROW: np.arange(len(frame))})
-    context = _context()
-    batch = (
-        context.data_sources.add_pandas("frames")
-        .add_dataframe_asset(suite.name)
-        .add_batch_definition_whole_dataframe("whole")
-        .get_batch(batch_parameters={"dataframe": frame})
-    )
-    result = batch.validate(suite, result_format={"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
+    result = run(frame, suite, {"result_format": "COMPLETE", "unexpected_index_column_names": [ROW]})
     failures: list[FailedExpectation] = []
     reasons: dict[int, list[str]] = {}
     for outcome in result.results:
