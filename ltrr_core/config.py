@@ -64,6 +64,9 @@ class ContractsConfig(_Model):
     # quarantined the feed is treated as broken and the run stops.
     max_quarantine_fraction: float = Field(0.01, ge=0, le=1)
     n_example_rows: int = 5
+    # The catalog and ranker-training validations also write a GX Data Docs page under
+    # <data_dir>/data_docs (the nightly's log contracts always do).
+    data_docs: bool = True
 
 
 class LanguageConfig(_Model):

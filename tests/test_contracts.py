@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 import pytest
@@ -58,6 +60,15 @@ def test_one_empty_title_is_quarantined_with_its_reason(settings, sample):
     assert quarantined["quarantine_reason"].iloc[0] == "expect_column_values_to_match_regex(title)"
     assert summary["n_quarantined"] == 1
     assert summary["quarantined_by_reason"] == {"expect_column_values_to_match_regex(title)": 1}
+    # the validation that decided is the one the Data Docs show (contracts.data_docs)
+    page = Path(urlparse(summary["data_docs"]).path)
+    assert (
+        page.is_file()
+        and page.is_relative_to(settings.data_dir / "data_docs")
+        and "validations/catalog/" in page.as_posix()
+    )
+    quiet = settings.with_overrides(**{"contracts.data_docs": False})
+    assert "data_docs" not in validate_catalog(quiet, bad)[2]
 
 
 def test_many_empty_titles_mean_a_broken_feed_and_stop_the_run(settings, sample):

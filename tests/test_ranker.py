@@ -461,6 +461,7 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
     _, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
     assert report["sources"] == ["real"] and report["train_days"] == []
     assert report["contract"]["real_training"]["passed"] and report["contract"]["real_validation"]["passed"]
+    assert report["contract"]["real_training"]["data_docs"].startswith("file://")  # its GX Data Docs page
     fitted, validated = report["real"]["fit"]["queries"], report["real"]["validation"]["queries"]
     texts = report["real"]["fit"]["texts"] + report["real"]["validation"]["texts"]
     assert texts <= 400 and texts < fitted + validated and validated >= 40  # one group per (text, memory fold)

@@ -17,6 +17,7 @@ import pandas as pd
 
 from .. import schema as S
 from ..config import Settings
+from ..contracts.docs import documented, page_of
 from ..contracts.validate import ContractViolation, catalog_view, load_suite, split_quarantine, validate_frame
 from .adapters import read_sources
 from .linking import link_entities
@@ -93,12 +94,14 @@ def validate_catalog(settings: Settings, entities: pd.DataFrame) -> tuple[pd.Dat
         Path(settings.contracts.catalog_suite),
         overrides={"expect_column_values_to_be_in_set:type": {"value_set": settings.catalog.entity_types}},
     )
+    run, page = documented(settings, "catalog")
     report = validate_frame(
         catalog_view(entities),
         suite,
         settings.contracts.max_quarantine_fraction,
         settings.contracts.n_example_rows,
         example_columns=(S.ID, S.SOURCE, S.TITLE),
+        run=run,
     )
     if not report.passed:
         raise ContractViolation(report)
@@ -110,7 +113,7 @@ def validate_catalog(settings: Settings, entities: pd.DataFrame) -> tuple[pd.Dat
                 for col in (S.ARTISTS, S.TAGS, S.TAG_WEIGHTS, S.LINKED_ARTIST_IDS)
             }
         )
-    summary = report.summary()
+    summary = {**report.summary(), **page_of(page)}
     summary["quarantined_by_reason"] = (
         quarantined["quarantine_reason"].value_counts().to_dict() if len(quarantined) else {}
     )

@@ -11,12 +11,14 @@ suite then runs in a throw-away context and the page is reported as not built.""
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from .validate import run_ephemeral
+from ..config import Settings
+from .validate import SuiteRunner, run_ephemeral
 
 _log = logging.getLogger("ltrr.contracts")
 
@@ -62,6 +64,22 @@ class DataDocsRun:
         pages = context.get_docs_sites_urls(resource_identifier=identifier)
         url = pages[0].get("site_url") if pages else None
         return validated, str(url) if url else None
+
+
+def documented(settings: Settings, what: str) -> tuple[SuiteRunner, DataDocsRun | None]:
+    """The suite runner for a validation of ``what`` (``contracts.data_docs``: through the Data Docs
+    project under ``<data_dir>/data_docs``, one page per run, named by the time it ran)."""
+    if not settings.contracts.data_docs:
+        return run_ephemeral, None
+    run = DataDocsRun(f"{what} {datetime.now(UTC):%Y-%m-%dT%H%M%SZ}", settings.data_dir / "data_docs")
+    return run, run
+
+
+def page_of(run: DataDocsRun | None) -> dict[str, str]:
+    """What a contract summary says of its page: ``{"data_docs": url}`` when one was asked for."""
+    if run is None:
+        return {}
+    return {"data_docs": run.url or "not built (see the log)"}
 
 
 def _whole_frame(context, name: str):

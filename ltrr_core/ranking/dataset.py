@@ -134,6 +134,7 @@ def check_ranking_set(settings: Settings, data: RankingSet, max_group: int | Non
     """Refuse (ContractViolation) a set that breaks ``data_contracts/ranker_training.json``.
     ``max_group``: the most rows per request (default ``runtime.max_results``, what a logged
     impression shows; a real query's candidate pool holds up to ``ranker.rerank_depth``)."""
+    from ..contracts.docs import documented, page_of
     from ..contracts.validate import ROW, ContractViolation, load_suite, validate_frame
 
     floor = settings.ranker.position_bias.floor if settings.ranker.position_bias.method != "none" else 1.0
@@ -149,7 +150,10 @@ def check_ranking_set(settings: Settings, data: RankingSet, max_group: int | Non
         },
     )
     view = contract_view(data.frame, data.features)
-    report = validate_frame(view, suite, max_quarantine_fraction=0.0, example_columns=("request_id", "position"))
+    run, page = documented(settings, "ranking set")
+    report = validate_frame(
+        view, suite, max_quarantine_fraction=0.0, example_columns=("request_id", "position"), run=run
+    )
     if not report.passed:
         raise ContractViolation(report)
-    return report.summary()
+    return {**report.summary(), **page_of(page)}

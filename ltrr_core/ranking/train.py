@@ -263,7 +263,14 @@ def fit(
             name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
             for name, (m, score) in losses.items()
         },
-        "contract": {name: {"passed": c["passed"], "n_rows": c["n_rows"]} for name, c in data.contract.items()},
+        "contract": {
+            name: {
+                "passed": c["passed"],
+                "n_rows": c["n_rows"],
+                **({"data_docs": c["data_docs"]} if "data_docs" in c else {}),
+            }
+            for name, c in data.contract.items()
+        },
         "contracts": data.log_contracts,
         "feature_importance": dict(
             zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist())
