@@ -503,7 +503,7 @@ def test_memory_modes_are_compared_on_the_same_cross_fitted_validation_pools(ran
     from ltrr_core.learning_data import bundle_q2e_table, reference_bundle
     from ltrr_core.ranking.memory_modes import compare_memory_modes
 
-    settings = ranker_loop[0].with_overrides(**{"ranker.real.max_queries": 300, "ranker.real.min_queries": 50})
+    settings = ranker_loop[0].with_overrides(**{"ranker.real.max_queries": 200, "ranker.real.min_queries": 50})
     bundle = reference_bundle(settings)
     result = compare_memory_modes(settings, ranker_loop[2], bundle_q2e_table(settings, bundle.name), [0])
     assert set(result.validation) == {"fusion_baseline", "excluded seed 0", "cross_fitted seed 0"}
