@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -47,7 +48,7 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
@@ -91,7 +92,7 @@ def staged_directory(final: Path) -> Iterator[Path]:
     try:
         yield staging
         os.replace(staging, final)
-        _fsync_dir(final.parent)
+        fsync_dir(final.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -118,3 +119,29 @@ def read_pointer(path: Path) -> str | None:
 def write_pointer(path: Path, target: str) -> None:
     """Switch a pointer atomically: readers see the old target or the new one."""
     write_bytes_atomic(path, (target + "\n").encode("utf-8"))
+
+
+TRASH_PREFIX = ".trash-"
+
+
+def remove_tree(path: Path, inside: Path) -> bool:
+    """Remove a directory (renamed to a hidden trash name in its parent first, so no reader sees
+    it half-removed) or a file; only inside ``inside``. False if it was already gone."""
+    path = Path(path)
+    if not path.resolve().is_relative_to(Path(inside).resolve()) or path.resolve() == Path(inside).resolve():
+        raise ValueError(f"{path} is not inside {inside}: nothing outside it is removed")
+    if path.is_file():
+        path.unlink()
+        return True
+    if not path.is_dir():
+        return False
+    trash = (
+        path
+        if path.name.startswith(TRASH_PREFIX)
+        else path.parent / f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+    )
+    if trash != path:
+        os.replace(path, trash)
+        fsync_dir(path.parent)
+    shutil.rmtree(trash)
+    return True

@@ -287,8 +287,9 @@ def retire_previous(settings: Settings, previous: dict[str, Any] | None, current
     """Remove what the previous run of the same date created and nothing needs any more (bundles:
     ``retention.protected_bundles``, the same rule as retention's)."""
     from .artifacts import bundles_root
+    from .durable import remove_tree
     from .memory.build import q2e_store
-    from .retention import protected_bundles, remove_tree
+    from .retention import protected_bundles
 
     if not previous:
         return []
@@ -299,7 +300,7 @@ def retire_previous(settings: Settings, previous: dict[str, Any] | None, current
             candidates.append(Path(old[key]))
     store = q2e_store(settings)
     if old.get("q2e_version") and old["q2e_version"] not in (new.get("q2e_version"), store.current_version()):
-        candidates.append(store.root / "versions" / old["q2e_version"])
+        candidates.append(store.store.path(old["q2e_version"]))
     if (
         old.get("bundle_id")
         and old["bundle_id"] != new.get("bundle_id")

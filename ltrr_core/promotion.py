@@ -49,10 +49,10 @@ from typing import Any
 
 import numpy as np
 
-from .artifacts.bundle import MANIFEST, BundleError, bundles_root, verify_bundle
+from .artifacts.bundle import MANIFEST, BundleError, bundle_store, bundles_root, verify_bundle
 from .artifacts.champion import HISTORY, POINTER, history, promoted_bundle
 from .config import Settings
-from .durable import read_json, read_pointer, write_bytes_atomic, write_pointer
+from .durable import read_json, write_bytes_atomic
 from .index.query_encoder import QueryEncoderError, read_spec
 
 
@@ -427,7 +427,7 @@ def reconcile_history(settings: Settings) -> dict[str, Any] | None:
     write error) between switching the pointer and recording the switch left the pointer right
     and the record missing. The pointer is the truth; the missing entry is restored from it, so
     rollback and ``ltrr promotions`` see every switch. Called before every promotion and rollback."""
-    current = read_pointer(bundles_root(settings) / POINTER)
+    current = bundle_store(settings).read_pointer(POINTER)
     switches = [e for e in history(settings) if e["action"] in ("switched", "rollback")]
     recorded = switches[-1]["bundle_id"] if switches else None
     if current is None or current == recorded:
@@ -450,7 +450,7 @@ def promote(
     ``before_switch`` is a test seam: a crash injected there must leave the old pointer."""
     bundle = Path(bundle)
     reconcile_history(settings)
-    previous = read_pointer(bundles_root(settings) / POINTER)
+    previous = bundle_store(settings).read_pointer(POINTER)
     gates = evaluate_gates(settings, bundle)
     decision = Decision(
         bundle.name,
@@ -465,7 +465,7 @@ def promote(
     if decision.promoted:
         if before_switch is not None:
             before_switch()
-        write_pointer(bundles_root(settings) / POINTER, bundle.name)
+        bundle_store(settings).point(POINTER, bundle.name)
         _record(
             settings,
             {
@@ -483,7 +483,7 @@ def rollback(settings: Settings) -> dict[str, Any]:
     """Point ``PROMOTED`` back at the bundle promoted before the current one (it must still verify)."""
     reconcile_history(settings)
     switches = [e for e in history(settings) if e["action"] in ("switched", "rollback")]
-    current = read_pointer(bundles_root(settings) / POINTER)
+    current = bundle_store(settings).read_pointer(POINTER)
     if not switches or current is None:
         raise BundleError("nothing to roll back: no bundle has been promoted")
     target = switches[-1]["previous"]
@@ -493,7 +493,7 @@ def rollback(settings: Settings) -> dict[str, Any]:
     if not integrity.passed:
         raise BundleError(f"cannot roll back to {target}: {integrity.reason}")
     previous_of_target = next((e["previous"] for e in reversed(switches) if e["bundle_id"] == target), None)
-    write_pointer(bundles_root(settings) / POINTER, target)
+    bundle_store(settings).point(POINTER, target)
     entry = {
         "action": "rollback",
         "bundle_id": target,

@@ -27,19 +27,18 @@ writer lock (``ltrr_core.locking``) while it runs.
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from .config import Settings
-from .durable import read_pointer
+from .durable import TRASH_PREFIX, read_pointer, remove_tree
+from .models.policy import policy_store
+from .models.ranker import ranker_store
+from .store import VersionedStore
 
-TRASH_PREFIX = ".trash-"
 LANCE_FLOOR_TAG = "ltrr-retention-floor"
 _LOG_KINDS = ("impressions", "feedback")
 
@@ -144,12 +143,13 @@ def protected_bundles(settings: Settings, days: list[str] | None = None) -> dict
     """Bundles nothing may remove, with why: the PROMOTED and LATEST pointers, every bundle the
     promotion history switched or rolled back to, every bundle that served a logged day (all
     days, or ``days``: those retention keeps)."""
-    from .artifacts import bundles_root
+    from .artifacts.bundle import bundle_store
     from .artifacts.champion import history
 
     out: dict[str, list[str]] = {}
-    for pointer in ("PROMOTED", "LATEST"):
-        if bundle := read_pointer(bundles_root(settings) / pointer):
+    store = bundle_store(settings)
+    for pointer in reversed(store.pointers):
+        if bundle := store.read_pointer(pointer):
             out.setdefault(bundle, []).append(f"{pointer} pointer")
     for entry in history(settings):
         if entry["action"] in ("switched", "rollback"):
@@ -225,36 +225,23 @@ def plan_logs(settings: Settings) -> KindPlan:
     return plan
 
 
-_VERSION_NAME = r"\d{8}T\d{6}\d*Z"
-
-
-def _versions(root: Path, prefix: str) -> list[str]:
-    """A store's version directories, oldest first (names are UTC timestamps after a prefix)."""
-    pattern = re.compile(re.escape(prefix) + _VERSION_NAME)
-    return sorted(p.name for p in root.iterdir() if p.is_dir() and pattern.fullmatch(p.name)) if root.is_dir() else []
-
-
-def _trash(root: Path, kind: str) -> list[Removal]:
-    if not root.is_dir():
+def _trash(folder: Path, kind: str) -> list[Removal]:
+    if not folder.is_dir():
         return []
     return [
         Removal(kind, p.name, (p,), "left over by an interrupted removal")
-        for p in sorted(root.iterdir())
+        for p in sorted(folder.iterdir())
         if p.name.startswith(TRASH_PREFIX)
     ]
 
 
 def _plan_versions(
-    kind: str,
-    root: Path,
-    prefix: str,
-    keep: int,
-    setting: str,
-    pointers: tuple[Path, ...],
-    protected: dict[str, list[str]],
+    kind: str, store: VersionedStore, keep: int, setting: str, protected: dict[str, list[str]]
 ) -> KindPlan:
-    """Newest ``keep`` + what ``pointers`` name + ``protected`` stay; the other versions go."""
-    names = _versions(root, prefix)
+    """Newest ``keep`` + what the store's pointers name + ``protected`` stay; the other versions go."""
+    names = store.versions()
+    root = store.versions_root
+    pointers = tuple(store.pointer_file(name) for name in store.pointers)
     plan = KindPlan(kind, root, pointers)
     reasons: dict[str, list[str]] = {name: [f"newest {keep} (retention.{setting})"] for name in names[-keep:]}
     for pointer in pointers:
@@ -362,21 +349,18 @@ def _open_table(db_path: Path, table_name: str):
 
 def plan_retention(settings: Settings) -> RetentionPlan:
     """What ``apply_retention`` would remove, and why everything else stays."""
-    from .artifacts import bundles_root
+    from .artifacts.bundle import bundle_store
     from .catalog.store import CatalogStore
-    from .index.build import indexes_root
+    from .index.build import build_store
     from .memory.build import q2e_store
 
     config = settings.retention
     logs = plan_logs(settings)
-    broot = bundles_root(settings)
     bundles = _plan_versions(
         "bundles",
-        broot,
-        "B",
+        bundle_store(settings),
         config.bundles_keep,
         "bundles_keep",
-        (broot / "PROMOTED", broot / "LATEST"),
         protected_bundles(settings, list(logs.kept)),
     )
     bundle_manifests = {b: _manifest(bundles.root / b / "manifest.json") for b in bundles.kept}
@@ -384,48 +368,34 @@ def plan_retention(settings: Settings) -> RetentionPlan:
         key: _named(bundle_manifests, ("components", key), "bundle")
         for key in ("index_build", "q2e_version", "catalog_version", "policy_version", "ranker_version")
     }
-    iroot = indexes_root(settings)
     builds = _plan_versions(
-        "index_builds",
-        iroot / "builds",
-        "b",
-        config.index_builds_keep,
-        "index_builds_keep",
-        (iroot / "CURRENT",),
-        by_bundles["index_build"],
+        "index_builds", build_store(settings), config.index_builds_keep, "index_builds_keep", by_bundles["index_build"]
     )
     build_manifests = {b: _manifest(builds.root / b / "manifest.json") for b in builds.kept}
-    qroot = q2e_store(settings).root
     q2e = _plan_versions(
         "q2e_versions",
-        qroot / "versions",
-        "q",
+        q2e_store(settings).store,
         config.q2e_versions_keep,
         "q2e_versions_keep",
-        (qroot / "CURRENT",),
         by_bundles["q2e_version"],
     )
     q2e_manifests = {q: _manifest(q2e.root / q / "manifest.json") for q in q2e.kept}
-    cstore = CatalogStore(settings.data_dir / "catalog")
     catalog = _plan_versions(
         "catalog_versions",
-        cstore.versions_dir,
-        "v",
+        CatalogStore(settings.data_dir / "catalog").store,
         config.catalog_versions_keep,
         "catalog_versions_keep",
-        (cstore.pointer,),
         _merge(
             by_bundles["catalog_version"],
             _named(build_manifests, ("catalog_version",), "index build"),
             _named(q2e_manifests, ("catalog_version",), "Q2E version"),
         ),
     )
-    proot, rroot = settings.data_dir / settings.bandit.out_dir, settings.data_dir / settings.ranker.out_dir
     policies = _plan_versions(
-        "policies", proot, "P", config.policies_keep, "policies_keep", (proot / "LATEST",), by_bundles["policy_version"]
+        "policies", policy_store(settings), config.policies_keep, "policies_keep", by_bundles["policy_version"]
     )
     rankers = _plan_versions(
-        "rankers", rroot, "R", config.rankers_keep, "rankers_keep", (rroot / "LATEST",), by_bundles["ranker_version"]
+        "rankers", ranker_store(settings), config.rankers_keep, "rankers_keep", by_bundles["ranker_version"]
     )
     kinds = {p.kind: p for p in (logs, bundles, builds, q2e, catalog, policies, rankers)}
     return RetentionPlan(
@@ -456,33 +426,6 @@ def _lance_pins(
 
 
 # -- removing ---------------------------------------------------------------------------------
-
-
-def remove_tree(path: Path, data_dir: Path) -> bool:
-    """Remove a directory (renamed to a hidden trash name in its parent first, so no reader sees
-    it half-removed) or a file; only inside ``data_dir``. False if it was already gone."""
-    path = Path(path)
-    if not path.resolve().is_relative_to(Path(data_dir).resolve()) or path.resolve() == Path(data_dir).resolve():
-        raise ValueError(f"{path} is not inside the data dir {data_dir}: retention removes nothing outside it")
-    if path.is_file():
-        path.unlink()
-        return True
-    if not path.is_dir():
-        return False
-    trash = (
-        path
-        if path.name.startswith(TRASH_PREFIX)
-        else path.parent / f"{TRASH_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
-    )
-    if trash != path:
-        os.replace(path, trash)
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    shutil.rmtree(trash)
-    return True
 
 
 def _pointed_at(plan: KindPlan) -> set[str]:

@@ -31,7 +31,7 @@ def load_catalog(settings: Settings) -> tuple[str, pd.DataFrame]:
 
 @task(name="start_build", cache_policy=NO_CACHE)
 def start_build(settings: Settings) -> str:
-    build_id = build.new_build_id()
+    build_id = build.new_build_id(settings)
     build.start_build(settings, build_id)
     return build_id
 

@@ -48,7 +48,7 @@ def _embedding_texts(entities: pd.DataFrame, settings) -> dict[str, str]:
 def _build(settings):
     store = CatalogStore(settings.data_dir / "catalog")
     entities = store.load()
-    build_id = build.new_build_id()
+    build_id = build.new_build_id(settings)
     out = build.start_build(settings, build_id)
     reports = {"bm25": build.build_bm25(settings, entities, out), "vectors": build.build_vectors(settings, entities)}
     return build.publish_build(settings, build_id, store.current_version(), reports)

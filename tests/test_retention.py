@@ -50,7 +50,7 @@ def _publish_build(settings, lance_version: int) -> str:
     from ltrr_core.index.build import current_build, new_build_id, publish_build, start_build
 
     source, manifest = current_build(settings)
-    build_id = new_build_id()
+    build_id = new_build_id(settings)
     staging = start_build(settings, build_id)
     for part in ("bm25", "qu"):
         shutil.copytree(source / part, staging / part)
@@ -316,11 +316,11 @@ def _table(settings):
 
 
 def test_removal_stays_inside_the_data_dir(tmp_path):
-    from ltrr_core.retention import remove_tree
+    from ltrr_core.durable import remove_tree
 
     outside = tmp_path / "elsewhere"
     outside.mkdir()
-    with pytest.raises(ValueError, match="not inside the data dir"):
+    with pytest.raises(ValueError, match="is not inside .*data: nothing outside it is removed"):
         remove_tree(outside, tmp_path / "data")
     (tmp_path / "data" / "v1").mkdir(parents=True)
     assert remove_tree(tmp_path / "data" / "v1", tmp_path / "data")

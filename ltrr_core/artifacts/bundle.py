@@ -40,7 +40,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import Settings
-from ..durable import read_pointer, sha256_file, staged_directory, write_json_atomic, write_pointer
+from ..durable import sha256_file, write_json_atomic
+from ..store import VersionedStore
 
 BUNDLE_SCHEMA_VERSION = "1.0"
 MANIFEST = "manifest.json"
@@ -51,8 +52,23 @@ class BundleError(ValueError):
     """A bundle that must not be served; the message names the file and the rule."""
 
 
+PROMOTED = "PROMOTED"  # the champion's pointer, switched only by promotion after its gates
+
+
+def bundle_store(settings: Settings) -> VersionedStore:
+    """Bundles (``B<stamp>/``), ``LATEST`` the newest built, ``PROMOTED`` the champion."""
+    return VersionedStore(
+        settings.data_dir / "bundles",
+        "bundle",
+        "B",
+        hint="run `ltrr bundle build` first",
+        missing=BundleError,
+        other_pointers=(PROMOTED,),
+    )
+
+
 def bundles_root(settings: Settings) -> Path:
-    return settings.data_dir / "bundles"
+    return bundle_store(settings).root
 
 
 def _package_versions() -> dict[str, str]:
@@ -76,9 +92,9 @@ def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | 
     store = q2e_store(settings)
     q2e_manifest = store.manifest()
     created = datetime.now(UTC)
-    bundle_id = created.strftime("B%Y%m%dT%H%M%S%fZ")
-    final = bundles_root(settings) / bundle_id
-    with staged_directory(final) as staging:
+    bundles = bundle_store(settings)
+    bundle_id = bundles.new_version(created)
+    with bundles.publish(bundle_id) as staging:
         shutil.copytree(build_dir / "bm25", staging / "bm25")
         shutil.copytree(build_dir / "qu", staging / "qu")
         if (build_dir / "query_encoder").is_dir():
@@ -117,7 +133,6 @@ def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | 
             "files": _checksums(staging),
         }
         write_json_atomic(staging / MANIFEST, manifest)
-    write_pointer(bundles_root(settings) / "LATEST", bundle_id)
     return manifest
 
 
@@ -165,10 +180,7 @@ def _checksums(root: Path) -> dict[str, str]:
 
 
 def latest_bundle(settings: Settings) -> Path:
-    bundle_id = read_pointer(bundles_root(settings) / "LATEST")
-    if not bundle_id:
-        raise BundleError(f"no bundle under {bundles_root(settings)}; run `ltrr bundle build` first")
-    return bundles_root(settings) / bundle_id
+    return bundle_store(settings).require()
 
 
 def _inside(root: Path, relative: str) -> Path:

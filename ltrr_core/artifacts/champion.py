@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..durable import read_pointer
 from ..models.ranker import SPEC_FILE, Ranker
-from .bundle import BundleError, bundles_root
+from .bundle import PROMOTED, BundleError, bundle_store, bundles_root
 
-POINTER = "PROMOTED"
+POINTER = PROMOTED
 HISTORY = "promotions.jsonl"
 
 
@@ -26,8 +25,7 @@ class NoChampion(BundleError):
 
 
 def promoted_bundle(settings: Settings) -> Path | None:
-    bundle_id = read_pointer(bundles_root(settings) / POINTER)
-    return bundles_root(settings) / bundle_id if bundle_id else None
+    return bundle_store(settings).pointed(POINTER)
 
 
 def serving_bundle(settings: Settings) -> Path:

@@ -33,10 +33,10 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings
-from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from ..durable import write_json_atomic
 from ..features.policy import FEATURE_VERSION
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
-from ..models.policy import LearnedPolicy
+from ..models.policy import LearnedPolicy, policy_store
 from . import training
 from .latency import StrategyLatency, fit_latency, plan_latencies
 from .ope import LoggedFeedback, make_estimators
@@ -50,12 +50,11 @@ class NotEnoughData(ValueError):
 
 
 def policies_root(settings: Settings) -> Path:
-    return settings.data_dir / settings.bandit.out_dir
+    return policy_store(settings).root
 
 
 def latest_policy(settings: Settings) -> Path | None:
-    version = read_pointer(policies_root(settings) / "LATEST")
-    return policies_root(settings) / version if version else None
+    return policy_store(settings).pointed()
 
 
 @dataclass
@@ -199,9 +198,9 @@ def fit(
     # A held-out part without one engaged request cannot early-stop: train the full iterations.
     held = len(y_eval) > 0 and len(np.unique(y_eval)) > 1
     model.fit(x_train, y_train, eval_set=(x_eval, y_eval) if held else None, early_stopping_rounds=30 if held else None)
-    version = datetime.now(UTC).strftime("P%Y%m%dT%H%M%S%fZ")
-    final = policies_root(settings) / version
-    with staged_directory(final) as staging:
+    store = policy_store(settings)
+    version = store.new_version()
+    with store.publish(version) as staging:
         model.save_model(str(staging / "model.cbm"))
         spec = {
             "version": version,
@@ -239,8 +238,7 @@ def fit(
             ),
         }
         write_json_atomic(staging / "report.json", report)
-    write_pointer(policies_root(settings) / "LATEST", version)
-    return final, report
+    return store.path(version), report
 
 
 def held_out_rows(outcomes: pd.DataFrame, held_out_day: str | None, share: float) -> np.ndarray:

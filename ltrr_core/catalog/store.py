@@ -25,18 +25,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from .. import schema as S
-from ..durable import (
-    checksum_tree,
-    read_json,
-    read_pointer,
-    staged_directory,
-    write_json_atomic,
-    write_parquet,
-    write_pointer,
-)
+from ..durable import checksum_tree, write_json_atomic, write_parquet
+from ..store import NotPublished, VersionedStore
 
 
-class CatalogNotFound(FileNotFoundError):
+class CatalogNotFound(NotPublished):
     pass
 
 
@@ -71,23 +64,24 @@ def diff_catalogs(previous: pd.DataFrame | None, current: pd.DataFrame) -> Catal
 
 class CatalogStore:
     def __init__(self, root: Path):
-        self.root = Path(root)
-        self.versions_dir = self.root / "versions"
-        self.pointer = self.root / "CURRENT"
+        self.store = VersionedStore(
+            Path(root),
+            "catalog version",
+            "v",
+            pointer="CURRENT",
+            versions_dir="versions",
+            hint="run `ltrr content-understanding` first",
+            missing=CatalogNotFound,
+        )
+        self.root = self.store.root
+        self.versions_dir = self.store.versions_root
+        self.pointer = self.store.pointer_file()
 
     def current_version(self) -> str | None:
-        return read_pointer(self.pointer)
+        return self.store.read_pointer()
 
     def version_dir(self, version: str | None = None) -> Path:
-        version = version or self.current_version()
-        if not version:
-            raise CatalogNotFound(
-                f"no catalog has been published under {self.root}; run `ltrr content-understanding` first"
-            )
-        path = self.versions_dir / version
-        if not path.is_dir():
-            raise CatalogNotFound(f"catalog version {version} does not exist under {self.versions_dir}")
-        return path
+        return self.store.require(version)
 
     def load_table(self, version: str | None = None) -> pa.Table:
         table = pq.read_table(self.version_dir(version) / "entities.parquet")
@@ -106,7 +100,8 @@ class CatalogStore:
         return self.load() if self.current_version() else None
 
     def manifest(self, version: str | None = None) -> dict[str, Any]:
-        return read_json(self.version_dir(version) / "manifest.json")
+        manifest: dict[str, Any] = self.store.manifest(version)
+        return manifest
 
     def publish(
         self,
@@ -119,9 +114,9 @@ class CatalogStore:
         now = now or datetime.now(UTC)
         previous = self.load_if_any()
         diff = diff_catalogs(previous, entities)
-        version = f"v{now.strftime('%Y%m%dT%H%M%S%fZ')}"
+        version = self.store.new_version(now)
         table = pa.Table.from_pandas(entities[S.ENTITY_SCHEMA.names], schema=S.ENTITY_SCHEMA, preserve_index=False)
-        with staged_directory(self.versions_dir / version) as staging:
+        with self.store.publish(version) as staging:
             write_parquet(table, staging / "entities.parquet")
             write_parquet(pa.Table.from_pandas(quarantined, preserve_index=False), staging / "quarantine.parquet")
             write_parquet(
@@ -149,5 +144,4 @@ class CatalogStore:
             }
             manifest["checksums"] = checksum_tree(staging)
             write_json_atomic(staging / "manifest.json", manifest)
-        write_pointer(self.pointer, version)
         return version, manifest

@@ -54,7 +54,7 @@ def evaluate_beir(settings: Settings, directory: Path, split: str = "test") -> d
                 "retrieval.strategies": ["lexical", "semantic"],
             }
         )
-        build_id = build.new_build_id()
+        build_id = build.new_build_id(scoped)
         out_dir = build.start_build(scoped, build_id)
         reports = {
             "bm25": build.build_bm25(scoped, entities, out_dir),

@@ -35,7 +35,8 @@ import pandas as pd
 
 from .. import schema as S
 from ..config import EmbeddingConfig, Settings
-from ..durable import checksum_tree, read_json, read_pointer, write_json_atomic, write_pointer
+from ..durable import checksum_tree, read_json, write_json_atomic
+from ..store import NotPublished, VersionedStore
 from .bm25 import BM25Index, BM25Settings, weighted_document
 from .documents import EmbeddingText, document_fields, embedding_input
 from .encoder import MODEL_IMPORT_LOCK, Encoder
@@ -45,7 +46,7 @@ from .vector import VectorPlan, apply_vector_update, build_ann_index, measure_re
 MANIFEST_VERSION = "1.0"
 
 
-class IndexNotBuilt(FileNotFoundError):
+class IndexNotBuilt(NotPublished):
     pass
 
 
@@ -53,17 +54,31 @@ def indexes_root(settings: Settings) -> Path:
     return settings.data_dir / "indexes"
 
 
-def new_build_id(now: datetime | None = None) -> str:
-    return (now or datetime.now(UTC)).strftime("b%Y%m%dT%H%M%S%fZ")
+def build_store(settings: Settings) -> VersionedStore:
+    """Index builds (BM25, QU resources, the query encoder, the manifest pinning the Lance
+    table's version) under ``indexes/builds``, ``indexes/CURRENT`` naming the current one."""
+    return VersionedStore(
+        indexes_root(settings),
+        "index build",
+        "b",
+        pointer="CURRENT",
+        versions_dir="builds",
+        hint="run `ltrr build-indexes` first",
+        missing=IndexNotBuilt,
+    )
+
+
+def new_build_id(settings: Settings) -> str:
+    return build_store(settings).new_version()
 
 
 def staging_dir(settings: Settings, build_id: str) -> Path:
-    return indexes_root(settings) / "builds" / f".staging-{build_id}"
+    return build_store(settings).versions_root / f".staging-{build_id}"
 
 
 def start_build(settings: Settings, build_id: str) -> Path:
     """Create the staging directory; leftovers of crashed builds are removed first."""
-    builds = indexes_root(settings) / "builds"
+    builds = build_store(settings).versions_root
     builds.mkdir(parents=True, exist_ok=True)
     for stale in builds.glob(".staging-*"):
         shutil.rmtree(stale, ignore_errors=True)
@@ -247,15 +262,10 @@ def publish_build(settings: Settings, build_id: str, catalog_version: str, repor
     }
     manifest["checksums"] = checksum_tree(staged)
     write_json_atomic(staged / "manifest.json", manifest)
-    final = indexes_root(settings) / "builds" / build_id
-    os.replace(staged, final)
-    write_pointer(indexes_root(settings) / "CURRENT", build_id)
+    build_store(settings).adopt(staged, build_id)
     return manifest
 
 
 def current_build(settings: Settings) -> tuple[Path, dict[str, Any]]:
-    build_id = read_pointer(indexes_root(settings) / "CURRENT")
-    if not build_id:
-        raise IndexNotBuilt(f"no index build under {indexes_root(settings)}; run `ltrr build-indexes` first")
-    path = indexes_root(settings) / "builds" / build_id
+    path = build_store(settings).require()
     return path, read_json(path / "manifest.json")

@@ -22,15 +22,8 @@ import pandas as pd
 import pyarrow as pa
 
 from ..config import MemoryConfig
-from ..durable import (
-    checksum_tree,
-    read_json,
-    read_pointer,
-    staged_directory,
-    write_json_atomic,
-    write_parquet,
-    write_pointer,
-)
+from ..durable import checksum_tree, write_json_atomic, write_parquet
+from ..store import NotPublished, VersionedStore
 
 Q2E_SCHEMA = pa.schema(
     [
@@ -58,25 +51,32 @@ PREDICTED_SCHEMA = pa.schema(
 _BLOCKING_TOKENS = 2
 
 
-class Q2ENotBuilt(FileNotFoundError):
+class Q2ENotBuilt(NotPublished):
     pass
 
 
 class Q2EStore:
     def __init__(self, root: Path):
-        self.root = root
+        self.store = VersionedStore(
+            Path(root),
+            "Q2E version",
+            "q",
+            pointer="CURRENT",
+            versions_dir="versions",
+            hint="run `ltrr generate-q2e` first",
+            missing=Q2ENotBuilt,
+        )
+        self.root = self.store.root
 
     def current_version(self) -> str | None:
-        return read_pointer(self.root / "CURRENT")
+        return self.store.read_pointer()
 
     def path(self, version: str | None = None) -> Path:
-        version = version or self.current_version()
-        if not version:
-            raise Q2ENotBuilt(f"no Q2E table under {self.root}; run `ltrr generate-q2e` first")
-        return self.root / "versions" / version
+        return self.store.require(version)
 
     def manifest(self, version: str | None = None) -> dict[str, Any]:
-        return read_json(self.path(version) / "manifest.json")
+        manifest: dict[str, Any] = self.store.manifest(version)
+        return manifest
 
     def load(self, version: str | None = None) -> pd.DataFrame:
         return pd.read_parquet(self.path(version) / "q2e.parquet")
@@ -85,9 +85,8 @@ class Q2EStore:
         return pd.read_parquet(self.path(version) / "predicted.parquet")
 
     def publish(self, q2e: pd.DataFrame, predicted: pd.DataFrame, report: dict[str, Any]) -> dict[str, Any]:
-        version = datetime.now(UTC).strftime("q%Y%m%dT%H%M%S%fZ")
-        final = self.root / "versions" / version
-        with staged_directory(final) as staging:
+        version = self.store.new_version()
+        with self.store.publish(version) as staging:
             write_parquet(pa.Table.from_pandas(q2e, schema=Q2E_SCHEMA, preserve_index=False), staging / "q2e.parquet")
             write_parquet(
                 pa.Table.from_pandas(predicted, schema=PREDICTED_SCHEMA, preserve_index=False),
@@ -106,7 +105,6 @@ class Q2EStore:
             }
             manifest["checksums"] = checksum_tree(staging)
             write_json_atomic(staging / "manifest.json", manifest)
-        write_pointer(self.root / "CURRENT", version)
         return manifest
 
 

@@ -26,7 +26,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..config import PolicyConfig
+from ..config import PolicyConfig, Settings
+from ..store import VersionedStore
 
 
 @dataclass(frozen=True)
@@ -157,3 +158,10 @@ class LearnedPolicy:
 
     def decide(self, features: dict[str, float], rng: np.random.Generator) -> Decision:
         return draw(self.plans, self.probabilities(features), rng)
+
+
+def policy_store(settings: Settings) -> VersionedStore:
+    """Learned policies (``P<stamp>/``: model.cbm, policy.json, report.json), ``LATEST`` the newest."""
+    return VersionedStore(
+        settings.data_dir / settings.bandit.out_dir, "policy", "P", hint="run `ltrr bandit train` first"
+    )

@@ -10,7 +10,9 @@ from typing import Any
 
 import numpy as np
 
+from ..config import Settings
 from ..features.ranking import FEATURE_SPEC_VERSION
+from ..store import VersionedStore
 
 SPEC_FILE = "ranker.json"
 MODEL_FILE = "model.cbm"
@@ -59,3 +61,10 @@ class Ranker:
             order = np.argsort(-np.abs(row))[:top]
             out.append([{"feature": self.feature_names[i], "contribution": round(float(row[i]), 4)} for i in order])
         return out
+
+
+def ranker_store(settings: Settings) -> VersionedStore:
+    """Trained rankers (``R<stamp>/``: model.cbm, ranker.json, report.json), ``LATEST`` the newest."""
+    return VersionedStore(
+        settings.data_dir / settings.ranker.out_dir, "ranker", "R", hint="run `ltrr ranker train` first"
+    )

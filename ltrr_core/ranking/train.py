@@ -25,10 +25,10 @@ import pandas as pd
 
 from ..artifacts.champion import serving_ranker
 from ..config import Settings
-from ..durable import read_pointer, staged_directory, write_json_atomic, write_pointer
+from ..durable import write_json_atomic
 from ..features.ranking import FEATURE_SPEC_VERSION
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
-from ..models.ranker import MODEL_FILE, SPEC_FILE, Ranker
+from ..models.ranker import MODEL_FILE, SPEC_FILE, Ranker, ranker_store
 from .dataset import RankingSet, build_ranking_set, check_ranking_set
 from .labels import no_position_bias
 from .real import DAY, RealEngagementSet, cached_real_engagement_set
@@ -39,12 +39,11 @@ class NotEnoughRankingData(ValueError):
 
 
 def rankers_root(settings: Settings) -> Path:
-    return settings.data_dir / settings.ranker.out_dir
+    return ranker_store(settings).root
 
 
 def latest_ranker(settings: Settings) -> Path | None:
-    version = read_pointer(rankers_root(settings) / "LATEST")
-    return rankers_root(settings) / version if version else None
+    return ranker_store(settings).pointed()
 
 
 @dataclass
@@ -248,8 +247,8 @@ def fit(
     losses, chosen = fit_losses(settings, data.train, data.valid, features)
     model = losses[chosen][0]
     uncorrected = _uncorrected(settings, data.logged, data.valid, features, chosen) if data.logged is not None else None
-    version = datetime.now(UTC).strftime("R%Y%m%dT%H%M%S%fZ")
-    final = rankers_root(settings) / version
+    store = ranker_store(settings)
+    version = store.new_version()
     evaluation_day = day.isoformat()
     report = {
         "version": version,
@@ -276,7 +275,7 @@ def fit(
             zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist())
         ),
     }
-    with staged_directory(final) as staging:
+    with store.publish(version) as staging:
         model.save_model(str(staging / MODEL_FILE))
         if uncorrected is not None:
             uncorrected.save_model(str(staging / "uncorrected.cbm"))
@@ -313,8 +312,7 @@ def fit(
             )
         report.setdefault("evaluated_on", f"logged day {evaluation_day}")
         write_json_atomic(staging / "report.json", report)
-    write_pointer(rankers_root(settings) / "LATEST", version)
-    return final, report, data.train
+    return store.path(version), report, data.train
 
 
 def _has_logs(settings: Settings, day: str) -> bool:

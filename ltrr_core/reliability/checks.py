@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..durable import checksum_tree, read_json, read_pointer
+from ..store import VersionedStore
 
 
 @dataclass
@@ -72,14 +73,15 @@ def manifest_checksums(path: Path, manifest_name: str = "manifest.json") -> dict
 
 
 def versioned_store(
-    root: Path,
-    versions: Path,
-    pointer: str,
+    store: VersionedStore,
     verify: Callable[[Path], str],
     records: Callable[[Path], Counter] | None = None,
     hidden_in: tuple[Path, ...] = (),
 ) -> Seen:
-    """A store of immutable version directories under ``versions`` and a pointer file ``root/pointer``."""
+    """What a reader finds in ``store``: every visible version directory whole, the store's pointer
+    naming one of them, and no leftovers of the writer (staging directories, temporary files).
+    Read from the disk directly, not through the store's own methods."""
+    root, versions, pointer = store.root, store.versions_root, store.pointer
     problems: list[str] = []
     name = read_pointer(root / pointer)
     for entry in sorted(versions.iterdir()) if versions.is_dir() else []:

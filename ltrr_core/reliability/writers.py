@@ -129,7 +129,7 @@ class CatalogWriter(Writer):
         def records(path: Path) -> Counter:
             return Counter(CatalogStore(root).load_table(path.name).column("id").to_pylist())
 
-        return versioned_store(root, root / "versions", "CURRENT", verify, records)
+        return versioned_store(CatalogStore(root).store, verify, records)
 
 
 # -- index build: BM25 + QU files, then publish --------------------------------------------
@@ -152,7 +152,7 @@ class IndexBuildWriter(Writer):
         if version is None:
             raise CatalogNotFound(f"no catalog has been published under {store.root}; the index writer needs one")
         entities = store.load(version)
-        build_id = build.new_build_id()
+        build_id = build.new_build_id(settings)
         staging = build.start_build(settings, build_id)
         bm25 = build.build_bm25(settings, entities, staging)
         resources = build.build_query_resources(settings, entities, staging)
@@ -166,8 +166,6 @@ class IndexBuildWriter(Writer):
     def seen(self, ctx: Context, payload: Any) -> Seen:
         from ..index.bm25 import BM25Index
         from ..query.resources import read_resources
-
-        root = self.root(ctx.settings)
 
         def verify(path: Path) -> str:
             manifest = manifest_checksums(path)
@@ -185,7 +183,9 @@ class IndexBuildWriter(Writer):
                 else Counter()
             )
 
-        return versioned_store(root, root / "builds", "CURRENT", verify, records)
+        from ..index.build import build_store
+
+        return versioned_store(build_store(ctx.settings), verify, records)
 
 
 # -- Lance vector table ----------------------------------------------------------------------
@@ -343,7 +343,9 @@ class Q2EWriter(Writer):
             frame = pd.read_parquet(path / "q2e.parquet", columns=["query", "entity_id"])
             return Counter(frame["query"] + "\t" + frame["entity_id"])
 
-        return versioned_store(root, root / "versions", "CURRENT", verify, records)
+        from ..memory.store import Q2EStore
+
+        return versioned_store(Q2EStore(root).store, verify, records)
 
 
 # -- interaction logs ------------------------------------------------------------------------
@@ -489,8 +491,9 @@ class PolicyWriter(Writer):
             report = _report(path / "report.json")
             return f"policy {policy.version} loads ({len(policy.plan_names)} plans), report of {len(report['window'])} day(s)"
 
-        root = self.root(ctx.settings)
-        return versioned_store(root, root, "LATEST", verify)
+        from ..models.policy import policy_store
+
+        return versioned_store(policy_store(ctx.settings), verify)
 
 
 class RankerWriter(Writer):
@@ -521,8 +524,9 @@ class RankerWriter(Writer):
             report = _report(path / "report.json")
             return f"ranker {ranker.version} loads ({len(ranker.feature_names)} features), evaluated on {report['evaluation_day']}"
 
-        root = self.root(ctx.settings)
-        return versioned_store(root, root, "LATEST", verify)
+        from ..models.ranker import ranker_store
+
+        return versioned_store(ranker_store(ctx.settings), verify)
 
 
 def _report(path: Path) -> dict[str, Any]:
@@ -554,8 +558,9 @@ class BundleWriter(Writer):
         def verify(path: Path) -> str:
             return f"{len(verify_bundle(path)['files'])} files verify"
 
-        root = self.root(ctx.settings)
-        return versioned_store(root, root, "LATEST", verify)
+        from ..artifacts.bundle import bundle_store
+
+        return versioned_store(bundle_store(ctx.settings), verify)
 
 
 class PromotionWriter(Writer):
