@@ -191,7 +191,7 @@ def train_policy(settings: Settings, day: date) -> Trained:
     try:
         loader = bundle_loader(settings)
         ranks = learner.replay_window(settings, data.outcomes, training.action_strategies(settings), loader)
-        directory, report = learner.fit(settings, data, ranks, learner.real_rows(settings, loader))
+        directory, report = learner.train_night(settings, data, ranks, learner.real_rows(settings, loader))
     except learner.NotEnoughData as error:
         return Trained("policy", None, None, str(error))
     return Trained("policy", directory, report, None, data.outcomes)
@@ -203,7 +203,7 @@ def train_ranker(settings: Settings, day: date) -> Trained:
     from .runtime import bundle_loader
 
     try:
-        directory, report, rows = train.fit(settings, day, bundle_loader(settings), settings.ranker.window_days)
+        directory, report, rows = train.train_night(settings, day, bundle_loader(settings), settings.ranker.window_days)
     except train.NotEnoughRankingData as error:
         return Trained("ranker", None, None, str(error))
     return Trained("ranker", directory, report, None, rows)

@@ -30,7 +30,7 @@ def split_days(settings: Settings, day: date, window_days: int) -> train.Split:
 @task(name="train_ranker", cache_policy=NO_CACHE)
 def train_ranker(settings: Settings, day: date, window_days: int) -> tuple[Path, dict[str, Any], Any]:
     """Contract-checked logs -> training set (its own contract) -> CatBoost -> evaluation on ``day``."""
-    ranker_dir, report, rows = train.fit(settings, day, bundle_loader(settings), window_days)
+    ranker_dir, report, rows = train.train_night(settings, day, bundle_loader(settings), window_days)
     get_run_logger().info("ranker %s (%s): %s", report["version"], report["loss"], json.dumps(report["evaluation"]))
     return ranker_dir, report, rows
 

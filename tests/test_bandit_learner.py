@@ -82,7 +82,7 @@ def test_plan_hits_follow_ranks_and_depths():
 def test_learned_policy_beats_the_logging_policy_where_the_best_plan_depends_on_context(tmp_path):
     settings = _settings(tmp_path)
     data, ranks = _window(400, ["2026-02-01", "2026-02-02"], seed=0)
-    policy_dir, report = learner.fit(settings, data, ranks)
+    policy_dir, report = learner.train_night(settings, data, ranks)
     policy = LearnedPolicy(policy_dir)
     best_for = {f: policy.plan_names[int(np.argmax(policy.values({"f": float(f)})))] for f in (0, 1)}
     assert policy.plans[best_for[0]].get("a", 0) >= 50 and "b" not in policy.plans[best_for[0]]
@@ -106,7 +106,7 @@ def test_too_little_engagement_is_refused(tmp_path):
     settings = _settings(tmp_path).with_overrides(**{"bandit.learner.min_engaged_requests": 10_000})
     data, ranks = _window(50, ["2026-02-01"], seed=1)
     with pytest.raises(learner.NotEnoughData, match="min_engaged_requests is 10000"):
-        learner.fit(settings, data, ranks)
+        learner.train_night(settings, data, ranks)
 
 
 @pytest.mark.parametrize("bad", [0.0, 1.7, float("nan"), None])
@@ -140,7 +140,7 @@ def test_impressions_with_broken_propensities_are_quarantined_and_never_trained_
 def test_a_one_day_window_holds_out_a_share_of_its_requests_for_the_estimate(tmp_path):
     settings = _settings(tmp_path)
     data, ranks = _window(400, ["2026-02-01"], seed=3)
-    _, report = learner.fit(settings, data, ranks)
+    _, report = learner.train_night(settings, data, ranks)
     held_out = report["ope"]["n"]
     assert report["held_out_day"] is None and report["held_out"] == "30% of 2026-02-01's requests"
     assert report["training"]["requests"] + held_out == 400 and 80 <= held_out <= 160
@@ -165,10 +165,10 @@ def test_real_rows_teach_the_policy_a_context_its_logs_never_showed(tmp_path):
         policy = LearnedPolicy(policy_dir)
         return policy.plans[policy.plan_names[int(np.argmax(policy.values({"f": 1.0})))]]
 
-    with_real, report = learner.fit(settings, data, ranks, real)
+    with_real, report = learner.train_night(settings, data, ranks, real)
     assert report["real"]["queries"] == 200 and report["real"]["replayable"] == 200
     assert best_for_real_context(with_real).get("b", 0) >= 50
-    logs_only, _ = learner.fit(settings, data, ranks)
+    logs_only, _ = learner.train_night(settings, data, ranks)
     assert best_for_real_context(logs_only).get("b", 0) == 0
 
 
@@ -241,7 +241,7 @@ def test_the_policy_skips_a_strategy_whose_logged_latency_does_not_pay(tmp_path,
     data, ranks = _window(300, ["2026-02-01", "2026-02-02"], seed=3)
     ranks = np.where(np.isfinite(ranks).any(axis=1)[:, None], 40.0, np.inf)  # both find every engaged entity
     fast = "b" if slow == "a" else "a"
-    policy_dir, report = learner.fit(settings, _timed(data, {slow: 80.0, fast: 1.0}), ranks)
+    policy_dir, report = learner.train_night(settings, _timed(data, {slow: 80.0, fast: 1.0}), ranks)
     policy = LearnedPolicy(policy_dir)
     lines = report["latency"]["lines"]
     assert lines[slow][0] > 60 and lines[fast][0] < 5 and 0 < lines[fast][1] < 0.05
@@ -255,7 +255,7 @@ def test_the_policy_skips_a_strategy_whose_logged_latency_does_not_pay(tmp_path,
 def test_logs_without_timings_leave_the_policy_priced_by_candidates_alone(tmp_path):
     settings = _settings(tmp_path)
     data, ranks = _window(200, ["2026-02-01", "2026-02-02"], seed=0)
-    policy_dir, report = learner.fit(settings, data, ranks)
+    policy_dir, report = learner.train_night(settings, data, ranks)
     policy = LearnedPolicy(policy_dir)
     assert report["latency"]["lines"] == {} and not policy.plan_latency_ms.any()
     np.testing.assert_allclose(policy.plan_penalties, policy.cost_penalty * policy.plan_costs)

@@ -354,12 +354,12 @@ def test_train_ranker_flow_trains_evaluates_and_registers_a_challenger(ranker_lo
 def test_the_ranker_serves_from_a_bundle_without_the_training_stack(ranker_loop):
     from ltrr_core.artifacts import build_bundle, bundles_root
     from ltrr_core.durable import read_pointer, write_pointer
-    from ltrr_core.ranking.train import fit, latest_ranker
+    from ltrr_core.ranking.train import latest_ranker, train_night
 
     settings, config, _ = ranker_loop
     from ltrr_core.runtime import bundle_loader
 
-    ranker_dir = latest_ranker(settings) or fit(settings, DAYS[2], bundle_loader(settings))[0]
+    ranker_dir = latest_ranker(settings) or train_night(settings, DAYS[2], bundle_loader(settings))[0]
     previous = read_pointer(bundles_root(settings) / "LATEST")
     try:
         bundle = bundles_root(settings) / build_bundle(settings, None, ranker_dir)["bundle_id"]
@@ -431,7 +431,7 @@ def test_training_refuses_a_set_that_fails_its_contract_and_publishes_nothing(ra
 
     monkeypatch.setattr(train, "build_ranking_set", leaking)
     with pytest.raises(ContractViolation, match="expect_table_columns_to_match_set"):
-        train.fit(settings, DAYS[2], bundle_loader(settings))
+        train.train_night(settings, DAYS[2], bundle_loader(settings))
     after = (
         sorted(p.name for p in train.rankers_root(settings).glob("R*")) if train.rankers_root(settings).exists() else []
     )
@@ -458,7 +458,7 @@ def test_the_ranker_learns_from_real_likes_of_train_queries_and_beats_the_fusion
             "ranker.real.memory": "cross_fitted",
         }
     )
-    _, report, rows = train.fit(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
+    _, report, rows = train.train_night(settings, DAYS[2], bundle_loader(settings, (ranker_loop[2],)))
     assert report["sources"] == ["real"] and report["train_days"] == []
     assert report["contract"]["real_training"]["passed"] and report["contract"]["real_validation"]["passed"]
     assert report["contract"]["real_training"]["data_docs"].startswith("file://")  # its GX Data Docs page

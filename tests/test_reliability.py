@@ -59,6 +59,7 @@ class InPlaceCatalog(CatalogWriter):
     def write(self, settings, payload, pause):
         import pyarrow.parquet as pq
 
+        from ltrr_core import store as versioned
         from ltrr_core.catalog import store
 
         @contextmanager
@@ -72,8 +73,8 @@ class InPlaceCatalog(CatalogWriter):
             os.fsync(fd)
             os.close(fd)
 
-        store.staged_directory, store.write_parquet = in_place, parquet_in_place
-        store.write_pointer = lambda path, target: path.write_text(target + "\n", encoding="utf-8")
+        versioned.staged_directory, store.write_parquet = in_place, parquet_in_place
+        versioned.write_pointer = lambda path, target: path.write_text(target + "\n", encoding="utf-8")
         return super().write(settings, payload, pause)
 
 

@@ -13,6 +13,10 @@ Chosen over Vowpal Wabbit ``cb_explore_adf``: VW learns from the one logged acti
 while replay gives every plan's label for engaged requests; a classifier on those labels uses
 all of it, and CatBoost's native ``.cbm`` loads in the runtime with no training stack.
 
+The fitting itself is ``estimator.PolicyEstimator`` (``fit(rows) -> FittedPolicy``); this module
+reads the window, replays it into rows (``plan_rows``), and publishes what the estimator returns
+in the policy store with its off-policy report (``train_night``).
+
 Protocol: the window's last day is held out -- early stopping and the off-policy estimate are
 computed on it -- and the model is trained on the days before it. With a one-day window a
 stable share of that day's requests is held out instead (``single_day_holdout``): an estimate
@@ -25,7 +29,7 @@ import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +38,11 @@ import pandas as pd
 
 from ..config import Settings
 from ..durable import write_json_atomic
-from ..features.policy import FEATURE_VERSION
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
 from ..models.policy import LearnedPolicy, policy_store
 from . import training
-from .latency import StrategyLatency, fit_latency, plan_latencies
+from .estimator import PlanRows, PolicyEstimator
+from .latency import StrategyLatency, fit_latency
 from .ope import LoggedFeedback, make_estimators
 from .real import RealPlanRows, cached_real_plan_rows
 
@@ -148,13 +152,25 @@ def real_rows(settings: Settings, load_bundle: Callable[[str], Any]) -> RealPlan
     )
 
 
-def fit(
-    settings: Settings, data: WindowData, ranks: np.ndarray, real: RealPlanRows | None = None
-) -> tuple[Path, dict[str, Any]]:
-    """Train on the window (last day held out) and on ``real`` rows when given (``real_rows``),
-    estimate off-policy on the held-out logged requests, publish a policy version."""
-    from catboost import CatBoostClassifier
+@dataclass(frozen=True)
+class NightRows:
+    """A window's rows for the policy: what the estimator fits on (``rows``) and what the night's
+    report and off-policy estimate read (the window's outcomes, features, replayed plan hits)."""
 
+    rows: PlanRows
+    outcomes: pd.DataFrame
+    features: pd.DataFrame
+    hits: np.ndarray
+    is_held: np.ndarray  # the held-out requests (last day, or a stable share of a one-day window)
+    replayable: np.ndarray  # engaged requests whose engaged entity some strategy ranks
+    held_out_day: str | None
+    held_out: str  # described, for the report
+
+
+def plan_rows(settings: Settings, data: WindowData, ranks: np.ndarray, real: RealPlanRows | None = None) -> NightRows:
+    """The window's engaged, replayable requests expanded to one row per plan (last day held
+    out), plus the ``real`` rows when given (``real_rows``); NotEnoughData below
+    ``bandit.learner.min_engaged_requests``."""
     config = settings.bandit.learner
     budget = training.candidate_budget(settings)
     # The learned policy chooses within the candidate budget; wider named plans (the apprentice's
@@ -169,14 +185,12 @@ def fit(
             f"bandit.learner.min_engaged_requests is {config.min_engaged_requests}"
         )
     held_out_day = data.days[-1] if len(data.days) > 1 else None
-    is_eval = held_out_rows(outcomes, held_out_day, config.single_day_holdout)
-    is_train = ~is_eval
-    held_out = held_out_day or f"{config.single_day_holdout:.0%} of {data.days[0]}'s requests"
+    is_held = held_out_rows(outcomes, held_out_day, config.single_day_holdout)
+    is_train = ~is_held
     features = training.features_frame(outcomes)
     hits = training.plan_hits(ranks, plans, strategies)
-    latency = fit_latency(outcomes[is_train], strategies)
     x_train, y_train = training.expand(features[is_train & replayable], hits[is_train & replayable], plans, strategies)
-    x_eval, y_eval = training.expand(features[is_eval & replayable], hits[is_eval & replayable], plans, strategies)
+    x_held, y_held = training.expand(features[is_held & replayable], hits[is_held & replayable], plans, strategies)
     if "logs" not in config.sources:
         x_train, y_train = x_train[:0], y_train[:0]
     if real is not None:
@@ -185,56 +199,58 @@ def fit(
             real_features, training.plan_hits(real.ranks, plans, strategies), plans, strategies
         )
         x_train, y_train = np.vstack([x_train, x_real]), np.concatenate([y_train, y_real])
-    model = CatBoostClassifier(
-        iterations=config.iterations,
-        depth=config.depth,
-        learning_rate=config.learning_rate,
-        thread_count=config.threads,
-        random_seed=config.seed,
-        loss_function="Logloss",
-        allow_writing_files=False,
-        verbose=False,
+    rows = PlanRows(
+        list(features.columns),
+        strategies,
+        plans,
+        budget,
+        fit_latency(outcomes[is_train], strategies),
+        x_train,
+        y_train,
+        x_held,
+        y_held,
     )
-    # A held-out part without one engaged request cannot early-stop: train the full iterations.
-    held = len(y_eval) > 0 and len(np.unique(y_eval)) > 1
-    model.fit(x_train, y_train, eval_set=(x_eval, y_eval) if held else None, early_stopping_rounds=30 if held else None)
+    held_out = held_out_day or f"{config.single_day_holdout:.0%} of {data.days[0]}'s requests"
+    return NightRows(rows, outcomes, features, hits, is_held, replayable, held_out_day, held_out)
+
+
+def train_night(
+    settings: Settings, data: WindowData, ranks: np.ndarray, real: RealPlanRows | None = None
+) -> tuple[Path, dict[str, Any]]:
+    """The nightly policy: ``plan_rows``, ``PolicyEstimator.fit``, and a new version in the policy
+    store with its report (training rows, latency lines, the off-policy estimate on the held-out
+    logged requests)."""
+    config = settings.bandit.learner
+    night = plan_rows(settings, data, ranks, real)
+    fitted = PolicyEstimator(config).fit(night.rows)
     store = policy_store(settings)
     version = store.new_version()
+    is_held, is_train = night.is_held, ~night.is_held
     with store.publish(version) as staging:
-        model.save_model(str(staging / "model.cbm"))
-        spec = {
-            "version": version,
-            "feature_version": FEATURE_VERSION,
-            "feature_names": list(features.columns),
-            "strategies": strategies,
-            "plans": plans,
-            "cost_penalty": config.cost_penalty,
-            "budget": budget,
-            "latency": latency.to_dict(),
-            "plan_latency_ms": {name: round(float(ms), 3) for name, ms in zip(plans, plan_latencies(latency, plans))},
-            "latency_penalty": config.latency_penalty,
-            "latency_reference_ms": config.latency_reference_ms,
-            "epsilon": config.epsilon,
-            "trained_on": [d for d in data.days if d != held_out_day],
-            "held_out_day": held_out_day,
-            "held_out": held_out,
-            "created_at": datetime.now(UTC).isoformat(),
+        provenance = {
+            "trained_on": [d for d in data.days if d != night.held_out_day],
+            "held_out_day": night.held_out_day,
+            "held_out": night.held_out,
         }
-        write_json_atomic(staging / "policy.json", spec)
-        policy = LearnedPolicy(staging)
+        policy = fitted.save(staging, version, provenance)
         report = {
             "version": version,
             "window": data.days,
-            "held_out_day": held_out_day,
-            "held_out": held_out,
+            "held_out_day": night.held_out_day,
+            "held_out": night.held_out,
             "contracts": data.validation,
-            "training": training.training_report(outcomes[is_train], hits[is_train & replayable], plans),
+            "training": training.training_report(
+                night.outcomes[is_train], night.hits[is_train & night.replayable], night.rows.plans
+            ),
             "sources": list(config.sources),
             "real": real.summary() if real is not None else None,
-            "latency": latency.to_dict(),
-            "best_iteration": int(model.get_best_iteration() or config.iterations),
+            "latency": night.rows.latency.to_dict(),
+            "best_iteration": fitted.best_iteration,
             "ope": off_policy_report(
-                settings, policy, outcomes[is_eval].reset_index(drop=True), features[is_eval].reset_index(drop=True)
+                settings,
+                policy,
+                night.outcomes[is_held].reset_index(drop=True),
+                night.features[is_held].reset_index(drop=True),
             ),
         }
         write_json_atomic(staging / "report.json", report)

@@ -327,7 +327,7 @@ def evaluate_nights(
         try:
             loader = lambda b, served=service: served if b == served.bundle_id else load_bundle(b)  # noqa: E731
             ranks = learner.replay_window(settings, data.outcomes, strategies, loader)
-            policy_dir, report = learner.fit(settings, data, ranks, learner.real_rows(settings, loader))
+            policy_dir, report = learner.train_night(settings, data, ranks, learner.real_rows(settings, loader))
         except learner.NotEnoughData as error:
             night["training"] = f"skipped: {error}"
             results.append(night)

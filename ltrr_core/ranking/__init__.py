@@ -4,6 +4,9 @@ evaluation. The features (one function for serving and training) live in
 
 * ``labels``    -- graded labels, the position-based click model (EM), IPS weights
 * ``dataset``   -- logs -> training set, and its contract (``data_contracts/ranker_training.json``)
-* ``train``     -- nightly ``fit`` (train before D, validate on D-1, evaluate on D)
+* ``estimator`` -- ``RankerEstimator(config).fit(train, valid, features) -> FittedRanker`` (losses
+                   compared, the position-bias reference); fitting only
+* ``train``     -- the night: ``training_data`` (real engagement and/or logs before D), the
+                   estimator, evaluation, and a version in the ranker store (``train_night``)
 * ``evaluate``  -- contenders on replayed pools: simulated days (ground truth) and real CPCD
 """

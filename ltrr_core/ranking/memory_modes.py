@@ -24,17 +24,16 @@ import numpy as np
 import pandas as pd
 
 from ..config import Settings
-from ..durable import write_json_atomic
 from ..eval.labelled import HYBRID, HYBRID_RANKED, SERVED, evaluate_labelled
 from ..eval.metrics import per_query
 from ..eval.stats import paired_bootstrap_ci
-from ..features.ranking import FEATURE_SPEC_VERSION
 from ..labelled.datasets import project_cpcd_queries
-from ..models.ranker import MODEL_FILE, SPEC_FILE, Ranker
+from ..models.ranker import Ranker
 from ..splits import seen_queries
+from .estimator import FittedRanker, RankerEstimator
 from .evaluate import FUSION, evaluate_real_validation
 from .real import RealEngagementSet, real_engagement_set
-from .train import fit_losses, labelled_groups
+from .train import labelled_groups
 
 MODES = ("excluded", "cross_fitted")
 
@@ -94,8 +93,8 @@ def compare_memory_modes(
         for mode in MODES:
             for seed in seeds:
                 name = f"{mode} seed {seed}"
-                fitted, top = _fit(_mode(settings, mode).with_overrides(**{"ranker.seed": seed}), sets[mode], name)
-                contenders[name] = fitted.save(Path(scratch) / name.replace(" ", "-"))
+                fitted, top = _fit(_mode(settings, mode).with_overrides(**{"ranker.seed": seed}), sets[mode])
+                contenders[name] = fitted.save(Path(scratch) / name.replace(" ", "-"), name)
                 importance.setdefault(mode, top)
         scores = evaluate_real_validation(settings, judged, contenders)
         difference = _mode_difference(settings, judged, contenders, seeds)
@@ -127,26 +126,12 @@ def _mode(settings: Settings, mode: str) -> Settings:
     return settings.with_overrides(**{"ranker.real.memory": mode})
 
 
-@dataclass
-class _Fitted:
-    model: Any
-    features: list[str]
-    name: str
-
-    def save(self, directory: Path) -> Ranker:
-        directory.mkdir(parents=True)
-        self.model.save_model(str(directory / MODEL_FILE))
-        spec = {"version": self.name, "feature_spec_version": FEATURE_SPEC_VERSION, "feature_names": self.features}
-        write_json_atomic(directory / SPEC_FILE, spec)
-        return Ranker(directory)
-
-
-def _fit(settings: Settings, real: RealEngagementSet, name: str) -> tuple[_Fitted, dict[str, float]]:
-    losses, chosen = fit_losses(settings, labelled_groups(real.fit), labelled_groups(real.validation), real.features)
-    model = losses[chosen][0]
-    values = model.get_feature_importance(type="PredictionValuesChange")
-    top = {f: round(float(v), 2) for f, v in zip(real.features, values) if f.startswith("memory")}
-    return _Fitted(model, real.features, name), top
+def _fit(settings: Settings, real: RealEngagementSet) -> tuple[FittedRanker, dict[str, float]]:
+    fitted = RankerEstimator(settings.ranker).fit(
+        labelled_groups(real.fit), labelled_groups(real.validation), real.features
+    )
+    top = {f: round(v, 2) for f, v in fitted.feature_importance().items() if f.startswith("memory")}
+    return fitted, top
 
 
 def _mode_difference(

@@ -3,10 +3,9 @@
 For an evaluation day D: the model trains on the logged days before D in the window except the
 last, which is the validation day (early stopping, and the choice between the configured
 losses); D itself is held out and evaluated (``evaluate.evaluate_logged_day``). Position bias
-is estimated on the training days only. Every configured loss is trained (YetiRank, the
-default, against QueryRMSE, a pointwise-within-group baseline); the one with the best
-validation nDCG@10 is kept. A model without the position-bias correction is trained too, with
-the kept loss, so the correction's effect is measured, not assumed.
+is estimated on the training days only. The fitting itself (losses compared, the kept one, the
+model without the position-bias correction) is ``estimator.RankerEstimator``; this module
+gathers its data, evaluates what it returns and publishes it in the ranker store.
 
 Requests whose shown results got no positive label carry no ranking signal and are left out
 of training and validation (they stay in the evaluation, which uses ground truth).
@@ -16,20 +15,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from ..artifacts.champion import serving_ranker
 from ..config import Settings
 from ..durable import write_json_atomic
-from ..features.ranking import FEATURE_SPEC_VERSION
 from ..learning_data import NoReferenceBundle, cache_dir, reference_bundle
-from ..models.ranker import MODEL_FILE, SPEC_FILE, Ranker, ranker_store
+from ..models.ranker import Ranker, ranker_store
 from .dataset import RankingSet, build_ranking_set, check_ranking_set
+from .estimator import UNCORRECTED_FILE, RankerEstimator
 from .labels import no_position_bias
 from .real import DAY, RealEngagementSet, cached_real_engagement_set
 
@@ -73,50 +71,6 @@ def labelled_groups(frame: pd.DataFrame) -> pd.DataFrame:
     """The groups with a positive label, in order: those that carry ranking signal."""
     positive = frame.groupby("request_id")["label"].transform("max") > 0
     return frame[positive].sort_values(["request_id", "position"]).reset_index(drop=True)
-
-
-def _pool(frame: pd.DataFrame, features: list[str]):
-    from catboost import Pool
-
-    return Pool(
-        frame[features].to_numpy(float),
-        label=frame["label"].to_numpy(float),
-        group_id=pd.factorize(frame["request_id"])[0],
-    )
-
-
-def _fit_one(settings: Settings, loss: str, train: pd.DataFrame, validation: pd.DataFrame, features: list[str]):
-    from catboost import CatBoostRanker
-
-    config = settings.ranker
-    model = CatBoostRanker(
-        loss_function=loss,
-        eval_metric="NDCG:top=10",
-        iterations=config.iterations,
-        depth=config.depth,
-        learning_rate=config.learning_rate,
-        thread_count=config.threads,
-        random_seed=config.seed,
-        allow_writing_files=False,
-        verbose=False,
-    )
-    valid = _pool(validation, features)
-    model.fit(_pool(train, features), eval_set=valid, early_stopping_rounds=50)
-    # get_best_score() is empty for YetiRank; the shrunk model's own NDCG on the validation day is not.
-    curve = model.eval_metrics(valid, ["NDCG:top=10"])
-    return model, float(next(iter(curve.values()))[-1])
-
-
-def fit_losses(
-    settings: Settings, train: pd.DataFrame, valid: pd.DataFrame, features: list[str]
-) -> tuple[dict[str, tuple[Any, float]], str]:
-    """Every configured loss fitted (early stopping on ``valid``): loss -> (model, validation
-    nDCG@10), and the loss with the best validation score. Labelled groups only
-    (``labelled_groups``)."""
-    losses: dict[str, tuple[Any, float]] = {
-        str(loss): _fit_one(settings, loss, train, valid, features) for loss in settings.ranker.losses
-    }
-    return losses, max(losses, key=lambda name: losses[name][1])
 
 
 @dataclass
@@ -223,44 +177,50 @@ def _joined(parts: list[TrainingData]) -> TrainingData:
     )
 
 
-def fit(
+def training_data(
     settings: Settings, day: date, load_bundle: Callable[[str], Any], window: int | None = None
-) -> tuple[Path, dict[str, Any], pd.DataFrame]:
-    """Train on ``ranker.sources`` -- real engagement (CPCD train searches over the served bundle's
-    retrieval) and/or the logged days before ``day`` (contract-checked) --, evaluate against the
-    fusion and the champion, publish a ranker version; returns it with a report (sources, position
-    bias, losses compared, training-set contracts, evaluations). The gate's ``evaluation`` is the
-    real validation queries' when real engagement is a source, else the logged evaluation day's.
-    ``load_bundle`` (bundle id -> loaded service, e.g. ``ltrr_core.runtime.bundle_loader``) serves
-    both the real queries' candidates and the replay of the evaluation day's requests."""
-    from .evaluate import FUSION, evaluate_logged_day, evaluate_real_validation
-
+) -> TrainingData:
+    """What the night of ``day`` fits on, from ``ranker.sources``: real engagement (CPCD train
+    searches over the served bundle's retrieval) and/or the logged days before ``day``
+    (contract-checked)."""
     sources = settings.ranker.sources
-    split = split_days(settings, day, window) if "logs" in sources else None
     parts = []
-    if split is not None:
-        parts.append(_logged_data(settings, split))
+    if "logs" in sources:
+        parts.append(_logged_data(settings, split_days(settings, day, window)))
     if "real" in sources:
         parts.append(_real_data(settings, load_bundle))
-    data = _joined(parts)
-    features = data.features
-    losses, chosen = fit_losses(settings, data.train, data.valid, features)
-    model = losses[chosen][0]
-    uncorrected = _uncorrected(settings, data.logged, data.valid, features, chosen) if data.logged is not None else None
+    return _joined(parts)
+
+
+def train_night(
+    settings: Settings, day: date, load_bundle: Callable[[str], Any], window: int | None = None
+) -> tuple[Path, dict[str, Any], pd.DataFrame]:
+    """The nightly ranker: ``training_data``, ``RankerEstimator.fit``, an evaluation against the
+    fusion and the champion, and a new version in the ranker store; returns its directory, the
+    report (sources, position bias, losses compared, training-set contracts, evaluations) and the
+    training rows. The gate's ``evaluation`` is the real validation queries' when real engagement
+    is a source, else the logged evaluation day's. ``load_bundle`` (bundle id -> loaded service,
+    e.g. ``ltrr_core.runtime.bundle_loader``) serves both the real queries' candidates and the
+    replay of the evaluation day's requests."""
+    from .evaluate import FUSION, evaluate_logged_day, evaluate_real_validation
+
+    data = training_data(settings, day, load_bundle, window)
+    raw = labelled_groups(data.logged.frame.assign(label=data.logged.frame["grade"])) if data.logged else None
+    fitted = RankerEstimator(settings.ranker).fit(data.train, data.valid, data.features, uncorrected_train=raw)
     store = ranker_store(settings)
     version = store.new_version()
     evaluation_day = day.isoformat()
     report = {
         "version": version,
-        "sources": list(sources),
+        "sources": list(settings.ranker.sources),
         "train_days": [],
         "validation_day": None,
         "evaluation_day": evaluation_day,
         **data.report,
-        "loss": chosen,
+        "loss": fitted.loss,
         "losses": {
-            name: {"validation_ndcg@10": round(score, 4), "best_iteration": int(m.get_best_iteration())}
-            for name, (m, score) in losses.items()
+            name: {"validation_ndcg@10": fit.validation_ndcg, "best_iteration": fit.best_iteration}
+            for name, fit in fitted.losses.items()
         },
         "contract": {
             name: {
@@ -271,31 +231,18 @@ def fit(
             for name, c in data.contract.items()
         },
         "contracts": data.log_contracts,
-        "feature_importance": dict(
-            zip(features, np.round(model.get_feature_importance(type="PredictionValuesChange"), 4).tolist())
-        ),
+        "feature_importance": fitted.feature_importance(),
     }
     with store.publish(version) as staging:
-        model.save_model(str(staging / MODEL_FILE))
-        if uncorrected is not None:
-            uncorrected.save_model(str(staging / "uncorrected.cbm"))
-        write_json_atomic(
-            staging / SPEC_FILE,
-            {
-                "version": version,
-                "feature_spec_version": FEATURE_SPEC_VERSION,
-                "feature_names": features,
-                "loss": chosen,
-                "sources": list(sources),
-                "position_bias": settings.ranker.position_bias.method if uncorrected else "none",
-                "trained_on": report["train_days"] or [DAY],
-                "validation_day": report["validation_day"],
-                "created_at": datetime.now(UTC).isoformat(),
-            },
-        )
-        contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": Ranker(staging)}
-        if uncorrected is not None:
-            contenders["ranker_without_position_bias"] = Ranker(staging, "uncorrected.cbm")
+        provenance = {
+            "sources": list(settings.ranker.sources),
+            "position_bias": settings.ranker.position_bias.method if fitted.uncorrected is not None else "none",
+            "trained_on": report["train_days"] or [DAY],
+            "validation_day": report["validation_day"],
+        }
+        contenders: dict[str, Ranker | None] = {FUSION: None, "ranker": fitted.save(staging, version, provenance)}
+        if fitted.uncorrected is not None:
+            contenders["ranker_without_position_bias"] = Ranker(staging, UNCORRECTED_FILE)
         champion = serving_ranker(settings)
         if champion is not None:
             contenders["champion"] = champion
@@ -321,27 +268,20 @@ def _has_logs(settings: Settings, day: str) -> bool:
     return day in logged_days(settings.data_dir / settings.runtime.log_dir)
 
 
-def _uncorrected(settings: Settings, training: RankingSet, valid: pd.DataFrame, features: list[str], loss: str):
-    """The kept loss trained on raw grades of the logged days: what the position-bias correction is
-    measured against."""
-    raw = training.frame.assign(label=training.frame["grade"])
-    return _fit_one(settings, loss, labelled_groups(raw), valid, features)[0]
-
-
 def train_nights(
     settings: Settings,
     days: list[date],
     load_bundle: Callable[[str], Any],
     on_night: Callable[[Path, dict[str, Any], pd.DataFrame], Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """For each evaluation day in order: ``fit`` (evaluated against the fusion and the serving
+    """For each evaluation day in order: ``train_night`` (evaluated against the fusion and the serving
     champion), then bundle the new ranker so that it is the next night's champion -- the
     nightly protocol, replayed over logged days. ``on_night`` (e.g. MLflow tracking) sees each."""
     from ..artifacts import build_bundle
 
     nights = []
     for day in days:
-        ranker_dir, report, rows = fit(settings, day, load_bundle)
+        ranker_dir, report, rows = train_night(settings, day, load_bundle)
         if on_night is not None:
             on_night(ranker_dir, report, rows)
         build_bundle(settings, None, ranker_dir)

@@ -460,7 +460,11 @@ def _acked(path: Path) -> set[str]:
 
 
 class PolicyWriter(Writer):
-    name, label, pointers = "policy save", "bandit.learner.fit (load_window, replay_window, fit)", ("LATEST",)
+    name, label, pointers = (
+        "policy save",
+        "bandit.learner.train_night (load_window, replay_window, train_night)",
+        ("LATEST",),
+    )
 
     def root(self, settings: Settings) -> Path:
         from ..bandit.learner import policies_root
@@ -478,7 +482,7 @@ class PolicyWriter(Writer):
         ranks = learner.replay_window(
             settings, window.outcomes, training.action_strategies(settings), bundle_loader(settings)
         )
-        path, _ = learner.fit(settings, window, ranks)
+        path, _ = learner.train_night(settings, window, ranks)
         return f"published policy {path.name}"
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
@@ -497,7 +501,7 @@ class PolicyWriter(Writer):
 
 
 class RankerWriter(Writer):
-    name, label, pointers = "ranker save", "ranking.train.fit", ("LATEST",)
+    name, label, pointers = "ranker save", "ranking.train.train_night", ("LATEST",)
 
     def root(self, settings: Settings) -> Path:
         from ..ranking.train import rankers_root
@@ -511,7 +515,7 @@ class RankerWriter(Writer):
         from ..ranking import train
         from ..runtime import bundle_loader
 
-        path, report, _ = train.fit(settings, payload, bundle_loader(settings))
+        path, report, _ = train.train_night(settings, payload, bundle_loader(settings))
         return f"published ranker {path.name} (loss {report['loss']})"
 
     def seen(self, ctx: Context, payload: Any) -> Seen:
