@@ -32,7 +32,9 @@ def replay_window(settings: Settings, data: learner.WindowData) -> Any:
 
 @task(name="train_policy", cache_policy=NO_CACHE)
 def train_policy(settings: Settings, data: learner.WindowData, ranks: Any) -> tuple[Path, dict[str, Any]]:
-    policy_dir, report = learner.train_night(settings, data, ranks, learner.real_rows(settings, bundle_loader(settings)))
+    policy_dir, report = learner.train_night(
+        settings, data, ranks, learner.real_rows(settings, bundle_loader(settings))
+    )
     get_run_logger().info("policy %s: %s", report["version"], json.dumps(report["ope"]))
     return policy_dir, report
 
