@@ -117,3 +117,38 @@ def test_the_bundle_carries_the_encoder_and_promotion_gates_it(bundle_dir, q2e_p
     stricter = settings.with_overrides(**{"embedding.query_min_cosine": 0.99999})
     refused = gate_query_encoder(stricter, bundle_dir)
     assert not refused.passed and "below 0.99999" in refused.reason
+
+
+def test_serving_reads_the_built_vector_table_with_pylance_exactly_as_lancedb_searches_it(built_platform):
+    """The build writes the table with LanceDB; the runtime opens the bundle's pinned version with
+    pylance alone (``open_vectors``). Real CPCD queries: the same entities, in the same order, with
+    the same scores as LanceDB's own query builder gives, for the ANN search, the exact one and
+    the type-filtered one."""
+    from ltrr_core.index.vector import ID, TYPE, _search, open_db, open_vectors
+
+    settings, _, build_manifest, _ = built_platform
+    config, vectors = settings.vector, build_manifest["vectors"]
+    served = open_vectors(settings.data_dir / "indexes" / "lance", vectors["table"], vectors["table_version"])
+    built = open_db(settings.data_dir / "indexes" / "lance").open_table(vectors["table"])
+    built.checkout(vectors["table_version"])
+
+    def lancedb_search(query, k, exact=False, where=None):
+        builder = built.search(query, vector_column_name="vector").distance_type(config.metric)
+        builder = builder.select([ID, TYPE, "_distance"]).limit(k)
+        if where:
+            builder = builder.where(where, prefilter=True)
+        if exact:
+            builder = builder.bypass_vector_index()
+        else:
+            builder = builder.nprobes(config.nprobes)
+            builder = builder.refine_factor(config.refine_factor) if config.refine_factor else builder
+        rows = builder.to_arrow().to_pydict()
+        return [(i, t, 1.0 - float(d)) for i, t, d in zip(rows[ID], rows[TYPE], rows["_distance"])]
+
+    onnx = OnnxQueryEncoder(settings.data_dir / "indexes" / "builds" / build_manifest["build_id"] / "query_encoder")
+    labels = pd.read_csv(settings.shared_path(settings.catalog.paths.cpcd_labels), sep="\t", dtype=str)
+    queries = labels["search_query"].dropna().drop_duplicates().head(40).tolist()
+    assert served.version == vectors["table_version"]
+    for query in onnx.encode(queries):
+        for options in ({}, {"exact": True}, {"where": "type NOT IN ('artist')"}):
+            assert _search(served, query, 30, config, **options) == lancedb_search(query, 30, **options), options

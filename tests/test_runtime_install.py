@@ -26,6 +26,7 @@ BATCH_ONLY = (
     "sentence-transformers",
     "transformers",
     "onnx",
+    "lancedb",  # the builds write the vector table with it; serving reads it with pylance
 )
 ANSWER = """
 import json, sys
@@ -36,7 +37,8 @@ settings = load_settings(Path(sys.argv[1]))
 service = load_service(settings, Path(sys.argv[2]))
 answers = {q: [r["entity_id"] for r in service.search(q, explore=False).results] for q in sys.argv[3:]}
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "prefect", "mlflow", "great_expectations",
-                                                         "sklearn", "transformers", "sentence_transformers"})
+                                                         "sklearn", "transformers", "sentence_transformers",
+                                                         "lancedb"})
 print(json.dumps({"answers": answers, "heavy": heavy}))
 """
 

@@ -33,7 +33,16 @@ from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_input
 from ..index.encoder import Encoder
 from ..index.query_encoder import TextEncoder
-from ..index.vector import ID, VECTOR, build_ann_index, measure_recall, open_db, search_vectors, vector_schema
+from ..index.vector import (
+    ID,
+    VECTOR,
+    as_dataset,
+    build_ann_index,
+    measure_recall,
+    open_db,
+    search_vectors,
+    vector_schema,
+)
 from ..labelled.datasets import project_cpcd_queries
 from ..retrieval.base import Candidates, Query
 from ..retrieval.fusion import fuse
@@ -172,6 +181,7 @@ def _bench_size(
     ann, ann_seconds = _timed(f"{label}: ANN build", lambda: build_ann_index(table, forced, force=True))
     # Brute force on 1M vectors costs ~2 s a query, so recall is measured on fewer probes there.
     recall = measure_recall(table, forced, n_probes=settings.bench.recall_probes)
+    table = as_dataset(table)  # searched as serving searches it: pylance, the indexed version
     index.search(["warm up the numba scorer"], 10)
     strategies = {
         "lexical": lambda q: Candidates.from_pairs("lexical", index.search([q.text], settings.retrieval.k)[0]),

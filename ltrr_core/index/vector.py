@@ -54,10 +54,28 @@ def _quoted(ids: list[str]) -> str:
 
 
 def open_db(path: Path):
+    """The LanceDB database the builds write (create, update, index); serving opens the table
+    read-only with pylance instead (``open_vectors``)."""
     import lancedb
 
     path.mkdir(parents=True, exist_ok=True)
     return lancedb.connect(str(path))
+
+
+def open_vectors(path: Path, table: str, version: int) -> Any:
+    """The vector table at a pinned version as a ``lance.LanceDataset``, for reading. pylance
+    alone: ``import lancedb`` costs about a second of cold start (it imports its namespace REST
+    client eagerly, which pylance defers), and a search through pylance runs the same scan with
+    less per-query overhead (docs/design.md, "Serving the vectors")."""
+    import lance
+
+    return lance.dataset(str(Path(path) / f"{table}.lance"), version=int(version))
+
+
+def as_dataset(table: Any) -> Any:
+    """A LanceDB table (what the builds hold) as the pylance dataset of its checked-out version;
+    a dataset as it is."""
+    return table.to_lance() if hasattr(table, "to_lance") else table
 
 
 @dataclass
@@ -158,19 +176,21 @@ def search_vectors(
 def _search(
     table, query: np.ndarray, k: int, config: VectorConfig, exact: bool = False, where: str | None = None
 ) -> list[tuple[str, str, float]]:
-    """(entity id, entity type, similarity), best first."""
-    builder = table.search(query.astype(np.float32), vector_column_name=VECTOR).distance_type(config.metric)
-    # ``_distance`` named explicitly: Lance warns on every search (stderr) that leaves it implicit.
-    builder = builder.select([ID, TYPE, "_distance"]).limit(k)
-    if where:
-        builder = builder.where(where, prefilter=True)
+    """(entity id, entity type, similarity), best first. ``table``: a pylance dataset
+    (``open_vectors``) or a LanceDB table (``as_dataset``)."""
+    nearest: dict[str, Any] = {"column": VECTOR, "q": query.astype(np.float32), "k": k, "metric": config.metric}
     if exact:
-        builder = builder.bypass_vector_index()
+        nearest["use_index"] = False
     else:
-        builder = builder.nprobes(config.nprobes)
+        nearest["nprobes"] = config.nprobes
         if config.refine_factor:
-            builder = builder.refine_factor(config.refine_factor)
-    result = builder.to_arrow().to_pydict()
+            nearest["refine_factor"] = config.refine_factor
+    # ``_distance`` named explicitly: Lance warns on every search (stderr) that leaves it implicit.
+    result = (
+        as_dataset(table)
+        .to_table(columns=[ID, TYPE, "_distance"], nearest=nearest, filter=where, prefilter=bool(where))
+        .to_pydict()
+    )
     # cosine and dot distances are 1 - similarity; report similarity so larger is better everywhere.
     return [(i, t, 1.0 - float(d)) for i, t, d in zip(result[ID], result[TYPE], result["_distance"])]
 
@@ -217,12 +237,13 @@ def apply_type_caps(rows: list[tuple[str, str, float]], caps: dict[str, int], k:
 
 def measure_recall(table, config: VectorConfig, n_probes: int | None = None) -> dict[str, Any]:
     """ANN recall@k against brute force, on real entity vectors drawn as probe queries."""
+    table = as_dataset(table)
     n_rows = table.count_rows()
     if n_rows == 0:
         return {"n_probes": 0}
     rng = np.random.default_rng(config.seed)
     n_probes = min(n_probes or config.recall_probe_queries, n_rows)
-    vectors = table.to_arrow().column(VECTOR)
+    vectors = table.to_table(columns=[VECTOR]).column(VECTOR)
     picks = rng.choice(n_rows, size=n_probes, replace=False)
     probes = [np.asarray(vectors[int(i)].as_py(), dtype=np.float32) for i in picks]
     recalls, ann_ms, exact_ms = [], [], []

@@ -18,7 +18,7 @@ from ..config import Settings
 from ..index.bm25 import BM25Index
 from ..index.build import current_build
 from ..index.encoder import serving_encoder
-from ..index.vector import open_db
+from ..index.vector import open_vectors
 from .base import Candidates, Query, RetrievalStrategy, SupportsBatchRetrieve
 from .fusion import FusedCandidate, fuse
 from .lexical import LexicalStrategy
@@ -107,8 +107,7 @@ def _lexical(settings: Settings, paths: ServingPaths, understander) -> Retrieval
 
 
 def _semantic(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
-    table = open_db(paths.lance_dir).open_table(paths.lance_table)
-    table.checkout(paths.lance_version)
+    table = open_vectors(paths.lance_dir, paths.lance_table, paths.lance_version)
     return SemanticStrategy(
         table, serving_encoder(settings.embedding, settings.runtime, paths.query_encoder), settings.vector
     )
