@@ -15,6 +15,7 @@ export MLFLOW_DISABLE_TELEMETRY=true
 export DO_NOT_TRACK=true
 export GX_ANALYTICS_ENABLED=false
 export LANCEDB_LOG=error
+export LANCE_LOG=error
 export PREFECT_SERVER_ANALYTICS_ENABLED=false
 export PREFECT_HOME ?= $(CURDIR)/var/prefect
 export HF_HOME ?= $(CURDIR)/var/hf

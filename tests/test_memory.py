@@ -116,6 +116,21 @@ def test_lookup_exact_then_near_duplicate_with_match_quality():
     assert index.lookup("bohemian rhapsody", 10) == ([], {"match": "none", "match_quality": 0.0, "matched_queries": []})
 
 
+_WORDS = st.sampled_from(["love", "story", "taylor", "swift", "halo", "rock", "80s", "x"])
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(_WORDS, max_size=5).map(" ".join), min_size=1, max_size=30, unique=True))
+def test_the_token_blocking_index_holds_exactly_the_stored_queries_with_each_token(queries):
+    """The CSR token index built by Arrow (load time) against its definition: for every token, the
+    positions of the stored queries whose words include it, ascending, each once."""
+    table = pd.DataFrame({"query": queries, "entity_id": "e", "score": 0.5, "predicted_score": 0.5})
+    index = MemoryIndex(table, CONFIG)
+    for token in {t for q in index.queries for t in q.split()} | {"absent"}:
+        expected = [p for p, q in enumerate(index.queries) if token in q.split()]
+        assert index._holding(token).tolist() == expected
+
+
 def test_without_observations_is_the_blend_of_the_rest_on_real_cpcd_engagement():
     """Cross-fitting's memory: taking one fold of conversations out of a blended table gives the
     table ``blend`` makes from the other folds alone, without the log-neighbour predictions of the

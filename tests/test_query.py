@@ -150,3 +150,30 @@ def test_structured_puts_the_more_popular_of_two_equal_matches_first(real_entiti
     result = strategy.retrieve(Query("halo"), 10)
     assert result.ids[:2] == ("halo-popular", "halo-rare")
     assert result.scores[0] > result.scores[1]
+
+
+def test_structured_postings_hold_exactly_the_rows_with_each_value_on_real_entities(real_entities):
+    """The CSR postings (built with Arrow at load) against their definition, on the real catalog's
+    normalised fields: each list value's rows, and titles and albums of entities other than artists."""
+    from ltrr_core.query.resources import entity_fields
+    from ltrr_core.retrieval.structured import _LIST_FIELDS, StructuredIndex
+
+    fields = entity_fields(real_entities)
+    index = StructuredIndex(fields)
+    expected: dict[tuple[str, str], list[int]] = {}
+    for kind, column in _LIST_FIELDS.items():
+        for row, values in enumerate(fields[column]):
+            for value in values:
+                expected.setdefault((kind, str(value)), []).append(row)
+    for row, (entity_type, title, core, album) in enumerate(
+        zip(fields["type"], fields["title"], fields["core_title"], fields["album"])
+    ):
+        if entity_type != "artist":
+            for value in {title, core}:
+                expected.setdefault(("title", value), []).append(row)
+            if isinstance(album, str) and album:
+                expected.setdefault(("album", album), []).append(row)
+    assert len(expected) > 10_000 and {kind for kind, _ in expected} >= {"artist", "tag", "title", "album", "decade"}
+    for (kind, value), rows in expected.items():
+        assert index.postings(kind, value).tolist() == rows, (kind, value)
+    assert index.postings("artist", "no such artist").size == 0 and index.postings("nothing", "x").size == 0

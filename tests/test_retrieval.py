@@ -49,7 +49,7 @@ def test_strategy_contract(searcher, strategy):
 @pytest.mark.parametrize("query", ["bruno mars", "ghosts deadmau5", "metallica one"])
 def test_semantic_answers_hold_at_most_the_capped_artist_entities(searcher, query):
     semantic = searcher.strategies["semantic"]
-    types = dict(zip(*semantic.table.to_arrow().select(["id", "type"]).to_pydict().values()))
+    types = dict(zip(*semantic.table.to_table(columns=["id", "type"]).to_pydict().values()))
     found = semantic.retrieve(Query(query), 50)
     assert len(found) == 50
     assert sum(types[i] == "artist" for i in found.ids) <= semantic.config.max_per_type["artist"] == 1

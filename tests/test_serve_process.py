@@ -221,9 +221,15 @@ def test_two_workers_keep_answering_while_one_is_stopped_and_log_every_answer_on
     base = f"http://127.0.0.1:{port}"
 
     def workers() -> list[int]:
-        return [
-            c.pid for c in psutil.Process(process.pid).children() if "resource_tracker" not in " ".join(c.cmdline())
-        ]
+        """Serving workers alive now: a stopped worker is a zombie until the supervisor reaps it."""
+        alive = []
+        for child in psutil.Process(process.pid).children():
+            try:
+                if child.status() != psutil.STATUS_ZOMBIE and "resource_tracker" not in " ".join(child.cmdline()):
+                    alive.append(child.pid)
+            except psutil.NoSuchProcess:  # gone (ZombieProcess is one) between listing and reading it
+                continue
+        return alive
 
     answered, failed = [], []
     try:

@@ -209,11 +209,15 @@ class _OpenLoop:
 def _worker_pids(pid: int) -> list[int]:
     import psutil
 
-    return [
-        c.pid
-        for c in psutil.Process(pid).children()
-        if "multiprocessing" in " ".join(c.cmdline()) and "resource_tracker" not in " ".join(c.cmdline())
-    ]
+    alive = []
+    for child in psutil.Process(pid).children():
+        try:  # a stopped worker is a zombie until the supervisor reaps it: not a worker
+            command = " ".join(child.cmdline()) if child.status() != psutil.STATUS_ZOMBIE else ""
+        except psutil.NoSuchProcess:
+            continue
+        if "multiprocessing" in command and "resource_tracker" not in command:
+            alive.append(child.pid)
+    return alive
 
 
 def _disturb(

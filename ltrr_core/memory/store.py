@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..config import MemoryConfig
 from ..durable import checksum_tree, write_json_atomic, write_parquet
@@ -128,11 +129,11 @@ class MemoryIndex:
         starts = np.flatnonzero(np.r_[True, queries[1:] != queries[:-1]]) if len(queries) else np.empty(0, int)
         ends = np.r_[starts[1:], len(queries)]
         self.queries = [str(queries[s]) for s in starts]
-        self._slices = {q: (int(s), int(e)) for q, s, e in zip(self.queries, starts, ends)}
-        self._by_token: dict[str, list[int]] = {}
-        for position, query in enumerate(self.queries):
-            for token in set(query.split()):
-                self._by_token.setdefault(token, []).append(position)
+        self._query_index = pd.Index(self.queries)  # distinct and sorted: a hashed lookup
+        self._starts, self._ends = starts, ends
+        # token -> positions of the stored queries holding it, in CSR form (array operations: a
+        # loop per token took most of the load)
+        self._tokens, self._token_starts, self._token_positions = _token_postings(self.queries)
 
     def __len__(self) -> int:
         return len(self.entity_ids)
@@ -146,7 +147,8 @@ class MemoryIndex:
             return [], {"match": "none", "match_quality": 0.0, "matched_queries": []}
         best: dict[str, float] = {}
         for query, quality in matches:
-            start, end = self._slices[query]
+            position = int(self._query_index.get_loc(query))
+            start, end = int(self._starts[position]), int(self._ends[position])
             scores = self.predicted[start:end] if predicted_only else self.scores[start:end]
             for entity, score in zip(self.entity_ids[start:end], scores):
                 if np.isnan(score):
@@ -159,16 +161,15 @@ class MemoryIndex:
         return ranked, {"match": kind, "match_quality": matches[0][1], "matched_queries": [q for q, _ in matches]}
 
     def _matching_queries(self, normalised: str) -> list[tuple[str, float]]:
-        if normalised in self._slices:
+        if normalised in self._query_index:
             return [(normalised, 1.0)]
         if not normalised or not self.queries:
             return []
         from rapidfuzz import fuzz, process
 
-        known = sorted(
-            (t for t in set(normalised.split()) if t in self._by_token), key=lambda t: len(self._by_token[t])
-        )
-        positions = sorted({p for t in known[:_BLOCKING_TOKENS] for p in self._by_token[t]})
+        holding = {t: self._holding(t) for t in set(normalised.split())}
+        known = sorted((t for t, p in holding.items() if len(p)), key=lambda t: len(holding[t]))
+        positions = sorted({int(p) for t in known[:_BLOCKING_TOKENS] for p in holding[t]})
         if not positions:
             return []
         candidates = [self.queries[p] for p in positions]
@@ -180,3 +181,26 @@ class MemoryIndex:
             limit=self.config.fuzzy_max_queries,
         )
         return [(query, score / 100.0) for query, score, _ in found]
+
+    def _holding(self, token: str) -> np.ndarray:
+        """Positions of the stored queries that hold ``token``, ascending."""
+        try:
+            at = int(self._tokens.get_loc(token))
+        except KeyError:
+            return np.empty(0, dtype=np.int64)
+        return self._token_positions[self._token_starts[at] : self._token_starts[at + 1]]
+
+
+def _token_postings(queries: list[str]) -> tuple[pd.Index, np.ndarray, np.ndarray]:
+    """Distinct tokens (a hashed index), each one's start offset, and the positions of the queries
+    holding it, ascending; split and encoded by Arrow in C++."""
+    lists = pc.utf8_split_whitespace(pa.array(queries, type=pa.string()))
+    encoded = pc.dictionary_encode(lists.flatten())
+    codes = encoded.indices.to_numpy().astype(np.int64)
+    positions = pc.list_parent_indices(lists).to_numpy().astype(np.int64)
+    pairs = np.sort(codes * max(len(queries), 1) + positions)
+    pairs = pairs[np.r_[True, pairs[1:] != pairs[:-1]]] if len(pairs) else pairs  # a token twice in a query counts once
+    codes, positions = pairs // max(len(queries), 1), pairs % max(len(queries), 1)
+    distinct = encoded.dictionary.to_numpy(zero_copy_only=False)
+    starts = np.r_[0, np.cumsum(np.bincount(codes, minlength=len(distinct)))].astype(np.int64)
+    return pd.Index(distinct, dtype=object), starts, positions

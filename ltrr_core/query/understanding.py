@@ -149,14 +149,11 @@ class QueryUnderstander:
         content_config: ContentUnderstandingConfig,
     ):
         self.config = config
+        # Columns as Python lists first: iterating an Arrow-backed pandas column element by element
+        # costs more than the loops below.
+        columns = {c: vocabulary[c].tolist() for c in ("kind", "name", "display", "n_entities", "popularity")}
         self._names: dict[str, list[tuple[str, str, int, float]]] = {}
-        for kind, name, display, n, pop in zip(
-            vocabulary["kind"],
-            vocabulary["name"],
-            vocabulary["display"],
-            vocabulary["n_entities"],
-            vocabulary["popularity"],
-        ):
+        for kind, name, display, n, pop in zip(*columns.values()):
             self._names.setdefault(name, []).append((kind, display, int(n), float(pop)))
         self._token_counts: dict[str, int] = {}
         for name, entries in self._names.items():
@@ -168,9 +165,9 @@ class QueryUnderstander:
         # "love" -> the "love songs" tag); ranked by popularity (artists) or entity count (tags).
         self._partial_index: dict[str, dict[str, list[tuple[str, str, float]]]] = {"artist": {}, "tag": {}}
         for kind, weight_column in (("artist", "popularity"), ("tag", "n_entities")):
-            names = vocabulary[vocabulary["kind"] == kind]
             index = self._partial_index[kind]
-            for name, display, weight in zip(names["name"], names["display"], names[weight_column]):
+            rows = zip(columns["kind"], columns["name"], columns["display"], columns[weight_column])
+            for name, display, weight in ((n, d, w) for k, n, d, w in rows if k == kind):
                 for token in set(name.split()):
                     index.setdefault(token, []).append((name, display, float(weight)))
         self._terms = self._term_table(config, content_config)
