@@ -226,6 +226,7 @@ def plan_logs(settings: Settings) -> KindPlan:
 
 
 def _trash(folder: Path, kind: str) -> list[Removal]:
+    """What interrupted removals left in a log folder (versioned stores list theirs: ``trash()``)."""
     if not folder.is_dir():
         return []
     return [
@@ -257,7 +258,7 @@ def _plan_versions(
         for name in names
         if name not in reasons
     ]
-    plan.removals += _trash(root, kind)
+    plan.removals += [Removal(kind, p.name, (p,), "left over by an interrupted removal") for p in store.trash()]
     return plan
 
 
