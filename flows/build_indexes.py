@@ -1,4 +1,5 @@
-"""Flow: published catalog -> (BM25 || QU resources || ONNX query encoder || vectors: plan -> encode partitions -> write + ANN)
+"""Flow: published catalog -> (BM25 || QU resources || ONNX query encoder || vectors: plan -> document
+encoder -> encode partitions -> write + ANN)
 -> publish build. The task runner comes from ``orchestration.task_runner`` (threads, or Dask
 workers: ``flows.runners.with_task_runner``)."""
 
@@ -18,6 +19,7 @@ from tasks.indexes import (
     finish_vectors,
     load_catalog,
     plan_vectors,
+    prepare_document_encoder,
     publish_build,
     start_build,
 )
@@ -33,6 +35,7 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
         query_resources = build_query_resources.submit(settings, entities, build_id)
         query_encoder = build_query_encoder.submit(settings, entities, build_id)
         plan = plan_vectors(settings, entities)
+        document_encoder = prepare_document_encoder(settings, plan)  # exported once, before the partitions load it
         parts = encode_partition.map(
             unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions)
         )
@@ -41,6 +44,7 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
             "bm25": bm25.result(),
             "query_resources": query_resources.result(),
             "query_encoder": query_encoder.result(),
+            "document_encoder": document_encoder,
             "vectors": vectors,
         }
         return publish_build(settings, build_id, catalog_version, reports)

@@ -28,6 +28,7 @@ def generate_q2e(config_path: str | None = None, until: str | None = None) -> di
         return publish_q2e(
             settings,
             catalog_version,
+            entities,
             fresh,
             drop_ids,
             engagement.result(),

@@ -108,10 +108,20 @@ class EmbeddingConfig(_Model):
     name_weight: float = Field(0.7, ge=0, lt=1)
     # What serving encodes queries with: the same model exported to ONNX (int8: dynamic
     # quantisation, per-channel weights, fused attention; fp32), or the torch model itself.
-    # Document vectors are always the torch model's; the export gate proves the spaces agree.
+    # Document vectors are the fp32 model's; the export gate proves the spaces agree.
     query_encoder: Literal["onnx_int8", "onnx_fp32", "torch"] = "onnx_int8"
     # Export gate: mean cosine between the export's and the torch model's vectors on sample texts.
     query_min_cosine: float = Field(0.98, gt=0, le=1)
+    # What index builds (and Q2E relevance) embed texts with: the fp32 ONNX export run in
+    # length-sorted padded batches (the torch model's vectors, cosine 1.0, ~1.6-2x the texts per
+    # second on 2 cores: docs/design.md), or the torch model itself.
+    document_encoder: Literal["onnx_fp32", "torch"] = "onnx_fp32"
+    document_min_cosine: float = Field(0.9999, gt=0, le=1)  # its export gate: the same vectors
+    document_batch_size: int = Field(32, ge=1)  # texts per ONNX run (measured best of 16/32/128)
+    # Where ONNX exports are cached. An export is keyed by the weights' checksum, the precision
+    # and the exporting libraries, so one cache may serve several data directories (env
+    # LTRR_ENCODER_EXPORTS). None: <data_dir>/indexes/query-encoders.
+    export_cache_dir: Path | None = None
     query_agreement_sample: int = Field(512, ge=16)
 
 
@@ -869,11 +879,14 @@ DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "default.y
 
 
 def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
-    """Load and validate a config file; environment variables override the two root paths."""
+    """Load and validate a config file; environment variables override the two root paths and the
+    encoder export cache."""
     data = _read_yaml(Path(path) if path else DEFAULT_CONFIG)
     if os.environ.get("LTRR_DATA_DIR"):
         data["data_dir"] = os.environ["LTRR_DATA_DIR"]
     if os.environ.get("LTRR_SHARED_DATA_DIR"):
         data["shared_data_dir"] = os.environ["LTRR_SHARED_DATA_DIR"]
+    if os.environ.get("LTRR_ENCODER_EXPORTS"):
+        data.setdefault("embedding", {})["export_cache_dir"] = os.environ["LTRR_ENCODER_EXPORTS"]
     settings = Settings.model_validate(data)
     return settings.with_overrides(**overrides) if overrides else settings

@@ -66,6 +66,13 @@ def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
     return plan
 
 
+@task(name="prepare_document_encoder", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
+def prepare_document_encoder(settings: Settings, plan: VectorPlan) -> dict[str, Any]:
+    report = build.prepare_document_encoder(settings, plan)
+    get_run_logger().info("document encoder: %s", json.dumps(report))
+    return report
+
+
 @task(name="encode_partition", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
 def encode_partition(settings: Settings, texts: list[EmbeddingText]) -> build.EncodedPartition:
     return build.encode_texts(settings, texts, show_progress=len(texts) > 0)

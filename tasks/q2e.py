@@ -52,13 +52,14 @@ def generate_predictions(
 def publish_q2e(
     settings: Settings,
     catalog_version: str,
+    entities: pd.DataFrame,
     fresh: pd.DataFrame,
     drop_ids: set[str],
     engagement: pd.DataFrame,
     reports: dict[str, Any],
 ) -> dict[str, Any]:
     predicted = build.merge_predictions(settings, fresh, drop_ids, reports["scope"])
-    manifest = build.publish_q2e(settings, catalog_version, predicted, engagement, reports)
+    manifest = build.publish_q2e(settings, catalog_version, entities, predicted, engagement, reports)
     create_markdown_artifact(
         key="q2e",
         description=f"Q2E table {manifest['version']}",
@@ -71,7 +72,9 @@ def publish_q2e(
                 f"| generated | {reports['doc2query']} |",
                 f"| rows | {manifest['n_rows']} ({manifest['rows_by_source']}) |",
                 f"| queries / entities | {manifest['n_queries']} / {manifest['n_entities']} |",
-                f"| engagement rows / observed pairs | {manifest['n_engagement_rows']} / {manifest['n_observed_pairs']} |",
+                f"| engagement rows / observed pairs | {manifest['n_engagement_rows']} / {manifest['n_observed_pairs']} "
+                f"({manifest['n_observed_pairs_outside_catalog']} outside the catalog, left out) |",
+                f"| contract | {manifest['contract']} |",
             ]
         ),
     )

@@ -25,6 +25,53 @@ def test_the_build_exports_an_int8_encoder_that_agrees_with_the_torch_model(buil
     assert spec.precision == "int8" and spec.dim == 384 and spec.model == settings.embedding.model
 
 
+def test_the_build_embeds_documents_with_an_fp32_export_that_gives_the_torch_models_vectors(built_platform):
+    """The catalog's vectors in the Lance table were written by the fp32 ONNX document encoder in
+    padded batches; on real entity texts they are the torch model's vectors (cosine 1 to 1e-4),
+    and a text's vector does not depend on its batch-mates."""
+    from ltrr_core.catalog import CatalogStore
+    from ltrr_core.index import build
+    from ltrr_core.index.documents import embedding_input
+    from ltrr_core.index.encoder import OnnxDocumentEncoder, shared_encoder
+    from ltrr_core.index.vector import ID, VECTOR, open_db
+
+    settings, catalog_manifest, build_manifest, _ = built_platform
+    report = build_manifest["document_encoder"]
+    assert report["kind"] == "onnx_fp32" and build_manifest["vectors"]["encoder"] == "onnx_fp32"
+    assert report["agreement"]["mean_cosine"] >= settings.embedding.document_min_cosine
+    entities = CatalogStore(settings.data_dir / "catalog").load(catalog_manifest["version"])
+    picked = entities.sample(240, random_state=3)
+    texts = [
+        embedding_input(row, settings.embedding.max_tags_in_text, settings.embedding.name_weight)
+        for row in picked.to_dict("records")
+    ]
+    reference = build.blend_embeddings(shared_encoder(settings.embedding), texts)
+    table = open_db(settings.data_dir / "indexes" / "lance").open_table(settings.vector.table)
+    stored = table.to_arrow().select([ID, VECTOR]).to_pandas().set_index(ID).loc[picked[ID], VECTOR]
+    cosine = (
+        (np.stack(stored.to_numpy()) * reference).sum(axis=1)
+        / np.linalg.norm(reference, axis=1)
+        / np.linalg.norm(np.stack(stored.to_numpy()), axis=1)
+    )
+    assert cosine.min() >= 0.9999, picked[ID].iloc[int(cosine.argmin())]
+
+    encoder = build.document_encoder(settings, [])  # the build's export, from the cache
+    assert isinstance(encoder, OnnxDocumentEncoder)
+    whole = [t.full for t in texts]
+    batched = encoder.encode(whole)
+    alone = np.stack([encoder.encode([text])[0] for text in whole[:20]])
+    np.testing.assert_allclose(batched[:20], alone, atol=2e-5)
+
+
+def test_an_int8_export_is_refused_as_a_document_encoder(built_platform):
+    from ltrr_core.index.encoder import OnnxDocumentEncoder
+
+    settings, _, build_manifest, _ = built_platform
+    int8 = settings.data_dir / "indexes" / "builds" / build_manifest["build_id"] / "query_encoder"
+    with pytest.raises(QueryEncoderError, match="must be fp32"):
+        OnnxDocumentEncoder(int8, threads=1, batch_size=8)
+
+
 def test_query_vectors_find_the_same_entities_as_the_torch_model(built_platform):
     """Real CPCD search queries, the platform's own Lance table (torch document vectors): the
     int8 query vectors retrieve nearly the same top 10 as the torch model's."""

@@ -145,7 +145,8 @@ def eval_semantic_cmd(
     from ltrr_core.catalog import CatalogStore
     from ltrr_core.durable import read_json
     from ltrr_core.eval.semantic import compare_semantic_documents
-    from ltrr_core.index.encoder import Encoder
+    from ltrr_core.index.build import document_encoder
+    from ltrr_core.index.documents import query_like_sample
     from ltrr_core.runtime.service import load_service
 
     labelled = _labelled(settings, queries, split or ("all" if queries else "heldout"))
@@ -160,9 +161,8 @@ def eval_semantic_cmd(
         raise typer.Exit(2)
     catalog_version = read_json(Path(path) / "manifest.json")["components"]["catalog_version"]
     entities = CatalogStore(settings.data_dir / "catalog").load(catalog_version)
-    result = compare_semantic_documents(
-        settings, service, labelled, entities, catalog_version, Encoder(settings.embedding)
-    )
+    encoder = document_encoder(settings, query_like_sample(entities, settings.embedding.query_agreement_sample))
+    result = compare_semantic_documents(settings, service, labelled, entities, catalog_version, encoder)
     if markdown:
         from ltrr_core.durable import write_bytes_atomic
         from ltrr_core.eval.report import provenance

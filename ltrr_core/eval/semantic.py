@@ -27,6 +27,7 @@ from .. import schema as S
 from ..config import Settings
 from ..index.build import blend_embeddings
 from ..index.documents import EmbeddingText, embedding_input
+from ..index.query_encoder import TextEncoder
 from ..index.vector import apply_type_caps
 from ..labelled.datasets import LabelledQueries
 from ..labelled.labels import graded_labels
@@ -116,10 +117,10 @@ def compare_semantic_documents(
     labelled: LabelledQueries,
     entities: pd.DataFrame,
     catalog_version: str,
-    encoder: Any,
+    encoder: TextEncoder,
 ) -> SemanticComparison:
     """``service``: a loaded SearchService serving ``semantic``; ``entities``: its catalog version;
-    ``encoder``: the document encoder (the torch model the index was built with)."""
+    ``encoder``: the document encoder the index was built with (``index.build.document_encoder``)."""
     qids = list(labelled.queries)
     if not qids:
         raise ValueError("no labelled queries with a relevant entity to evaluate")

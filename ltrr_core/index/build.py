@@ -5,7 +5,9 @@ Layout under ``<data_dir>/indexes``::
     lance/                       the Lance database (the vector table keeps its own versions)
     builds/<build_id>/bm25/      the bm25s index of this build
     builds/<build_id>/query_encoder/  the ONNX query encoder serving uses (``index.query_encoder``)
-    query-encoders/<key>/        cached ONNX exports, one per model weights x precision x libraries
+    query-encoders/<key>/        cached ONNX exports (query and document encoders), one per model
+                                 weights x precision x libraries (``embedding.export_cache_dir``
+                                 puts the cache elsewhere, e.g. shared by several data directories)
     builds/<build_id>/manifest.json
     CURRENT                      the build that search reads
 
@@ -38,10 +40,18 @@ from ..config import EmbeddingConfig, Settings
 from ..durable import checksum_tree, read_json, write_json_atomic
 from ..store import NotPublished, VersionedStore
 from .bm25 import BM25Index, BM25Settings, weighted_document
-from .documents import EmbeddingText, document_fields, embedding_input
-from .encoder import MODEL_IMPORT_LOCK, Encoder
-from .query_encoder import read_spec
-from .vector import VectorPlan, apply_vector_update, build_ann_index, measure_recall, open_db, plan_vector_update
+from .documents import EmbeddingText, document_fields, embedding_input, query_like_sample
+from .encoder import MODEL_IMPORT_LOCK, Encoder, OnnxDocumentEncoder
+from .query_encoder import TextEncoder, read_spec
+from .vector import (
+    VECTOR,
+    VectorPlan,
+    apply_vector_update,
+    build_ann_index,
+    measure_recall,
+    open_db,
+    plan_vector_update,
+)
 
 MANIFEST_VERSION = "1.0"
 
@@ -141,7 +151,71 @@ def query_encoder_export(
     with MODEL_IMPORT_LOCK:
         from .onnx_export import cached_query_encoder
 
-    return cached_query_encoder(embedding or settings.embedding, indexes_root(settings) / "query-encoders", entities)
+    config = embedding or settings.embedding
+    sample = query_like_sample(entities, config.query_agreement_sample)
+    return cached_query_encoder(config, export_cache(settings), sample)
+
+
+def export_cache(settings: Settings) -> Path:
+    """Where ONNX exports are cached: ``embedding.export_cache_dir``, else ``indexes/query-encoders``."""
+    return settings.embedding.export_cache_dir or indexes_root(settings) / "query-encoders"
+
+
+def document_encoder_export(settings: Settings, sample: list[str]) -> tuple[Path, bool]:
+    """The cached fp32 ONNX export index builds embed with (``embedding.document_encoder``),
+    exported and gated on ``sample`` when missing: (directory, reused). The flow prepares it
+    before its encoding partitions, which then only load it."""
+    with MODEL_IMPORT_LOCK:
+        from .onnx_export import cached_document_encoder
+
+    return cached_document_encoder(settings.embedding, export_cache(settings), sample)
+
+
+def document_encoder(settings: Settings, sample: list[str]) -> TextEncoder:
+    """What index builds and Q2E relevance embed texts with: the fp32 ONNX export (see
+    ``document_encoder_export``; ``sample``: query-like texts for its gate if it must be
+    exported), or the torch model (``embedding.document_encoder: torch``). One per process."""
+    config = settings.embedding
+    if config.document_encoder == "torch":
+        return _torch_encoder(config)
+    directory, _ = document_encoder_export(settings, sample)
+    return _onnx_document_encoder(directory, config.torch_threads, config.document_batch_size)
+
+
+def prepare_document_encoder(settings: Settings, plan: VectorPlan) -> dict[str, Any]:
+    """Export (when missing) the document encoder the plan's partitions will load, so that
+    parallel partitions do not each export it."""
+    kind = settings.embedding.document_encoder
+    if kind == "torch" or not plan.todo_texts:
+        return {"kind": kind}
+    started = time.perf_counter()
+    directory, reused = document_encoder_export(
+        settings, name_sample(plan.todo_texts, settings.embedding.query_agreement_sample)
+    )
+    spec = read_spec(directory)
+    return {
+        "kind": kind,
+        "export": directory.name,
+        "reused": reused,
+        "agreement": spec.agreement.model_dump(),
+        "seconds": round(time.perf_counter() - started, 2),
+    }
+
+
+@lru_cache(maxsize=2)
+def _torch_encoder(config: EmbeddingConfig) -> Encoder:
+    return Encoder(config)
+
+
+@lru_cache(maxsize=2)
+def _onnx_document_encoder(directory: Path, threads: int, batch_size: int) -> OnnxDocumentEncoder:
+    return OnnxDocumentEncoder(directory, threads, batch_size)
+
+
+def name_sample(texts: list[EmbeddingText], n: int) -> list[str]:
+    """Every k-th name line ("title by artists from album"): query-like texts for an export gate."""
+    step = max(1, len(texts) // max(1, n))
+    return [t.name for t in texts[::step][:n] if t.name.strip()]
 
 
 def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
@@ -159,26 +233,22 @@ def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
     return plan_vector_update(db, settings.vector.table, entities[S.ID].tolist(), entities[S.TYPE].tolist(), texts)
 
 
-@lru_cache(maxsize=2)
-def _encoder(config: EmbeddingConfig) -> Encoder:
-    return Encoder(config)
-
-
 @dataclass
 class EncodedPartition:
-    vectors: np.ndarray
+    vectors: np.ndarray  # (n, dim)
     seconds: float
+    model: str  # the embedding model (config) the vectors are of
 
 
 def encode_texts(settings: Settings, texts: list[EmbeddingText], show_progress: bool = False) -> EncodedPartition:
     """One partition's embeddings (the encoder is loaded once per worker process)."""
-    encoder = _encoder(settings.embedding)
+    encoder = document_encoder(settings, name_sample(texts, settings.embedding.query_agreement_sample))
     started = time.perf_counter()
     vectors = blend_embeddings(encoder, texts, show_progress)
-    return EncodedPartition(vectors, time.perf_counter() - started)
+    return EncodedPartition(vectors, time.perf_counter() - started, encoder.name)
 
 
-def blend_embeddings(encoder: Any, texts: list[EmbeddingText], show_progress: bool = False) -> np.ndarray:
+def blend_embeddings(encoder: TextEncoder, texts: list[EmbeddingText], show_progress: bool = False) -> np.ndarray:
     """Each text's vector: ``name_weight`` x its name line's embedding + the rest x its whole
     text's; a name line equal to the whole text (nothing to describe) is encoded once."""
     if not texts:
@@ -196,20 +266,24 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
     """Write the encoded partitions (in plan order), rebuild the ANN index if anything changed,
     measure its recall. ``encode_seconds`` sums the partitions' encoding time (worker time)."""
     started = time.perf_counter()
-    encoder = _encoder(settings.embedding)
+    models = {part.model for part in parts} - {settings.embedding.model}
+    if models:
+        raise ValueError(
+            f"partitions encoded with {sorted(models)}, this build's model is {settings.embedding.model!r}"
+        )
     encode_seconds = sum(part.seconds for part in parts)
-    vectors = (
-        np.concatenate([part.vectors for part in parts]) if parts else np.zeros((0, encoder.dim), dtype=np.float32)
-    )
     db = open_db(indexes_root(settings) / "lance")
-    update = apply_vector_update(db, settings.vector.table, plan, vectors, encoder.dim, encode_seconds)
+    dim = _vector_dim(db, settings, parts)
+    vectors = np.concatenate([part.vectors for part in parts]) if parts else np.zeros((0, dim), dtype=np.float32)
+    update = apply_vector_update(db, settings.vector.table, plan, vectors, dim, encode_seconds)
     table = db.open_table(settings.vector.table)
     changed = update.n_encoded > 0 or update.n_removed > 0
     ann = build_ann_index(table, settings.vector, force=changed)
     recall = measure_recall(table, settings.vector) if ann["kind"] != "brute_force" else {}
     return {
-        "model": encoder.name,
-        "dim": encoder.dim,
+        "model": settings.embedding.model,
+        "encoder": settings.embedding.document_encoder,
+        "dim": dim,
         "table": settings.vector.table,
         "table_version": int(table.version),
         "n_vectors": table.count_rows(),
@@ -222,6 +296,16 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
         "ann_recall": recall,
         "seconds": round(time.perf_counter() - started + encode_seconds, 2),
     }
+
+
+def _vector_dim(db: Any, settings: Settings, parts: list[EncodedPartition]) -> int:
+    """The vectors' dimension: the partitions', else the table's (nothing changed), else the
+    model's (an empty catalog's first build)."""
+    if parts:
+        return int(parts[0].vectors.shape[1])
+    if settings.vector.table in db.table_names():
+        return int(db.open_table(settings.vector.table).schema.field(VECTOR).type.list_size)
+    return _torch_encoder(settings.embedding).dim
 
 
 def _versions(*names: str) -> dict[str, str]:
@@ -238,7 +322,9 @@ def settings_fingerprint(settings: Settings) -> str:
     """The settings an index build is a function of (with the catalog version): BM25, the
     embedding model and text, the vector table and ANN, the QU vocabulary."""
     payload = {
-        name: getattr(settings, name).model_dump(mode="json")
+        name: getattr(settings, name).model_dump(
+            mode="json", exclude={"export_cache_dir"} if name == "embedding" else None
+        )
         for name in ("bm25", "embedding", "vector", "query_understanding")
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import pandas as pd
+
 from .. import schema as S
 
 
@@ -95,3 +97,18 @@ class EmbeddingText:
 def embedding_input(row: dict[str, Any], max_tags: int, name_weight: float) -> EmbeddingText:
     fields = document_fields(row, max_tags)
     return EmbeddingText(name_line(fields, row.get(S.TYPE)), embedding_text(row, max_tags), name_weight)
+
+
+def _first_artist(artists: Any) -> str:
+    return str(next(iter(artists), "")) if artists is not None else ""
+
+
+def query_like_sample(entities: pd.DataFrame, n: int) -> list[str]:
+    """Query-like texts for an encoder export's gate from entities (``title``, ``artists``): every k-th
+    title, and "title artist" for half of them."""
+    titles = entities[S.TITLE].astype(str).tolist()
+    artists = [_first_artist(a) for a in entities[S.ARTISTS]]
+    step = max(1, len(titles) // max(1, n))
+    picked = list(range(0, len(titles), step))[:n]
+    texts = [titles[i] if j % 2 == 0 or not artists[i] else f"{titles[i]} {artists[i]}" for j, i in enumerate(picked)]
+    return [t for t in texts if t and t.strip()]

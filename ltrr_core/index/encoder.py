@@ -9,10 +9,20 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
+from tokenizers import Tokenizer
 
 from ..config import EmbeddingConfig, RuntimeConfig
 from ..progress import track
-from .query_encoder import SPEC_FILE, OnnxQueryEncoder, QueryEncoderError, TextEncoder, read_spec
+from .query_encoder import (
+    MODEL_FILE,
+    SPEC_FILE,
+    TOKENIZER_FILE,
+    OnnxQueryEncoder,
+    QueryEncoderError,
+    TextEncoder,
+    onnx_session,
+    read_spec,
+)
 
 _log = logging.getLogger("ltrr.encoder")
 
@@ -79,6 +89,60 @@ class Encoder:
             )
             parts.append(part.astype(np.float32, copy=False))
         return np.concatenate(parts)
+
+
+class OnnxDocumentEncoder:
+    """Batch encoding with an fp32 ONNX export (``index.onnx_export``): texts sorted by token
+    length, padded per batch of ``batch_size``, one session with ``threads`` intra-op threads.
+    Padding is masked out of the pooling, so a text's vector does not depend on its batch-mates:
+    the torch model's vectors (the export gate and tests/test_query_encoder.py measure it)."""
+
+    def __init__(self, directory: Path, threads: int, batch_size: int):
+        directory = Path(directory)
+        self.spec = read_spec(directory)
+        if self.spec.precision != "fp32":
+            raise QueryEncoderError(
+                f"{directory}: a document encoder must be fp32 (int8 activations are quantised per "
+                f"batch, so a vector would depend on its batch-mates); this export is {self.spec.precision}"
+            )
+        self._session = onnx_session(directory / MODEL_FILE, threads)
+        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
+        self._tokenizer.enable_truncation(self.spec.max_length)
+        self._tokenizer.no_padding()
+        self.batch_size = batch_size
+        self.dim = self.spec.dim
+
+    @property
+    def name(self) -> str:
+        return self.spec.model
+
+    def encode(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
+        """L2-normalised float32 rows in the order of ``texts``; progress as ``Encoder.encode``."""
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        if not texts:
+            return out
+        ids = [encoding.ids for encoding in self._tokenizer.encode_batch(texts)]
+        order = np.argsort(np.fromiter((len(row) for row in ids), dtype=np.int64, count=len(ids)), kind="stable")
+        chunk = self.batch_size * 64
+        starts: Iterable[int] = range(0, len(order), chunk)
+        if show_progress and len(texts) > chunk:
+            starts = track(range(0, len(order), chunk), f"encoding {len(texts)} texts ({chunk} per step)")
+        for start in starts:
+            for first in range(start, min(start + chunk, len(order)), self.batch_size):
+                batch = order[first : first + self.batch_size]
+                out[batch] = self._run([ids[i] for i in batch])
+        return out
+
+    def _run(self, rows: list[list[int]]) -> np.ndarray:
+        width = max(len(row) for row in rows)
+        input_ids = np.zeros((len(rows), width), dtype=np.int64)
+        mask = np.zeros_like(input_ids)
+        for r, row in enumerate(rows):
+            input_ids[r, : len(row)] = row
+            mask[r, : len(row)] = 1
+        feeds = {"input_ids": input_ids, "attention_mask": mask, "token_type_ids": np.zeros_like(input_ids)}
+        (vectors,) = self._session.run(None, feeds)
+        return np.asarray(vectors, dtype=np.float32)
 
 
 _SHARED_LOCK = threading.Lock()

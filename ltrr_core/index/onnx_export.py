@@ -1,16 +1,18 @@
-"""Export the sentence encoder to the ONNX query encoder serving uses (build time only).
+"""Export the sentence encoder to ONNX (build time only): the query encoder serving uses and the
+document encoder index builds embed the catalog with.
 
 torch -> ONNX (the transformer with mean pooling and L2 normalisation, dynamic batch and
 length) -> onnxruntime's transformer optimiser (fused attention, LayerNorm, GELU) -> dynamic
 int8 quantisation with per-channel weights (``embedding.query_encoder: onnx_int8``), or the
-optimised fp32 graph (``onnx_fp32``).
+optimised fp32 graph (``onnx_fp32``, also ``embedding.document_encoder``).
 
 The export gate: the exported encoder and the torch model encode the same sample texts (short,
 query-like: entity titles and "title artist" lines of the catalog being indexed); the mean
-cosine must reach ``embedding.query_min_cosine``, else the export is refused and nothing is
-published. Exports are cached under ``<data_dir>/indexes/query-encoders/<key>``, the key being
-the model weights' checksum, the precision and the exporting library versions, so a nightly
-index build copies the cached export instead of exporting again.
+cosine must reach the caller's floor (``embedding.query_min_cosine`` for a query encoder,
+``embedding.document_min_cosine`` for a document encoder), else the export is refused and
+nothing is published. Exports are cached under ``<data_dir>/indexes/query-encoders/<key>``,
+the key being the model weights' checksum, the precision and the exporting library versions,
+so a nightly index build copies the cached export instead of exporting again.
 """
 
 from __future__ import annotations
@@ -24,16 +26,14 @@ import time
 import warnings
 from importlib.metadata import version as package_version
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import onnx
-import pandas as pd
 import torch
 from onnxruntime.quantization import QuantType, quantize_dynamic
 from onnxruntime.transformers.optimizer import optimize_model
 from transformers import AutoConfig, AutoModel
 
-from .. import schema as S
 from ..config import EmbeddingConfig
 from ..durable import sha256_file, staged_directory, write_json_atomic
 from .encoder import Encoder, resolve_model_path
@@ -46,9 +46,12 @@ from .query_encoder import (
     OnnxQueryEncoder,
     QueryEncoderError,
     QueryEncoderSpec,
+    read_spec,
 )
 
 OPSET = 17
+Precision = Literal["int8", "fp32"]
+QUERY_GATE, DOCUMENT_GATE = "query_min_cosine", "document_min_cosine"  # EmbeddingConfig fields
 
 
 class _PooledEncoder(torch.nn.Module):
@@ -68,10 +71,12 @@ class _PooledEncoder(torch.nn.Module):
         return torch.nn.functional.normalize(pooled, p=2, dim=1)
 
 
-def _precision(config: EmbeddingConfig) -> str:
-    if config.query_encoder == "torch":
-        raise QueryEncoderError("embedding.query_encoder is 'torch': there is no ONNX export to build")
-    return config.query_encoder.removeprefix("onnx_")
+def _precision(kind: str, setting: str) -> Precision:
+    if kind == "onnx_int8":
+        return "int8"
+    if kind == "onnx_fp32":
+        return "fp32"
+    raise QueryEncoderError(f"{setting} is {kind!r}: there is no ONNX export to build")
 
 
 def _check_pooling(model_path: Path) -> None:
@@ -99,12 +104,12 @@ def _weights(model_path: Path) -> Path:
     raise QueryEncoderError(f"{model_path}: no model.safetensors or pytorch_model.bin to export")
 
 
-def export_key(config: EmbeddingConfig) -> str:
+def export_key(config: EmbeddingConfig, precision: Precision) -> str:
     """What an export is a function of: the weights, the precision, the exporting libraries."""
     model_path = resolve_model_path(config.model)
     payload = {
         "weights": sha256_file(_weights(model_path)),
-        "precision": _precision(config),
+        "precision": precision,
         "opset": OPSET,
         "versions": {name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "transformers")},
     }
@@ -167,14 +172,23 @@ def measure_agreement(encoder: OnnxQueryEncoder, reference: Encoder, texts: list
 
 
 def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str]) -> QueryEncoderSpec:
-    """Export, gate on agreement with the torch model over ``sample``, publish at ``target``
-    (atomically; nothing is published when the gate refuses)."""
+    """The query encoder ``embedding.query_encoder`` names, gated at ``embedding.query_min_cosine``."""
+    precision = _precision(config.query_encoder, "embedding.query_encoder")
+    return export_encoder(config, precision, QUERY_GATE, target, sample)
+
+
+def export_encoder(
+    config: EmbeddingConfig, precision: Precision, gate: str, target: Path, sample: list[str]
+) -> QueryEncoderSpec:
+    """Export, gate on agreement with the torch model over ``sample`` (mean cosine at least
+    the config's ``gate`` setting: ``query_min_cosine`` or ``document_min_cosine``), publish at
+    ``target`` (atomically; nothing is published when the gate refuses)."""
+    min_cosine = float(getattr(config, gate))
     if not sample:
         raise QueryEncoderError("the export gate needs sample texts; the catalog gave none")
     started = time.perf_counter()
     model_path = resolve_model_path(config.model)
     _check_pooling(model_path)
-    precision = _precision(config)
     with staged_directory(Path(target)) as staging, tempfile.TemporaryDirectory(prefix="onnx-export-") as scratch:
         raw = Path(scratch) / "raw.onnx"
         _export_graph(model_path, raw, config.torch_threads)
@@ -194,11 +208,11 @@ def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str
         agreement = measure_agreement(
             OnnxQueryEncoder(staging, threads=config.torch_threads, cache_size=0), reference, sample
         )
-        if agreement.mean_cosine < config.query_min_cosine:
+        if agreement.mean_cosine < min_cosine:
             raise QueryEncoderError(
-                f"{config.query_encoder} export of {config.model}: mean cosine to the torch model "
+                f"onnx_{precision} export of {config.model}: mean cosine to the torch model "
                 f"{agreement.mean_cosine} on {agreement.n_texts} sample texts is below "
-                f"embedding.query_min_cosine {config.query_min_cosine}; not published"
+                f"embedding.{gate} {min_cosine}; not published"
             )
         spec = probe.model_copy(
             update={"agreement": agreement, "export_seconds": round(time.perf_counter() - started, 2)}
@@ -207,26 +221,37 @@ def export_query_encoder(config: EmbeddingConfig, target: Path, sample: list[str
     return spec
 
 
-def cached_query_encoder(config: EmbeddingConfig, cache_root: Path, entities: pd.DataFrame) -> tuple[Path, bool]:
-    """The export for ``config`` under ``cache_root`` (exported now, gated on texts of
-    ``entities``, if missing): (directory, reused)."""
-    directory = Path(cache_root) / export_key(config)
-    if (directory / SPEC_FILE).is_file():
-        return directory, True
-    export_query_encoder(config, directory, sample_texts(entities, config.query_agreement_sample))
-    return directory, False
+def cached_query_encoder(config: EmbeddingConfig, cache_root: Path, sample: list[str]) -> tuple[Path, bool]:
+    """The query encoder ``embedding.query_encoder`` names (see ``cached_export``)."""
+    precision = _precision(config.query_encoder, "embedding.query_encoder")
+    return cached_export(config, precision, QUERY_GATE, cache_root, sample)
 
 
-def _first_artist(artists: Any) -> str:
-    return str(next(iter(artists), "")) if artists is not None else ""
+def cached_document_encoder(config: EmbeddingConfig, cache_root: Path, sample: list[str]) -> tuple[Path, bool]:
+    """The document encoder ``embedding.document_encoder`` names (see ``cached_export``)."""
+    precision = _precision(config.document_encoder, "embedding.document_encoder")
+    return cached_export(config, precision, DOCUMENT_GATE, cache_root, sample)
 
 
-def sample_texts(entities: pd.DataFrame, n: int) -> list[str]:
-    """Query-like texts for the export gate from entities (``title``, ``artists``): every k-th
-    title, and "title artist" for half of them."""
-    titles = entities[S.TITLE].astype(str).tolist()
-    artists = [_first_artist(a) for a in entities[S.ARTISTS]]
-    step = max(1, len(titles) // max(1, n))
-    picked = list(range(0, len(titles), step))[:n]
-    texts = [titles[i] if j % 2 == 0 or not artists[i] else f"{titles[i]} {artists[i]}" for j, i in enumerate(picked)]
-    return [t for t in texts if t and t.strip()]
+def cached_export(
+    config: EmbeddingConfig, precision: Precision, gate: str, cache_root: Path, sample: list[str]
+) -> tuple[Path, bool]:
+    """The export of ``config`` at ``precision`` under ``cache_root`` (exported now, gated on
+    the query-like ``sample`` texts, if missing): (directory, reused). A cached export is reused only if
+    its recorded agreement reaches ``min_cosine`` (a query encoder's floor may be lower than a
+    document encoder's). Two builds exporting the same key at once: the second finds the first's."""
+    directory = Path(cache_root) / export_key(config, precision)
+    if not (directory / SPEC_FILE).is_file():
+        try:
+            export_encoder(config, precision, gate, directory, sample)
+            return directory, False
+        except OSError:  # FileExistsError, or the rename onto a directory another build published
+            if not (directory / SPEC_FILE).is_file():
+                raise
+    agreement, min_cosine = read_spec(directory).agreement, float(getattr(config, gate))
+    if agreement.mean_cosine < min_cosine:
+        raise QueryEncoderError(
+            f"{directory}: its mean cosine to the torch model {agreement.mean_cosine} is below "
+            f"embedding.{gate} {min_cosine}; not used"
+        )
+    return directory, True

@@ -79,6 +79,15 @@ def read_spec(directory: Path) -> QueryEncoderSpec:
     return QueryEncoderSpec.model_validate_json(path.read_text(encoding="utf-8"))
 
 
+def onnx_session(model: Path, threads: int) -> ort.InferenceSession:
+    """A CPU session with ``threads`` intra-op threads and every graph optimisation."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+
+
 class OnnxQueryEncoder:
     """Encodes with onnxruntime, one text per run, through the LRU cache."""
 
@@ -88,11 +97,7 @@ class OnnxQueryEncoder:
         model = directory / MODEL_FILE
         if verify and sha256_file(model) != self.spec.model_sha256:
             raise QueryEncoderError(f"{model} does not match the checksum in {SPEC_FILE}")
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self._session = ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(model, threads)
         self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
         self._tokenizer.enable_truncation(self.spec.max_length)
         self._tokenizer.no_padding()

@@ -24,7 +24,10 @@ from .. import schema as S
 from ..config import Settings
 from ..doc2query import LoggedQueryNeighbourGenerator, RelevanceFilter, TemplateGenerator, predict_q2e
 from ..doc2query.base import empty
+from ..index.build import document_encoder
+from ..index.documents import query_like_sample
 from .blend import blend, observed_statistics
+from .contract import check_q2e
 from .engagement import COLUMNS as ENGAGEMENT_COLUMNS
 from .engagement import cpcd_engagement, log_engagement
 from .store import Q2ENotBuilt, Q2EStore
@@ -208,10 +211,8 @@ def generate_predictions(
     """Predicted Q2E rows for these entities with every configured generator, Doc2Query-- filtered."""
     if entities.empty:
         return empty(), {"generated": {}, "kept": 0}
-    from ..index.encoder import Encoder
-
     started = time.perf_counter()
-    encoder = Encoder(settings.embedding)
+    encoder = document_encoder(settings, query_like_sample(entities, settings.embedding.query_agreement_sample))
     vectors = EntityVectors(settings)
     generators = make_generators(settings, observed, vectors, encoder.encode)
     relevance = RelevanceFilter(
@@ -232,10 +233,23 @@ def merge_predictions(settings: Settings, fresh: pd.DataFrame, drop_ids: set[str
 
 
 def publish_q2e(
-    settings: Settings, catalog_version: str, predicted: pd.DataFrame, engagement: pd.DataFrame, reports: dict[str, Any]
+    settings: Settings,
+    catalog_version: str,
+    entities: pd.DataFrame,
+    predicted: pd.DataFrame,
+    engagement: pd.DataFrame,
+    reports: dict[str, Any],
 ) -> dict[str, Any]:
+    """Blend the predictions with the engagement observed on the catalog's entities, check the
+    table against ``data_contracts/q2e.json`` (``entities``: the catalog version's) and publish it
+    as a new Q2E version. Engagement on
+    entities outside the catalog version (CPCD shows tracks its track table does not hold) is
+    counted and left out: the memory strategy may only answer with catalog entities."""
+    catalog_ids = pd.Index(entities[S.ID])
     observed = observed_statistics(engagement, settings.memory)
-    table = blend(predicted, observed, settings.memory, pd.Timestamp.now(tz="UTC"))
+    outside = ~observed["entity_id"].isin(catalog_ids)
+    table = blend(predicted, observed[~outside], settings.memory, pd.Timestamp.now(tz="UTC"))
+    contract = check_q2e(settings, table, catalog_ids)
     return q2e_store(settings).publish(
         table,
         predicted,
@@ -243,7 +257,9 @@ def publish_q2e(
             "catalog_version": catalog_version,
             "q2e_settings": _prediction_settings(settings),
             "n_engagement_rows": int(len(engagement)),
-            "n_observed_pairs": int(len(observed)),
+            "n_observed_pairs": int((~outside).sum()),
+            "n_observed_pairs_outside_catalog": int(outside.sum()),
+            "contract": {key: contract[key] for key in ("passed", "n_rows", "data_docs") if key in contract},
             **reports,
         },
     )
