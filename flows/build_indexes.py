@@ -33,9 +33,11 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
         build_id = start_build(settings)
         bm25 = build_bm25.submit(settings, entities, build_id)
         query_resources = build_query_resources.submit(settings, entities, build_id)
-        query_encoder = build_query_encoder.submit(settings, entities, build_id)
         plan = plan_vectors(settings, entities)
-        document_encoder = prepare_document_encoder(settings, plan)  # exported once, before the partitions load it
+        # Exported once, before the partitions load it, and before the query encoder's export
+        # (exports run one at a time): encoding is the longest step.
+        document_encoder = prepare_document_encoder(settings, plan)
+        query_encoder = build_query_encoder.submit(settings, entities, build_id)
         parts = encode_partition.map(
             unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions)
         )

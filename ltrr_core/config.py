@@ -887,6 +887,7 @@ def load_settings(path: Path | str | None = None, **overrides: Any) -> Settings:
     if os.environ.get("LTRR_SHARED_DATA_DIR"):
         data["shared_data_dir"] = os.environ["LTRR_SHARED_DATA_DIR"]
     if os.environ.get("LTRR_ENCODER_EXPORTS"):
-        data.setdefault("embedding", {})["export_cache_dir"] = os.environ["LTRR_ENCODER_EXPORTS"]
+        exports = Path(os.environ["LTRR_ENCODER_EXPORTS"]).expanduser().resolve()
+        data.setdefault("embedding", {})["export_cache_dir"] = str(exports)
     settings = Settings.model_validate(data)
     return settings.with_overrides(**overrides) if overrides else settings

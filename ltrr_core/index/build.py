@@ -213,9 +213,11 @@ def _onnx_document_encoder(directory: Path, threads: int, batch_size: int) -> On
 
 
 def name_sample(texts: list[EmbeddingText], n: int) -> list[str]:
-    """Every k-th name line ("title by artists from album"): query-like texts for an export gate."""
+    """Every k-th name line ("title by artists from album"; the whole text where an entity has no
+    name, as in a corpus without titles): query-like texts for an export gate."""
     step = max(1, len(texts) // max(1, n))
-    return [t.name for t in texts[::step][:n] if t.name.strip()]
+    picked = [t.name if t.name.strip() else t.full for t in texts[::step][:n]]
+    return [text for text in picked if text.strip()]
 
 
 def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
@@ -241,7 +243,10 @@ class EncodedPartition:
 
 
 def encode_texts(settings: Settings, texts: list[EmbeddingText], show_progress: bool = False) -> EncodedPartition:
-    """One partition's embeddings (the encoder is loaded once per worker process)."""
+    """One partition's embeddings (the encoder is loaded once per worker process); an empty
+    partition loads nothing."""
+    if not texts:
+        return EncodedPartition(np.zeros((0, 0), dtype=np.float32), 0.0, settings.embedding.model)
     encoder = document_encoder(settings, name_sample(texts, settings.embedding.query_agreement_sample))
     started = time.perf_counter()
     vectors = blend_embeddings(encoder, texts, show_progress)
@@ -272,9 +277,10 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
             f"partitions encoded with {sorted(models)}, this build's model is {settings.embedding.model!r}"
         )
     encode_seconds = sum(part.seconds for part in parts)
+    encoded = [part for part in parts if len(part.vectors)]
     db = open_db(indexes_root(settings) / "lance")
-    dim = _vector_dim(db, settings, parts)
-    vectors = np.concatenate([part.vectors for part in parts]) if parts else np.zeros((0, dim), dtype=np.float32)
+    dim = _vector_dim(db, settings, encoded)
+    vectors = np.concatenate([part.vectors for part in encoded]) if encoded else np.zeros((0, dim), dtype=np.float32)
     update = apply_vector_update(db, settings.vector.table, plan, vectors, dim, encode_seconds)
     table = db.open_table(settings.vector.table)
     changed = update.n_encoded > 0 or update.n_removed > 0
@@ -299,8 +305,8 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
 
 
 def _vector_dim(db: Any, settings: Settings, parts: list[EncodedPartition]) -> int:
-    """The vectors' dimension: the partitions', else the table's (nothing changed), else the
-    model's (an empty catalog's first build)."""
+    """The vectors' dimension: the (non-empty) partitions', else the table's (nothing changed),
+    else the model's (an empty catalog's first build)."""
     if parts:
         return int(parts[0].vectors.shape[1])
     if settings.vector.table in db.table_names():

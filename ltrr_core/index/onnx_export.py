@@ -10,9 +10,10 @@ The export gate: the exported encoder and the torch model encode the same sample
 query-like: entity titles and "title artist" lines of the catalog being indexed); the mean
 cosine must reach the caller's floor (``embedding.query_min_cosine`` for a query encoder,
 ``embedding.document_min_cosine`` for a document encoder), else the export is refused and
-nothing is published. Exports are cached under ``<data_dir>/indexes/query-encoders/<key>``,
-the key being the model weights' checksum, the precision and the exporting library versions,
-so a nightly index build copies the cached export instead of exporting again.
+nothing is published. Exports are cached under ``embedding.export_cache_dir`` (default
+``<data_dir>/indexes/query-encoders``) by key -- the model weights' checksum, the precision, the
+gate and the exporting library versions -- so a nightly index build copies the cached export
+instead of exporting again.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ import json
 import logging
 import shutil
 import tempfile
+import threading
 import time
 import warnings
+from functools import lru_cache
 from importlib.metadata import version as package_version
 from pathlib import Path
 from typing import Literal
@@ -52,6 +55,7 @@ from .query_encoder import (
 OPSET = 17
 Precision = Literal["int8", "fp32"]
 QUERY_GATE, DOCUMENT_GATE = "query_min_cosine", "document_min_cosine"  # EmbeddingConfig fields
+_EXPORT_LOCK = threading.Lock()
 
 
 class _PooledEncoder(torch.nn.Module):
@@ -104,12 +108,23 @@ def _weights(model_path: Path) -> Path:
     raise QueryEncoderError(f"{model_path}: no model.safetensors or pytorch_model.bin to export")
 
 
-def export_key(config: EmbeddingConfig, precision: Precision) -> str:
-    """What an export is a function of: the weights, the precision, the exporting libraries."""
-    model_path = resolve_model_path(config.model)
+@lru_cache(maxsize=8)
+def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
+    """The checksum of a file, computed once per (path, modification time, size) in a process:
+    every encoding partition asks for the export key, and the weights are ~90 MB."""
+    return sha256_file(Path(path))
+
+
+def export_key(config: EmbeddingConfig, precision: Precision, gate: str) -> str:
+    """What an export is a function of: the weights, the precision, the gate it must pass (a query
+    encoder's floor is lower than a document encoder's, so the two never share an export), the
+    exporting libraries."""
+    weights = _weights(resolve_model_path(config.model))
+    stat = weights.stat()
     payload = {
-        "weights": sha256_file(_weights(model_path)),
+        "weights": _file_sha256(str(weights), stat.st_mtime_ns, stat.st_size),
         "precision": precision,
+        "gate": gate,
         "opset": OPSET,
         "versions": {name: package_version(name) for name in ("torch", "onnx", "onnxruntime", "transformers")},
     }
@@ -236,18 +251,20 @@ def cached_document_encoder(config: EmbeddingConfig, cache_root: Path, sample: l
 def cached_export(
     config: EmbeddingConfig, precision: Precision, gate: str, cache_root: Path, sample: list[str]
 ) -> tuple[Path, bool]:
-    """The export of ``config`` at ``precision`` under ``cache_root`` (exported now, gated on
-    the query-like ``sample`` texts, if missing): (directory, reused). A cached export is reused only if
-    its recorded agreement reaches ``min_cosine`` (a query encoder's floor may be lower than a
-    document encoder's). Two builds exporting the same key at once: the second finds the first's."""
-    directory = Path(cache_root) / export_key(config, precision)
-    if not (directory / SPEC_FILE).is_file():
-        try:
-            export_encoder(config, precision, gate, directory, sample)
-            return directory, False
-        except OSError:  # FileExistsError, or the rename onto a directory another build published
-            if not (directory / SPEC_FILE).is_file():
-                raise
+    """The export of ``config`` at ``precision`` under ``cache_root`` (exported now, gated by
+    ``gate`` on the query-like ``sample`` texts, if missing): (directory, reused). Exports run one
+    at a time in a process (torch's exporter keeps process-wide state, and an index build exports
+    its query and document encoders from two tasks); two processes exporting one key at once:
+    the second finds the first's."""
+    directory = Path(cache_root) / export_key(config, precision, gate)
+    with _EXPORT_LOCK:
+        if not (directory / SPEC_FILE).is_file():
+            try:
+                export_encoder(config, precision, gate, directory, sample)
+                return directory, False
+            except OSError:  # FileExistsError, or the rename onto a directory another process published
+                if not (directory / SPEC_FILE).is_file():
+                    raise
     agreement, min_cosine = read_spec(directory).agreement, float(getattr(config, gate))
     if agreement.mean_cosine < min_cosine:
         raise QueryEncoderError(

@@ -39,9 +39,6 @@ def check_q2e(settings: Settings, table: pd.DataFrame, catalog_ids: Collection[s
         CONTRACT,
         overrides={
             "expect_table_columns_to_match_set:None": {"column_set": [*Q2E_SCHEMA.names, *CHECKS, ROW]},
-            "expect_column_value_lengths_to_be_between:query": {
-                "max_value": settings.query_understanding.max_query_chars
-            },
             "expect_column_values_to_be_in_set:generator": {
                 "value_set": sorted({*settings.doc2query.generators, OBSERVED})
             },
