@@ -131,11 +131,16 @@ postgres:
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq postgresql > /dev/null; \
 	fi
 
+# Two pytest-xdist workers (one per core), a test module's tests on one worker: one worker builds the
+# shared test platform while the other runs the modules that need none (tests/conftest.py orders
+# them so). TEST_WORKERS=0 runs everything in one process.
+TEST_WORKERS ?= 2
+XDIST := -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 test: $(STAMP) chromium postgres lint
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q $(XDIST) --durations=15
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q $(XDIST) -m "not slow"
 
 # The performance table, then the soak beside it (needs a promoted bundle in the config's data_dir).
 bench: $(STAMP)

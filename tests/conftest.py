@@ -7,6 +7,8 @@ Prefect and every data directory point at temporary paths.
 from __future__ import annotations
 
 import os
+import pickle
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -28,6 +30,17 @@ def make_settings(data_dir: Path, **overrides) -> Settings:
     return load_settings(TEST_CONFIG, data_dir=str(data_dir), **overrides)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _encoder_exports(tmp_path_factory):
+    """One ONNX export cache for the run (exports are keyed by weights, precision and libraries):
+    every test platform, the workers' copies and the flows' subprocesses export each encoder once."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    os.environ["LTRR_ENCODER_EXPORTS"] = str(root / "encoder-exports")
+    yield
+    os.environ.pop("LTRR_ENCODER_EXPORTS", None)
+
+
 @pytest.fixture(scope="session")
 def test_settings(tmp_path_factory) -> Settings:
     return make_settings(tmp_path_factory.mktemp("platform"))
@@ -41,19 +54,61 @@ def prefect_harness():
         yield
 
 
-@pytest.fixture(scope="session")
-def built_platform(test_settings, prefect_harness, tmp_path_factory):
-    """Run both real flows once on the test profile; returns (settings, catalog manifest, build manifest)."""
-    import yaml
+# The fixtures that need the built platform (directly or through another fixture).
+PLATFORM_FIXTURES = frozenset({"built_platform", "q2e_platform", "searcher", "bundle_dir", "gated_bundle_dir"})
 
+
+def _build_platform(config_file: Path, out: Path) -> None:
+    """Both real flows and generate_q2e on the test profile; their returns pickled to ``out``."""
     from flows.build_indexes import build_indexes
     from flows.content_understanding import content_understanding
+    from flows.generate_q2e import generate_q2e
 
-    config_file = tmp_path_factory.mktemp("config") / "platform.yaml"
-    config_file.write_text(yaml.safe_dump({"extends": str(TEST_CONFIG), "data_dir": str(test_settings.data_dir)}))
     catalog_manifest = content_understanding(str(config_file))
     build_manifest = build_indexes(str(config_file))
-    return test_settings, catalog_manifest, build_manifest, config_file
+    q2e_manifest = generate_q2e(str(config_file))
+    out.write_bytes(pickle.dumps((catalog_manifest, build_manifest, q2e_manifest)))
+
+
+def _platform_config(data_dir: Path, directory: Path) -> Path:
+    import yaml
+
+    config_file = directory / "platform.yaml"
+    config_file.write_text(yaml.safe_dump({"extends": str(TEST_CONFIG), "data_dir": str(data_dir)}))
+    return config_file
+
+
+@pytest.fixture(scope="session")
+def _platform(test_settings, prefect_harness, tmp_path_factory):
+    """The test platform, built once per run: (settings, catalog manifest, build manifest, Q2E
+    manifest, config file). Under pytest-xdist the first worker to ask builds it in the run's
+    shared temporary directory (a file lock) and every worker copies it into its own data
+    directory, so that tests which write to the platform do not see each other's writes."""
+    data_dir = test_settings.data_dir
+    config_file = _platform_config(data_dir, tmp_path_factory.mktemp("config"))
+    if os.environ.get("PYTEST_XDIST_WORKER") is None:
+        manifests = tmp_path_factory.mktemp("manifests") / "platform.pickle"
+        _build_platform(config_file, manifests)
+    else:
+        from filelock import FileLock
+
+        shared = tmp_path_factory.getbasetemp().parent / "shared-platform"  # this run's, all workers'
+        shared.mkdir(exist_ok=True)
+        manifests = shared / "platform.pickle"
+        with FileLock(str(shared / "build.lock")):
+            if not manifests.exists():
+                _build_platform(_platform_config(shared / "data", shared), manifests)
+        shutil.copytree(shared / "data", data_dir, dirs_exist_ok=True)
+    catalog_manifest, build_manifest, q2e_manifest = pickle.loads(manifests.read_bytes())
+    return test_settings, catalog_manifest, build_manifest, q2e_manifest, config_file
+
+
+@pytest.fixture(scope="session")
+def built_platform(_platform):
+    """The built platform: (settings, catalog manifest, build manifest, config file). Its Q2E
+    table is built too (``q2e_platform``)."""
+    settings, catalog_manifest, build_manifest, _, config_file = _platform
+    return settings, catalog_manifest, build_manifest, config_file
 
 
 @pytest.fixture(scope="session")
@@ -90,12 +145,10 @@ def understander(real_entities, test_settings):
 
 
 @pytest.fixture(scope="session")
-def q2e_platform(built_platform):
-    """The built platform plus one run of the generate_q2e flow."""
-    from flows.generate_q2e import generate_q2e
-
-    settings, _, _, config_file = built_platform
-    return settings, generate_q2e(str(config_file)), config_file
+def q2e_platform(_platform):
+    """The built platform plus its run of the generate_q2e flow: (settings, Q2E manifest, config file)."""
+    settings, _, _, q2e_manifest, config_file = _platform
+    return settings, q2e_manifest, config_file
 
 
 @pytest.fixture(scope="session")
@@ -124,3 +177,34 @@ def gated_bundle_dir(bundle_dir, q2e_platform):
         decision = promote(settings, bundle_dir, dry_run=True)
         assert all(g.passed for g in decision.gates), decision.reasons
     return bundle_dir
+
+
+# Modules that take minutes (make test --durations=15), longest first: among the modules that need
+# the platform they are scheduled first, so that the two workers finish together.
+LONG_MODULES = (
+    "tests/test_nightly.py",
+    "tests/test_reliability.py",
+    "tests/test_runtime_install.py",
+    "tests/test_api_properties.py",
+    "tests/test_ranker.py",
+    "tests/test_incremental.py",
+    "tests/test_eval.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (``--dist loadscope``: a module's tests stay on one worker, so a module
+    fixture is set up once): first the longest module that needs the built platform (the worker
+    that runs it builds the platform), then every module that needs none (the other worker runs
+    them meanwhile), then the other platform modules, long ones first. The order is the same on
+    every worker, as xdist requires."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+    needs = {name: any(PLATFORM_FIXTURES & set(i.fixturenames) for i in group) for name, group in modules.items()}
+    rank = {name: position for position, name in enumerate(LONG_MODULES)}
+    platform = sorted((name for name in modules if needs[name]), key=lambda name: rank.get(name, len(rank)))
+    order = platform[:1] + [name for name in modules if not needs[name]] + platform[1:]
+    items[:] = [item for name in order for item in modules[name]]
