@@ -18,7 +18,7 @@ from typing import Any
 import pandas as pd
 
 from ..config import Settings
-from .validate import SuiteRunner, run_ephemeral
+from .validate import SuiteRunner, quiet_gx, run_ephemeral
 
 _log = logging.getLogger("ltrr.contracts")
 
@@ -45,6 +45,7 @@ class DataDocsRun:
         from great_expectations.checkpoint import UpdateDataDocsAction
         from great_expectations.data_context.types.base import ProgressBarsConfig
 
+        quiet_gx()
         context = gx.get_context(mode="file", project_root_dir=str(self.project_root))
         context.variables.progress_bars = ProgressBarsConfig(globally=False)
         suite = context.suites.add_or_update(suite)

@@ -113,10 +113,18 @@ def load_suite(path: Path, overrides: dict[str, dict[str, Any]] | None = None):
     return gx.ExpectationSuite(**data)
 
 
+def quiet_gx() -> None:
+    """GX sets one module's logger to INFO when it is imported, which logged "Created temporary
+    directory ... for ephemeral docs site" on every validation of every nightly: quiet it like
+    the rest of GX (call after importing GX, before creating a context)."""
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.ERROR)
+
+
 def _context():
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
+    quiet_gx()
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     return context
