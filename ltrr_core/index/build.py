@@ -239,18 +239,17 @@ def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
 class EncodedPartition:
     vectors: np.ndarray  # (n, dim)
     seconds: float
-    model: str  # the embedding model (config) the vectors are of
 
 
 def encode_texts(settings: Settings, texts: list[EmbeddingText], show_progress: bool = False) -> EncodedPartition:
     """One partition's embeddings (the encoder is loaded once per worker process); an empty
     partition loads nothing."""
     if not texts:
-        return EncodedPartition(np.zeros((0, 0), dtype=np.float32), 0.0, settings.embedding.model)
+        return EncodedPartition(np.zeros((0, 0), dtype=np.float32), 0.0)
     encoder = document_encoder(settings, name_sample(texts, settings.embedding.query_agreement_sample))
     started = time.perf_counter()
     vectors = blend_embeddings(encoder, texts, show_progress)
-    return EncodedPartition(vectors, time.perf_counter() - started, encoder.name)
+    return EncodedPartition(vectors, time.perf_counter() - started)
 
 
 def blend_embeddings(encoder: TextEncoder, texts: list[EmbeddingText], show_progress: bool = False) -> np.ndarray:
@@ -271,11 +270,6 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
     """Write the encoded partitions (in plan order), rebuild the ANN index if anything changed,
     measure its recall. ``encode_seconds`` sums the partitions' encoding time (worker time)."""
     started = time.perf_counter()
-    models = {part.model for part in parts} - {settings.embedding.model}
-    if models:
-        raise ValueError(
-            f"partitions encoded with {sorted(models)}, this build's model is {settings.embedding.model!r}"
-        )
     encode_seconds = sum(part.seconds for part in parts)
     encoded = [part for part in parts if len(part.vectors)]
     db = open_db(indexes_root(settings) / "lance")

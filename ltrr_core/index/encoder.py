@@ -9,19 +9,18 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-from tokenizers import Tokenizer
 
 from ..config import EmbeddingConfig, RuntimeConfig
 from ..progress import track
 from .query_encoder import (
     MODEL_FILE,
     SPEC_FILE,
-    TOKENIZER_FILE,
     OnnxQueryEncoder,
     QueryEncoderError,
     TextEncoder,
     onnx_session,
     read_spec,
+    unpadded_tokenizer,
 )
 
 _log = logging.getLogger("ltrr.encoder")
@@ -106,9 +105,7 @@ class OnnxDocumentEncoder:
                 f"batch, so a vector would depend on its batch-mates); this export is {self.spec.precision}"
             )
         self._session = onnx_session(directory / MODEL_FILE, threads)
-        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        self._tokenizer.enable_truncation(self.spec.max_length)
-        self._tokenizer.no_padding()
+        self._tokenizer = unpadded_tokenizer(directory, self.spec)
         self.batch_size = batch_size
         self.dim = self.spec.dim
 

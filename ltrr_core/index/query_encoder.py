@@ -88,6 +88,14 @@ def onnx_session(model: Path, threads: int) -> ort.InferenceSession:
     return ort.InferenceSession(str(model), options, providers=["CPUExecutionProvider"])
 
 
+def unpadded_tokenizer(directory: Path, spec: QueryEncoderSpec) -> Tokenizer:
+    """The export's tokenizer, truncating at the model's length and padding nothing (callers pad)."""
+    tokenizer = Tokenizer.from_file(str(Path(directory) / TOKENIZER_FILE))
+    tokenizer.enable_truncation(spec.max_length)
+    tokenizer.no_padding()
+    return tokenizer
+
+
 class OnnxQueryEncoder:
     """Encodes with onnxruntime, one text per run, through the LRU cache."""
 
@@ -98,9 +106,7 @@ class OnnxQueryEncoder:
         if verify and sha256_file(model) != self.spec.model_sha256:
             raise QueryEncoderError(f"{model} does not match the checksum in {SPEC_FILE}")
         self._session = onnx_session(model, threads)
-        self._tokenizer = Tokenizer.from_file(str(directory / TOKENIZER_FILE))
-        self._tokenizer.enable_truncation(self.spec.max_length)
-        self._tokenizer.no_padding()
+        self._tokenizer = unpadded_tokenizer(directory, self.spec)
         self.dim = self.spec.dim
         self._cached = lru_cache(maxsize=cache_size)(self._encode_one) if cache_size > 0 else self._encode_one
 
