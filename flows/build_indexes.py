@@ -41,7 +41,7 @@ def build_indexes(config_path: str | None = None) -> dict[str, Any]:
         parts = encode_partition.map(
             unmapped(settings), plan.partitions(settings.orchestration.task_runner.encode_partitions)
         )
-        vectors = finish_vectors(settings, plan, [part.result() for part in parts])
+        vectors = finish_vectors(settings, plan, [part.result() for part in parts], build_id)
         reports = {
             "bm25": bm25.result(),
             "query_resources": query_resources.result(),

@@ -98,6 +98,16 @@ def staged_directory(final: Path) -> Iterator[Path]:
         raise
 
 
+def link_or_copy(source: str, target: str) -> str:
+    """``shutil.copytree``'s copy function for immutable artifacts: a hard link where source and
+    target share a filesystem, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+    return target
+
+
 def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:

@@ -79,8 +79,10 @@ def encode_partition(settings: Settings, texts: list[EmbeddingText]) -> build.En
 
 
 @task(name="finish_vectors", retries=1, retry_delay_seconds=[5], cache_policy=NO_CACHE)
-def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[build.EncodedPartition]) -> dict[str, Any]:
-    report = build.finish_vectors(settings, plan, parts)
+def finish_vectors(
+    settings: Settings, plan: VectorPlan, parts: list[build.EncodedPartition], build_id: str
+) -> dict[str, Any]:
+    report = build.finish_vectors(settings, plan, parts, build.staging_dir(settings, build_id))
     get_run_logger().info("vectors: %s", json.dumps(report))
     return report
 

@@ -27,7 +27,8 @@ def test_flows_publish_a_catalog_and_an_index_build(built_platform):
     assert cu["counts"]["version:live"] > 100
     assert build_manifest["catalog_version"] == catalog_manifest["version"]
     assert build_manifest["vectors"]["n_encoded"] == catalog_manifest["n_entities"]
-    assert build_manifest["vectors"]["ann"]["kind"] == "brute_force"  # 21k rows < ann_min_rows
+    assert build_manifest["vectors"]["ann"]["kind"] == "usearch HNSW f16"  # the serving graphs
+    assert build_manifest["vectors"]["ann_recall"]["recall@10"] >= 0.95
     build_dir, manifest = current_build(settings)
     assert manifest["build_id"] == build_manifest["build_id"]
     assert set(manifest["checksums"]) >= {"bm25/ltrr_bm25.json", "bm25/entity_ids.npy"}

@@ -50,7 +50,10 @@ def _build(settings):
     entities = store.load()
     build_id = build.new_build_id(settings)
     out = build.start_build(settings, build_id)
-    reports = {"bm25": build.build_bm25(settings, entities, out), "vectors": build.build_vectors(settings, entities)}
+    reports = {
+        "bm25": build.build_bm25(settings, entities, out),
+        "vectors": build.build_vectors(settings, entities, out),
+    }
     return build.publish_build(settings, build_id, store.current_version(), reports)
 
 
@@ -63,8 +66,6 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
         shared_data_dir=str(shared),
         **{
             "catalog.max_rows_per_source": CAPS,
-            "vector.ann_min_rows": 500,
-            "vector.num_partitions": 2,
             "vector.recall_probe_queries": 50,
         },
     )
@@ -72,8 +73,8 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
     assert manifest_1["diff"] == {"new": 1000, "changed": 0, "removed": 0, "unchanged": 0}
     first = _build(settings)
     assert first["vectors"]["n_encoded"] == 1000
-    assert first["vectors"]["ann"]["kind"] == "IVF_HNSW_SQ"
-    assert first["vectors"]["ann_recall"]["recall@10"] >= 0.8
+    assert first["vectors"]["ann"]["kind"] == "usearch HNSW f16" and first["vectors"]["ann"]["rebuilt"] is True
+    assert first["vectors"]["ann_recall"]["recall@10"] >= 0.95
 
     # The feed changes: 3 titles edited, 2 tracks gone, 1 new track (a real one from further down).
     edited = real.copy()
@@ -103,7 +104,10 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
     assert second["vectors"]["n_encoded"] == len(text_changed)
     assert second["vectors"]["n_removed"] == 2
     assert second["vectors"]["n_vectors"] == 999
-    assert second["vectors"]["ann"]["rebuilt"] is True
+    # The serving graphs are updated in place: the encoded rows re-inserted, the old ones removed.
+    assert second["vectors"]["ann"]["rebuilt"] is False
+    assert second["vectors"]["ann"]["n_inserted"] == len(text_changed)
+    assert second["vectors"]["ann"]["n_removed"] == len(text_changed) - 1 + 2  # the new track had none
 
     diff = pd.read_parquet(store.version_dir(version_2) / "diff.parquet")
     assert sorted(diff.loc[diff["change"] == "removed", "id"]) == sorted("cpcd:" + i for i in removed_ids)
@@ -111,9 +115,10 @@ def test_reingest_encodes_only_new_and_changed_entities(tmp_path):
     assert len(store.load(version_1)) == 1000
     assert second["vectors"]["table_version"] > first["vectors"]["table_version"]
 
-    # Nothing changed: nothing is encoded and the ANN index is kept.
+    # Nothing changed: nothing is encoded and nothing enters or leaves the graphs.
     version_3, manifest_3 = _run_catalog(settings)
     assert manifest_3["diff"]["unchanged"] == 999
     third = _build(settings)
     assert third["vectors"]["n_encoded"] == 0 and third["vectors"]["ann"]["rebuilt"] is False
+    assert third["vectors"]["ann"]["n_inserted"] == third["vectors"]["ann"]["n_removed"] == 0
     assert store.load(version_3)[S.ADDED_AT].min() == store.load(version_1)[S.ADDED_AT].min()

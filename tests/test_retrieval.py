@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ltrr_core.catalog import CatalogStore
 from ltrr_core.config import FusionConfig
 from ltrr_core.index.bm25 import BM25Index
 from ltrr_core.labelled.datasets import load_cpcd_queries
@@ -49,10 +50,11 @@ def test_strategy_contract(searcher, strategy):
 @pytest.mark.parametrize("query", ["bruno mars", "ghosts deadmau5", "metallica one"])
 def test_semantic_answers_hold_at_most_the_capped_artist_entities(searcher, query):
     semantic = searcher.strategies["semantic"]
-    types = dict(zip(*semantic.table.to_table(columns=["id", "type"]).to_pydict().values()))
+    catalog = CatalogStore(searcher.settings.data_dir / "catalog").load()  # the indexed catalog version
+    types = dict(zip(catalog["id"], catalog["type"]))
     found = semantic.retrieve(Query(query), 50)
     assert len(found) == 50
-    assert sum(types[i] == "artist" for i in found.ids) <= semantic.config.max_per_type["artist"] == 1
+    assert sum(types[i] == "artist" for i in found.ids) <= searcher.settings.vector.max_per_type["artist"] == 1
 
 
 def test_lexical_returns_nothing_for_unknown_words(searcher):

@@ -9,6 +9,8 @@ Layout under ``<data_dir>/bundles``::
     <bundle_id>/query_encoder/   the ONNX query encoder of the index build (model, tokenizer,
                                  spec with its agreement to the document encoder), when it has one;
                                  without it the runtime encodes queries with the torch model
+    <bundle_id>/vector_graph/    the HNSW graphs of the index build that answer ``semantic``
+                                 (memory-mapped at serving); without them Lance's index answers
     <bundle_id>/q2e/q2e.parquet  the Q2E memory table
     <bundle_id>/retrieval.json   strategies, depth and fusion the runtime serves with
     <bundle_id>/display.parquet  id, type, title, artists: what results show
@@ -40,12 +42,23 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from ..config import Settings
-from ..durable import sha256_file, write_json_atomic
+from ..durable import link_or_copy, sha256_file, write_json_atomic
+from ..index.graph import GRAPH_DIR
 from ..store import VersionedStore
 
 BUNDLE_SCHEMA_VERSION = "1.0"
 MANIFEST = "manifest.json"
-PACKAGES = ("bm25s", "lancedb", "pylance", "sentence-transformers", "onnxruntime", "tokenizers", "rapidfuzz", "pyarrow")
+PACKAGES = (
+    "bm25s",
+    "lancedb",
+    "pylance",
+    "usearch",
+    "sentence-transformers",
+    "onnxruntime",
+    "tokenizers",
+    "rapidfuzz",
+    "pyarrow",
+)
 
 
 class BundleError(ValueError):
@@ -99,6 +112,9 @@ def build_bundle(settings: Settings, policy: Path | None = None, ranker: Path | 
         shutil.copytree(build_dir / "qu", staging / "qu")
         if (build_dir / "query_encoder").is_dir():
             shutil.copytree(build_dir / "query_encoder", staging / "query_encoder")
+        if (build_dir / GRAPH_DIR).is_dir():
+            # Hard links where the filesystem allows: the graphs are immutable and large (~1 GB at 1M).
+            shutil.copytree(build_dir / GRAPH_DIR, staging / GRAPH_DIR, copy_function=link_or_copy)
         (staging / "q2e").mkdir()
         shutil.copy2(store.path() / "q2e.parquet", staging / "q2e" / "q2e.parquet")
         write_json_atomic(staging / "retrieval.json", settings.retrieval.model_dump(mode="json"))

@@ -32,15 +32,16 @@ from ..index import build
 from ..index.bm25 import BM25Index, BM25Settings, weighted_document
 from ..index.documents import document_fields, embedding_input, query_like_sample
 from ..index.encoder import Encoder
+from ..index.graph import GRAPH_DIR, VectorGraph, build_graph
 from ..index.query_encoder import TextEncoder
 from ..index.vector import (
     ID,
     VECTOR,
+    LanceVectors,
     as_dataset,
     build_ann_index,
     measure_recall,
     open_db,
-    search_vectors,
     vector_schema,
 )
 from ..labelled.datasets import project_cpcd_queries
@@ -79,9 +80,16 @@ def _percentiles(samples_ms: list[float]) -> str:
 
 
 def _latencies(
-    queries: list[str], strategies: dict[str, Callable[[Query], Any]], settings: Settings, understander=None
+    queries: list[str],
+    strategies: dict[str, Callable[[Query], Any]],
+    settings: Settings,
+    understander=None,
+    compared: dict[str, Callable[[Query], Any]] | None = None,
 ) -> dict[str, str]:
-    samples: dict[str, list[float]] = {name: [] for name in strategies}
+    """p50 / p99 per strategy, QU and their sum with fusion (``hybrid``); ``compared``: other ways
+    of answering a strategy, timed beside it but not part of the hybrid."""
+    compared = compared or {}
+    samples: dict[str, list[float]] = {name: [] for name in [*strategies, *compared]}
     samples["query understanding"] = []
     samples["hybrid"] = []
     for text in queries:
@@ -89,10 +97,12 @@ def _latencies(
         query = Query(text, {}, understander.understand(text) if understander else None)
         samples["query understanding"].append((time.perf_counter() - started) * 1000)
         results = []
-        for name, fn in strategies.items():
+        for name, fn in [*strategies.items(), *compared.items()]:
             started = time.perf_counter()
-            results.append(fn(query))
+            found = fn(query)
             samples[name].append((time.perf_counter() - started) * 1000)
+            if name in strategies:
+                results.append(found)
         started = time.perf_counter()
         fuse(results, settings.retrieval.fusion, settings.retrieval.k)
         samples["hybrid"].append(
@@ -177,16 +187,28 @@ def _bench_size(
         f"{label}: Lance write",
         lambda: _vector_table(db, "bench", entities[S.ID].tolist(), entities[S.TYPE].tolist(), vectors),
     )
-    forced = settings.vector.model_copy(update={"ann_min_rows": 0, "index_type": index_type})
-    ann, ann_seconds = _timed(f"{label}: ANN build", lambda: build_ann_index(table, forced, force=True))
     # Brute force on 1M vectors costs ~2 s a query, so recall is measured on fewer probes there.
+    forced = settings.vector.model_copy(
+        update={"ann_min_rows": 0, "index_type": index_type, "recall_probe_queries": settings.bench.recall_probes}
+    )
+    ann, ann_seconds = _timed(f"{label}: Lance ANN build", lambda: build_ann_index(table, forced, force=True))
     recall = measure_recall(table, forced, n_probes=settings.bench.recall_probes)
+    spec, graph_seconds = _timed(
+        f"{label}: HNSW graph build", lambda: build_graph(table, forced, workdir / f"graph-{label}")
+    )
+    graph = VectorGraph.open(workdir / f"graph-{label}" / GRAPH_DIR, forced)
     table = as_dataset(table)  # searched as serving searches it: pylance, the indexed version
     index.search(["warm up the numba scorer"], 10)
+    lance_vectors = LanceVectors(table, forced)
     strategies = {
         "lexical": lambda q: Candidates.from_pairs("lexical", index.search([q.text], settings.retrieval.k)[0]),
         "semantic": lambda q: Candidates.from_pairs(
-            "semantic", search_vectors(table, encoder.encode([q.text])[0], settings.retrieval.k, forced)
+            "semantic", graph.search(encoder.encode([q.text])[0], settings.retrieval.k)
+        ),
+    }
+    compared = {
+        "semantic with Lance's index": lambda q: Candidates.from_pairs(
+            "semantic", lance_vectors.search(encoder.encode([q.text])[0], settings.retrieval.k)
         ),
     }
     understander, structured, memory, qu_timings = _qu_strategies(label, settings, entities, workdir)
@@ -196,7 +218,7 @@ def _bench_size(
             "memory": lambda q: memory.retrieve(q, settings.retrieval.k),
         }
     )
-    latencies = _latencies(queries, strategies, settings, understander)
+    latencies = _latencies(queries, strategies, settings, understander, compared)
     runtime = None
     if serve_in_process:
         runtime = _runtime_in_process(
@@ -204,8 +226,7 @@ def _bench_size(
             settings,
             entities,
             index,
-            table,
-            forced,
+            graph,
             encoder,
             understander,
             structured,
@@ -221,6 +242,10 @@ def _bench_size(
         "bm25_build_s": round(bm25_seconds, 1),
         "lance_write_s": round(write_seconds, 1),
         "ann": f"{ann['kind']} in {ann_seconds:.0f} s, recall@10 {recall.get('recall@10', float('nan')):.3f}",
+        "graph": (
+            f"{spec.dtype} HNSW (usearch) in {graph_seconds:.0f} s, recall@10 "
+            f"{spec.recall.get('recall@10', float('nan')):.3f}"
+        ),
         "latency_ms": latencies,
     }
 
@@ -236,8 +261,7 @@ def _runtime_in_process(
     settings,
     entities,
     index,
-    table,
-    vector_config,
+    graph,
     encoder,
     understander,
     structured,
@@ -252,7 +276,7 @@ def _runtime_in_process(
     from ..retrieval.semantic import SemanticStrategy
     from ..runtime.service import SearchService
 
-    strategies = [LexicalStrategy(index), SemanticStrategy(table, encoder, vector_config), structured, memory]
+    strategies = [LexicalStrategy(index), SemanticStrategy(graph, encoder), structured, memory]
     display = entities[[S.ID, S.TYPE, S.TITLE, S.ARTISTS]].set_index(S.ID)
     service = SearchService(
         settings, f"bench-{label}", strategies, understander, EpsilonDefaultPolicy(settings.runtime.policy), display, {}
@@ -437,7 +461,8 @@ def render_markdown(report: dict[str, Any], settings: Settings) -> str:
         f"| ingest + contract + content understanding (s) | {real['ingest_cu_s']} | {gen['ingest_cu_s']} |",
         f"| BM25 build, bm25s (s) | {real['bm25_build_s']} | {gen['bm25_build_s']} |",
         f"| Lance vector write (s) | {real['lance_write_s']} | {gen['lance_write_s']} |",
-        f"| ANN build and recall@10 vs brute force | {real['ann']} | {gen['ann']} |",
+        f"| Lance ANN build and recall@10 vs brute force | {real['ann']} | {gen['ann']} |",
+        f"| serving HNSW graphs: build and recall@10 vs brute force (capped) | {real['graph']} | {gen['graph']} |",
         f"| QU resources build (s) | {real['qu_resources_s']} | {gen['qu_resources_s']} |",
         f"| QU vocabulary + structured index load (s) | {real['qu_structured_load_s']} | {gen['qu_structured_load_s']} |",
         f"| Q2E from templates | {real['q2e_templates']} | {gen['q2e_templates']} |",

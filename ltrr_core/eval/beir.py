@@ -58,7 +58,7 @@ def evaluate_beir(settings: Settings, directory: Path, split: str = "test") -> d
         out_dir = build.start_build(scoped, build_id)
         reports = {
             "bm25": build.build_bm25(scoped, entities, out_dir),
-            "vectors": build.build_vectors(scoped, entities),
+            "vectors": build.build_vectors(scoped, entities, out_dir),
         }
         build.publish_build(scoped, build_id, f"beir:{Path(directory).name}", reports)
         searcher = load_searcher(scoped)

@@ -109,13 +109,13 @@ def compare_query_encoders(
     graded = graded_labels(labelled, service.display, settings.eval).qrels
     metric = settings.eval.metrics[0]
     depth = settings.eval.depth
-    table = service.strategies[SEMANTIC].table
+    entity_vectors = service.strategies[SEMANTIC].vectors
     texts = [labelled.queries[q] for q in qids]
     values: dict[str, dict[str, dict[str, np.ndarray]]] = {}
     vectors: dict[str, np.ndarray] = {}
     latency: dict[str, dict[str, float]] = {}
     for name, encoder in encoders.items():
-        swapped = service.with_strategy(SemanticStrategy(table, encoder, settings.vector))
+        swapped = service.with_strategy(SemanticStrategy(entity_vectors, encoder))
         runs, per_strategy, _ = retrieve_runs(swapped, labelled, qids, depth)
         runs[HYBRID] = fused_runs(
             per_strategy, {n: depth for n in per_strategy}, swapped.settings.retrieval.fusion, depth

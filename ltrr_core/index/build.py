@@ -5,6 +5,7 @@ Layout under ``<data_dir>/indexes``::
     lance/                       the Lance database (the vector table keeps its own versions)
     builds/<build_id>/bm25/      the bm25s index of this build
     builds/<build_id>/query_encoder/  the ONNX query encoder serving uses (``index.query_encoder``)
+    builds/<build_id>/vector_graph/   the HNSW graphs that answer ``semantic`` (``index.graph``)
     query-encoders/<key>/        cached ONNX exports (query and document encoders), one per model
                                  weights x precision x libraries (``embedding.export_cache_dir``
                                  puts the cache elsewhere, e.g. shared by several data directories)
@@ -42,6 +43,7 @@ from ..store import NotPublished, VersionedStore
 from .bm25 import BM25Index, BM25Settings, weighted_document
 from .documents import EmbeddingText, document_fields, embedding_input, query_like_sample
 from .encoder import MODEL_IMPORT_LOCK, Encoder, OnnxDocumentEncoder
+from .graph import GRAPH_DIR, build_graph, graph_report
 from .query_encoder import TextEncoder, read_spec
 from .vector import (
     VECTOR,
@@ -220,10 +222,12 @@ def name_sample(texts: list[EmbeddingText], n: int) -> list[str]:
     return [text for text in picked if text.strip()]
 
 
-def build_vectors(settings: Settings, entities: pd.DataFrame, show_progress: bool = False) -> dict[str, Any]:
-    """Incremental embeddings into the Lance table, ANN index, recall against brute force."""
+def build_vectors(
+    settings: Settings, entities: pd.DataFrame, out_dir: Path, show_progress: bool = False
+) -> dict[str, Any]:
+    """Incremental embeddings into the Lance table, the serving index, recall against brute force."""
     plan = plan_vectors(settings, entities)
-    return finish_vectors(settings, plan, [encode_texts(settings, plan.todo_texts, show_progress)])
+    return finish_vectors(settings, plan, [encode_texts(settings, plan.todo_texts, show_progress)], out_dir)
 
 
 def plan_vectors(settings: Settings, entities: pd.DataFrame) -> VectorPlan:
@@ -266,9 +270,13 @@ def blend_embeddings(encoder: TextEncoder, texts: list[EmbeddingText], show_prog
     return vectors
 
 
-def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPartition]) -> dict[str, Any]:
-    """Write the encoded partitions (in plan order), rebuild the ANN index if anything changed,
-    measure its recall. ``encode_seconds`` sums the partitions' encoding time (worker time)."""
+def finish_vectors(
+    settings: Settings, plan: VectorPlan, parts: list[EncodedPartition], out_dir: Path
+) -> dict[str, Any]:
+    """Write the encoded partitions (in plan order); then the serving index: the HNSW graphs into
+    ``out_dir`` (``vector.serving_index: graph``, updated from the current build's), or Lance's
+    ANN index, rebuilt if anything changed; either's recall against exact search.
+    ``encode_seconds`` sums the partitions' encoding time (worker time)."""
     started = time.perf_counter()
     encode_seconds = sum(part.seconds for part in parts)
     encoded = [part for part in parts if len(part.vectors)]
@@ -277,9 +285,12 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
     vectors = np.concatenate([part.vectors for part in encoded]) if encoded else np.zeros((0, dim), dtype=np.float32)
     update = apply_vector_update(db, settings.vector.table, plan, vectors, dim, encode_seconds)
     table = db.open_table(settings.vector.table)
-    changed = update.n_encoded > 0 or update.n_removed > 0
-    ann = build_ann_index(table, settings.vector, force=changed)
-    recall = measure_recall(table, settings.vector) if ann["kind"] != "brute_force" else {}
+    if settings.vector.serving_index == "graph":
+        spec = build_graph(table, settings.vector, out_dir, previous_graph(settings))
+        ann, recall = graph_report(spec), spec.recall
+    else:
+        ann = build_ann_index(table, settings.vector, force=update.n_encoded > 0 or update.n_removed > 0)
+        recall = measure_recall(table, settings.vector) if ann["kind"] != "brute_force" else {}
     return {
         "model": settings.embedding.model,
         "encoder": settings.embedding.document_encoder,
@@ -296,6 +307,16 @@ def finish_vectors(settings: Settings, plan: VectorPlan, parts: list[EncodedPart
         "ann_recall": recall,
         "seconds": round(time.perf_counter() - started + encode_seconds, 2),
     }
+
+
+def previous_graph(settings: Settings) -> Path | None:
+    """The current build's graphs, which the next build updates in place; None before the first."""
+    try:
+        build_dir, _ = current_build(settings)
+    except IndexNotBuilt:
+        return None
+    graph = build_dir / GRAPH_DIR
+    return graph if graph.is_dir() else None
 
 
 def _vector_dim(db: Any, settings: Settings, parts: list[EncodedPartition]) -> int:

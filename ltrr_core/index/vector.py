@@ -13,7 +13,7 @@ import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import pyarrow as pa
@@ -213,6 +213,24 @@ def search_capped(table, query: np.ndarray, k: int, config: VectorConfig) -> lis
         capped = [row for row in found if row[1] in caps][: sum(caps.values())]
         kept = apply_type_caps(sorted(capped + rest, key=lambda row: -row[2]), caps, k)
     return [(i, score) for i, _, score in kept]
+
+
+class VectorSearch(Protocol):
+    """What answers ``semantic``: (entity id, similarity) of the k nearest entities under the
+    type caps. ``graph.VectorGraph`` (the default) or ``LanceVectors``."""
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]: ...
+
+
+class LanceVectors:
+    """Lance's own search over the pinned table version (``vector.serving_index: lance``)."""
+
+    def __init__(self, table: Any, config: VectorConfig):
+        self.table = table
+        self.config = config
+
+    def search(self, query: np.ndarray, k: int) -> list[tuple[str, float]]:
+        return search_capped(self.table, query, k, self.config)
 
 
 def apply_type_caps(rows: list[tuple[str, str, float]], caps: dict[str, int], k: int) -> list[tuple[str, str, float]]:

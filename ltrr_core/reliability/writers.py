@@ -157,7 +157,7 @@ class IndexBuildWriter(Writer):
         bm25 = build.build_bm25(settings, entities, staging)
         resources = build.build_query_resources(settings, entities, staging)
         plan = build.plan_vectors(settings, entities)
-        vectors = build.finish_vectors(settings, plan, [build.encode_texts(settings, plan.todo_texts)])
+        vectors = build.finish_vectors(settings, plan, [build.encode_texts(settings, plan.todo_texts)], staging)
         manifest = build.publish_build(
             settings, build_id, version, {"bm25": bm25, "query_resources": resources, "vectors": vectors}
         )

@@ -18,7 +18,8 @@ from ..config import Settings
 from ..index.bm25 import BM25Index
 from ..index.build import current_build
 from ..index.encoder import serving_encoder
-from ..index.vector import open_vectors
+from ..index.graph import GRAPH_DIR, VectorGraph
+from ..index.vector import LanceVectors, VectorSearch, open_vectors
 from .base import Candidates, Query, RetrievalStrategy, SupportsBatchRetrieve
 from .fusion import FusedCandidate, fuse
 from .lexical import LexicalStrategy
@@ -77,6 +78,7 @@ class ServingPaths:
     lance_table: str
     lance_version: int
     query_encoder: Path | None = None  # None or missing: queries are encoded by the torch model
+    vector_graph: Path | None = None  # None or missing: Lance's own index answers ``semantic``
 
     @classmethod
     def of_current_build(cls, settings: Settings) -> ServingPaths:
@@ -99,6 +101,7 @@ class ServingPaths:
             vectors["table"],
             int(vectors["table_version"]),
             build_dir / "query_encoder",
+            build_dir / GRAPH_DIR,
         )
 
 
@@ -107,10 +110,20 @@ def _lexical(settings: Settings, paths: ServingPaths, understander) -> Retrieval
 
 
 def _semantic(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:
-    table = open_vectors(paths.lance_dir, paths.lance_table, paths.lance_version)
     return SemanticStrategy(
-        table, serving_encoder(settings.embedding, settings.runtime, paths.query_encoder), settings.vector
+        vector_search(settings, paths), serving_encoder(settings.embedding, settings.runtime, paths.query_encoder)
     )
+
+
+def vector_search(settings: Settings, paths: ServingPaths) -> VectorSearch:
+    """The build's or bundle's HNSW graphs (``vector.serving_index: graph``), else Lance's index; a
+    build from before the graphs existed is served by Lance."""
+    graph = paths.vector_graph
+    if settings.vector.serving_index == "graph" and graph is not None and graph.is_dir():
+        return VectorGraph.open(graph, settings.vector)
+    if settings.vector.serving_index == "graph":
+        _log.warning("%s: no vector graph in this build; Lance's index answers semantic", graph)
+    return LanceVectors(open_vectors(paths.lance_dir, paths.lance_table, paths.lance_version), settings.vector)
 
 
 def _structured(settings: Settings, paths: ServingPaths, understander) -> RetrievalStrategy:

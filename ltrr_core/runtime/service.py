@@ -30,6 +30,7 @@ from ..artifacts import BundleError, verify_bundle
 from ..config import RetrievalConfig, Settings
 from ..features.policy import policy_features
 from ..features.ranking import FEATURE_SPEC_VERSION, EntityAttributes, candidate_features, feature_names
+from ..index.graph import GRAPH_DIR
 from ..models.policy import Decision, EpsilonDefaultPolicy, LearnedPolicy, RetrievalPolicy, greedy_decision
 from ..models.ranker import Ranker
 from ..query import load_understander
@@ -360,6 +361,7 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
         lance["table"],
         int(lance["version"]),
         root / "query_encoder",
+        root / GRAPH_DIR,
     )
     understander = _COMPONENTS.get(
         "qu",
