@@ -55,6 +55,31 @@ def test_a_flipped_byte_is_refused(copy):
         verify_bundle(copy)
 
 
+def test_a_stamped_bundle_skips_the_checksums_until_a_file_changes(copy, tmp_path, monkeypatch):
+    """Serving processes verify a bundle once per machine: a stamp of every file's size, time and
+    inode stands in for the checksums while nothing changed, and a rewritten file is hashed again."""
+    import ltrr_core.artifacts.bundle as bundle_module
+
+    stamps = tmp_path / "stamps"
+    assert (copy / "vector_graph" / "spec.json").is_file()  # the graphs travel in the bundle, checksummed
+    manifest = verify_bundle(copy, stamps=stamps)
+    assert (stamps / f"{copy.name}.json").is_file()
+    hashed = []
+    real_sha = bundle_module.sha256_file
+    monkeypatch.setattr(bundle_module, "sha256_file", lambda path: hashed.append(path) or real_sha(path))
+    assert verify_bundle(copy, stamps=stamps) == manifest and hashed == []
+    (copy / "qu" / "injected.pkl").write_bytes(b"\x80\x04")  # the listing is checked on every load
+    with pytest.raises(BundleError, match="qu/injected.pkl is not listed in the manifest"):
+        verify_bundle(copy, stamps=stamps)
+    (copy / "qu" / "injected.pkl").unlink()
+    target = copy / "q2e" / "q2e.parquet"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))  # same size, same inode: only the time moved
+    with pytest.raises(BundleError, match=r"q2e/q2e.parquet does not match its checksum"):
+        verify_bundle(copy, stamps=stamps)
+
+
 def test_a_manifest_path_escaping_the_bundle_is_refused(copy, tmp_path):
     outside = tmp_path / "outside.txt"
     outside.write_text("not part of the bundle")

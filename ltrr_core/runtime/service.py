@@ -343,7 +343,7 @@ def load_service(settings: Settings, bundle_path: Path) -> SearchService:
     import psutil
 
     started = time.perf_counter()
-    manifest = verify_bundle(bundle_path)
+    manifest = verify_bundle(bundle_path, stamps=settings.data_dir / "cache" / "verified-bundles")
     root = Path(bundle_path)
     lance = manifest["components"]["lance"]
     if lance["model"] != settings.embedding.model:
