@@ -39,7 +39,8 @@ answers = {q: [r["entity_id"] for r in service.search(q, explore=False).results]
 heavy = sorted({m.split(".")[0] for m in sys.modules} & {"torch", "prefect", "mlflow", "great_expectations",
                                                          "sklearn", "transformers", "sentence_transformers",
                                                          "lancedb"})
-print(json.dumps({"answers": answers, "heavy": heavy}))
+semantic = type(service.strategies["semantic"].vectors).__name__
+print(json.dumps({"answers": answers, "heavy": heavy, "semantic": semantic}))
 """
 
 
@@ -80,6 +81,7 @@ def test_the_runtime_extra_answers_queries_from_the_gated_bundle_without_the_bat
     assert answered.returncode == 0, answered.stderr[-3000:]
     report = json.loads(answered.stdout.strip().splitlines()[-1])
     assert report["heavy"] == []
+    assert report["semantic"] == "VectorGraph"  # the bundle's memory-mapped graphs answer semantic
     # the same greedy answers as the full install gives from the same bundle
     from ltrr_core.runtime.service import load_service
 
@@ -131,3 +133,10 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def test_bench_install_measures_this_source_tree_with_its_lock():
+    """`ltrr bench-install` installs the tree the CLI runs from (it once looked for the lock in flows/)."""
+    from flows.cli.bench import project_root
+
+    assert project_root() == ROOT and (project_root() / "requirements.lock").is_file()

@@ -27,6 +27,12 @@ def bench(
     console.print(f"wrote {out}")
 
 
+def project_root() -> Path:
+    """The source tree this CLI runs from (flows/cli/bench.py -> the project): what
+    ``bench-install`` installs, with its requirements.lock."""
+    return Path(__file__).resolve().parents[2]
+
+
 @app.command("bench-install")
 def bench_install(
     out: Annotated[Path, typer.Option("--out", help="Markdown file for the install sizes")] = Path("bench/INSTALL.md"),
@@ -38,7 +44,7 @@ def bench_install(
     from ltrr_core.bench.run import machine
     from ltrr_core.durable import write_bytes_atomic
 
-    root = Path(__file__).resolve().parent.parent
+    root = project_root()
     with tempfile.TemporaryDirectory(prefix="ltrr-install-") as tmp:
         report = measure_install(root, root / "requirements.lock", Path(tmp))
     write_bytes_atomic(out, render_install(report, machine(), "ltrr bench-install").encode("utf-8"))

@@ -100,7 +100,8 @@ class SemanticComparison:
                     "(the reference); `whole text`: the name line plus tags, genres, moods and decades; `blend`: "
                     f"{self.name_weight:g} x name line + {1 - self.name_weight:g} x whole text, scored by dot product; "
                     f"`blend + type caps`: at most {caps} per answer; `served`: the bundle's own semantic strategy "
-                    "(Lance table, ANN index, caps). All but `served` are exact searches over the catalog. Intervals: "
+                    "(the vector search it serves with, by default the build's HNSW graphs, and the caps). All but `served` "
+                    "are exact searches over the catalog. Intervals: "
                     f"paired bootstrap of the per-query {self.metric} difference to `name line` (95%). Columns after the "
                     "interval: the same metric by QU's main intent (queries in brackets)."
                 ),
