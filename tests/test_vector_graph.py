@@ -120,3 +120,22 @@ def test_each_capped_type_is_a_graph_of_its_own(platform_vectors, tmp_path):
 def test_duplicated_entity_ids_are_refused_naming_them():
     with pytest.raises(ValueError, match=r"cpcd:1.*cpcd:1.*share one key"):
         entity_keys(["cpcd:1", "cpcd:2", "cpcd:1"])
+
+
+def test_graphs_of_another_vector_table_version_are_refused(platform_vectors, tmp_path):
+    """A build or bundle whose graphs were not built from the table version it pins does not serve."""
+    import dataclasses
+    import shutil
+
+    from ltrr_core.retrieval.searcher import ServingPaths, vector_search
+
+    settings, build_dir, _, _, _ = platform_vectors
+    paths = ServingPaths.of_current_build(settings)
+    assert isinstance(vector_search(settings, paths), VectorGraph)
+    moved = tmp_path / GRAPH_DIR
+    shutil.copytree(build_dir / GRAPH_DIR, moved)
+    spec = json.loads((moved / "spec.json").read_text())
+    spec["lance_table_version"] += 1
+    (moved / "spec.json").write_text(json.dumps(spec))
+    with pytest.raises(ValueError, match=r"built from version \d+ of the vector table, this build or bundle pins"):
+        vector_search(settings, dataclasses.replace(paths, vector_graph=moved))

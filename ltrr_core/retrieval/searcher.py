@@ -120,7 +120,13 @@ def vector_search(settings: Settings, paths: ServingPaths) -> VectorSearch:
     build from before the graphs existed is served by Lance."""
     graph = paths.vector_graph
     if settings.vector.serving_index == "graph" and graph is not None and graph.is_dir():
-        return VectorGraph.open(graph, settings.vector)
+        opened = VectorGraph.open(graph, settings.vector)
+        if opened.spec.lance_table_version != paths.lance_version:
+            raise ValueError(
+                f"{graph}: the graphs were built from version {opened.spec.lance_table_version} of the vector "
+                f"table, this build or bundle pins version {paths.lance_version}; rebuild the indexes"
+            )
+        return opened
     if settings.vector.serving_index == "graph":
         _log.warning("%s: no vector graph in this build; Lance's index answers semantic", graph)
     return LanceVectors(open_vectors(paths.lance_dir, paths.lance_table, paths.lance_version), settings.vector)
